@@ -1,0 +1,72 @@
+"""UsageRepository over the local Parquet event log, read with DuckDB.
+
+Lookups filter on the ``event_date`` partition (only the days a window spans are opened) and on
+``customer_id`` (files are sorted by customer, so row-group statistics skip most of each file).
+Writes go through the same validated, deduplicating, atomic path as ``usage-features ingest``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+import pyarrow as pa
+
+from usage_features.adapters.duckdb_connection import connect
+from usage_features.adapters.event_log import EventLog
+from usage_features.config import RepoPaths
+from usage_features.domain.entities import UsageEvent
+from usage_features.domain.repository import UsageRepository, require_aware
+from usage_features.ingestion.ingest import ingest_table
+from usage_features.schema import EVENT_COLUMNS, EVENT_SCHEMA
+
+
+class ParquetUsageRepository(UsageRepository):
+    """The event log of one feature repo (``DIR/data/events``)."""
+
+    def __init__(self, paths: RepoPaths) -> None:
+        self.paths = paths
+        self.log = EventLog(paths)
+
+    def add(self, events: Iterable[UsageEvent]) -> int:
+        rows = [
+            (e.event_id, e.customer_id, e.timestamp, e.event_type.value,
+             e.feature_adoption_score.value)
+            for e in events
+        ]
+        table = pa.Table.from_pylist(
+            [dict(zip(EVENT_COLUMNS, row)) for row in rows], schema=EVENT_SCHEMA
+        )
+        return ingest_table(table, self.paths).accepted
+
+    def get_events(self, customer_id: str, since: datetime | None = None) -> list[UsageEvent]:
+        since = require_aware(since, "since")
+        where, params = "customer_id = $customer", {"customer": customer_id}
+        if since is not None:
+            where += " AND event_date >= CAST($since AS DATE) AND timestamp > $since"
+            params["since"] = since
+        rows = self._query(
+            f"SELECT {', '.join(EVENT_COLUMNS)} FROM {{log}} WHERE {where} "
+            "ORDER BY timestamp, event_id",
+            params,
+        )
+        return [UsageEvent(*row) for row in rows]
+
+    def _count_between(self, customer_id: str, start: datetime, end: datetime) -> int:
+        rows = self._query(
+            "SELECT count(*) FROM {log} WHERE customer_id = $customer "
+            "AND event_date BETWEEN CAST($start AS DATE) AND CAST($end AS DATE) "
+            "AND timestamp >= $start AND timestamp < $end",
+            {"customer": customer_id, "start": start, "end": end},
+        )
+        return rows[0][0] if rows else 0
+
+    def _query(self, sql: str, params: dict) -> list[tuple]:
+        if self.log.is_empty():
+            return []
+        log = (
+            f"read_parquet('{self.log.glob}', hive_partitioning = true, "
+            "hive_types = {'event_date': DATE})"
+        )
+        with connect() as con:
+            return con.execute(sql.format(log=log), params).fetchall()

@@ -1,0 +1,121 @@
+"""The ``usage-features`` command line. Thin: each command calls one operation and prints it."""
+
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from usage_features.config import RepoPaths, default_repo
+
+app = typer.Typer(
+    help="Point-in-time-correct SaaS usage features on Feast, and the churn model on top.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=True)
+out = Console()
+
+RepoOption = Annotated[
+    Path,
+    typer.Option("--repo", help="The feature repo; all data lives under DIR/data/.",
+                 default_factory=default_repo, show_default="feature_repo"),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+
+
+def _progress(total: int | None, label: str) -> Progress:
+    return Progress(
+        TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=console, transient=True, disable=not console.is_terminal,
+    )
+
+
+def _utc(moment: datetime) -> datetime:
+    """A time given on the command line: UTC unless it names an offset."""
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
+
+
+def _fail(message: str) -> typer.Exit:
+    console.print(f"[red]error:[/red] {message}")
+    return typer.Exit(code=2)
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Parquet, CSV or JSON Lines files.")],
+    repo: RepoOption,
+    as_json: JsonOption = False,
+) -> None:
+    """Validate raw usage events and append the valid ones to the event log."""
+    from usage_features.ingestion import REASONS, ingest_files
+    from usage_features.ingestion.readers import InputError, count_rows_hint
+
+    try:
+        hints = [count_rows_hint(p) if p.is_file() else None for p in paths]
+    except InputError as exc:
+        raise _fail(str(exc)) from None
+    total = None if None in hints else sum(hints)
+    with warnings.catch_warnings(record=True) as caught, _progress(total, "ingest") as bar:
+        warnings.simplefilter("always")
+        task = bar.add_task("ingest", total=total)
+        try:
+            summary = ingest_files(paths, RepoPaths(repo), on_rows=lambda n: bar.advance(task, n))
+        except InputError as exc:
+            raise _fail(str(exc)) from None
+    for warning in caught:
+        console.print(f"[yellow]warning:[/yellow] {warning.message}")
+    if as_json:
+        out.print_json(json.dumps(summary.to_dict()))
+        return
+    table = Table(title=f"Ingested into {RepoPaths(repo).events}", show_header=False)
+    for name in ("read", "accepted", "rejected", "duplicates"):
+        table.add_row(name, f"{getattr(summary, name):,}")
+    for code, n in summary.rejected_by_reason.items():
+        table.add_row(f"  {code}", f"{n:,}", REASONS[code])
+    out.print(table)
+    for path in summary.quarantine_files:
+        out.print(f"rejected rows and reasons: {path}")
+
+
+@app.command()
+def events(
+    customer_id: str,
+    repo: RepoOption,
+    as_of: Annotated[
+        datetime | None,
+        typer.Option(help="Reference time (UTC) for the N-day counts; default now."),
+    ] = None,
+    limit: Annotated[int, typer.Option(help="How many of the latest events to list.")] = 10,
+) -> None:
+    """Show a customer's latest events and 7/30/90-day event counts."""
+    from usage_features.adapters.parquet_repository import ParquetUsageRepository
+
+    as_of = _utc(as_of) if as_of else datetime.now(timezone.utc)
+    repository = ParquetUsageRepository(RepoPaths(repo))
+    found = repository.get_events(customer_id)
+    if not found:
+        raise _fail(f"no events for customer {customer_id!r} in {RepoPaths(repo).events}")
+    table = Table(title=f"{customer_id}: {len(found):,} events, latest {min(limit, len(found))}")
+    for column in ("timestamp", "event_type", "adoption"):
+        table.add_column(column)
+    for event in found[-limit:]:
+        table.add_row(str(event.timestamp), event.event_type.value,
+                      f"{event.feature_adoption_score.value:.3f}")
+    out.print(table)
+    counts = {n: repository.count_events_last_n_days(customer_id, n, as_of=as_of)
+              for n in (7, 30, 90)}
+    out.print(f"as of {as_of.isoformat()}: " +
+              ", ".join(f"{n}d: {c}" for n, c in counts.items()))
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    sys.exit(app())

@@ -1,0 +1,45 @@
+"""Where a feature repo keeps its data: one place, with local defaults.
+
+Every command takes ``--repo DIR`` (default ``feature_repo``); everything it writes lives under
+``DIR/data/``, so a copy of a feature repo is a second, independent project.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_REPO = Path("feature_repo")
+#: How far ahead of "now" an event timestamp may be before it is rejected (clock skew).
+MAX_FUTURE_SKEW_HOURS = 24
+
+
+def default_repo() -> Path:
+    """The feature repo: ``$USAGE_FEATURES_REPO`` or ``feature_repo``."""
+    return Path(os.environ.get("USAGE_FEATURES_REPO", DEFAULT_REPO))
+
+
+@dataclass(frozen=True)
+class RepoPaths:
+    """The layout of one feature repo's data directory."""
+
+    repo: Path
+
+    @property
+    def data(self) -> Path:
+        return self.repo / "data"
+
+    @property
+    def events(self) -> Path:
+        """The event log: Parquet, hive-partitioned by ``event_date``."""
+        return self.data / "events"
+
+    @property
+    def quarantine(self) -> Path:
+        """Rejected input rows, one Parquet file per input file."""
+        return self.data / "quarantine"
+
+    @property
+    def lock(self) -> Path:
+        return self.data / ".lock"

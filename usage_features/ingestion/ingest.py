@@ -1,0 +1,233 @@
+"""Ingest raw usage-event files into the event log: validate, quarantine, deduplicate, commit.
+
+1. Every input is opened and its columns checked before anything is written; a missing column
+   is an error that names it.
+2. Rows stream through column-wise validation (SQL) into a staging table, a million at a time.
+3. Under the repo's write lock, valid rows are classified against the whole log and against
+   earlier rows of the same input: ``accepted`` (new id), ``duplicate`` (same id, same values)
+   or ``conflict`` (same id, other values: rejected, never overwritten).
+4. Rejected rows go to ``data/quarantine/<file>-<hash>.parquet`` with their original values
+   and a ``reason``; accepted rows are committed atomically to the log (see ``EventLog``).
+
+Re-ingesting a file adds nothing and rewrites its quarantine file with the same rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from usage_features.adapters.duckdb_connection import connect
+from usage_features.adapters.event_log import EventLog
+from usage_features.config import MAX_FUTURE_SKEW_HOURS, RepoPaths
+from usage_features.domain.repository import ConflictingEventError
+from usage_features.ingestion.readers import open_events_as_text
+from usage_features.ingestion.validation import validated_sql
+from usage_features.schema import EVENT_COLUMNS
+
+CHUNK_ROWS = 1_000_000
+_RAW = [f"raw_{c}" for c in EVENT_COLUMNS]
+_EVENT = ", ".join(EVENT_COLUMNS)
+_SAME_VALUES = " AND ".join(f"v.{c} = ref_{c}" for c in EVENT_COLUMNS[1:])
+
+
+@dataclass
+class IngestSummary:
+    """What one ingest did. Always ``read == accepted + rejected + duplicates``."""
+
+    read: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    duplicates: int = 0
+    rejected_by_reason: dict[str, int] = field(default_factory=dict)
+    quarantine_files: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def ingest_files(
+    paths: Sequence[Path],
+    repo: RepoPaths,
+    now: datetime | None = None,
+    on_rows: Callable[[int], None] | None = None,
+) -> IngestSummary:
+    """Ingest files into ``repo``'s event log. ``now`` bounds future timestamps."""
+    con = connect()
+    sources = {Path(p): open_events_as_text(con.cursor(), Path(p)) for p in paths}
+    return _ingest(con, sources, repo, now, on_rows)
+
+
+def ingest_table(table: pa.Table, repo: RepoPaths, now: datetime | None = None) -> IngestSummary:
+    """Ingest an in-memory table all or nothing (the repository port's ``add`` contract).
+
+    A conflicting event id raises :class:`ConflictingEventError`, any other invalid row a
+    ``ValueError``; in both cases nothing is written.
+    """
+    con = connect()
+    text = ", ".join(f'CAST("{c}" AS VARCHAR) AS "{c}"' for c in EVENT_COLUMNS)
+    relation = con.cursor().from_arrow(table).select(text)
+    return _ingest(con, {None: relation}, repo, now, None, all_or_nothing=True)
+
+
+def _ingest(con, sources, repo, now, on_rows, all_or_nothing=False) -> IngestSummary:
+    now = now or datetime.now(timezone.utc)
+    _create_staging_tables(con)
+    for index, relation in enumerate(sources.values()):
+        _stage(con, index, relation, now, on_rows)
+    log = EventLog(repo)
+    with log.write_lock():
+        _classify(con, log)
+        summary = _summarise(con)
+        if all_or_nothing and summary.rejected:
+            _refuse(con, summary)
+        summary.quarantine_files = _write_quarantine(con, list(sources), repo)
+        if summary.accepted:
+            _commit_accepted(con, log)
+    return summary
+
+
+def _refuse(con, summary: IngestSummary) -> None:
+    if "conflicting_event_id" in summary.rejected_by_reason:
+        ids = con.execute("SELECT event_id FROM classified WHERE status = 'conflict' LIMIT 3")
+        raise ConflictingEventError(
+            "event(s) already stored with different values, e.g. "
+            + ", ".join(row[0] for row in ids.fetchall())
+        )
+    raise ValueError(f"invalid event(s), nothing stored: {summary.rejected_by_reason}")
+
+
+def _create_staging_tables(con: duckdb.DuckDBPyConnection) -> None:
+    raw = ", ".join(f"{c} VARCHAR" for c in _RAW)
+    con.execute(
+        f"""CREATE TABLE staged (
+            file_index INTEGER, source_row BIGINT, {raw},
+            event_id VARCHAR, customer_id VARCHAR, timestamp TIMESTAMPTZ,
+            event_type VARCHAR, feature_adoption_score DOUBLE, reason VARCHAR)"""
+    )
+
+
+def _stage(con, index, relation, now, on_rows) -> None:
+    skew = timedelta(hours=MAX_FUTURE_SKEW_HOURS)
+    insert = f"INSERT INTO staged {validated_sql('chunk', now, skew)}"
+    first_row = 1
+    for batch in relation.to_arrow_reader(CHUNK_ROWS):
+        n = batch.num_rows
+        chunk = pa.Table.from_batches([batch]).rename_columns(_RAW)
+        chunk = chunk.add_column(0, "source_row", pa.array(np.arange(first_row, first_row + n)))
+        chunk = chunk.add_column(0, "file_index", pa.array(np.full(n, index, dtype=np.int32)))
+        con.register("chunk", chunk)
+        con.execute(insert)
+        con.unregister("chunk")
+        first_row += n
+        if on_rows:
+            on_rows(n)
+
+
+def _classify(con: duckdb.DuckDBPyConnection, log: EventLog) -> None:
+    columns = ", ".join(f"{c} AS ref_{c}" for c in EVENT_COLUMNS)
+    stored = (
+        f"SELECT {_EVENT} FROM firsts WHERE false"
+        if log.is_empty()
+        else f"SELECT {_EVENT} FROM read_parquet('{log.glob}') "
+        "WHERE event_id IN (SELECT event_id FROM firsts)"
+    )
+    con.execute(
+        f"""
+        CREATE OR REPLACE TABLE classified AS
+        WITH v AS (
+            SELECT *, row_number() OVER (
+                PARTITION BY event_id ORDER BY file_index, source_row) AS occurrence
+            FROM staged WHERE reason IS NULL),
+        firsts AS (SELECT {_EVENT} FROM v WHERE occurrence = 1),
+        stored AS ({stored}),
+        ref AS (
+            SELECT {columns}, true AS is_stored FROM stored
+            UNION ALL BY NAME
+            SELECT {columns}, false AS is_stored FROM firsts
+            WHERE event_id NOT IN (SELECT event_id FROM stored))
+        SELECT v.*, CASE
+            WHEN v.occurrence = 1 AND NOT ref.is_stored THEN 'accepted'
+            WHEN {_SAME_VALUES} THEN 'duplicate'
+            ELSE 'conflict' END AS status
+        FROM v JOIN ref ON v.event_id = ref.ref_event_id
+        """
+    )
+
+
+def _summarise(con: duckdb.DuckDBPyConnection) -> IngestSummary:
+    summary = IngestSummary()
+    summary.read = con.execute("SELECT count(*) FROM staged").fetchone()[0]
+    for status, n in con.execute("SELECT status, count(*) FROM classified GROUP BY 1").fetchall():
+        setattr(summary, {"conflict": "rejected", "duplicate": "duplicates"}.get(status, status),
+                n)
+    reasons = con.execute(
+        """SELECT reason, count(*) FROM (
+               SELECT unnest(string_split(reason, ';')) AS reason FROM staged
+               WHERE reason IS NOT NULL
+               UNION ALL SELECT 'conflicting_event_id' FROM classified
+               WHERE status = 'conflict')
+           GROUP BY 1 ORDER BY 2 DESC, 1"""
+    ).fetchall()
+    summary.rejected_by_reason = dict(reasons)
+    summary.rejected += con.execute("SELECT count(*) FROM staged WHERE reason IS NOT NULL").fetchone()[0]
+    return summary
+
+
+def _write_quarantine(con, sources: list[Path | None], repo: RepoPaths) -> list[str]:
+    raw = ", ".join(f"{r} AS {c}" for r, c in zip(_RAW, EVENT_COLUMNS))
+    rejected = f"""
+        SELECT file_index, source_row, {raw}, reason FROM staged WHERE reason IS NOT NULL
+        UNION ALL
+        SELECT file_index, source_row, {raw}, 'conflicting_event_id' FROM classified
+        WHERE status = 'conflict'"""
+    counts = dict(con.execute(f"SELECT file_index, count(*) FROM ({rejected}) GROUP BY 1").fetchall())
+    written = []
+    for index, path in enumerate(sources):
+        if path is None or not counts.get(index):
+            continue
+        repo.quarantine.mkdir(parents=True, exist_ok=True)
+        target = repo.quarantine / f"{path.stem}-{_digest(path)}.parquet"
+        tmp = target.with_name(target.name + ".tmp")
+        con.execute(
+            f"""COPY (SELECT {_literal(str(path))} AS source_file, * EXCLUDE (file_index)
+                      FROM ({rejected}) WHERE file_index = {index} ORDER BY source_row)
+                TO '{tmp}' (FORMAT parquet)"""
+        )
+        os.replace(tmp, target)
+        written.append(str(target))
+    return written
+
+
+def _commit_accepted(con: duckdb.DuckDBPyConnection, log: EventLog) -> None:
+    batch, staging = log.new_staging_dir()
+    try:
+        con.execute(
+            f"""COPY (SELECT {_EVENT}, CAST(timestamp AS DATE) AS event_date
+                      FROM classified WHERE status = 'accepted'
+                      ORDER BY event_date, customer_id, timestamp)
+                TO '{staging}' (FORMAT parquet, PARTITION_BY (event_date),
+                                FILENAME_PATTERN 'part-{batch}-{{i}}', ROW_GROUP_SIZE 16384)"""
+        )
+        moves = {f: log.root / f.relative_to(staging) for f in staging.rglob("*.parquet")}
+        log.commit(batch, moves)
+    except BaseException:
+        log.discard(batch)
+        raise
+
+
+def _digest(path: Path) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()[:16]
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"

@@ -1,0 +1,67 @@
+"""Column-wise validation of raw event rows, in SQL (one pass, no Python object per row).
+
+Each rule is a SQL condition over the raw text columns; a row's ``reason`` lists every rule it
+breaks (``;``-separated codes), and is NULL for a valid row.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from usage_features.domain.value_objects import UUID_PATTERN, EventType
+
+#: Rejection reason codes and what they mean.
+REASONS: dict[str, str] = {
+    "invalid_event_id": "event_id is missing or not a UUID (8-4-4-4-12 hex digits)",
+    "empty_customer_id": "customer_id is missing or empty",
+    "unparseable_timestamp": "timestamp is missing or not an ISO-8601 date-time",
+    "naive_timestamp": "timestamp has no UTC offset (add Z or +hh:mm)",
+    "future_timestamp": "timestamp is more than a day after the time of ingestion",
+    "unknown_event_type": "event_type is missing or not one of the EventType values",
+    "missing_score": "feature_adoption_score is missing",
+    "invalid_score": "feature_adoption_score is not a number (or is NaN)",
+    "score_out_of_range": "feature_adoption_score is outside [0, 1]",
+    "conflicting_event_id": "event_id is already stored, or earlier in the input, with other values",
+}
+
+_OFFSET_PATTERN = r"(Z|z|[+-][0-9]{2}(:?[0-9]{2})?)$"
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def validated_sql(source: str, now: datetime, max_future: timedelta) -> str:
+    """SELECT over ``source`` adding parsed canonical columns and ``reason``."""
+    event_types = ", ".join(_literal(t.value) for t in EventType)
+    latest_allowed = (now + max_future).isoformat()
+    ts = "TRY_CAST(trim(raw_timestamp) AS TIMESTAMPTZ)"
+    score = "TRY_CAST(trim(raw_feature_adoption_score) AS DOUBLE)"
+    rules = {
+        "invalid_event_id": f"NOT coalesce(regexp_full_match(trim(raw_event_id), "
+        f"{_literal(UUID_PATTERN.strip('^$'))}), false)",
+        "empty_customer_id": "coalesce(trim(raw_customer_id), '') = ''",
+        "unparseable_timestamp": f"{ts} IS NULL",
+        "naive_timestamp": f"{ts} IS NOT NULL AND NOT regexp_matches(trim(raw_timestamp), "
+        f"{_literal(_OFFSET_PATTERN)})",
+        "future_timestamp": f"{ts} > TIMESTAMPTZ {_literal(latest_allowed)}",
+        "unknown_event_type": f"coalesce(raw_event_type NOT IN ({event_types}), true)",
+        "missing_score": "coalesce(trim(raw_feature_adoption_score), '') = ''",
+        "invalid_score": f"trim(raw_feature_adoption_score) <> '' AND "
+        f"coalesce(isnan({score}), true)",
+        "score_out_of_range": f"{score} < 0 OR {score} > 1",
+    }
+    reason_parts = ", ".join(
+        f"CASE WHEN coalesce({condition}, false) THEN {_literal(code)} END"
+        for code, condition in rules.items()
+    )
+    return f"""
+        SELECT *,
+            lower(trim(raw_event_id)) AS event_id,
+            raw_customer_id AS customer_id,
+            {ts} AS timestamp,
+            raw_event_type AS event_type,
+            {score} AS feature_adoption_score,
+            nullif(concat_ws(';', {reason_parts}), '') AS reason
+        FROM {source}
+    """
