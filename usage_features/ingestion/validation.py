@@ -24,7 +24,8 @@ REASONS: dict[str, str] = {
     "conflicting_event_id": "event_id is already stored, or earlier in the input, with other values",
 }
 
-_OFFSET_PATTERN = r"(Z|z|[+-][0-9]{2}(:?[0-9]{2})?)$"
+# A time of day followed by a UTC offset: "...T10:00:00Z", "... 10:00:00.5+02:00", "...10:00-0500".
+_OFFSET_PATTERN = r"[0-9]{2}:[0-9]{2}(:[0-9]{2}([.,][0-9]+)?)? ?(Z|z|[+-][0-9]{2}(:?[0-9]{2})?)$"
 
 
 def _literal(text: str) -> str:
@@ -49,7 +50,7 @@ def validated_sql(source: str, now: datetime, max_future: timedelta) -> str:
         "missing_score": "coalesce(trim(raw_feature_adoption_score), '') = ''",
         "invalid_score": f"trim(raw_feature_adoption_score) <> '' AND "
         f"coalesce(isnan({score}), true)",
-        "score_out_of_range": f"{score} < 0 OR {score} > 1",
+        "score_out_of_range": f"NOT isnan({score}) AND ({score} < 0 OR {score} > 1)",
     }
     reason_parts = ", ".join(
         f"CASE WHEN coalesce({condition}, false) THEN {_literal(code)} END"

@@ -1,0 +1,30 @@
+# Two commands do all set-up on a fresh machine with Python 3.11: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+
+.PHONY: demo test test-all bench install clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade uv
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[dev]'
+	rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+install: $(STAMP)
+
+## The main job, end to end, on the embedded defaults (writes ./demo/).
+demo: $(STAMP)
+	$(BIN)/usage-features demo
+
+## The default test suite (unit, integration, e2e; not slow tests or benchmarks).
+test: $(STAMP)
+	$(BIN)/pytest
+
+## Everything, slow tests included (benchmarks excluded).
+test-all: $(STAMP)
+	$(BIN)/pytest -m "not benchmark"
+
+clean:
+	rm -rf $(VENV) demo .pytest_cache .hypothesis

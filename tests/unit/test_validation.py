@@ -1,0 +1,106 @@
+"""Every rejection reason, checked through the column-wise validation SQL."""
+
+from datetime import datetime, timedelta, timezone
+
+import pyarrow as pa
+import pytest
+
+from usage_features.adapters.duckdb_connection import connect
+from usage_features.ingestion.validation import REASONS, validated_sql
+
+NOW = datetime(2026, 3, 1, 12, tzinfo=timezone.utc)
+VALID = {
+    "raw_event_id": "6f1c2a7e-8b1d-4c1e-9f3a-1b2c3d4e5f60",
+    "raw_customer_id": "cust-1",
+    "raw_timestamp": "2026-03-01T10:00:00Z",
+    "raw_event_type": "login",
+    "raw_feature_adoption_score": "0.5",
+}
+
+
+def validate(**overrides):
+    row = {**VALID, **overrides}
+    con = connect()
+    con.register("chunk", pa.Table.from_pylist([row], schema=pa.schema(
+        [(name, pa.string()) for name in VALID])))
+    return con.sql(validated_sql("chunk", NOW, timedelta(days=1))).to_arrow_table().to_pylist()[0]
+
+
+def reasons(**overrides):
+    reason = validate(**overrides)["reason"]
+    return set(reason.split(";")) if reason else set()
+
+
+class TestValidRows:
+    def test_a_valid_row_has_no_reason_and_canonical_values(self):
+        row = validate(raw_event_id=VALID["raw_event_id"].upper(),
+                       raw_timestamp="2026-03-01T12:30:00+02:00")
+        assert row["reason"] is None
+        assert row["event_id"] == VALID["raw_event_id"]
+        assert row["timestamp"] == datetime(2026, 3, 1, 10, 30, tzinfo=timezone.utc)
+        assert row["feature_adoption_score"] == 0.5
+
+    @pytest.mark.parametrize("timestamp", [
+        "2026-03-01T10:00:00Z", "2026-03-01 10:00:00+00", "2026-03-01T10:00:00.123456-05:00",
+        "2026-03-01T10:00:00+0530",
+    ])
+    def test_timestamps_with_an_offset_are_accepted(self, timestamp):
+        assert reasons(raw_timestamp=timestamp) == set()
+
+    @pytest.mark.parametrize("score", ["0", "1", "1.0", "0.19999"])
+    def test_scores_at_the_bounds_are_accepted(self, score):
+        assert reasons(raw_feature_adoption_score=score) == set()
+
+    def test_a_timestamp_up_to_a_day_ahead_is_accepted(self):
+        assert reasons(raw_timestamp=(NOW + timedelta(hours=23)).isoformat()) == set()
+
+
+class TestRejectionReasons:
+    @pytest.mark.parametrize("event_id", ["abc", "", None, "6f1c2a7e8b1d4c1e9f3a1b2c3d4e5f60",
+                                          "6f1c2a7e-8b1d-4c1e-9f3a-1b2c3d4e5f6z"])
+    def test_an_event_id_that_is_not_a_uuid(self, event_id):
+        assert reasons(raw_event_id=event_id) == {"invalid_event_id"}
+
+    @pytest.mark.parametrize("customer_id", ["", "   ", None])
+    def test_an_empty_customer_id(self, customer_id):
+        assert reasons(raw_customer_id=customer_id) == {"empty_customer_id"}
+
+    @pytest.mark.parametrize("timestamp", ["garbage", "2026-13-01T00:00:00Z", "", None])
+    def test_an_unparseable_timestamp(self, timestamp):
+        assert reasons(raw_timestamp=timestamp) == {"unparseable_timestamp"}
+
+    @pytest.mark.parametrize("timestamp", ["2026-03-01T10:00:00", "2026-03-01 10:00:00",
+                                           "2026-03-01"])
+    def test_a_naive_timestamp(self, timestamp):
+        assert reasons(raw_timestamp=timestamp) == {"naive_timestamp"}
+
+    def test_a_timestamp_more_than_a_day_ahead(self):
+        ahead = (NOW + timedelta(days=1, seconds=1)).isoformat()
+        assert reasons(raw_timestamp=ahead) == {"future_timestamp"}
+
+    @pytest.mark.parametrize("event_type", ["logout", "LOGIN", "", None])
+    def test_an_unknown_event_type(self, event_type):
+        assert reasons(raw_event_type=event_type) == {"unknown_event_type"}
+
+    @pytest.mark.parametrize("score", ["", None])
+    def test_a_missing_score(self, score):
+        assert reasons(raw_feature_adoption_score=score) == {"missing_score"}
+
+    @pytest.mark.parametrize("score", ["abc", "NaN", "nan"])
+    def test_a_score_that_is_not_a_number(self, score):
+        assert reasons(raw_feature_adoption_score=score) == {"invalid_score"}
+
+    @pytest.mark.parametrize("score", ["-0.01", "1.01", "inf", "-inf"])
+    def test_a_score_outside_the_unit_interval(self, score):
+        assert reasons(raw_feature_adoption_score=score) == {"score_out_of_range"}
+
+    def test_every_broken_rule_is_listed(self):
+        assert reasons(raw_event_id="x", raw_customer_id="", raw_event_type="nope") == {
+            "invalid_event_id", "empty_customer_id", "unknown_event_type"}
+
+    def test_every_reason_code_is_documented(self):
+        produced = {"invalid_event_id", "empty_customer_id", "unparseable_timestamp",
+                    "naive_timestamp", "future_timestamp", "unknown_event_type",
+                    "missing_score", "invalid_score", "score_out_of_range",
+                    "conflicting_event_id"}
+        assert produced == set(REASONS)
