@@ -43,3 +43,31 @@ class RepoPaths:
     @property
     def lock(self) -> Path:
         return self.data / ".lock"
+
+    @property
+    def customers(self) -> Path:
+        """The customers table as loaded (signup, churn, plan)."""
+        return self.data / "customers.parquet"
+
+    @property
+    def features(self) -> Path:
+        return self.data / "features"
+
+    @property
+    def customer_usage(self) -> Path:
+        """The windowed feature table: one Parquet file per month of feature rows."""
+        return self.features / "customer_usage"
+
+    @property
+    def customer_profile(self) -> Path:
+        """Signup time and plan, stamped with the signup time (second Feast source)."""
+        return self.features / "customer_profile.parquet"
+
+    @property
+    def daily(self) -> Path:
+        """Internal: per (customer, day) aggregates the incremental build starts from."""
+        return self.features / "_daily.parquet"
+
+    @property
+    def build_state(self) -> Path:
+        return self.features / "_build_state.json"

@@ -13,3 +13,20 @@ def connect(database: str = ":memory:") -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(database)
     con.execute("SET TimeZone = 'UTC'")
     return con
+
+
+def copy_atomically(con: duckdb.DuckDBPyConnection, query: str, target) -> None:
+    """Write ``query`` to the Parquet file ``target`` via a temporary file and a rename."""
+    import os
+    from pathlib import Path
+
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp")
+    con.execute(f"COPY ({query}) TO '{tmp}' (FORMAT parquet, COMPRESSION zstd)")
+    os.replace(tmp, target)
+
+
+def parquet_list(paths) -> str:
+    """A SQL list literal of file paths, for ``read_parquet([...])``."""
+    return "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths) + "]"

@@ -1,0 +1,89 @@
+"""Feast definitions for the churn model, in dependency order.
+
+Entity -> sources -> feature views -> on-demand view -> feature service. The columns come from
+``usage_features.features.spec`` (one list of features for the build, the views and the model);
+the tables behind the sources are written by ``usage-features build``.
+"""
+
+from datetime import timedelta
+
+import pandas as pd
+from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueType
+from feast.on_demand_feature_view import on_demand_feature_view
+
+from usage_features.features import describe, feast_schema
+from usage_features.features.spec import PROFILE, REQUEST_TIME, stored_features
+
+# A customer of the SaaS product; every feature is keyed by it.
+customer = Entity(
+    name="customer",
+    join_keys=["customer_id"],
+    value_type=ValueType.STRING,
+    description="A customer account of the SaaS product",
+)
+
+# Windowed usage features, one row per customer and change day, stamped at that day's start.
+customer_usage_source = FileSource(
+    name="customer_usage_source",
+    path="data/features/customer_usage",
+    timestamp_field="feature_timestamp",
+    description="Compact daily usage feature rows written by `usage-features build`",
+)
+
+# Signup time and plan from the customers table, known from the signup on.
+customer_profile_source = FileSource(
+    name="customer_profile_source",
+    path="data/features/customer_profile.parquet",
+    timestamp_field="valid_from",
+    description="The customers table (without churn dates), stamped at signup",
+)
+
+# Event counts, per-type counts, decay ratios and adoption scores as of the start of the day.
+# ttl=0: a row holds until the next one, however long a customer stays silent.
+customer_usage_fv = FeatureView(
+    name="customer_usage",
+    entities=[customer],
+    ttl=timedelta(0),
+    schema=feast_schema(stored_features()),
+    source=customer_usage_source,
+    online=True,
+    tags={"team": "churn", "semantics": "window [D - N days, D), D = UTC day of t"},
+)
+
+# Signup time and plan (churned_at is never a feature: it is the label).
+customer_profile_fv = FeatureView(
+    name="customer_profile",
+    entities=[customer],
+    ttl=timedelta(0),
+    schema=feast_schema(PROFILE),
+    source=customer_profile_source,
+    online=True,
+    tags={"team": "churn"},
+)
+
+
+# Recency and tenure, exact at the request time (the entity row's timestamp; now online).
+@on_demand_feature_view(
+    sources=[customer_usage_fv, customer_profile_fv],
+    schema=feast_schema(REQUEST_TIME, describe=False),
+    mode="pandas",
+    description="Request-time recency, tenure and the early-life low-adoption signal",
+    tags=describe(REQUEST_TIME),
+)
+def customer_recency(inputs: pd.DataFrame) -> pd.DataFrame:
+    # Feast stores this body as source and runs it without this module's globals.
+    from usage_features.features.request_time import compute
+
+    return compute(inputs)
+
+
+# The churn model's inputs, version 1: training and scoring both read exactly this.
+churn_model_v1 = FeatureService(
+    name="churn_model_v1",
+    features=[
+        customer_usage_fv[[f.name for f in stored_features() if f.served]],
+        customer_recency,
+    ],
+    description="Inputs of the churn classifier v1",
+    tags={"model": "churn", "version": "1"},
+)

@@ -1,0 +1,102 @@
+"""Features through the ``churn_model_v1`` service: historical (training) and online (scoring).
+
+Thin, typed operations that take a ``FeatureStore``. Both return the entity columns followed by
+the served features in spec order, with the spec's types and "no history yet" defaults (a
+customer with no events before D has 0 events, not a missing value), so training and scoring
+see identical frames. Callers never name a feature view or a request-time feature.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timezone
+
+import pandas as pd
+
+from usage_features.features import request_time
+from usage_features.features.spec import REQUEST_TIME, served_features
+from usage_features.features.store import SERVICE_NAME
+
+ENTITY = "customer_id"
+TIMESTAMP = "event_timestamp"
+_ROW = "__row"
+
+
+def served_feature_names() -> list[str]:
+    return [f.name for f in served_features()]
+
+
+def historical_features(store, entity_df: pd.DataFrame,
+                        service: str = SERVICE_NAME) -> pd.DataFrame:
+    """Point-in-time features for ``(customer_id, event_timestamp)`` rows, in their order.
+
+    Extra columns of ``entity_df`` (labels, say) are kept.
+    """
+    missing = {ENTITY, TIMESTAMP} - set(entity_df.columns)
+    if missing:
+        raise ValueError(f"entity_df needs columns {sorted(missing)}")
+    entity = entity_df.reset_index(drop=True).copy()
+    entity[TIMESTAMP] = pd.to_datetime(entity[TIMESTAMP], utc=True)
+    entity[_ROW] = range(len(entity))
+    job = store.get_historical_features(entity_df=entity,
+                                        features=store.get_feature_service(service))
+    frame = job.to_df().sort_values(_ROW).set_index(_ROW)
+    frame.index.name = None
+    extra = [c for c in entity_df.columns if c not in (ENTITY, TIMESTAMP)]
+    return conform(frame, [ENTITY, TIMESTAMP, *extra]).set_index(entity_df.index)
+
+
+def online_features(store, customer_ids: Sequence[str], as_of: datetime | None = None,
+                    service: str = SERVICE_NAME) -> pd.DataFrame:
+    """Latest materialized features for ``customer_ids``, request-time features at ``as_of``.
+
+    ``as_of`` defaults to now; pass it for reproducible scoring. A ``known`` column says whether
+    the online store has anything for the customer.
+    """
+    refs, inputs = _online_refs(store.get_feature_service(service), store)
+    response = store.get_online_features(
+        features=refs + inputs, entity_rows=[{ENTITY: c} for c in customer_ids]
+    ).to_df()
+    moment = as_of or datetime.now(timezone.utc)
+    stored_inputs = [ref.split(":")[1] for ref in inputs]
+    known = response[stored_inputs].notna().any(axis=1) | response[
+        [r.split(":")[1] for r in refs]].notna().any(axis=1)
+    response = pd.concat([response, request_time.compute(response, as_of=moment)], axis=1)
+    frame = conform(response, [ENTITY])
+    frame["known"] = known.to_numpy()
+    return frame
+
+
+def conform(frame: pd.DataFrame, keep: Sequence[str]) -> pd.DataFrame:
+    """``keep`` columns then the served features, typed, with "no history" defaults filled."""
+    out = frame[list(keep)].copy()
+    for feature in served_features():
+        values = frame[feature.name]
+        if feature.default is not None:
+            values = values.fillna(feature.default)
+        if feature.dtype == "int64":
+            values = values.astype("int64")
+        elif feature.dtype == "float64":
+            values = pd.to_numeric(values, errors="coerce").astype("float64")
+        elif feature.dtype == "bool":
+            values = values.astype(bool)
+        out[feature.name] = values.to_numpy()
+    return out
+
+
+def _online_refs(service, store) -> tuple[list[str], list[str]]:
+    """Stored feature refs of the service, and the stored inputs of its on-demand views.
+
+    Request-time features are computed here (with the caller's ``as_of``) by the same function
+    the on-demand view runs, instead of by Feast at "now".
+    """
+    request_time_names = {f.name for f in REQUEST_TIME}
+    refs, inputs = [], []
+    for projection in service.feature_view_projections:
+        if any(f.name in request_time_names for f in projection.features):
+            odfv = store.get_on_demand_feature_view(projection.name)
+            for source in odfv.source_feature_view_projections.values():
+                inputs += [f"{source.name_to_use()}:{f.name}" for f in source.features]
+        else:
+            refs += [f"{projection.name_to_use()}:{f.name}" for f in projection.features]
+    return refs, [r for r in dict.fromkeys(inputs) if r not in refs]

@@ -1,0 +1,169 @@
+"""The churn features, declared once: names, types, descriptions and window semantics.
+
+**Semantics.** For an entity row ``(customer, t)`` let ``D`` be ``t`` truncated to the UTC day.
+A window of N days covers the customer's events with timestamp in ``[D - N days, D)``: features
+hold from the start of the day, so nothing at or after ``D`` (and so nothing after ``t``) is used,
+and a value materialized today equals the historical value for any ``t`` today. The request-time
+features (``days_since_*``, tenure) are exact at ``t`` itself.
+
+Each windowed feature is a SQL expression over per-(customer, day) aggregates (``DAILY``) and
+named window frames (``Window``); :mod:`usage_features.features.sql` compiles the spec into one
+query per engine. The Feast feature views and the ``churn_model_v1`` service are generated from
+the lists below, so a feature is added in exactly one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from usage_features.domain.value_objects import EventType
+
+Dtype = Literal["int64", "float64", "timestamp", "bool", "string"]
+
+
+@dataclass(frozen=True)
+class Window:
+    """Days ``[D - offset - days, D - offset)``; ``days=None`` reaches back to the first event."""
+
+    name: str
+    days: int | None
+    offset: int = 0
+
+    def frame(self) -> str:
+        """The frame over integer day numbers: a day ``d`` holds events in ``[d, d + 1)``."""
+        start = "UNBOUNDED" if self.days is None else str(self.days + self.offset)
+        return f"RANGE BETWEEN {start} PRECEDING AND {self.offset + 1} PRECEDING"
+
+    def change_offsets(self) -> set[int]:
+        """Days after an event's day on which it enters (and leaves) this window."""
+        enters = self.offset + 1
+        return {enters} if self.days is None else {enters, enters + self.days}
+
+
+W7 = Window("w7", 7)
+W30 = Window("w30", 30)
+W90 = Window("w90", 90)
+PREV_30 = Window("w_prev30", 30, offset=30)
+HISTORY = Window("w_history", None)
+HISTORY_30D_AGO = Window("w_history_30d_ago", None, offset=30)
+WINDOWS = (W7, W30, W90, PREV_30, HISTORY, HISTORY_30D_AGO)
+
+#: Per (customer, UTC day) aggregates of the raw events; ``{event_order}`` is the engine's
+#: ordering key (timestamp, then event_id) for "the latest event".
+DAILY: dict[str, str] = {
+    "n_events": "count(*)",
+    **{
+        f"n_{t.value}": f"sum(CASE WHEN event_type = '{t.value}' THEN 1 ELSE 0 END)"
+        for t in EventType
+    },
+    "score_sum": "sum(feature_adoption_score)",
+    "last_score": "max_by(feature_adoption_score, {event_order})",
+    "last_event_at": "max(timestamp)",
+    "last_monitoring_run_at": "max(CASE WHEN event_type = 'monitoring_run' THEN timestamp END)",
+}
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One output column.
+
+    ``sql`` is a window expression over ``DAILY`` columns, or, when ``derived``, an expression
+    over other features. ``stored`` features are columns of the feature table; ``served`` ones
+    are in the model's feature service. ``default`` is the value before a customer's first event.
+    """
+
+    name: str
+    dtype: Dtype
+    sql: str
+    description: str
+    derived: bool = False
+    stored: bool = True
+    served: bool = True
+    default: float | int | None = None
+
+
+def _count(name: str, column: str, window: Window, what: str) -> Feature:
+    return Feature(name, "int64", f"coalesce(sum({column}) OVER {window.name}, 0)",
+                   f"{what} in the {window.days} days before the as-of day", default=0)
+
+
+def _latest(column: str, window: Window) -> str:
+    return f"max_by({column}, CASE WHEN n_events > 0 THEN day END) OVER {window.name}"
+
+
+WINDOWED: tuple[Feature, ...] = (
+    _count("event_count_7d", "n_events", W7, "Events"),
+    _count("event_count_30d", "n_events", W30, "Events"),
+    _count("event_count_90d", "n_events", W90, "Events"),
+    Feature("event_count_prev30d", "int64", f"coalesce(sum(n_events) OVER {PREV_30.name}, 0)",
+            "Events in the 30 days before the last 30 (days 31-60 before the as-of day)",
+            default=0),
+    *(_count(f"{t.value}_count_30d", f"n_{t.value}", W30, f"{t.value} events") for t in EventType),
+    _count("integration_connect_count_90d", "n_integration_connect", W90,
+           "integration_connect events (a retention signal)"),
+    Feature("active_days_30d", "int64",
+            f"coalesce(sum(CASE WHEN n_events > 0 THEN 1 ELSE 0 END) OVER {W30.name}, 0)",
+            "Distinct UTC days with at least one event in the last 30 days", default=0),
+    Feature("adoption_score_latest", "float64", _latest("last_score", HISTORY),
+            "Adoption score of the latest event before the as-of day; null if none"),
+    Feature("adoption_score_30d_ago", "float64", _latest("last_score", HISTORY_30D_AGO),
+            "Adoption score as of 30 days before the as-of day", stored=False, served=False),
+    Feature("adoption_score_mean_30d", "float64",
+            f"sum(score_sum) OVER {W30.name} / nullif(sum(n_events) OVER {W30.name}, 0)",
+            "Mean adoption score of the events in the last 30 days; null if none"),
+    Feature("last_event_at", "timestamp", f"max(last_event_at) OVER {HISTORY.name}",
+            "Time of the latest event before the as-of day (input to recency)", served=False),
+    Feature("last_monitoring_run_at", "timestamp",
+            f"max(last_monitoring_run_at) OVER {HISTORY.name}",
+            "Time of the latest monitoring_run before the as-of day (input to recency)",
+            served=False),
+    # Derived from the columns above.
+    Feature("decay_ratio_7d_30d", "float64",
+            "CASE WHEN event_count_30d > 0 "
+            "THEN event_count_7d / (event_count_30d * 7.0 / 30.0) ELSE 0.0 END",
+            "Last 7 days' events vs the weekly rate of the last 30 (1 steady, <1 decaying); "
+            "0 with no events in 30 days", derived=True, default=0.0),
+    Feature("decay_ratio_30d_prev30d", "float64",
+            "CASE WHEN event_count_prev30d > 0 "
+            "THEN CAST(event_count_30d AS DOUBLE) / event_count_prev30d "
+            "WHEN event_count_30d > 0 THEN 1.0 ELSE 0.0 END",
+            "Last 30 days' events vs the 30 before; 1.0 when only the last 30 have events, "
+            "0 when neither has", derived=True, default=0.0),
+    Feature("adoption_score_change_30d", "float64",
+            "adoption_score_latest - adoption_score_30d_ago",
+            "Adoption score now minus 30 days earlier; null without history on both sides",
+            derived=True),
+)
+
+#: Computed at request time by an on-demand feature view, exact at ``t``.
+REQUEST_TIME: tuple[Feature, ...] = (
+    Feature("days_since_last_event", "float64", "", "Days from the latest event to t"),
+    Feature("days_since_last_monitoring_run", "float64", "",
+            "Days from the latest monitoring_run to t (its absence is an early churn signal)"),
+    Feature("tenure_days", "float64", "", "Days from signup to t; null for an unknown customer"),
+    Feature("is_first_90_days", "bool", "", "Tenure is within the first 90 days", default=False),
+    Feature("low_adoption_early_life", "bool", "",
+            "First 90 days, adoption below 0.2 and declining frequency (decay_ratio_7d_30d < 1)",
+            default=False),
+)
+
+#: The customer table's columns served as features (churned_at never is: it is the label).
+PROFILE: tuple[Feature, ...] = (
+    Feature("signup_at", "timestamp", "", "When the customer signed up", served=False),
+    Feature("plan", "string", "", "Subscription plan at signup", served=False),
+)
+
+
+def stored_features() -> list[Feature]:
+    return [f for f in WINDOWED if f.stored]
+
+
+def served_features() -> list[Feature]:
+    """The model's inputs, in the order the feature service returns them."""
+    return [f for f in (*WINDOWED, *REQUEST_TIME) if f.served]
+
+
+def change_offsets() -> list[int]:
+    """Days after an event's day on which some feature can change."""
+    return sorted(set().union(*(w.change_offsets() for w in WINDOWS)))

@@ -1,0 +1,111 @@
+"""Compile the feature spec into SQL, for DuckDB or Spark SQL.
+
+Three queries, each a function of the spec alone:
+
+* ``daily_sql``: raw events -> one row per (customer, UTC day) with the ``DAILY`` aggregates;
+* ``features_sql``: daily rows -> feature rows, one per customer and *change day* (a day on
+  which an event enters or leaves some window), each stamped with the start of that day; rows
+  whose values equal the customer's previous row are dropped, so tables stay compact.
+
+The two dialects differ only in the handful of expressions in ``Dialect``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from usage_features.features.spec import DAILY, WINDOWED, WINDOWS, Feature, change_offsets
+
+
+@dataclass(frozen=True)
+class Dialect:
+    name: str
+    event_order: str  # ordering key of "the latest event"
+    day_number: str  # {date} -> integer days since 1970-01-01
+    day_start: str  # {day} -> TIMESTAMP of that day's UTC midnight
+    event_date: str  # {ts} -> UTC DATE
+    row: str  # {values} -> a comparable row value
+    distinct: str  # {a}, {b} -> null-safe "differ"
+
+
+DUCKDB = Dialect(
+    "duckdb",
+    event_order="(timestamp, event_id)",
+    day_number="CAST({date} - DATE '1970-01-01' AS INTEGER)",
+    day_start="CAST(DATE '1970-01-01' + CAST({day} AS INTEGER) AS TIMESTAMPTZ)",
+    event_date="CAST({ts} AS DATE)",
+    row="row({values})",
+    distinct="{a} IS DISTINCT FROM {b}",
+)
+SPARK = Dialect(
+    "spark",
+    event_order="struct(timestamp, event_id)",
+    day_number="datediff({date}, DATE '1970-01-01')",
+    day_start="CAST(date_add(DATE '1970-01-01', CAST({day} AS INT)) AS TIMESTAMP)",
+    event_date="to_date({ts})",
+    row="struct({values})",
+    distinct="NOT ({a} <=> {b})",
+)
+DIALECTS = {d.name: d for d in (DUCKDB, SPARK)}
+
+
+def daily_sql(events: str, dialect: Dialect) -> str:
+    """Per (customer, day) aggregates of the events in relation ``events``."""
+    aggregates = ",\n       ".join(
+        f"{sql.format(event_order=dialect.event_order)} AS {name}" for name, sql in DAILY.items()
+    )
+    day = dialect.day_number.format(date=dialect.event_date.format(ts="timestamp"))
+    return f"""
+SELECT customer_id, {day} AS day,
+       {aggregates}
+FROM {events}
+GROUP BY customer_id, {day}"""
+
+
+def features_sql(daily: str, dialect: Dialect) -> str:
+    """Compact feature rows from the daily rows in relation ``daily`` (all days per customer)."""
+    offsets = " UNION ALL ".join(f"SELECT {k} AS k" for k in change_offsets())
+    base = [f for f in WINDOWED if not f.derived]
+    derived = [f for f in WINDOWED if f.derived]
+    stored = [f.name for f in WINDOWED if f.stored]
+    windows = ",\n       ".join(
+        f"{w.name} AS (PARTITION BY customer_id ORDER BY day {w.frame()})" for w in WINDOWS
+    )
+    base_columns = ",\n           ".join(_typed(f) for f in base)
+    derived_columns = ",\n           ".join(_typed(f) for f in derived)
+    values = ", ".join(stored)
+    row = dialect.row.format(values=values)
+    return f"""
+WITH candidates AS (
+    SELECT DISTINCT customer_id, day + k AS day
+    FROM {daily} CROSS JOIN ({offsets}) AS offsets),
+timeline AS (
+    SELECT customer_id, day, {", ".join(DAILY)}, false AS is_candidate FROM {daily}
+    UNION ALL
+    SELECT customer_id, day, {", ".join(f"NULL AS {c}" for c in DAILY)}, true AS is_candidate
+    FROM candidates),
+windowed AS (
+    SELECT customer_id, day, is_candidate,
+           {base_columns}
+    FROM timeline
+    WINDOW {windows}),
+features AS (
+    SELECT customer_id, day, {", ".join(f.name for f in base)},
+           {derived_columns}
+    FROM windowed WHERE is_candidate),
+changes AS (
+    SELECT *, lag({row}) OVER (PARTITION BY customer_id ORDER BY day) AS previous
+    FROM features)
+SELECT customer_id, {dialect.day_start.format(day="day")} AS feature_timestamp, day,
+       {values}
+FROM changes
+WHERE {dialect.distinct.format(a="previous", b=row)}"""
+
+
+_SQL_TYPES = {"int64": "BIGINT", "float64": "DOUBLE"}
+
+
+def _typed(feature: Feature) -> str:
+    sql_type = _SQL_TYPES.get(feature.dtype)
+    sql = f"CAST({feature.sql} AS {sql_type})" if sql_type else feature.sql
+    return f"{sql} AS {feature.name}"

@@ -1,0 +1,35 @@
+"""Open a feature repo's Feast store, and register its definitions (``feast apply``)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import warnings
+from pathlib import Path
+
+SERVICE_NAME = "churn_model_v1"
+
+
+def open_store(repo: Path):
+    """The ``FeatureStore`` of the feature repo at ``repo``."""
+    from feast import FeatureStore
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return FeatureStore(repo_path=str(Path(repo).resolve()))
+
+
+def apply_definitions(repo: Path) -> str:
+    """Run ``feast apply`` on ``repo`` in process; returns what it printed."""
+    from feast.repo_config import load_repo_config
+    from feast.repo_operations import apply_total
+
+    repo = Path(repo).resolve()
+    output = io.StringIO()
+    with warnings.catch_warnings(), contextlib.redirect_stdout(output):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        logging.getLogger("feast").setLevel(logging.ERROR)
+        config = load_repo_config(repo, repo / "feature_store.yaml")
+        apply_total(config, repo, skip_source_validation=False)
+    return output.getvalue()
