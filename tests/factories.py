@@ -20,3 +20,60 @@ def make_event(**overrides) -> UsageEvent:
     }
     fields.update(overrides)
     return UsageEvent(**fields)
+
+
+def random_events(seed: int, customers: int = 25, days: int = 200, start=T0):
+    """A small, irregular event log as a DataFrame of the five event columns.
+
+    Customers differ in activity, go silent for stretches, share exact timestamps (to exercise
+    tie rules) and use every event type.
+    """
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    frames = []
+    types = [t.value for t in EventType]
+    for c in range(customers):
+        rate = rng.gamma(1.0, 2.0)
+        active = rng.random(days) < rng.uniform(0.2, 0.9)
+        counts = rng.poisson(rate, days) * active
+        first = int(rng.integers(0, days // 2))
+        counts[:first] = 0
+        n = int(counts.sum())
+        if n == 0:
+            continue
+        day = np.repeat(np.arange(days), counts)
+        seconds = rng.integers(0, 86_400, n)
+        seconds[rng.random(n) < 0.05] = 0  # exactly at midnight
+        ts = pd.Timestamp(start) + pd.to_timedelta(day, "D") + pd.to_timedelta(seconds, "s")
+        dup = rng.random(n) < 0.05  # share the previous event's timestamp
+        ts = pd.Series(ts).where(~np.roll(dup, -1), pd.Series(ts).shift(-1)).ffill()
+        frames.append(pd.DataFrame({
+            "event_id": [str(uuid.UUID(bytes=rng.bytes(16), version=4)) for _ in range(n)],
+            "customer_id": f"cust-{c:03d}",
+            "timestamp": ts.to_numpy(),
+            "event_type": rng.choice(types, n),
+            "feature_adoption_score": np.round(rng.uniform(0, 1, n), 4),
+        }))
+    events = pd.concat(frames, ignore_index=True)
+    events["timestamp"] = pd.to_datetime(events["timestamp"], utc=True)
+    return events
+
+
+def customers_for(events, seed: int = 0):
+    """A customers table for ``events``' customers, plus one with no events at all."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    first = events.groupby("customer_id")["timestamp"].min()
+    signup = first - pd.to_timedelta(rng.integers(0, 5 * 86_400, len(first)), "s")
+    table = pd.DataFrame({"customer_id": first.index, "signup_at": signup.to_numpy(),
+                          "churned_at": pd.NaT, "plan": "pro"})
+    never_active = pd.DataFrame({"customer_id": ["cust-silent"], "signup_at": [pd.Timestamp(T0)],
+                                 "churned_at": [pd.NaT], "plan": ["free"]})
+    table = pd.concat([table, never_active], ignore_index=True)
+    table["signup_at"] = pd.to_datetime(table["signup_at"], utc=True)
+    table["churned_at"] = pd.to_datetime(table["churned_at"], utc=True)
+    return table

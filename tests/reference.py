@@ -149,7 +149,8 @@ def _features_for_row(
     row["days_since_last_monitoring_run"] = (
         math.nan if latest_run is None else (t - last_run_at) / ONE_DAY
     )
-    tenure = math.nan if signup_at is None else (t - signup_at) / ONE_DAY
+    # Before signup the customer is not knowable yet (point in time): unknown, not negative.
+    tenure = math.nan if signup_at is None or t < signup_at else (t - signup_at) / ONE_DAY
     row["tenure_days"] = tenure
     is_early = (not math.isnan(tenure)) and 0 <= tenure < EARLY_LIFE_DAYS
     row["is_first_90_days"] = bool(is_early)

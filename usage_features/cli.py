@@ -117,5 +117,49 @@ def events(
               ", ".join(f"{n}d: {c}" for n, c in counts.items()))
 
 
+@app.command("load-customers")
+def load_customers_command(
+    path: Annotated[Path, typer.Argument(help="customer_id, signup_at, churned_at, plan")],
+    repo: RepoOption,
+) -> None:
+    """Validate the customers table and make it the repo's (replaces the previous one)."""
+    from usage_features.ingestion.customers import load_customers
+    from usage_features.ingestion.readers import InputError
+
+    try:
+        rows = load_customers(path, RepoPaths(repo))
+    except InputError as exc:
+        raise _fail(str(exc)) from None
+    out.print(f"loaded {rows:,} customers into {RepoPaths(repo).customers}")
+
+
+@app.command()
+def build(repo: RepoOption, as_json: JsonOption = False) -> None:
+    """Compute the feature tables from the event log (incrementally), then `feast apply`."""
+    from usage_features.features.build import NoEventsError, build_features
+    from usage_features.features.store import apply_definitions
+
+    with console.status("building features") as status:
+        try:
+            summary = build_features(RepoPaths(repo), on_step=status.update)
+        except NoEventsError as exc:
+            raise _fail(str(exc)) from None
+        status.update("feast apply")
+        apply_definitions(repo)
+    if as_json:
+        out.print_json(json.dumps(summary.to_dict()))
+        return
+    if not summary.changed:
+        out.print("feature tables are up to date (no new events)")
+    else:
+        out.print(f"folded in {summary.new_event_files} new event file(s): recomputed "
+                  f"{summary.customers_recomputed:,} customer(s) from "
+                  f"{summary.first_changed_day}; rewrote {len(summary.months_rewritten)} "
+                  "month file(s)")
+    share = summary.feature_rows / summary.customer_days if summary.customer_days else 0
+    out.print(f"{summary.feature_rows:,} feature rows for {summary.customers:,} customers "
+              f"({share:.1%} of {summary.customer_days:,} customer-days); feast apply done")
+
+
 def main() -> None:  # pragma: no cover - console entry point
     sys.exit(app())

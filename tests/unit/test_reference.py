@@ -225,13 +225,19 @@ class TestRequestTimeFeatures:
         assert row["is_first_90_days"]
 
     @pytest.mark.parametrize(
-        ("tenure", "expected"), [(0.0, True), (89.99, True), (90.0, False), (-0.5, False)]
+        ("tenure", "expected"), [(0.0, True), (89.99, True), (90.0, False)]
     )
     def test_first_90_days_covers_tenure_from_0_up_to_but_excluding_90(self, tenure, expected):
         customers = customers_frame(("c1", T - pd.Timedelta(days=tenure)))
         row = features_at([], customers=customers)
         assert row["tenure_days"] == pytest.approx(tenure)
         assert row["is_first_90_days"] == expected
+
+    def test_tenure_is_unknown_before_signup(self):
+        customers = customers_frame(("c1", T + pd.Timedelta(hours=1)))
+        row = features_at([], customers=customers)
+        assert math.isnan(row["tenure_days"])
+        assert not row["is_first_90_days"]
 
     def test_low_adoption_early_life_needs_early_life_low_score_and_no_growth(self):
         customers = customers_frame(("c1", D - 20 * DAY))

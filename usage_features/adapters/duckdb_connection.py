@@ -11,8 +11,13 @@ def connect(database: str = ":memory:") -> duckdb.DuckDBPyConnection:
     Dates derived from timestamps (partitions, day truncation) are UTC dates everywhere.
     """
     con = duckdb.connect(database)
-    con.execute("SET TimeZone = 'UTC'")
+    run(con, "SET TimeZone = 'UTC'")
     return con
+
+
+def run(con: duckdb.DuckDBPyConnection, statement: str, params=None) -> None:
+    """Execute a statement to completion (DuckDB 2 keeps a result open until it is fetched)."""
+    con.execute(statement, params).fetchall()
 
 
 def copy_atomically(con: duckdb.DuckDBPyConnection, query: str, target) -> None:
@@ -23,7 +28,7 @@ def copy_atomically(con: duckdb.DuckDBPyConnection, query: str, target) -> None:
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp")
-    con.execute(f"COPY ({query}) TO '{tmp}' (FORMAT parquet, COMPRESSION zstd)")
+    run(con, f"COPY ({query}) TO '{tmp}' (FORMAT parquet, COMPRESSION zstd)")
     os.replace(tmp, target)
 
 

@@ -20,11 +20,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
 
-from usage_features.adapters.duckdb_connection import connect, copy_atomically, parquet_list
+from usage_features.adapters.duckdb_connection import connect, copy_atomically, parquet_list, run
 from usage_features.adapters.event_log import EventLog
 from usage_features.config import RepoPaths
 from usage_features.features.sql import DUCKDB, daily_sql, features_sql
 from usage_features.features.spec import stored_features
+from usage_features.schema import CUSTOMER_SCHEMA
 
 EPOCH = date(1970, 1, 1)
 
@@ -80,7 +81,7 @@ def build_features(repo: RepoPaths, on_step: Callable[[str], None] | None = None
 def _aggregate_touched(con, repo: RepoPaths, log: EventLog, new_files, full: bool) -> int:
     """Daily rows for every (customer, day) the new files touch, merged into ``daily``."""
     day = DUCKDB.day_number.format(date=DUCKDB.event_date.format(ts="timestamp"))
-    con.execute(
+    run(con, 
         f"CREATE TABLE touched AS SELECT DISTINCT customer_id, {day} AS day "
         f"FROM read_parquet({parquet_list(new_files)})"
     )
@@ -92,23 +93,23 @@ def _aggregate_touched(con, repo: RepoPaths, log: EventLog, new_files, full: boo
         partitions = [p for d in days for p in (log.root / f"event_date={d}").glob("*.parquet")]
         source = (f"(SELECT * FROM read_parquet({parquet_list(partitions)}) "
                   f"WHERE (customer_id, {day}) IN (SELECT (customer_id, day) FROM touched))")
-    con.execute(f"CREATE TABLE fresh_daily AS {daily_sql(source, DUCKDB)}")
+    run(con, f"CREATE TABLE fresh_daily AS {daily_sql(source, DUCKDB)}")
     kept = (f"SELECT * FROM read_parquet('{repo.daily}') "
             "ANTI JOIN touched USING (customer_id, day) UNION ALL BY NAME "
             if repo.daily.exists() and not full else "")
-    con.execute(f"CREATE TABLE daily AS {kept}SELECT * FROM fresh_daily")
-    return con.execute("SELECT count(*) FROM touched").fetchone()[0]
+    run(con, f"CREATE TABLE daily AS {kept}SELECT * FROM fresh_daily")
+    return con.execute("SELECT count(*) FROM touched").fetchall()[0][0]
 
 
 def _recompute(con, repo: RepoPaths, summary: BuildSummary) -> None:
-    con.execute("CREATE TABLE starts AS SELECT customer_id, min(day) + 1 AS first_day "
+    run(con, "CREATE TABLE starts AS SELECT customer_id, min(day) + 1 AS first_day "
                 "FROM touched GROUP BY customer_id")
     affected = "(SELECT * FROM daily SEMI JOIN starts USING (customer_id))"
-    con.execute(
+    run(con, 
         f"CREATE TABLE fresh AS SELECT f.* FROM ({features_sql(affected, DUCKDB)}) f "
         "JOIN starts s ON f.customer_id = s.customer_id AND f.day >= s.first_day"
     )
-    first_day = con.execute("SELECT min(first_day) FROM starts").fetchone()[0]
+    first_day = con.execute("SELECT min(first_day) FROM starts").fetchall()[0][0]
     first_month = (EPOCH + timedelta(days=first_day)).strftime("%Y-%m")
     existing = sorted(p for p in repo.customer_usage.glob("*.parquet") if p.stem >= first_month)
     kept = (
@@ -117,7 +118,7 @@ def _recompute(con, repo: RepoPaths, summary: BuildSummary) -> None:
         "WHERE s.first_day IS NULL OR e.day < s.first_day UNION ALL BY NAME "
         if existing else ""
     )
-    con.execute(f"CREATE TABLE merged AS {kept}SELECT * FROM fresh")
+    run(con, f"CREATE TABLE merged AS {kept}SELECT * FROM fresh")
     columns = ", ".join(["customer_id", "feature_timestamp", "day",
                          *(f.name for f in stored_features())])
     months = [m for (m,) in con.execute(
@@ -133,33 +134,36 @@ def _recompute(con, repo: RepoPaths, summary: BuildSummary) -> None:
     for stale in set(p.stem for p in existing) - set(months):
         (repo.customer_usage / f"{stale}.parquet").unlink()
     copy_atomically(con, "SELECT * FROM daily ORDER BY customer_id, day", repo.daily)
-    summary.customers_recomputed = con.execute("SELECT count(*) FROM starts").fetchone()[0]
+    summary.customers_recomputed = con.execute("SELECT count(*) FROM starts").fetchall()[0][0]
     summary.first_changed_day = str(EPOCH + timedelta(days=first_day))
     summary.months_rewritten = months
 
 
 def _refresh_profile(con, repo: RepoPaths, state: dict) -> int | None:
     """Rewrite the customer-profile table when the customers table changed; its row count."""
-    if not repo.customers.exists():
-        return None
-    stamp = repo.customers.stat().st_mtime_ns
+    stamp = repo.customers.stat().st_mtime_ns if repo.customers.exists() else None
     if state.get("customers_mtime_ns") == stamp and repo.customer_profile.exists():
         return None
+    if stamp is None:  # no customers loaded yet: an empty table, so the Feast source exists
+        con.register("customers", CUSTOMER_SCHEMA.empty_table())
+        customers = "customers"
+    else:
+        customers = f"read_parquet('{repo.customers}')"
     copy_atomically(
         con,
         f"SELECT customer_id, signup_at, plan, signup_at AS valid_from "
-        f"FROM read_parquet('{repo.customers}') ORDER BY customer_id",
+        f"FROM {customers} ORDER BY customer_id",
         repo.customer_profile,
     )
     state["customers_mtime_ns"] = stamp
-    return con.execute(f"SELECT count(*) FROM read_parquet('{repo.customers}')").fetchone()[0]
+    return con.execute(f"SELECT count(*) FROM {customers}").fetchall()[0][0]
 
 
 def _table_stats(con, repo: RepoPaths, summary: BuildSummary) -> None:
     rows, customers, first, last = con.execute(
         f"SELECT count(*), count(DISTINCT customer_id), min(day), max(day) "
         f"FROM read_parquet('{repo.customer_usage}/*.parquet')"
-    ).fetchone()
+    ).fetchall()[0]
     summary.feature_rows, summary.customers = rows, customers
     summary.customer_days = customers * (last - first + 1) if rows else 0
 
@@ -171,6 +175,8 @@ def _load_state(repo: RepoPaths) -> dict:
 
 
 def _save_state(repo: RepoPaths, state: dict) -> None:
+    if _load_state(repo) == state:
+        return
     repo.build_state.parent.mkdir(parents=True, exist_ok=True)
     tmp = repo.build_state.with_name(repo.build_state.name + ".tmp")
     tmp.write_text(json.dumps(state, indent=1))

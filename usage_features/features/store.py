@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import sys
 import warnings
 from pathlib import Path
 
@@ -27,9 +28,17 @@ def apply_definitions(repo: Path) -> str:
 
     repo = Path(repo).resolve()
     output = io.StringIO()
-    with warnings.catch_warnings(), contextlib.redirect_stdout(output):
-        warnings.simplefilter("ignore", RuntimeWarning)
-        logging.getLogger("feast").setLevel(logging.ERROR)
-        config = load_repo_config(repo, repo / "feature_store.yaml")
-        apply_total(config, repo, skip_source_validation=False)
+    # As the feast CLI does: the repo's modules are imported by name from the repo directory.
+    # Forget any module of that name from another repo imported earlier in this process.
+    for module in repo.glob("*.py"):
+        sys.modules.pop(module.stem, None)
+    sys.path.insert(0, str(repo))
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(output):
+            warnings.simplefilter("ignore", RuntimeWarning)
+            logging.getLogger("feast").setLevel(logging.ERROR)
+            config = load_repo_config(repo, repo / "feature_store.yaml")
+            apply_total(config, repo, skip_source_validation=False)
+    finally:
+        sys.path.remove(str(repo))
     return output.getvalue()

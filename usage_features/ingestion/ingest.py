@@ -25,7 +25,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from usage_features.adapters.duckdb_connection import connect
+from usage_features.adapters.duckdb_connection import connect, run
 from usage_features.adapters.event_log import EventLog
 from usage_features.config import MAX_FUTURE_SKEW_HOURS, RepoPaths
 from usage_features.domain.repository import ConflictingEventError
@@ -107,7 +107,7 @@ def _refuse(con, summary: IngestSummary) -> None:
 
 def _create_staging_tables(con: duckdb.DuckDBPyConnection) -> None:
     raw = ", ".join(f"{c} VARCHAR" for c in _RAW)
-    con.execute(
+    run(con, 
         f"""CREATE TABLE staged (
             file_index INTEGER, source_row BIGINT, {raw},
             event_id VARCHAR, customer_id VARCHAR, timestamp TIMESTAMPTZ,
@@ -125,7 +125,7 @@ def _stage(con, index, relation, now, on_rows) -> None:
         chunk = chunk.add_column(0, "source_row", pa.array(np.arange(first_row, first_row + n)))
         chunk = chunk.add_column(0, "file_index", pa.array(np.full(n, index, dtype=np.int32)))
         con.register("chunk", chunk)
-        con.execute(insert)
+        run(con, insert)
         con.unregister("chunk")
         first_row += n
         if on_rows:
@@ -140,7 +140,7 @@ def _classify(con: duckdb.DuckDBPyConnection, log: EventLog) -> None:
         else f"SELECT {_EVENT} FROM read_parquet('{log.glob}') "
         "WHERE event_id IN (SELECT event_id FROM firsts)"
     )
-    con.execute(
+    run(con, 
         f"""
         CREATE OR REPLACE TABLE classified AS
         WITH v AS (
@@ -165,7 +165,7 @@ def _classify(con: duckdb.DuckDBPyConnection, log: EventLog) -> None:
 
 def _summarise(con: duckdb.DuckDBPyConnection) -> IngestSummary:
     summary = IngestSummary()
-    summary.read = con.execute("SELECT count(*) FROM staged").fetchone()[0]
+    summary.read = con.execute("SELECT count(*) FROM staged").fetchall()[0][0]
     for status, n in con.execute("SELECT status, count(*) FROM classified GROUP BY 1").fetchall():
         setattr(summary, {"conflict": "rejected", "duplicate": "duplicates"}.get(status, status),
                 n)
@@ -178,7 +178,7 @@ def _summarise(con: duckdb.DuckDBPyConnection) -> IngestSummary:
            GROUP BY 1 ORDER BY 2 DESC, 1"""
     ).fetchall()
     summary.rejected_by_reason = dict(reasons)
-    summary.rejected += con.execute("SELECT count(*) FROM staged WHERE reason IS NOT NULL").fetchone()[0]
+    summary.rejected += con.execute("SELECT count(*) FROM staged WHERE reason IS NOT NULL").fetchall()[0][0]
     return summary
 
 
@@ -197,7 +197,7 @@ def _write_quarantine(con, sources: list[Path | None], repo: RepoPaths) -> list[
         repo.quarantine.mkdir(parents=True, exist_ok=True)
         target = repo.quarantine / f"{path.stem}-{_digest(path)}.parquet"
         tmp = target.with_name(target.name + ".tmp")
-        con.execute(
+        run(con, 
             f"""COPY (SELECT {_literal(str(path))} AS source_file, * EXCLUDE (file_index)
                       FROM ({rejected}) WHERE file_index = {index} ORDER BY source_row)
                 TO '{tmp}' (FORMAT parquet)"""
@@ -210,7 +210,7 @@ def _write_quarantine(con, sources: list[Path | None], repo: RepoPaths) -> list[
 def _commit_accepted(con: duckdb.DuckDBPyConnection, log: EventLog) -> None:
     batch, staging = log.new_staging_dir()
     try:
-        con.execute(
+        run(con, 
             f"""COPY (SELECT {_EVENT}, CAST(timestamp AS DATE) AS event_date
                       FROM classified WHERE status = 'accepted'
                       ORDER BY event_date, customer_id, timestamp)

@@ -33,13 +33,26 @@ def _suffix(path: Path) -> str:
     )
 
 
-def _scan(con: duckdb.DuckDBPyConnection, path: Path, suffix: str) -> duckdb.DuckDBPyRelation:
+def scan_file(con: duckdb.DuckDBPyConnection, path: Path,
+              columns: tuple[str, ...] = EVENT_COLUMNS) -> duckdb.DuckDBPyRelation:
+    """All columns of a Parquet, CSV or JSON Lines file (CSV and JSON ``columns`` as text)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    suffix = _suffix(path)
+    try:
+        return _scan(con, path, suffix, columns)
+    except duckdb.Error as exc:
+        raise InputError(f"{path}: cannot be read: {exc}") from exc
+
+
+def _scan(con, path: Path, suffix: str, expected: tuple[str, ...]) -> duckdb.DuckDBPyRelation:
     quoted = str(path).replace("'", "''")
     if suffix in _PARQUET:
         return con.sql(f"SELECT * FROM read_parquet('{quoted}')")
     if suffix in _CSV:
         return con.sql(f"SELECT * FROM read_csv('{quoted}', all_varchar = true, header = true)")
-    columns = ", ".join(f"'{c}': 'VARCHAR'" for c in EVENT_COLUMNS)
+    columns = ", ".join(f"'{c}': 'VARCHAR'" for c in expected)
     try:
         names = con.sql(
             f"SELECT * FROM read_json('{quoted}', format = 'newline_delimited', "
@@ -47,18 +60,18 @@ def _scan(con: duckdb.DuckDBPyConnection, path: Path, suffix: str) -> duckdb.Duc
         ).columns
     except duckdb.Error as exc:
         raise InputError(f"{path}: not valid JSON Lines: {exc}") from exc
-    _check_columns(path, names)
+    _check_columns(path, names, expected)
     return con.sql(
         f"SELECT * FROM read_json('{quoted}', format = 'newline_delimited', "
         f"columns = {{{columns}}})"
     )
 
 
-def _check_columns(path: Path, names: list[str]) -> None:
-    missing = [c for c in EVENT_COLUMNS if c not in names]
+def _check_columns(path: Path, names: list[str], expected: tuple[str, ...]) -> None:
+    missing = [c for c in expected if c not in names]
     if missing:
         raise InputError(f"{path}: missing required column(s): {', '.join(missing)}")
-    extra = [c for c in names if c not in EVENT_COLUMNS]
+    extra = [c for c in names if c not in expected]
     if extra:
         warnings.warn(f"{path}: ignoring extra column(s): {', '.join(extra)}", stacklevel=3)
 
@@ -68,15 +81,8 @@ def open_events_as_text(con: duckdb.DuckDBPyConnection, path: Path) -> duckdb.Du
 
     Raises :class:`InputError` for an unreadable file or a missing column (naming it).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
-    suffix = _suffix(path)
-    try:
-        relation = _scan(con, path, suffix)
-    except duckdb.Error as exc:
-        raise InputError(f"{path}: cannot be read: {exc}") from exc
-    _check_columns(path, relation.columns)
+    relation = scan_file(con, path)
+    _check_columns(path, relation.columns, EVENT_COLUMNS)
     return relation.select(
         ", ".join(f'CAST("{c}" AS VARCHAR) AS "{c}"' for c in EVENT_COLUMNS)
     )

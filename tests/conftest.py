@@ -1,0 +1,46 @@
+"""Shared fixtures: fresh copies of the feature repo, populated through the real commands."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from usage_features.config import RepoPaths
+
+FEATURE_REPO = Path(__file__).resolve().parents[1] / "feature_repo"
+
+
+def copy_feature_repo(target: Path) -> Path:
+    """The feature repo's definitions (not its data) in ``target``: an independent project."""
+    target.mkdir(parents=True, exist_ok=True)
+    for item in FEATURE_REPO.iterdir():
+        if item.name != "data" and item.is_file():
+            shutil.copy(item, target / item.name)
+    return target
+
+
+def populate(repo: Path, events: pd.DataFrame, customers: pd.DataFrame | None = None) -> None:
+    """Ingest ``events`` (and load ``customers``) into ``repo``, then build and apply."""
+    from usage_features.features.build import build_features
+    from usage_features.features.store import apply_definitions
+    from usage_features.ingestion import ingest_files
+    from usage_features.ingestion.customers import load_customers
+
+    paths = RepoPaths(repo)
+    source = repo / "incoming.parquet"
+    events.to_parquet(source, index=False)
+    summary = ingest_files([source], paths)
+    assert summary.rejected == 0, summary
+    if customers is not None:
+        customers.to_parquet(repo / "customers.parquet")
+        load_customers(repo / "customers.parquet", paths)
+    build_features(paths)
+    apply_definitions(repo)
+
+
+@pytest.fixture
+def feature_repo_copy(tmp_path) -> Path:
+    return copy_feature_repo(tmp_path / "feature_repo")
