@@ -161,5 +161,63 @@ def build(repo: RepoOption, as_json: JsonOption = False) -> None:
               f"({share:.1%} of {summary.customer_days:,} customer-days); feast apply done")
 
 
+@app.command()
+def demo(
+    workdir: Annotated[Path, typer.Option(help="Fresh directory for everything the demo writes "
+                                          "(replaced if it exists).")] = Path("demo"),
+    customers: Annotated[int, typer.Option(help="Simulated customers.")] = 500,
+    days: Annotated[int, typer.Option(help="Simulated days.")] = 180,
+) -> None:
+    """The main job end to end on the embedded defaults, in a fresh directory."""
+    from usage_features.demo import DemoConfig, run_demo
+
+    template = Path(__file__).resolve().parents[1] / "feature_repo"
+    if not (template / "feature_store.yaml").exists():
+        template = default_repo()
+
+    def report(step: str, result) -> None:
+        out.rule(f"[bold]{step}")
+        _print_step(step, result)
+
+    config = DemoConfig(workdir=workdir, customers=customers, days=days)
+    with console.status("running the demo"):
+        run_demo(config, template, report)
+    out.rule()
+    out.print(f"feature repo: {workdir / 'feature_repo'} (try `feast -c {workdir}/feature_repo "
+              "feature-views list`)")
+
+
+def _print_step(step: str, result) -> None:
+    from usage_features.ingestion import REASONS
+
+    if step == "simulate":
+        out.print(f"{result['events']:,} raw events (some deliberately broken) for "
+                  f"{result['customers']:,} customers -> {', '.join(result['files'])}")
+    elif step == "ingest":
+        out.print(f"read {result.read:,}: accepted {result.accepted:,}, rejected "
+                  f"{result.rejected:,}, duplicates {result.duplicates:,}")
+        for code, n in result.rejected_by_reason.items():
+            out.print(f"  {n:>6,} {code}: {REASONS[code]}")
+        for path in result.quarantine_files:
+            out.print(f"  rejected rows with their reasons: {path}")
+    elif step == "load-customers":
+        out.print(f"{result:,} customers loaded")
+    elif step == "build":
+        out.print(f"{result.feature_rows:,} compact feature rows for {result.customers:,} "
+                  f"customers ({result.feature_rows / max(result.customer_days, 1):.1%} of "
+                  f"{result.customer_days:,} customer-days); feast apply done")
+    elif step == "show":
+        out.print(f"customer {result['customer_id']} as of {result['as_of']:%Y-%m-%d %H:%M} UTC")
+        for event in result["latest_events"]:
+            out.print(f"  {event.timestamp:%Y-%m-%d %H:%M}  {event.event_type.value:<20} "
+                      f"adoption {event.feature_adoption_score.value:.2f}")
+        out.print("  events in the last " + ", ".join(
+            f"{n} days: {c}" for n, c in result["counts"].items()))
+        table = Table("feature (churn_model_v1)", "value", box=None)
+        for name, value in result["features"].items():
+            table.add_row(name, f"{value:.3f}" if isinstance(value, float) else str(value))
+        out.print(table)
+
+
 def main() -> None:  # pragma: no cover - console entry point
     sys.exit(app())

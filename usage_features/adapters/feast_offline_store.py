@@ -151,15 +151,19 @@ class DuckDBAsOfOfflineStore(OfflineStore):
                      timestamp_field, created_timestamp_column, start_date, end_date, "")
 
 
-def source_sql(config: RepoConfig, source: DataSource) -> str:
-    """A DuckDB relation over a ``FileSource``, with its field mapping applied."""
+def source_sql(config: RepoConfig, source: DataSource, mapped: bool = True) -> str:
+    """A DuckDB relation over a ``FileSource``, with its field mapping applied if ``mapped``.
+
+    Feast asks the ``pull_*`` methods for the source's own column names, and maps them itself.
+    """
     if not isinstance(source, FileSource):
         raise ValueError(f"{source.name}: only FileSource is supported, got {type(source)}")
     path = Path(source.path)
     if not path.is_absolute() and config.repo_path is not None:
         path = Path(config.repo_path) / path
     target = f"{path}/**/*.parquet" if path.is_dir() else str(path)
-    rename = ", ".join(f'"{old}" AS "{new}"' for old, new in source.field_mapping.items())
+    mapping = source.field_mapping if mapped else {}
+    rename = ", ".join(f'"{old}" AS "{new}"' for old, new in mapping.items())
     star = f"* RENAME ({rename})" if rename else "*"
     return f"(SELECT {star} FROM read_parquet('{target}', union_by_name = true))"
 
@@ -201,7 +205,8 @@ def _pull(config, source, keys, features, ts, created, start, end, qualify) -> R
     params = {k: v for k, v in (("start", start), ("end", end)) if v is not None}
 
     def query() -> pa.Table:
-        sql = f"SELECT {columns} FROM {source_sql(config, source)} {condition} {qualify}"
+        relation = source_sql(config, source, mapped=False)
+        sql = f"SELECT {columns} FROM {relation} {condition} {qualify}"
         return connect().execute(sql, params).to_arrow_table()
 
     return DuckDBAsOfRetrievalJob(query)
