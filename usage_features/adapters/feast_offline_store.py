@@ -207,6 +207,6 @@ def _pull(config, source, keys, features, ts, created, start, end, qualify) -> R
     def query() -> pa.Table:
         relation = source_sql(config, source, mapped=False)
         sql = f"SELECT {columns} FROM {relation} {condition} {qualify}"
-        return connect().execute(sql, params).to_arrow_table()
+        return connect().sql(sql, params=params).to_arrow_table()
 
     return DuckDBAsOfRetrievalJob(query)

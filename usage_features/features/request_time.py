@@ -36,8 +36,9 @@ def days_since_last_monitoring_run(last_monitoring_run_at: pd.Series,
 
 
 def tenure_days(signup_at: pd.Series, as_of: pd.Series) -> pd.Series:
-    """Days from signup to ``as_of``; NaN for a customer not in the customers table."""
-    return (as_of - _utc(signup_at)) / _DAY
+    """Days from signup to ``as_of``; NaN before signup or for a customer not in the table."""
+    days = (as_of - _utc(signup_at)) / _DAY
+    return days.where(days >= 0)
 
 
 def is_first_90_days(tenure_days: pd.Series) -> pd.Series:

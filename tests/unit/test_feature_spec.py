@@ -1,0 +1,83 @@
+import pandas as pd
+import pytest
+
+from usage_features.features import request_time
+from usage_features.features.spec import (
+    WINDOWED, W7, PREV_30, HISTORY, Window, change_offsets, served_features)
+from usage_features.features.sql import DIALECTS, features_sql, daily_sql
+from usage_features.domain import EventType
+
+T = pd.Timestamp("2026-03-15 12:00", tz="UTC")
+
+
+class TestWindows:
+    def test_a_window_frame_excludes_the_as_of_day_itself(self):
+        assert W7.frame() == "RANGE BETWEEN 7 PRECEDING AND 1 PRECEDING"
+
+    def test_an_offset_window_ends_where_the_recent_one_starts(self):
+        assert PREV_30.frame() == "RANGE BETWEEN 60 PRECEDING AND 31 PRECEDING"
+
+    def test_history_reaches_back_to_the_first_event(self):
+        assert HISTORY.frame() == "RANGE BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING"
+
+    def test_an_event_enters_the_day_after_and_leaves_after_n_days(self):
+        assert Window("w", 30).change_offsets() == {1, 31}
+
+    def test_features_can_only_change_on_these_days_after_an_event(self):
+        assert change_offsets() == [1, 8, 31, 61, 91]
+
+
+class TestTheFeatureList:
+    def test_names_are_unique(self):
+        names = [f.name for f in WINDOWED]
+        assert len(names) == len(set(names))
+
+    def test_every_event_type_has_a_30_day_count(self):
+        served = {f.name for f in served_features()}
+        assert {f"{t.value}_count_30d" for t in EventType} <= served
+
+    def test_the_label_and_internal_inputs_are_never_served(self):
+        served = {f.name for f in served_features()}
+        assert not served & {"churned_at", "last_event_at", "adoption_score_30d_ago"}
+
+    @pytest.mark.parametrize("dialect", sorted(DIALECTS))
+    def test_every_stored_feature_is_a_column_of_the_compiled_query(self, dialect):
+        sql = features_sql("daily", DIALECTS[dialect]) + daily_sql("events", DIALECTS[dialect])
+        for feature in WINDOWED:
+            assert f"AS {feature.name}" in sql
+
+
+class TestRequestTimeFeatures:
+    def inputs(self, **columns):
+        base = {"last_event_at": [T - pd.Timedelta(days=2)],
+                "last_monitoring_run_at": [pd.NaT],
+                "signup_at": [T - pd.Timedelta(days=30)],
+                "adoption_score_latest": [0.1], "decay_ratio_7d_30d": [0.5]}
+        base.update(columns)
+        return pd.DataFrame(base)
+
+    def test_recency_and_tenure_are_measured_from_the_request_time(self):
+        out = request_time.compute(self.inputs(), as_of=T + pd.Timedelta(hours=12))
+        assert out.days_since_last_event.tolist() == [2.5]
+        assert out.tenure_days.tolist() == [30.5]
+        assert out.days_since_last_monitoring_run.isna().all()
+
+    def test_the_entity_rows_timestamp_is_the_request_time_in_historical_retrieval(self):
+        frame = self.inputs(event_timestamp=[T])
+        assert request_time.compute(frame).days_since_last_event.tolist() == [2.0]
+
+    def test_low_adoption_early_life_needs_all_three_conditions(self):
+        assert request_time.compute(self.inputs(), as_of=T).low_adoption_early_life.tolist() == [
+            True]
+        for change in ({"adoption_score_latest": [0.2]}, {"decay_ratio_7d_30d": [1.0]},
+                       {"signup_at": [T - pd.Timedelta(days=90)]}):
+            out = request_time.compute(self.inputs(**change), as_of=T)
+            assert out.low_adoption_early_life.tolist() == [False], change
+
+    def test_an_unknown_customer_is_not_in_early_life(self):
+        out = request_time.compute(self.inputs(signup_at=[pd.NaT]), as_of=T)
+        assert out.tenure_days.isna().all() and not out.is_first_90_days.any()
+
+    def test_tenure_is_unknown_before_signup(self):
+        out = request_time.compute(self.inputs(signup_at=[T + pd.Timedelta(hours=1)]), as_of=T)
+        assert out.tenure_days.isna().all()
