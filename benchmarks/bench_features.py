@@ -1,0 +1,134 @@
+"""Benchmark: ingest, feature build and historical retrieval on simulated data.
+
+    python benchmarks/bench_features.py --customers 10000 --days 365 --entity-rows 100000
+
+Each phase runs in its own process so its peak memory is its own. Retrieval is measured
+through ``churn_model_v1`` with this project's DuckDB ASOF offline store and, on the same
+tables, with Feast's default ``file`` (Dask) store (``--skip-dask`` to leave it out).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _measure import report, run_phase  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def phase_simulate(work: Path, customers: int, days: int, seed: int) -> None:
+    from usage_features.simulation import SimulationConfig, simulate, write_simulation
+
+    started = time.perf_counter()
+    sim = simulate(SimulationConfig(customers=customers, days=days, seed=seed))
+    write_simulation(sim, work / "raw")
+    report(phase="simulate", events=sim.events.num_rows,
+           seconds=round(time.perf_counter() - started, 2))
+
+
+def phase_ingest(work: Path) -> None:
+    from usage_features.config import RepoPaths
+    from usage_features.demo import new_feature_repo
+    from usage_features.ingestion import ingest_files
+    from usage_features.ingestion.customers import load_customers
+
+    repo = work / "feature_repo"
+    shutil.rmtree(repo, ignore_errors=True)
+    new_feature_repo(ROOT / "feature_repo", repo)
+    started = time.perf_counter()
+    summary = ingest_files([work / "raw" / "events.parquet"], RepoPaths(repo))
+    seconds = time.perf_counter() - started
+    load_customers(work / "raw" / "customers.parquet", RepoPaths(repo))
+    report(phase="ingest", events=summary.read, accepted=summary.accepted,
+           seconds=round(seconds, 2), events_per_second=round(summary.read / seconds))
+
+
+def phase_build(work: Path) -> None:
+    from usage_features.config import RepoPaths
+    from usage_features.features.build import build_features
+    from usage_features.features.store import apply_definitions
+
+    repo = work / "feature_repo"
+    started = time.perf_counter()
+    summary = build_features(RepoPaths(repo))
+    seconds = time.perf_counter() - started
+    apply_definitions(repo)
+    report(phase="build", seconds=round(seconds, 2), feature_rows=summary.feature_rows,
+           customers=summary.customers, customer_days=summary.customer_days)
+
+
+def phase_retrieve(work: Path, rows: int, store_type: str) -> None:
+    import numpy as np
+    import pandas as pd
+
+    from usage_features.features.retrieval import historical_features
+    from usage_features.features.store import open_store
+
+    repo = work / "feature_repo"
+    if store_type == "file":
+        yaml = (repo / "feature_store.yaml").read_text()
+        (repo / "feature_store.yaml").write_text(yaml.replace(
+            "usage_features.adapters.feast_offline_store.DuckDBAsOfOfflineStore", "file"))
+    try:
+        customers = pd.read_parquet(work / "raw" / "customers.parquet")
+        rng = np.random.default_rng(0)
+        pick = customers.sample(rows, replace=True, random_state=1).reset_index(drop=True)
+        span = (pd.Timestamp.now(tz="UTC") - pick.signup_at).dt.total_seconds().clip(lower=1)
+        entity = pd.DataFrame({
+            "customer_id": pick.customer_id,
+            "event_timestamp": pick.signup_at + pd.to_timedelta(rng.random(rows) * span, "s"),
+        })
+        store = open_store(repo)
+        started = time.perf_counter()
+        frame = historical_features(store, entity)
+        seconds = time.perf_counter() - started
+    finally:
+        if store_type == "file":
+            (repo / "feature_store.yaml").write_text(yaml)
+    report(phase=f"retrieve[{store_type}]", rows=len(frame), seconds=round(seconds, 2))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("phase", nargs="?", default="all")
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/usage-features-bench"))
+    parser.add_argument("--customers", type=int, default=10_000)
+    parser.add_argument("--days", type=int, default=365)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--entity-rows", type=int, default=100_000)
+    parser.add_argument("--store", default="duckdb-asof")
+    parser.add_argument("--skip-dask", action="store_true")
+    args = parser.parse_args()
+    work = args.workdir
+    if args.phase == "simulate":
+        return phase_simulate(work, args.customers, args.days, args.seed)
+    if args.phase == "ingest":
+        return phase_ingest(work)
+    if args.phase == "build":
+        return phase_build(work)
+    if args.phase == "retrieve":
+        return phase_retrieve(work, args.entity_rows, args.store)
+    work.mkdir(parents=True, exist_ok=True)
+    script, common = __file__, ["--workdir", str(work)]
+    results = [
+        run_phase(script, "simulate", *common, "--customers", str(args.customers),
+                  "--days", str(args.days), "--seed", str(args.seed)),
+        run_phase(script, "ingest", *common),
+        run_phase(script, "build", *common),
+        run_phase(script, "retrieve", *common, "--entity-rows", str(args.entity_rows)),
+    ]
+    if not args.skip_dask:
+        results.append(run_phase(script, "retrieve", *common, "--entity-rows",
+                                 str(args.entity_rows), "--store", "file"))
+    for result in results:
+        print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

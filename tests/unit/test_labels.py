@@ -1,0 +1,74 @@
+from datetime import datetime, timezone
+
+import pandas as pd
+import pytest
+
+from usage_features.training.labels import LabelError, observation_rows, time_split
+
+START = datetime(2026, 1, 1, tzinfo=timezone.utc)
+DAY = pd.Timedelta(days=1)
+
+
+def customers(*rows):
+    return pd.DataFrame(rows, columns=["customer_id", "signup_at", "churned_at"])
+
+
+def at(days: float):
+    return pd.Timestamp(START) + days * DAY
+
+
+def rows_for(table, cutoff_days=100, horizon=30, interval=7):
+    return observation_rows(table, START, at(cutoff_days), horizon_days=horizon,
+                            interval_days=interval)
+
+
+class TestObservationRows:
+    def test_a_churn_on_the_horizons_last_day_is_positive(self):
+        out = rows_for(customers(("a", at(0), at(30))))
+        assert out.loc[out.event_timestamp == at(0), "label"].tolist() == [1]
+
+    def test_a_churn_just_after_the_horizon_is_negative(self):
+        out = rows_for(customers(("a", at(0), at(30) + pd.Timedelta(seconds=1))))
+        assert out.loc[out.event_timestamp == at(0), "label"].tolist() == [0]
+
+    def test_no_row_is_observed_at_or_after_churn(self):
+        out = rows_for(customers(("a", at(0), at(14))))
+        assert out.event_timestamp.tolist() == [at(0), at(7)]
+        assert out.label.tolist() == [1, 1]
+
+    def test_rows_whose_label_window_passes_the_cutoff_are_censored(self):
+        out = rows_for(customers(("a", at(0), None)), cutoff_days=50)
+        assert out.event_timestamp.max() + 30 * DAY <= at(50)
+        assert out.event_timestamp.tolist() == [at(0), at(7), at(14)]
+
+    def test_a_customer_who_signs_up_after_t_is_not_observed_at_t(self):
+        out = rows_for(customers(("late", at(10), None)))
+        assert out.event_timestamp.min() == at(14)
+
+    def test_a_churn_before_signup_is_a_clear_error(self):
+        with pytest.raises(LabelError, match="churned_at is before signup_at.*'a'"):
+            rows_for(customers(("a", at(10), at(5))))
+
+    def test_a_missing_column_is_named(self):
+        with pytest.raises(LabelError, match="missing column.*churned_at"):
+            rows_for(pd.DataFrame({"customer_id": ["a"], "signup_at": [at(0)]}))
+
+    def test_no_active_customer_is_a_clear_error(self):
+        with pytest.raises(LabelError, match="no customer is active"):
+            rows_for(customers(("a", at(90), None)))
+
+    def test_a_cutoff_shorter_than_the_horizon_is_a_clear_error(self):
+        with pytest.raises(LabelError, match="no observation time fits"):
+            rows_for(customers(("a", at(0), None)), cutoff_days=10)
+
+
+class TestTimeSplit:
+    def test_validation_rows_are_all_later_than_training_rows(self):
+        table = customers(*[(f"c{i}", at(0), None) for i in range(3)])
+        train, validate, split = time_split(rows_for(table, cutoff_days=200), horizon_days=30)
+        assert train.event_timestamp.max() < split <= validate.event_timestamp.min()
+
+    def test_training_labels_end_before_the_validation_period(self):
+        table = customers(*[(f"c{i}", at(0), None) for i in range(3)])
+        train, _, split = time_split(rows_for(table, cutoff_days=200), horizon_days=30)
+        assert (train.event_timestamp + 30 * DAY <= split).all()

@@ -1,0 +1,1 @@
+"""Training the churn classifier on point-in-time features from Feast."""

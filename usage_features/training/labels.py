@@ -1,0 +1,92 @@
+"""Observation rows and churn labels from the customers table, without censoring.
+
+A customer is observed at regular times ``t`` on a global grid (every ``interval_days`` from
+``grid_start``) while active (``signup_at <= t`` and not yet churned at ``t``). The label is
+whether the customer churned within ``(t, t + horizon]``. A row is kept only if its whole label
+window is observed (``t + horizon <= cutoff``); otherwise "did not churn" would be a guess.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+
+REQUIRED = ("customer_id", "signup_at", "churned_at")
+
+
+class LabelError(ValueError):
+    """The customers table cannot produce labels."""
+
+
+def validate_customers(customers: pd.DataFrame) -> pd.DataFrame:
+    """The customers table with UTC timestamps; a clear error for anything unusable."""
+    missing = [c for c in REQUIRED if c not in customers.columns]
+    if missing:
+        raise LabelError(f"customers table is missing column(s): {', '.join(missing)}")
+    out = customers.copy()
+    for column in ("signup_at", "churned_at"):
+        out[column] = pd.to_datetime(out[column], utc=True)
+    if out.signup_at.isna().any():
+        bad = out.loc[out.signup_at.isna(), "customer_id"].head(3).tolist()
+        raise LabelError(f"signup_at is missing for customer(s) {bad}")
+    early = out.churned_at < out.signup_at
+    if early.any():
+        bad = out.loc[early, "customer_id"].head(3).tolist()
+        raise LabelError(f"churned_at is before signup_at for customer(s) {bad}")
+    if out.customer_id.duplicated().any():
+        bad = out.loc[out.customer_id.duplicated(), "customer_id"].head(3).tolist()
+        raise LabelError(f"duplicate customer_id(s) {bad}")
+    return out
+
+
+def observation_rows(customers: pd.DataFrame, grid_start: datetime, cutoff: datetime,
+                     horizon_days: int = 30, interval_days: int = 7) -> pd.DataFrame:
+    """``customer_id, event_timestamp, label`` rows; see the module docstring.
+
+    ``cutoff`` is the end of observed data (or the training end, if earlier).
+    """
+    if horizon_days <= 0 or interval_days <= 0:
+        raise LabelError("horizon_days and interval_days must be positive")
+    customers = validate_customers(customers)
+    horizon = pd.Timedelta(days=horizon_days)
+    last_t = pd.Timestamp(cutoff) - horizon
+    grid = pd.date_range(pd.Timestamp(grid_start), last_t, freq=pd.Timedelta(days=interval_days))
+    if len(grid) == 0:
+        raise LabelError(f"no observation time fits: the {horizon_days}-day label window of a "
+                         f"row at {grid_start} already ends after the cutoff {cutoff}")
+    ts = grid.tz_convert(None).to_numpy()[None, :]  # naive UTC datetime64 for numpy
+    signup = customers.signup_at.dt.tz_convert(None).to_numpy()[:, None]
+    churn = customers.churned_at.dt.tz_convert(None).to_numpy()[:, None]
+    never = np.isnat(churn)
+    active = (signup <= ts) & (never | (ts < churn))
+    label = ~never & (churn <= ts + horizon.to_timedelta64())
+    rows, cols = np.nonzero(active)
+    out = pd.DataFrame({
+        "customer_id": customers.customer_id.to_numpy()[rows],
+        "event_timestamp": grid[cols],
+        "label": label[rows, cols].astype(np.int8),
+    })
+    if out.empty:
+        raise LabelError("no customer is active at any observation time")
+    return out.sort_values(["event_timestamp", "customer_id"], ignore_index=True)
+
+
+def time_split(rows: pd.DataFrame, horizon_days: int, validation_share: float = 0.25
+               ) -> tuple[pd.DataFrame, pd.DataFrame, pd.Timestamp]:
+    """Earlier observation times train, later ones validate (never a random split).
+
+    Train rows whose label window reaches past the split are dropped (a purge gap), so no
+    training label is decided by what happens during the validation period.
+    """
+    times = np.sort(rows.event_timestamp.unique())
+    if len(times) < 2:
+        raise LabelError("need observations at two or more times for a time-based split")
+    split = pd.Timestamp(times[min(len(times) - 1, int(len(times) * (1 - validation_share)))])
+    validate = rows[rows.event_timestamp >= split]
+    train = rows[rows.event_timestamp + pd.Timedelta(days=horizon_days) <= split]
+    if train.empty or validate.empty:
+        raise LabelError("the time split leaves no training or no validation rows; "
+                         "use more history or a shorter horizon")
+    return train, validate, split
