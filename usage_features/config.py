@@ -69,5 +69,14 @@ class RepoPaths:
         return self.features / "_daily.parquet"
 
     @property
+    def model(self) -> Path:
+        """The default trained model (skops), with its metadata beside it as ``.json``."""
+        return self.data / "models" / "churn_model_v1.skops"
+
+    @property
+    def reports(self) -> Path:
+        return self.data / "reports"
+
+    @property
     def build_state(self) -> Path:
         return self.features / "_build_state.json"

@@ -1,0 +1,188 @@
+"""The training job: labels -> Feast historical features -> time split -> fit -> evaluate -> save.
+
+Features come only from ``get_historical_features`` through ``churn_model_v1`` (via
+:func:`usage_features.features.retrieval.historical_features`); nothing here computes one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.inspection import permutation_importance
+
+from usage_features.adapters.duckdb_connection import connect
+from usage_features.adapters.event_log import EventLog
+from usage_features.config import RepoPaths
+from usage_features.features.retrieval import historical_features, served_feature_names
+from usage_features.features.store import SERVICE_NAME, open_store
+from usage_features.training import evaluate
+from usage_features.training.labels import LabelError, observation_rows, time_split
+from usage_features.training.model import (
+    ModelMetadata,
+    TrainedModel,
+    churn_classifier,
+    installed_versions,
+    logistic_baseline,
+    save_model,
+    training_data_hash,
+)
+
+#: Feature groups removed in the ablation, to measure the domain's claims.
+ABLATIONS: dict[str, tuple[str, ...]] = {
+    "without decay features": ("decay_ratio_7d_30d", "decay_ratio_30d_prev30d",
+                               "event_count_prev30d", "low_adoption_early_life"),
+    "without adoption features": ("adoption_score_latest", "adoption_score_mean_30d",
+                                  "adoption_score_change_30d", "low_adoption_early_life"),
+    "without integration/monitoring": ("integration_connect_count_30d",
+                                       "integration_connect_count_90d",
+                                       "monitoring_run_count_30d",
+                                       "days_since_last_monitoring_run"),
+}
+
+
+@dataclass
+class TrainConfig:
+    repo: Path
+    customers: Path | None = None
+    horizon_days: int = 30
+    interval_days: int = 7
+    train_end: datetime | None = None
+    model_out: Path | None = None
+    validation_share: float = 0.25
+    random_state: int = 0
+    importance_repeats: int = 3
+
+
+@dataclass
+class TrainResult:
+    model: TrainedModel
+    model_path: Path
+    report_dir: Path
+    metrics: pd.DataFrame
+    ablation: pd.DataFrame
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def leakage_alarm(self) -> bool:
+        return self.model.metadata.metrics["model"]["roc_auc"] > evaluate.LEAKAGE_ALARM_AUC
+
+
+def load_labels_source(config: TrainConfig) -> pd.DataFrame:
+    from usage_features.ingestion.customers import read_customers
+
+    path = config.customers or RepoPaths(config.repo).customers
+    if not Path(path).exists():
+        raise FileNotFoundError(f"no customers table at {path}; pass --customers FILE or run "
+                                "`usage-features load-customers` first")
+    return read_customers(Path(path)).to_pandas()
+
+
+def data_end(paths: RepoPaths) -> datetime:
+    """The end of observed data: the latest event's timestamp."""
+    log = EventLog(paths)
+    if log.is_empty():
+        raise FileNotFoundError(f"no events in {log.root}; ingest and build first")
+    (latest,) = connect().execute(
+        f"SELECT max(timestamp) FROM read_parquet('{log.glob}', hive_partitioning = false)"
+    ).fetchall()[0]
+    return latest
+
+
+def train(config: TrainConfig, progress: Callable[[str], None] = lambda _: None) -> TrainResult:
+    paths = RepoPaths(config.repo)
+    customers = load_labels_source(config)
+    cutoff = data_end(paths)
+    if config.train_end is not None:
+        cutoff = min(cutoff, config.train_end)
+    grid_start = customers.signup_at.min().floor("D")
+    progress("labelling observation rows")
+    rows = observation_rows(customers, grid_start, cutoff, config.horizon_days,
+                            config.interval_days)
+    progress(f"fetching historical features for {len(rows):,} rows from Feast")
+    frame = historical_features(open_store(config.repo), rows)
+    features = served_feature_names()
+    train_rows, validate, split = time_split(frame, config.horizon_days, config.validation_share)
+    y_train, y_val = train_rows.label.to_numpy(), validate.label.to_numpy()
+    for period, y in (("training", y_train), ("validation", y_val)):
+        if len(np.unique(y)) < 2:
+            only = "churners" if len(y) and y.all() else "non-churners"
+            raise LabelError(f"the {period} period has only {only} ({len(y):,} rows): "
+                             "labels need both classes")
+
+    progress(f"fitting the model and baselines on {len(train_rows):,} rows")
+    candidates = {
+        "model": churn_classifier(features, config.random_state),
+        "baseline: event_count_30d": logistic_baseline(["event_count_30d"]),
+        "baseline: logistic regression": logistic_baseline(features),
+    }
+    scores = {name: pipe.fit(train_rows, y_train).predict_proba(validate)[:, 1]
+              for name, pipe in candidates.items()}
+    table = pd.DataFrame([{"model": n, **evaluate.metrics(y_val, p)} for n, p in scores.items()])
+
+    progress("ablation: refitting without each feature group")
+    ablation = [{"features": "all", "roc_auc": table.roc_auc.iloc[0]}]
+    for name, dropped in ABLATIONS.items():
+        kept = [f for f in features if f not in dropped]
+        p = churn_classifier(kept, config.random_state).fit(train_rows, y_train)
+        ablation.append({"features": name, "roc_auc": evaluate.metrics(
+            y_val, p.predict_proba(validate)[:, 1])["roc_auc"]})
+    ablation = pd.DataFrame(ablation)
+    ablation["auc_change"] = ablation.roc_auc - ablation.roc_auc.iloc[0]
+
+    progress("permutation importance on the validation period")
+    model = candidates["model"]
+    sample = validate.sample(min(len(validate), 20_000), random_state=config.random_state)
+    result = permutation_importance(model, sample, sample.label, scoring="roc_auc",
+                                    n_repeats=config.importance_repeats,
+                                    random_state=config.random_state)
+    importance = pd.DataFrame({"feature": list(sample.columns),
+                               "mean_auc_drop": result.importances_mean,
+                               "std_auc_drop": result.importances_std})
+    importance = importance[importance.feature.isin(features)].sort_values(
+        "mean_auc_drop", ascending=False, ignore_index=True)
+
+    metadata = ModelMetadata(
+        feature_service=SERVICE_NAME, features=features, horizon_days=config.horizon_days,
+        interval_days=config.interval_days,
+        train_window={"train_start": str(train_rows.event_timestamp.min()),
+                      "train_end": str(train_rows.event_timestamp.max()),
+                      "validation_start": str(split),
+                      "validation_end": str(validate.event_timestamp.max())},
+        metrics={row.model: {k: float(getattr(row, k)) for k in table.columns if k != "model"}
+                 for row in table.itertuples()},
+        training_data_sha256=training_data_hash(frame[["customer_id", "event_timestamp", "label",
+                                                       *features]]),
+        versions=installed_versions(), created_at=datetime.now(timezone.utc).isoformat())
+    trained = TrainedModel(model, metadata)
+    model_path = save_model(trained, config.model_out or paths.model)
+
+    progress("writing the report")
+    report_dir = paths.reports / metadata.model_version
+    evaluate.plot_curves(y_val, scores, report_dir)
+    evaluate.plot_importance(importance, report_dir)
+    importance.to_csv(report_dir / "permutation_importance.csv", index=False)
+    table.to_csv(report_dir / "metrics.csv", index=False)
+    counts = {"train": len(train_rows), "train_positives": int(y_train.sum()),
+              "validation": len(validate), "validation_positives": int(y_val.sum())}
+    (report_dir / "summary.md").write_text(
+        evaluate.summary_markdown(metadata, table, ablation, importance, counts))
+    return TrainResult(trained, model_path, report_dir, table, ablation, counts)
+
+
+def predict(repo: Path, entities: pd.DataFrame, model_path: Path | None = None) -> pd.DataFrame:
+    """Batch scoring: ``entities`` rows (customer_id, event_timestamp, ...) + churn_probability."""
+    from usage_features.training.model import load_model
+
+    model = load_model(model_path or RepoPaths(repo).model, served_feature_names())
+    frame = historical_features(open_store(repo), entities)
+    out = entities.copy()
+    out["churn_probability"] = model.predict_proba(frame).to_numpy()
+    return out
+
+
+__all__ = ["ABLATIONS", "TrainConfig", "TrainResult", "predict", "train"]
