@@ -15,6 +15,20 @@ DEFAULT_REPO = Path("feature_repo")
 MAX_FUTURE_SKEW_HOURS = 24
 
 
+#: Risk bands: the lowest churn probability of each band ("medium=0.2,high=0.5" in the
+#: environment variable USAGE_FEATURES_RISK_BANDS overrides it).
+DEFAULT_RISK_BANDS = {"low": 0.0, "medium": 0.2, "high": 0.5}
+
+
+def risk_bands() -> dict[str, float]:
+    """Band name -> lowest probability in the band, ascending."""
+    bands = dict(DEFAULT_RISK_BANDS)
+    for item in filter(None, os.environ.get("USAGE_FEATURES_RISK_BANDS", "").split(",")):
+        name, _, threshold = item.partition("=")
+        bands[name.strip()] = float(threshold)
+    return dict(sorted(bands.items(), key=lambda kv: kv[1]))
+
+
 def default_repo() -> Path:
     """The feature repo: ``$USAGE_FEATURES_REPO`` or ``feature_repo``."""
     return Path(os.environ.get("USAGE_FEATURES_REPO", DEFAULT_REPO))

@@ -15,7 +15,6 @@ sees half an ingest.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
@@ -25,6 +24,7 @@ from usage_features.adapters.event_log import EventLog
 from usage_features.config import RepoPaths
 from usage_features.features.sql import DUCKDB, daily_sql, features_sql
 from usage_features.features.spec import stored_features
+from usage_features.features.state import load_state, save_state
 from usage_features.schema import CUSTOMER_SCHEMA
 
 EPOCH = date(1970, 1, 1)
@@ -61,7 +61,7 @@ def build_features(repo: RepoPaths, on_step: Callable[[str], None] | None = None
         files = {str(p.relative_to(log.root)): p for p in log.files()}
         if not files:
             raise NoEventsError(f"no events in {log.root}; run `usage-features ingest` first")
-        state = _load_state(repo)
+        state = load_state(repo)
         new = sorted(set(files) - set(state["event_files"]))
         summary = BuildSummary(new_event_files=len(new))
         con = connect()
@@ -72,9 +72,13 @@ def build_features(repo: RepoPaths, on_step: Callable[[str], None] | None = None
             step(f"recomputing {touched_days} touched customer-day(s)")
             _recompute(con, repo, summary)
         summary.profile_rows = _refresh_profile(con, repo, state)
+        if summary.first_changed_day is not None:  # for `usage-features materialize`
+            pending = state.get("unmaterialized_since")
+            state["unmaterialized_since"] = min(filter(None, (pending,
+                                                              summary.first_changed_day)))
         _table_stats(con, repo, summary)
         state["event_files"] = sorted(files)
-        _save_state(repo, state)
+        save_state(repo, state)
     return summary
 
 
@@ -166,18 +170,3 @@ def _table_stats(con, repo: RepoPaths, summary: BuildSummary) -> None:
     ).fetchall()[0]
     summary.feature_rows, summary.customers = rows, customers
     summary.customer_days = customers * (last - first + 1) if rows else 0
-
-
-def _load_state(repo: RepoPaths) -> dict:
-    if repo.build_state.exists():
-        return json.loads(repo.build_state.read_text())
-    return {"event_files": []}
-
-
-def _save_state(repo: RepoPaths, state: dict) -> None:
-    if _load_state(repo) == state:
-        return
-    repo.build_state.parent.mkdir(parents=True, exist_ok=True)
-    tmp = repo.build_state.with_name(repo.build_state.name + ".tmp")
-    tmp.write_text(json.dumps(state, indent=1))
-    tmp.replace(repo.build_state)

@@ -1,0 +1,28 @@
+"""The feature build's small persistent state (``_build_state.json``).
+
+``event_files``: the event-log files folded into the tables; ``customers_mtime_ns``: the
+customers table the profile was built from; ``unmaterialized_since``: the earliest feature day a
+build changed since the last ``usage-features materialize``.
+"""
+
+from __future__ import annotations
+
+import json
+
+from usage_features.config import RepoPaths
+
+
+def load_state(paths: RepoPaths) -> dict:
+    if paths.build_state.exists():
+        return json.loads(paths.build_state.read_text())
+    return {"event_files": []}
+
+
+def save_state(paths: RepoPaths, state: dict) -> None:
+    """Write ``state`` atomically; an unchanged state is not rewritten."""
+    if load_state(paths) == state:
+        return
+    paths.build_state.parent.mkdir(parents=True, exist_ok=True)
+    tmp = paths.build_state.with_name(paths.build_state.name + ".tmp")
+    tmp.write_text(json.dumps(state, indent=1))
+    tmp.replace(paths.build_state)

@@ -1,0 +1,1 @@
+"""Online serving: materialization, the churn scorer and its HTTP service."""

@@ -1,0 +1,65 @@
+"""Score customers from the online store: probability, risk band, reasons, model version."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from usage_features.config import RepoPaths, risk_bands
+from usage_features.features.retrieval import online_features, served_feature_names
+from usage_features.features.store import open_store
+from usage_features.serving.reasons import explain
+from usage_features.training.model import TrainedModel, load_model
+
+UNKNOWN = ("unknown customer: no features in the online store (never ingested, or not "
+           "materialized yet)")
+
+
+@dataclass
+class Score:
+    customer_id: str
+    model_version: str
+    churn_probability: float | None = None
+    risk_band: str | None = None
+    reasons: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        return {k: v for k, v in out.items() if v is not None or k in ("churn_probability",)}
+
+
+class ChurnScorer:
+    """Online features through ``churn_model_v1`` -> model -> scores. Keep one per process."""
+
+    def __init__(self, store, model: TrainedModel, bands: dict[str, float] | None = None):
+        self.store = store
+        self.model = model
+        self.bands = bands or risk_bands()
+
+    @classmethod
+    def from_repo(cls, repo: Path, model_path: Path | None = None) -> ChurnScorer:
+        model = load_model(model_path or RepoPaths(repo).model, served_feature_names())
+        return cls(open_store(repo), model)
+
+    def band(self, probability: float) -> str:
+        return [name for name, low in self.bands.items() if probability >= low][-1]
+
+    def score(self, customer_ids: Sequence[str], as_of: datetime | None = None) -> list[Score]:
+        version = self.model.metadata.model_version
+        if not customer_ids:
+            return []
+        frame = online_features(self.store, list(customer_ids), as_of)
+        probabilities = self.model.predict_proba(frame).to_numpy()
+        records = frame.to_dict(orient="records")
+        scores = []
+        for record, probability in zip(records, probabilities):
+            if not record["known"]:
+                scores.append(Score(record["customer_id"], version, error=UNKNOWN))
+                continue
+            p = float(probability)
+            scores.append(Score(record["customer_id"], version, p, self.band(p),
+                                explain(record)))
+        return scores
