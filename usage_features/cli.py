@@ -280,6 +280,20 @@ def score_command(
     out.print(table)
 
 
+@app.command("serve")
+def serve_command(
+    repo: RepoOption,
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    model: Annotated[Path | None, typer.Option(help="Model file; default the repo's.")] = None,
+) -> None:
+    """Serve POST /score, GET /health and GET /model over HTTP (docs at /docs)."""
+    from usage_features.serving.http import serve
+
+    out.print(f"serving on http://{host}:{port} (OpenAPI docs at /docs)")
+    serve(repo, host, port, model)
+
+
 @app.command()
 def demo(
     workdir: Annotated[Path, typer.Option(help="Fresh directory for everything the demo writes "

@@ -40,6 +40,9 @@ class RepoPaths:
 
     repo: Path
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "repo", Path(self.repo))
+
     @property
     def data(self) -> Path:
         return self.repo / "data"

@@ -1,0 +1,84 @@
+"""The scoring HTTP service: ``POST /score``, ``GET /health``, ``GET /model`` (FastAPI).
+
+Bearer-token auth is on when ``USAGE_FEATURES_API_TOKEN`` is set (``/health`` stays open for
+load balancers). Batches are bounded by ``MAX_BATCH``. OpenAPI docs at ``/docs``.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, HTTPException, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import AwareDatetime, BaseModel, Field
+
+from usage_features.serving.scorer import ChurnScorer
+
+MAX_BATCH = 1000
+TOKEN_VARIABLE = "USAGE_FEATURES_API_TOKEN"
+
+
+class ScoreRequest(BaseModel):
+    customer_ids: Annotated[list[Annotated[str, Field(min_length=1, max_length=256)]],
+                            Field(min_length=1, max_length=MAX_BATCH)]
+    as_of: AwareDatetime | None = Field(
+        default=None, description="Score as of this time (with a UTC offset); default now")
+
+
+class CustomerScore(BaseModel):
+    customer_id: str
+    model_version: str
+    churn_probability: float | None
+    risk_band: str | None = None
+    reasons: list[str] = []
+    error: str | None = None
+
+
+class ScoreResponse(BaseModel):
+    scores: list[CustomerScore]
+
+
+def create_app(scorer: ChurnScorer, token: str | None = None) -> FastAPI:
+    """The service around one loaded scorer; ``token`` defaults to the environment's."""
+    token = token if token is not None else os.environ.get(TOKEN_VARIABLE) or None
+    app = FastAPI(title="usage-features churn scoring", version="1",
+                  description="Churn risk from usage features served by Feast (churn_model_v1)")
+    bearer = HTTPBearer(auto_error=False)
+
+    def authorised(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
+        if token is None:
+            return
+        if credentials is None or not secrets.compare_digest(credentials.credentials, token):
+            raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing or wrong bearer token",
+                                headers={"WWW-Authenticate": "Bearer"})
+
+    @app.get("/health")
+    def health() -> dict:
+        return {"status": "ok", "model_version": scorer.model.metadata.model_version}
+
+    @app.get("/model", dependencies=[Depends(authorised)])
+    def model() -> dict:
+        meta = scorer.model.metadata
+        return {"model_version": meta.model_version, "feature_service": meta.feature_service,
+                "features": meta.features, "horizon_days": meta.horizon_days,
+                "train_window": meta.train_window, "metrics": meta.metrics,
+                "versions": meta.versions, "risk_bands": scorer.bands}
+
+    @app.post("/score", response_model=ScoreResponse, dependencies=[Depends(authorised)])
+    def score(request: ScoreRequest) -> ScoreResponse:
+        scores = scorer.score(request.customer_ids, request.as_of)
+        return ScoreResponse(scores=[CustomerScore(**s.to_dict()) for s in scores])
+
+    return app
+
+
+def serve(repo, host: str = "127.0.0.1", port: int = 8000, model_path=None) -> None:
+    import uvicorn
+
+    app = create_app(ChurnScorer.from_repo(repo, model_path))
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+__all__ = ["MAX_BATCH", "create_app", "serve"]
