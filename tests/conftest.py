@@ -44,3 +44,17 @@ def populate(repo: Path, events: pd.DataFrame, customers: pd.DataFrame | None = 
 @pytest.fixture
 def feature_repo_copy(tmp_path) -> Path:
     return copy_feature_repo(tmp_path / "feature_repo")
+
+
+def require_service(host: str, port: int, name: str, hint: str) -> None:
+    """Skip (or, in CI with USAGE_FEATURES_REQUIRE_SERVICES=1, fail) without the server."""
+    import os
+    import socket
+
+    try:
+        socket.create_connection((host, port), timeout=1).close()
+    except OSError as exc:
+        message = f"{name} not reachable at {host}:{port} ({exc}); {hint}"
+        if os.environ.get("USAGE_FEATURES_REQUIRE_SERVICES") == "1":
+            pytest.fail(message)
+        pytest.skip(message)

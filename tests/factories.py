@@ -77,3 +77,28 @@ def customers_for(events, seed: int = 0):
     table["signup_at"] = pd.to_datetime(table["signup_at"], utc=True)
     table["churned_at"] = pd.to_datetime(table["churned_at"], utc=True)
     return table
+
+
+def churn_dataset(seed: int, customers: int = 60, days: int = 240, start=None):
+    """Events and a customers table where about half the customers churn (events stop then).
+
+    Anchored so that its last day is today: online (materialized now) and historical values
+    can be compared at the present time.
+    """
+    import numpy as np
+    import pandas as pd
+
+    end = pd.Timestamp.now(tz="UTC").floor("D")
+    start = pd.Timestamp(start) if start is not None else end - pd.Timedelta(days=days)
+    events = random_events(seed, customers=customers, days=days, start=start)
+    events = events[events.timestamp < pd.Timestamp.now(tz="UTC")]
+    rng = np.random.default_rng(seed)
+    table = customers_for(events, seed)
+    churners = table.customer_id[rng.random(len(table)) < 0.5]
+    cut = pd.Series(start + pd.to_timedelta(rng.integers(60, days, len(churners)), "D"),
+                    index=churners.to_numpy())
+    cut = cut[cut > table.set_index("customer_id").signup_at.reindex(cut.index)]
+    gone = events.customer_id.map(cut)
+    events = events[gone.isna() | (events.timestamp < gone)]
+    table["churned_at"] = pd.to_datetime(table.customer_id.map(cut), utc=True)
+    return events.reset_index(drop=True), table

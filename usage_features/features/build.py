@@ -73,9 +73,10 @@ def build_features(repo: RepoPaths, on_step: Callable[[str], None] | None = None
             _recompute(con, repo, summary)
         summary.profile_rows = _refresh_profile(con, repo, state)
         if summary.first_changed_day is not None:  # for `usage-features materialize`
-            pending = state.get("unmaterialized_since")
-            state["unmaterialized_since"] = min(filter(None, (pending,
-                                                              summary.first_changed_day)))
+            pending = state.setdefault("unmaterialized_since", {})
+            for config in repo.repo.glob("feature_store*.yaml"):
+                pending[config.name] = min(filter(None, (pending.get(config.name),
+                                                         summary.first_changed_day)))
         _table_stats(con, repo, summary)
         state["event_files"] = sorted(files)
         save_state(repo, state)

@@ -1,8 +1,9 @@
 """The feature build's small persistent state (``_build_state.json``).
 
 ``event_files``: the event-log files folded into the tables; ``customers_mtime_ns``: the
-customers table the profile was built from; ``unmaterialized_since``: the earliest feature day a
-build changed since the last ``usage-features materialize``.
+customers table the profile was built from; ``unmaterialized_since``: per online-store config
+file, the earliest feature day a build changed since the last ``usage-features materialize``
+into that store.
 """
 
 from __future__ import annotations

@@ -12,16 +12,20 @@ from pathlib import Path
 SERVICE_NAME = "churn_model_v1"
 
 
-def open_store(repo: Path):
-    """The ``FeatureStore`` of the feature repo at ``repo``."""
+DEFAULT_CONFIG = "feature_store.yaml"
+
+
+def open_store(repo: Path, config: str = DEFAULT_CONFIG):
+    """The ``FeatureStore`` of the feature repo at ``repo`` (``config``: its YAML's name)."""
     from feast import FeatureStore
 
+    repo = Path(repo).resolve()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        return FeatureStore(repo_path=str(Path(repo).resolve()))
+        return FeatureStore(repo_path=str(repo), fs_yaml_file=repo / config)
 
 
-def apply_definitions(repo: Path) -> str:
+def apply_definitions(repo: Path, config: str = DEFAULT_CONFIG) -> str:
     """Run ``feast apply`` on ``repo`` in process; returns what it printed."""
     from feast.repo_config import load_repo_config
     from feast.repo_operations import apply_total
@@ -37,8 +41,8 @@ def apply_definitions(repo: Path) -> str:
         with warnings.catch_warnings(), contextlib.redirect_stdout(output):
             warnings.simplefilter("ignore", RuntimeWarning)
             logging.getLogger("feast").setLevel(logging.ERROR)
-            config = load_repo_config(repo, repo / "feature_store.yaml")
-            apply_total(config, repo, skip_source_validation=False)
+            repo_config = load_repo_config(repo, repo / config)
+            apply_total(repo_config, repo, skip_source_validation=False)
     finally:
         sys.path.remove(str(repo))
     return output.getvalue()

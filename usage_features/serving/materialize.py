@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from usage_features.adapters.event_log import EventLog
 from usage_features.config import RepoPaths
 from usage_features.features.state import load_state, save_state
-from usage_features.features.store import open_store
+from usage_features.features.store import DEFAULT_CONFIG, open_store
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
@@ -27,28 +27,29 @@ class MaterializeSummary:
     views: list[str]
 
 
-def materialize(repo, end: datetime | None = None) -> MaterializeSummary:
+def materialize(repo, end: datetime | None = None, config: str = DEFAULT_CONFIG
+                ) -> MaterializeSummary:
     paths = RepoPaths(repo)
     end = end or datetime.now(timezone.utc)
     with EventLog(paths).write_lock():  # no build rewrites the tables meanwhile
-        store = open_store(repo)
+        store = open_store(repo, config)
         views = [v for v in store.list_feature_views() if v.online]
         ends = [v.most_recent_end_time for v in views]
         start = EPOCH if any(e is None for e in ends) else min(ends)
-        pending = _pending_change(paths)
+        pending = _pending_change(paths, config)
         if pending is not None:
             start = min(start, pending)
         store.materialize(start, end, feature_views=[v.name for v in views])
-        _clear_pending_change(paths)
+        _clear_pending_change(paths, config)
     return MaterializeSummary(start, end, [v.name for v in views])
 
 
-def _pending_change(paths: RepoPaths) -> datetime | None:
-    day = load_state(paths).get("unmaterialized_since")
+def _pending_change(paths: RepoPaths, config: str) -> datetime | None:
+    day = load_state(paths).get("unmaterialized_since", {}).get(config)
     return datetime.fromisoformat(day).replace(tzinfo=timezone.utc) if day else None
 
 
-def _clear_pending_change(paths: RepoPaths) -> None:
+def _clear_pending_change(paths: RepoPaths, config: str) -> None:
     state = load_state(paths)
-    if state.pop("unmaterialized_since", None) is not None:
+    if state.get("unmaterialized_since", {}).pop(config, None) is not None:
         save_state(paths, state)

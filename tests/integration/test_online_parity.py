@@ -1,0 +1,88 @@
+"""Online features (and scores) equal historical features (and batch predictions) at now."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from datetime import datetime, timezone
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from usage_features.features.retrieval import historical_features, online_features
+from usage_features.features.store import apply_definitions, open_store
+from usage_features.serving.materialize import materialize
+from usage_features.serving.scorer import UNKNOWN, ChurnScorer
+from usage_features.training.train import TrainConfig, predict, train
+from tests.conftest import copy_feature_repo, populate, require_service
+from tests.factories import churn_dataset
+from tests.integration.test_point_in_time import assert_features_equal
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    repo = copy_feature_repo(tmp_path_factory.mktemp("online") / "feature_repo")
+    events, customers = churn_dataset(seed=3)
+    populate(repo, events, customers)
+    train(TrainConfig(repo=repo, importance_repeats=1))
+    now = datetime.now(timezone.utc)
+    materialize(repo, end=now)
+    return repo, customers, now
+
+
+def at_now(customers: pd.DataFrame, now: datetime) -> pd.DataFrame:
+    return pd.DataFrame({"customer_id": customers.customer_id, "event_timestamp": now})
+
+
+def assert_online_equals_historical(store, customers, now):
+    online = online_features(store, customers.customer_id.tolist(), as_of=now)
+    historical = historical_features(store, at_now(customers, now))
+    assert_features_equal(online, historical)
+    assert online["known"].all()
+
+
+class TestOnlineParity:
+    def test_online_features_equal_historical_features_at_now(self, trained):
+        repo, customers, now = trained
+        assert_online_equals_historical(open_store(repo), customers, now)
+
+    def test_online_scores_equal_batch_predictions_at_now(self, trained):
+        repo, customers, now = trained
+        scores = ChurnScorer.from_repo(repo).score(customers.customer_id.tolist(), as_of=now)
+        batch = predict(repo, at_now(customers, now))
+        np.testing.assert_allclose([s.churn_probability for s in scores],
+                                   batch.churn_probability, rtol=1e-9)
+
+    def test_an_unknown_customer_gets_a_clear_answer_beside_known_ones(self, trained):
+        repo, customers, now = trained
+        known = customers.customer_id.iloc[0]
+        first, unknown = ChurnScorer.from_repo(repo).score([known, "no-such-customer"], now)
+        assert first.error is None and 0 <= first.churn_probability <= 1
+        assert first.risk_band in {"low", "medium", "high"}
+        assert unknown.error == UNKNOWN and unknown.churn_probability is None
+
+    def test_materializing_again_with_nothing_new_keeps_parity(self, trained):
+        repo, customers, now = trained
+        materialize(repo, end=now)
+        assert_online_equals_historical(open_store(repo), customers, now)
+
+
+@pytest.mark.redis
+class TestRedisOnlineStore:
+    def test_redis_online_features_equal_historical_features(self, trained, tmp_path):
+        require_service("127.0.0.1", 6379, "Redis", "start redis-server or skip these tests")
+        repo, customers, now = trained
+        copy = tmp_path / "redis_repo"
+        shutil.copytree(repo, copy)
+        config = copy / "feature_store.redis.yaml"
+        project = f"uf_test_{uuid.uuid4().hex[:8]}"  # keys of this test only
+        config.write_text(config.read_text().replace("project: usage_features",
+                                                     f"project: {project}"))
+        apply_definitions(copy, config.name)
+        materialize(copy, end=now, config=config.name)
+        store = open_store(copy, config.name)
+        try:
+            assert_online_equals_historical(store, customers, now)
+        finally:
+            store.teardown()
