@@ -1,0 +1,99 @@
+"""The scoring service end to end: a real uvicorn server on loopback, real HTTP requests."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+
+import httpx
+import pytest
+
+from usage_features.serving.materialize import materialize
+from usage_features.training.train import TrainConfig, train
+from tests.conftest import copy_feature_repo, populate
+from tests.factories import churn_dataset
+
+TOKEN = "test-token-123"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    repo = copy_feature_repo(tmp_path_factory.mktemp("http") / "feature_repo")
+    events, customers = churn_dataset(seed=8, customers=40)
+    populate(repo, events, customers)
+    train(TrainConfig(repo=repo, importance_repeats=1))
+    materialize(repo, end=datetime.now(timezone.utc))
+    port = free_port()
+    env = {**os.environ, "USAGE_FEATURES_API_TOKEN": TOKEN}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "usage_features", "serve", "--repo", str(repo),
+         "--port", str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/health").status_code == 200:
+                break
+        except httpx.TransportError:
+            time.sleep(0.2)
+    else:
+        process.kill()
+        pytest.fail(f"server did not start: {process.stdout.read().decode()[-2000:]}")
+    yield url, customers
+    process.terminate()
+    process.wait(timeout=10)
+
+
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+class TestScoringService:
+    def test_health_is_open_and_names_the_model(self, server):
+        url, _ = server
+        body = httpx.get(f"{url}/health").json()
+        assert body["status"] == "ok" and body["model_version"].startswith("churn_model_v1-")
+
+    def test_scores_many_customers_and_flags_an_unknown_one(self, server):
+        url, customers = server
+        ids = customers.customer_id.tolist()[:5] + ["nobody"]
+        response = httpx.post(f"{url}/score", json={"customer_ids": ids}, headers=AUTH)
+        assert response.status_code == 200
+        scores = response.json()["scores"]
+        assert [s["customer_id"] for s in scores] == ids
+        assert all(0 <= s["churn_probability"] <= 1 for s in scores[:5])
+        assert all(s["risk_band"] in {"low", "medium", "high"} for s in scores[:5])
+        assert scores[-1]["churn_probability"] is None and "unknown customer" in scores[-1][
+            "error"]
+
+    def test_without_the_token_scoring_is_refused(self, server):
+        url, customers = server
+        response = httpx.post(f"{url}/score", json={"customer_ids": ["x"]})
+        assert response.status_code == 401
+        wrong = httpx.post(f"{url}/score", json={"customer_ids": ["x"]},
+                           headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 401
+
+    @pytest.mark.parametrize("body", [{}, {"customer_ids": []}, {"customer_ids": ["a"] * 1001},
+                                      {"customer_ids": ["a"], "as_of": "2026-01-01T00:00:00"},
+                                      {"customer_ids": "a"}])
+    def test_invalid_requests_get_a_clear_422(self, server, body):
+        url, _ = server
+        response = httpx.post(f"{url}/score", json=body, headers=AUTH)
+        assert response.status_code == 422
+        assert response.json()["detail"]
+
+    def test_model_metadata_and_openapi_docs_are_served(self, server):
+        url, _ = server
+        model = httpx.get(f"{url}/model", headers=AUTH).json()
+        assert model["feature_service"] == "churn_model_v1" and len(model["features"]) > 20
+        assert "/score" in httpx.get(f"{url}/openapi.json").json()["paths"]
