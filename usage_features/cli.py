@@ -50,6 +50,31 @@ def _fail(message: str) -> typer.Exit:
 
 
 @app.command()
+def simulate(
+    out_dir: Annotated[Path, typer.Option("--out", help="Directory for events.parquet and "
+                                          "customers.parquet.")],
+    customers: Annotated[int, typer.Option(help="Number of customers.")] = 1000,
+    days: Annotated[int, typer.Option(help="Length of the period in days.")] = 365,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same bytes).")] = 0,
+    start: Annotated[datetime, typer.Option(help="First day (UTC).",
+                                            formats=["%Y-%m-%d"])] = datetime(2025, 1, 1),
+    dirty_fraction: Annotated[float, typer.Option(
+        help="Share of rows to corrupt (bad ids, duplicates, naive times...).")] = 0.0,
+) -> None:
+    """Simulate SaaS usage events and customers with known churn dynamics."""
+    from usage_features.synthetic import SimulationConfig, simulate as run, write_simulation
+
+    with console.status("simulating"):
+        sim = run(SimulationConfig(customers=customers, days=days, seed=seed,
+                                   start=start.date(), dirty_fraction=dirty_fraction))
+        events_path, customers_path = write_simulation(sim, out_dir)
+    churned = sim.customers.column("churned_at").null_count
+    out.print(f"{sim.events.num_rows:,} events -> {events_path}")
+    out.print(f"{sim.customers.num_rows:,} customers ({sim.customers.num_rows - churned:,} "
+              f"churned) -> {customers_path}")
+
+
+@app.command()
 def ingest(
     paths: Annotated[list[Path], typer.Argument(help="Parquet, CSV or JSON Lines files.")],
     repo: RepoOption,

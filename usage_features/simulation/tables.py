@@ -1,0 +1,108 @@
+"""The simulation's arrays as Arrow tables (``EVENT_SCHEMA``, ``CUSTOMER_SCHEMA``, truth)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from usage_features.schema import CUSTOMER_SCHEMA, EVENT_SCHEMA
+from usage_features.simulation.dynamics import Outcome
+from usage_features.simulation.population import DAY_US, EVENT_TYPES, NEVER, PLANS, Population
+
+#: Rows per Arrow chunk of the events table (keeps string offsets small and memory flat).
+CHUNK_ROWS = 1 << 20
+TIMESTAMP = pa.timestamp("us", tz="UTC")
+_HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+#: Where each of the 32 hex digits goes in the 36-character 8-4-4-4-12 form.
+_DIGIT_POSITIONS = np.array([i for i in range(36) if i not in (8, 13, 18, 23)])
+
+TRUTH_SCHEMA = pa.schema([
+    pa.field("customer_id", pa.string(), nullable=False),
+    pa.field("churn_mode", pa.string(), nullable=False),
+    pa.field("decided_at", TIMESTAMP),
+    pa.field("monitoring_from", TIMESTAMP),
+    pa.field("integrated_at", TIMESTAMP),
+    pa.field("dips", pa.int32(), nullable=False),
+    pa.field("latent_risk", pa.float64(), nullable=False),
+])
+
+
+def uuid_strings(rng: np.random.Generator, n: int) -> pa.Array:
+    """``n`` random version-4 UUIDs (lower-case 8-4-4-4-12) drawn from ``rng``, not the OS."""
+    raw = np.frombuffer(rng.bytes(16 * n), dtype=np.uint8).reshape(n, 16).copy()
+    raw[:, 6] = (raw[:, 6] & 0x0F) | 0x40  # version 4
+    raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80  # RFC 4122 variant
+    digits = np.empty((n, 32), np.uint8)
+    digits[:, 0::2] = _HEX[raw >> 4]
+    digits[:, 1::2] = _HEX[raw & 0x0F]
+    text = np.full((n, 36), ord("-"), np.uint8)
+    text[:, _DIGIT_POSITIONS] = digits
+    offsets = np.arange(0, 36 * (n + 1), 36, dtype=np.int32)
+    return pa.Array.from_buffers(pa.string(), n,
+                                 [None, pa.py_buffer(offsets), pa.py_buffer(text)])
+
+
+def customer_ids(n: int) -> pa.Array:
+    """``cust-00001``... in signup order, zero-padded so that text order is signup order."""
+    width = max(5, len(str(n)))
+    return pa.array([f"cust-{i:0{width}d}" for i in range(1, n + 1)], pa.string())
+
+
+def events_table(rng: np.random.Generator, outcome: Outcome, ids: pa.Array) -> pa.Table:
+    """The events as ``EVENT_SCHEMA``, built in chunks of ``CHUNK_ROWS`` rows."""
+    types = pa.array(EVENT_TYPES, pa.string())
+    batches = []
+    for lo in range(0, len(outcome.customer), CHUNK_ROWS):
+        part = slice(lo, lo + CHUNK_ROWS)
+        batches.append(pa.record_batch([
+            uuid_strings(rng, len(outcome.customer[part])),
+            ids.take(pa.array(outcome.customer[part])),
+            pa.array(outcome.timestamp_us[part], TIMESTAMP),
+            types.take(pa.array(outcome.event_type[part])),
+            pa.array(outcome.score[part], pa.float64()),
+        ], schema=EVENT_SCHEMA))
+    return pa.Table.from_batches(batches, schema=EVENT_SCHEMA)
+
+
+def _day_timestamps(days: np.ndarray, tod: np.ndarray | int, start_us: int,
+                    before_day: np.ndarray | int) -> pa.Array:
+    """Timestamps of ``days`` (day indexes) at ``tod``, null from ``before_day`` on."""
+    seen = days < before_day
+    values = start_us + np.where(seen, days, 0).astype(np.int64) * DAY_US + tod
+    return pa.array(values, TIMESTAMP, mask=~seen)
+
+
+def customers_table(pop: Population, outcome: Outcome, ids: pa.Array, start_us: int,
+                    days: int) -> pa.Table:
+    """The customers as ``CUSTOMER_SCHEMA``: churned_at only for churn within the period."""
+    plans = pa.array([p.name for p in PLANS], pa.string())
+    return pa.Table.from_arrays([
+        ids,
+        _day_timestamps(pop.signup_day, pop.signup_tod, start_us, NEVER),
+        _day_timestamps(outcome.churn_day, pop.churn_tod, start_us, days),
+        plans.take(pa.array(pop.plan)),
+    ], schema=CUSTOMER_SCHEMA)
+
+
+def truth_table(pop: Population, outcome: Outcome, ids: pa.Array, start_us: int,
+                days: int) -> pa.Table:
+    """Hidden per-customer state: how each customer was driven (never written to disk).
+
+    ``churn_mode`` is ``sudden``, ``decay`` or ``none`` (no decision to leave within the
+    period; a decay still under way at the end is ``decay`` with a null churned_at);
+    ``decided_at`` the midnight of the decision to leave.
+    """
+    decided_day = np.where(outcome.decay_start < NEVER, outcome.decay_start, outcome.churn_day)
+    decided = decided_day < days
+    sudden = decided & (outcome.decay_start == NEVER)
+    mode = np.where(sudden, "sudden", np.where(decided, "decay", "none"))
+    alive_until = np.minimum(days, outcome.churn_day.astype(np.int64) + 1)
+    return pa.Table.from_arrays([
+        ids,
+        pa.array(mode.tolist(), pa.string()),
+        _day_timestamps(decided_day, 0, start_us, days),
+        _day_timestamps(pop.monitoring_day, 0, start_us, alive_until),
+        _day_timestamps(pop.integration_day, 0, start_us, alive_until),
+        pa.array(outcome.dips, pa.int32()),
+        pa.array(pop.latent_risk, pa.float64()),
+    ], schema=TRUTH_SCHEMA)
