@@ -16,8 +16,9 @@ def peak_rss_mib() -> float:
 def run_phase(script: str, *args: str) -> dict:
     """``python script phase ARGS``: the child prints one JSON line with its own figures."""
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, script, *args], check=True, capture_output=True,
-                          text=True)
+    done = subprocess.run([sys.executable, script, *args], capture_output=True, text=True)
+    if done.returncode != 0:
+        return {"phase": args[0], "error": done.stderr.strip().splitlines()[-1]}
     result = json.loads(done.stdout.strip().splitlines()[-1])
     result.setdefault("seconds", round(time.perf_counter() - started, 2))
     return result

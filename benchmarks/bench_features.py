@@ -67,8 +67,7 @@ def phase_retrieve(work: Path, rows: int, store_type: str) -> None:
     import numpy as np
     import pandas as pd
 
-    from usage_features.features.retrieval import historical_features
-    from usage_features.features.store import open_store
+    from usage_features.features.store import SERVICE_NAME, open_store
 
     repo = work / "feature_repo"
     if store_type == "file":
@@ -86,12 +85,14 @@ def phase_retrieve(work: Path, rows: int, store_type: str) -> None:
         })
         store = open_store(repo)
         started = time.perf_counter()
-        frame = historical_features(store, entity)
+        frame = store.get_historical_features(
+            entity_df=entity, features=store.get_feature_service(SERVICE_NAME)).to_df()
         seconds = time.perf_counter() - started
     finally:
         if store_type == "file":
             (repo / "feature_store.yaml").write_text(yaml)
-    report(phase=f"retrieve[{store_type}]", rows=len(frame), seconds=round(seconds, 2))
+    report(phase=f"retrieve[{store_type}]", entity_rows=rows, rows_returned=len(frame),
+           seconds=round(seconds, 2))
 
 
 def main() -> None:
@@ -116,18 +117,18 @@ def main() -> None:
         return phase_retrieve(work, args.entity_rows, args.store)
     work.mkdir(parents=True, exist_ok=True)
     script, common = __file__, ["--workdir", str(work)]
-    results = [
-        run_phase(script, "simulate", *common, "--customers", str(args.customers),
-                  "--days", str(args.days), "--seed", str(args.seed)),
-        run_phase(script, "ingest", *common),
-        run_phase(script, "build", *common),
-        run_phase(script, "retrieve", *common, "--entity-rows", str(args.entity_rows)),
+    phases = [
+        ["simulate", *common, "--customers", str(args.customers), "--days", str(args.days),
+         "--seed", str(args.seed)],
+        ["ingest", *common],
+        ["build", *common],
+        ["retrieve", *common, "--entity-rows", str(args.entity_rows)],
     ]
     if not args.skip_dask:
-        results.append(run_phase(script, "retrieve", *common, "--entity-rows",
-                                 str(args.entity_rows), "--store", "file"))
-    for result in results:
-        print(json.dumps(result))
+        phases.append(["retrieve", *common, "--entity-rows", str(args.entity_rows),
+                       "--store", "file"])
+    for phase in phases:
+        print(json.dumps(run_phase(script, *phase)), flush=True)
 
 
 if __name__ == "__main__":

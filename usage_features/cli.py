@@ -323,8 +323,8 @@ def serve_command(
 def demo(
     workdir: Annotated[Path, typer.Option(help="Fresh directory for everything the demo writes "
                                           "(replaced if it exists).")] = Path("demo"),
-    customers: Annotated[int, typer.Option(help="Simulated customers.")] = 500,
-    days: Annotated[int, typer.Option(help="Simulated days.")] = 180,
+    customers: Annotated[int, typer.Option(help="Simulated customers.")] = 1500,
+    days: Annotated[int, typer.Option(help="Simulated days.")] = 365,
 ) -> None:
     """The main job end to end on the embedded defaults, in a fresh directory."""
     from usage_features.demo import DemoConfig, run_demo
@@ -375,6 +375,21 @@ def _print_step(step: str, result) -> None:
         for name, value in result["features"].items():
             table.add_row(name, f"{value:.3f}" if isinstance(value, float) else str(value))
         out.print(table)
+    elif step == "train":
+        for row in result.metrics.itertuples():
+            out.print(f"  {row.model:<32} ROC AUC {row.roc_auc:.3f}  PR AUC {row.pr_auc:.3f}  "
+                      f"Brier {row.brier:.4f}  top-decile lift {row.top_decile_lift:.2f}")
+        out.print(f"model: {result.model_path}")
+        out.print(f"report with plots: {result.report_dir / 'summary.md'}")
+    elif step == "materialize":
+        out.print(f"online store (SQLite) loaded up to {result.end:%Y-%m-%d %H:%M} UTC")
+    elif step == "score":
+        for score in result:
+            if score.error:
+                out.print(f"  {score.customer_id}: {score.error}")
+            else:
+                out.print(f"  {score.customer_id}: {score.churn_probability:.2f} "
+                          f"({score.risk_band}) - {'; '.join(score.reasons) or 'no risk signal'}")
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -1,8 +1,9 @@
 """The main job, end to end, on the embedded defaults: what ``usage-features demo`` runs.
 
 simulate -> ingest (with dirty rows, showing the quarantine) -> load customers -> build
-features (+ feast apply) -> show one customer's events, counts and served features.
-Every step runs the same operation a user's command would, in a fresh directory.
+features (+ feast apply) -> show one customer -> train (report with plots) -> materialize ->
+score a few customers online. Every step runs the operation a user's command would, in a fresh
+directory. The simulated period ends before today; "now" for the demo is its last day.
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ FEATURE_REPO_FILES = ("feature_store.yaml", "churn_features.py", ".feastignore")
 @dataclass(frozen=True)
 class DemoConfig:
     workdir: Path = Path("demo")
-    customers: int = 500
-    days: int = 180
+    customers: int = 1500
+    days: int = 365
     seed: int = 7
-    start: date = date(2026, 1, 1)
+    start: date = date(2025, 6, 1)
     dirty_fraction: float = 0.02
+    scored: int = 5
 
 
 def new_feature_repo(template: Path, target: Path) -> Path:
@@ -41,7 +43,9 @@ def run_demo(config: DemoConfig, template: Path, report: Callable[[str, object],
     from usage_features.features.store import apply_definitions
     from usage_features.ingestion import ingest_files
     from usage_features.ingestion.customers import load_customers
+    from usage_features.serving.materialize import materialize
     from usage_features.synthetic import SimulationConfig, simulate, write_simulation
+    from usage_features.training.train import TrainConfig, train
 
     if config.workdir.exists():
         shutil.rmtree(config.workdir)
@@ -66,22 +70,44 @@ def run_demo(config: DemoConfig, template: Path, report: Callable[[str, object],
     as_of = datetime.combine(config.start + timedelta(days=config.days), time(),
                              tzinfo=timezone.utc)
     step("show", _show_customer(paths, repo, as_of))
+    step("train", train(TrainConfig(repo=repo)))
+    step("materialize", materialize(repo, end=as_of))
+    step("score", _score_some(paths, repo, as_of, config.scored))
     return results
 
 
-def _show_customer(paths, repo: Path, as_of: datetime) -> dict:
-    """The most active customer's latest events, N-day counts and served features at ``as_of``."""
-    import pandas as pd
-
+def _active_customers(paths, as_of: datetime, days: int) -> list[str]:
+    """Customers with events in the ``days`` before ``as_of``, busiest first."""
     from usage_features.adapters.duckdb_connection import connect
     from usage_features.adapters.event_log import EventLog
+
+    rows = connect().execute(
+        f"SELECT customer_id FROM read_parquet('{EventLog(paths).glob}', hive_partitioning=false)"
+        " WHERE timestamp >= $since AND timestamp < $as_of GROUP BY 1 ORDER BY count(*) DESC, 1",
+        {"since": as_of - timedelta(days=days), "as_of": as_of}).fetchall()
+    return [customer for (customer,) in rows]
+
+
+def _score_some(paths, repo: Path, as_of: datetime, n: int) -> list:
+    """Online scores of every customer active in the last 90 days; the riskiest ``n - 1``, the
+    safest one, and an unknown id are shown."""
+    from usage_features.serving.scorer import ChurnScorer
+
+    scorer = ChurnScorer.from_repo(repo)
+    scores = sorted(scorer.score(_active_customers(paths, as_of, 90), as_of),
+                    key=lambda s: -s.churn_probability)
+    return [*scores[: n - 1], scores[-1], *scorer.score(["cust-unknown"], as_of)]
+
+
+def _show_customer(paths, repo: Path, as_of: datetime) -> dict:
+    """The busiest customer's latest events, N-day counts and served features at ``as_of``."""
+    import pandas as pd
+
     from usage_features.adapters.parquet_repository import ParquetUsageRepository
     from usage_features.features.retrieval import historical_features
     from usage_features.features.store import open_store
 
-    (customer,) = connect().execute(
-        f"SELECT customer_id FROM read_parquet('{EventLog(paths).glob}', hive_partitioning=false) "
-        "GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1").fetchall()[0]
+    customer = _active_customers(paths, as_of, 90)[0]
     repository = ParquetUsageRepository(paths)
     events = repository.get_events(customer)[-5:]
     counts = {n: repository.count_events_last_n_days(customer, n, as_of=as_of) for n in (7, 30, 90)}

@@ -21,9 +21,14 @@ VALID = {
 def validate(**overrides):
     row = {**VALID, **overrides}
     con = connect()
-    con.register("chunk", pa.Table.from_pylist([row], schema=pa.schema(
-        [(name, pa.string()) for name in VALID])))
-    return con.sql(validated_sql("chunk", NOW, timedelta(days=1))).to_arrow_table().to_pylist()[0]
+    table = pa.Table.from_pylist([row], schema=pa.schema(
+        [(name, pa.string()) for name in VALID]))
+    table = table.add_column(0, "source_row", pa.array([1])).add_column(0, "file_index",
+                                                                         pa.array([0]))
+    con.register("chunk", table)
+    text = {name.removeprefix("raw_"): "VARCHAR" for name in VALID}
+    sql = validated_sql("chunk", text, NOW, timedelta(days=1))
+    return con.sql(sql).to_arrow_table().to_pylist()[0]
 
 
 def reasons(**overrides):

@@ -15,7 +15,6 @@ Re-ingesting a file adds nothing and rewrites its quarantine file with the same 
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -25,15 +24,17 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from usage_features.adapters.duckdb_connection import connect, run
+from usage_features.adapters.duckdb_connection import connect, copy_atomically, run
 from usage_features.adapters.event_log import EventLog
 from usage_features.config import MAX_FUTURE_SKEW_HOURS, RepoPaths
 from usage_features.domain.repository import ConflictingEventError
-from usage_features.ingestion.readers import open_events_as_text
+from usage_features.ingestion.readers import event_columns, open_events
 from usage_features.ingestion.validation import validated_sql
 from usage_features.schema import EVENT_COLUMNS
 
 CHUNK_ROWS = 1_000_000
+#: DuckDB's working memory for one ingest; larger inputs spill to ``DIR/data/.spill``.
+MEMORY_LIMIT = "2GB"
 _RAW = [f"raw_{c}" for c in EVENT_COLUMNS]
 _EVENT = ", ".join(EVENT_COLUMNS)
 _SAME_VALUES = " AND ".join(f"v.{c} = ref_{c}" for c in EVENT_COLUMNS[1:])
@@ -61,8 +62,8 @@ def ingest_files(
     on_rows: Callable[[int], None] | None = None,
 ) -> IngestSummary:
     """Ingest files into ``repo``'s event log. ``now`` bounds future timestamps."""
-    con = connect()
-    sources = {Path(p): open_events_as_text(con.cursor(), Path(p)) for p in paths}
+    con = _connect(repo)
+    sources = {Path(p): open_events(con.cursor(), Path(p)) for p in paths}
     return _ingest(con, sources, repo, now, on_rows)
 
 
@@ -72,15 +73,24 @@ def ingest_table(table: pa.Table, repo: RepoPaths, now: datetime | None = None) 
     A conflicting event id raises :class:`ConflictingEventError`, any other invalid row a
     ``ValueError``; in both cases nothing is written.
     """
-    con = connect()
-    text = ", ".join(f'CAST("{c}" AS VARCHAR) AS "{c}"' for c in EVENT_COLUMNS)
-    relation = con.cursor().from_arrow(table).select(text)
+    con = _connect(repo)
+    relation = event_columns(con.cursor().from_arrow(table))
     return _ingest(con, {None: relation}, repo, now, None, all_or_nothing=True)
+
+
+def _connect(repo: RepoPaths) -> duckdb.DuckDBPyConnection:
+    """A connection whose working memory is bounded; beyond it DuckDB spills to disk."""
+    con = connect()
+    spill = repo.data / ".spill"
+    spill.mkdir(parents=True, exist_ok=True)
+    run(con, f"SET memory_limit = '{MEMORY_LIMIT}'")
+    run(con, f"SET temp_directory = '{spill}'")
+    return con
 
 
 def _ingest(con, sources, repo, now, on_rows, all_or_nothing=False) -> IngestSummary:
     now = now or datetime.now(timezone.utc)
-    _create_staging_tables(con)
+    _create_staging_table(con)
     for index, relation in enumerate(sources.values()):
         _stage(con, index, relation, now, on_rows)
     log = EventLog(repo)
@@ -97,7 +107,8 @@ def _ingest(con, sources, repo, now, on_rows, all_or_nothing=False) -> IngestSum
 
 def _refuse(con, summary: IngestSummary) -> None:
     if "conflicting_event_id" in summary.rejected_by_reason:
-        ids = con.execute("SELECT event_id FROM classified WHERE status = 'conflict' LIMIT 3")
+        ids = con.execute("SELECT s.event_id FROM special JOIN staged s "
+                          "USING (file_index, source_row) WHERE status = 'conflict' LIMIT 3")
         raise ConflictingEventError(
             "event(s) already stored with different values, e.g. "
             + ", ".join(row[0] for row in ids.fetchall())
@@ -105,19 +116,19 @@ def _refuse(con, summary: IngestSummary) -> None:
     raise ValueError(f"invalid event(s), nothing stored: {summary.rejected_by_reason}")
 
 
-def _create_staging_tables(con: duckdb.DuckDBPyConnection) -> None:
+def _create_staging_table(con: duckdb.DuckDBPyConnection) -> None:
     raw = ", ".join(f"{c} VARCHAR" for c in _RAW)
-    run(con, 
-        f"""CREATE TABLE staged (
+    run(con, f"""CREATE TABLE staged (
             file_index INTEGER, source_row BIGINT, {raw},
             event_id VARCHAR, customer_id VARCHAR, timestamp TIMESTAMPTZ,
-            event_type VARCHAR, feature_adoption_score DOUBLE, reason VARCHAR)"""
-    )
+            event_type VARCHAR, feature_adoption_score DOUBLE, reason VARCHAR)""")
 
 
 def _stage(con, index, relation, now, on_rows) -> None:
+    """Validate ``relation`` chunk by chunk into ``staged`` (a million rows at a time)."""
     skew = timedelta(hours=MAX_FUTURE_SKEW_HOURS)
-    insert = f"INSERT INTO staged {validated_sql('chunk', now, skew)}"
+    types = {c: str(t) for c, t in zip(relation.columns, relation.types)}
+    insert = f"INSERT INTO staged {validated_sql('chunk', types, now, skew)}"
     first_row = 1
     for batch in relation.to_arrow_reader(CHUNK_ROWS):
         n = batch.num_rows
@@ -133,76 +144,79 @@ def _stage(con, index, relation, now, on_rows) -> None:
 
 
 def _classify(con: duckdb.DuckDBPyConnection, log: EventLog) -> None:
-    columns = ", ".join(f"{c} AS ref_{c}" for c in EVENT_COLUMNS)
+    """``special``: the valid rows whose id repeats in the input or is already stored, with
+    status ``accepted`` (first of a new id), ``duplicate`` or ``conflict``. Every other valid
+    row is accepted; finding them needs a hash aggregate, not a sort of the whole input."""
+    run(con, "CREATE TABLE repeated AS SELECT event_id FROM staged WHERE reason IS NULL "
+             "GROUP BY event_id HAVING count(*) > 1")
     stored = (
-        f"SELECT {_EVENT} FROM firsts WHERE false"
-        if log.is_empty()
-        else f"SELECT {_EVENT} FROM read_parquet('{log.glob}') "
-        "WHERE event_id IN (SELECT event_id FROM firsts)"
+        f"SELECT {_EVENT} FROM staged WHERE false" if log.is_empty()
+        else f"SELECT {_EVENT} FROM read_parquet('{log.glob}', hive_partitioning = false) "
+        "WHERE event_id IN (SELECT event_id FROM staged WHERE reason IS NULL)"
     )
-    run(con, 
-        f"""
-        CREATE OR REPLACE TABLE classified AS
-        WITH v AS (
-            SELECT *, row_number() OVER (
+    run(con, f"CREATE TABLE stored AS {stored}")
+    columns = ", ".join(f"{c} AS ref_{c}" for c in EVENT_COLUMNS)
+    run(con, f"""
+        CREATE TABLE special AS
+        WITH ranked AS (
+            SELECT file_index, source_row, {_EVENT}, row_number() OVER (
                 PARTITION BY event_id ORDER BY file_index, source_row) AS occurrence
-            FROM staged WHERE reason IS NULL),
-        firsts AS (SELECT {_EVENT} FROM v WHERE occurrence = 1),
-        stored AS ({stored}),
+            FROM staged SEMI JOIN repeated USING (event_id)
+            WHERE reason IS NULL),
+        single AS (
+            SELECT file_index, source_row, {_EVENT}, 1 AS occurrence
+            FROM staged SEMI JOIN stored USING (event_id) ANTI JOIN repeated USING (event_id)
+            WHERE reason IS NULL),
+        v AS (SELECT * FROM ranked UNION ALL SELECT * FROM single),
         ref AS (
             SELECT {columns}, true AS is_stored FROM stored
             UNION ALL BY NAME
-            SELECT {columns}, false AS is_stored FROM firsts
-            WHERE event_id NOT IN (SELECT event_id FROM stored))
-        SELECT v.*, CASE
+            SELECT {columns}, false AS is_stored
+            FROM ranked ANTI JOIN stored USING (event_id) WHERE occurrence = 1)
+        SELECT v.file_index, v.source_row, CASE
             WHEN v.occurrence = 1 AND NOT ref.is_stored THEN 'accepted'
             WHEN {_SAME_VALUES} THEN 'duplicate'
             ELSE 'conflict' END AS status
-        FROM v JOIN ref ON v.event_id = ref.ref_event_id
-        """
-    )
+        FROM v JOIN ref ON v.event_id = ref.ref_event_id""")
+    run(con, "CREATE TABLE dropped AS SELECT file_index, source_row, status FROM special "
+             "WHERE status <> 'accepted'")
 
 
 def _summarise(con: duckdb.DuckDBPyConnection) -> IngestSummary:
-    summary = IngestSummary()
-    summary.read = con.execute("SELECT count(*) FROM staged").fetchall()[0][0]
-    for status, n in con.execute("SELECT status, count(*) FROM classified GROUP BY 1").fetchall():
-        setattr(summary, {"conflict": "rejected", "duplicate": "duplicates"}.get(status, status),
-                n)
+    (read, invalid, valid), = con.execute(
+        "SELECT count(*), count(reason), count(*) - count(reason) FROM staged").fetchall()
+    statuses = dict(con.execute("SELECT status, count(*) FROM dropped GROUP BY 1").fetchall())
     reasons = con.execute(
         """SELECT reason, count(*) FROM (
                SELECT unnest(string_split(reason, ';')) AS reason FROM staged
                WHERE reason IS NOT NULL
-               UNION ALL SELECT 'conflicting_event_id' FROM classified
-               WHERE status = 'conflict')
+               UNION ALL SELECT 'conflicting_event_id' FROM dropped WHERE status = 'conflict')
            GROUP BY 1 ORDER BY 2 DESC, 1"""
     ).fetchall()
-    summary.rejected_by_reason = dict(reasons)
-    summary.rejected += con.execute("SELECT count(*) FROM staged WHERE reason IS NOT NULL").fetchall()[0][0]
-    return summary
+    duplicates, conflicts = statuses.get("duplicate", 0), statuses.get("conflict", 0)
+    return IngestSummary(read=read, accepted=valid - duplicates - conflicts,
+                         rejected=invalid + conflicts, duplicates=duplicates,
+                         rejected_by_reason=dict(reasons))
 
 
 def _write_quarantine(con, sources: list[Path | None], repo: RepoPaths) -> list[str]:
-    raw = ", ".join(f"{r} AS {c}" for r, c in zip(_RAW, EVENT_COLUMNS))
+    as_text = ", ".join(f"coalesce(s.{r}, CAST(s.{c} AS VARCHAR)) AS {c}"
+                        for r, c in zip(_RAW, EVENT_COLUMNS))
     rejected = f"""
-        SELECT file_index, source_row, {raw}, reason FROM staged WHERE reason IS NOT NULL
-        UNION ALL
-        SELECT file_index, source_row, {raw}, 'conflicting_event_id' FROM classified
-        WHERE status = 'conflict'"""
-    counts = dict(con.execute(f"SELECT file_index, count(*) FROM ({rejected}) GROUP BY 1").fetchall())
+        SELECT s.file_index, s.source_row, {as_text},
+               coalesce(s.reason, 'conflicting_event_id') AS reason
+        FROM staged s LEFT JOIN dropped d USING (file_index, source_row)
+        WHERE s.reason IS NOT NULL OR d.status = 'conflict'"""
+    counts = dict(con.execute(f"SELECT file_index, count(*) FROM ({rejected}) GROUP BY 1"
+                              ).fetchall())
     written = []
     for index, path in enumerate(sources):
         if path is None or not counts.get(index):
             continue
-        repo.quarantine.mkdir(parents=True, exist_ok=True)
+        query = (f"SELECT {_literal(str(path))} AS source_file, * EXCLUDE (file_index) "
+                 f"FROM ({rejected}) WHERE file_index = {index} ORDER BY source_row")
         target = repo.quarantine / f"{path.stem}-{_digest(path)}.parquet"
-        tmp = target.with_name(target.name + ".tmp")
-        run(con, 
-            f"""COPY (SELECT {_literal(str(path))} AS source_file, * EXCLUDE (file_index)
-                      FROM ({rejected}) WHERE file_index = {index} ORDER BY source_row)
-                TO '{tmp}' (FORMAT parquet)"""
-        )
-        os.replace(tmp, target)
+        copy_atomically(con, query, target)
         written.append(str(target))
     return written
 
@@ -210,13 +224,13 @@ def _write_quarantine(con, sources: list[Path | None], repo: RepoPaths) -> list[
 def _commit_accepted(con: duckdb.DuckDBPyConnection, log: EventLog) -> None:
     batch, staging = log.new_staging_dir()
     try:
-        run(con, 
-            f"""COPY (SELECT {_EVENT}, CAST(timestamp AS DATE) AS event_date
-                      FROM classified WHERE status = 'accepted'
-                      ORDER BY event_date, customer_id, timestamp)
-                TO '{staging}' (FORMAT parquet, PARTITION_BY (event_date),
-                                FILENAME_PATTERN 'part-{batch}-{{i}}', ROW_GROUP_SIZE 16384)"""
-        )
+        run(con, f"""COPY (
+                SELECT {_EVENT}, CAST(timestamp AS DATE) AS event_date
+                FROM staged s ANTI JOIN dropped d USING (file_index, source_row)
+                WHERE s.reason IS NULL
+                ORDER BY event_date, customer_id)
+            TO '{staging}' (FORMAT parquet, PARTITION_BY (event_date),
+                            FILENAME_PATTERN 'part-{batch}-{{i}}', ROW_GROUP_SIZE 16384)""")
         moves = {f: log.root / f.relative_to(staging) for f in staging.rglob("*.parquet")}
         log.commit(batch, moves)
     except BaseException:

@@ -76,16 +76,23 @@ def _check_columns(path: Path, names: list[str], expected: tuple[str, ...]) -> N
         warnings.warn(f"{path}: ignoring extra column(s): {', '.join(extra)}", stacklevel=3)
 
 
-def open_events_as_text(con: duckdb.DuckDBPyConnection, path: Path) -> duckdb.DuckDBPyRelation:
-    """The five event columns of ``path``, each cast to VARCHAR, in file order.
+def open_events(con: duckdb.DuckDBPyConnection, path: Path) -> duckdb.DuckDBPyRelation:
+    """The five event columns of ``path``, in file order.
 
-    Raises :class:`InputError` for an unreadable file or a missing column (naming it).
+    Text columns stay text; a typed timestamp or score column (Parquet) keeps its type, which
+    validation checks natively. Raises :class:`InputError` for an unreadable file or a missing
+    column (naming it).
     """
     relation = scan_file(con, path)
     _check_columns(path, relation.columns, EVENT_COLUMNS)
-    return relation.select(
-        ", ".join(f'CAST("{c}" AS VARCHAR) AS "{c}"' for c in EVENT_COLUMNS)
-    )
+    return event_columns(relation)
+
+
+def event_columns(relation: duckdb.DuckDBPyRelation) -> duckdb.DuckDBPyRelation:
+    """The event columns; identifiers and types as text, timestamp and score as they are."""
+    typed = {"timestamp", "feature_adoption_score"}
+    return relation.select(", ".join(
+        f'"{c}"' if c in typed else f'CAST("{c}" AS VARCHAR) AS "{c}"' for c in EVENT_COLUMNS))
 
 
 def count_rows_hint(path: Path) -> int | None:

@@ -32,37 +32,71 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def validated_sql(source: str, now: datetime, max_future: timedelta) -> str:
-    """SELECT over ``source`` adding parsed canonical columns and ``reason``."""
+_NUMBERS = ("DOUBLE", "FLOAT", "REAL", "INTEGER", "BIGINT", "SMALLINT", "TINYINT", "HUGEINT",
+            "UBIGINT", "UINTEGER")
+
+
+def _timestamp_rules(kind: str) -> tuple[str, str, str]:
+    """(parsed timestamp, unparseable condition, naive condition) for the input's type."""
+    if kind.startswith("TIMESTAMPTZ") or kind.endswith("WITH TIME ZONE"):
+        return ("CAST(raw_timestamp AS TIMESTAMPTZ)", "raw_timestamp IS NULL", "false")
+    if kind.startswith("TIMESTAMP") or kind == "DATE":  # no zone: every value is naive
+        return ("CAST(raw_timestamp AS TIMESTAMPTZ)", "raw_timestamp IS NULL",
+                "raw_timestamp IS NOT NULL")
+    ts = "TRY_CAST(trim(raw_timestamp) AS TIMESTAMPTZ)"
+    naive = (f"{ts} IS NOT NULL AND NOT regexp_matches(trim(raw_timestamp), "
+             f"{_literal(_OFFSET_PATTERN)})")
+    return ts, f"{ts} IS NULL", naive
+
+
+def _score_rules(kind: str) -> tuple[str, str, str]:
+    """(parsed score, missing condition, not-a-number condition) for the input's type."""
+    if kind in _NUMBERS or kind.startswith("DECIMAL"):
+        score = "CAST(raw_feature_adoption_score AS DOUBLE)"
+        return score, "raw_feature_adoption_score IS NULL", f"isnan({score})"
+    score = "TRY_CAST(trim(raw_feature_adoption_score) AS DOUBLE)"
+    return (score, "coalesce(trim(raw_feature_adoption_score), '') = ''",
+            f"trim(raw_feature_adoption_score) <> '' AND coalesce(isnan({score}), true)")
+
+
+def validated_sql(source: str, types: dict[str, str], now: datetime,
+                  max_future: timedelta) -> str:
+    """SELECT over ``source`` (columns ``raw_<name>``, of the given DuckDB ``types``) adding
+    parsed canonical columns and ``reason``; the raw values are kept as text for rejected rows
+    only. Typed inputs (a Parquet TIMESTAMPTZ or DOUBLE column) are checked without a detour
+    through text."""
     event_types = ", ".join(_literal(t.value) for t in EventType)
     latest_allowed = (now + max_future).isoformat()
-    ts = "TRY_CAST(trim(raw_timestamp) AS TIMESTAMPTZ)"
-    score = "TRY_CAST(trim(raw_feature_adoption_score) AS DOUBLE)"
+    ts, unparseable, naive = _timestamp_rules(types["timestamp"])
+    score, missing, not_a_number = _score_rules(types["feature_adoption_score"])
     rules = {
         "invalid_event_id": f"NOT coalesce(regexp_full_match(trim(raw_event_id), "
         f"{_literal(UUID_PATTERN.strip('^$'))}), false)",
         "empty_customer_id": "coalesce(trim(raw_customer_id), '') = ''",
-        "unparseable_timestamp": f"{ts} IS NULL",
-        "naive_timestamp": f"{ts} IS NOT NULL AND NOT regexp_matches(trim(raw_timestamp), "
-        f"{_literal(_OFFSET_PATTERN)})",
+        "unparseable_timestamp": unparseable,
+        "naive_timestamp": naive,
         "future_timestamp": f"{ts} > TIMESTAMPTZ {_literal(latest_allowed)}",
         "unknown_event_type": f"coalesce(raw_event_type NOT IN ({event_types}), true)",
-        "missing_score": "coalesce(trim(raw_feature_adoption_score), '') = ''",
-        "invalid_score": f"trim(raw_feature_adoption_score) <> '' AND "
-        f"coalesce(isnan({score}), true)",
+        "missing_score": missing,
+        "invalid_score": not_a_number,
         "score_out_of_range": f"NOT isnan({score}) AND ({score} < 0 OR {score} > 1)",
     }
     reason_parts = ", ".join(
         f"CASE WHEN coalesce({condition}, false) THEN {_literal(code)} END"
         for code, condition in rules.items()
     )
+    raw = ", ".join(f"CASE WHEN reason IS NOT NULL THEN CAST(raw_{c} AS VARCHAR) END AS raw_{c}"
+                    for c in ("event_id", "customer_id", "timestamp", "event_type",
+                              "feature_adoption_score"))
     return f"""
-        SELECT *,
-            lower(trim(raw_event_id)) AS event_id,
-            raw_customer_id AS customer_id,
-            {ts} AS timestamp,
-            raw_event_type AS event_type,
-            {score} AS feature_adoption_score,
-            nullif(concat_ws(';', {reason_parts}), '') AS reason
-        FROM {source}
+        SELECT file_index, source_row, {raw}, event_id, customer_id, timestamp, event_type,
+               feature_adoption_score, reason
+        FROM (SELECT *,
+                lower(trim(raw_event_id)) AS event_id,
+                raw_customer_id AS customer_id,
+                {ts} AS timestamp,
+                raw_event_type AS event_type,
+                {score} AS feature_adoption_score,
+                nullif(concat_ws(';', {reason_parts}), '') AS reason
+              FROM {source})
     """
