@@ -30,6 +30,8 @@ RepoOption = Annotated[
                  default_factory=default_repo, show_default="feature_repo"),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+ConfigOption = Annotated[str, typer.Option(
+    "--config", help="The repo's Feast config file, e.g. feature_store.redis.yaml.")]
 
 
 def _progress(total: int | None, label: str) -> Progress:
@@ -263,11 +265,12 @@ def materialize_command(
     repo: RepoOption,
     end: Annotated[datetime | None, typer.Option(help="Materialize up to this time (UTC); "
                                                  "default now.")] = None,
+    config: ConfigOption = "feature_store.yaml",
 ) -> None:
     """Load the latest feature rows into the online store (SQLite by default), incrementally."""
     from usage_features.serving.materialize import materialize
 
-    summary = materialize(repo, _utc(end) if end else None)
+    summary = materialize(repo, _utc(end) if end else None, config)
     out.print(f"materialized {', '.join(summary.views)} from {summary.start:%Y-%m-%d %H:%M} "
               f"to {summary.end:%Y-%m-%d %H:%M} UTC")
 
@@ -280,13 +283,14 @@ def score_command(
     as_of: Annotated[datetime | None, typer.Option(
         help="Score as of this time (UTC); default now.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+    config: ConfigOption = "feature_store.yaml",
 ) -> None:
     """Churn probability, risk band and reasons for customers, from the online store."""
     from usage_features.serving.scorer import ChurnScorer
     from usage_features.training.model import ModelMismatchError
 
     try:
-        scorer = ChurnScorer.from_repo(repo, model)
+        scorer = ChurnScorer.from_repo(repo, model, config)
     except (ModelMismatchError, FileNotFoundError) as exc:
         raise _fail(str(exc)) from None
     scores = scorer.score(customer_ids, _utc(as_of) if as_of else None)
@@ -311,12 +315,13 @@ def serve_command(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8000,
     model: Annotated[Path | None, typer.Option(help="Model file; default the repo's.")] = None,
+    config: ConfigOption = "feature_store.yaml",
 ) -> None:
     """Serve POST /score, GET /health and GET /model over HTTP (docs at /docs)."""
     from usage_features.serving.http import serve
 
     out.print(f"serving on http://{host}:{port} (OpenAPI docs at /docs)")
-    serve(repo, host, port, model)
+    serve(repo, host, port, model, config)
 
 
 @app.command()

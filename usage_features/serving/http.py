@@ -74,10 +74,11 @@ def create_app(scorer: ChurnScorer, token: str | None = None) -> FastAPI:
     return app
 
 
-def serve(repo, host: str = "127.0.0.1", port: int = 8000, model_path=None) -> None:
+def serve(repo, host: str = "127.0.0.1", port: int = 8000, model_path=None,
+          config: str = "feature_store.yaml") -> None:
     import uvicorn
 
-    app = create_app(ChurnScorer.from_repo(repo, model_path))
+    app = create_app(ChurnScorer.from_repo(repo, model_path, config))
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from usage_features.config import RepoPaths, risk_bands
 from usage_features.features.retrieval import online_features, served_feature_names
-from usage_features.features.store import open_store
+from usage_features.features.store import DEFAULT_CONFIG, open_store
 from usage_features.serving.reasons import explain
 from usage_features.training.model import TrainedModel, load_model
 
@@ -40,9 +40,10 @@ class ChurnScorer:
         self.bands = bands or risk_bands()
 
     @classmethod
-    def from_repo(cls, repo: Path, model_path: Path | None = None) -> ChurnScorer:
+    def from_repo(cls, repo: Path, model_path: Path | None = None,
+                  config: str = DEFAULT_CONFIG) -> ChurnScorer:
         model = load_model(model_path or RepoPaths(repo).model, served_feature_names())
-        return cls(open_store(repo), model)
+        return cls(open_store(repo, config), model)
 
     def band(self, probability: float) -> str:
         return [name for name, low in self.bands.items() if probability >= low][-1]
