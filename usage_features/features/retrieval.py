@@ -47,13 +47,15 @@ def historical_features(store, entity_df: pd.DataFrame,
 
 
 def online_features(store, customer_ids: Sequence[str], as_of: datetime | None = None,
-                    service: str = SERVICE_NAME) -> pd.DataFrame:
+                    service: str = SERVICE_NAME,
+                    refs: tuple[list[str], list[str]] | None = None) -> pd.DataFrame:
     """Latest materialized features for ``customer_ids``, request-time features at ``as_of``.
 
     ``as_of`` defaults to now; pass it for reproducible scoring. A ``known`` column says whether
-    the online store has anything for the customer.
+    the online store has anything for the customer. ``refs`` (from :func:`online_refs`) saves
+    resolving the service on every call.
     """
-    refs, inputs = _online_refs(store.get_feature_service(service), store)
+    refs, inputs = refs or online_refs(store, service)
     response = store.get_online_features(
         features=refs + inputs, entity_rows=[{ENTITY: c} for c in customer_ids]
     ).to_df()
@@ -84,7 +86,7 @@ def conform(frame: pd.DataFrame, keep: Sequence[str]) -> pd.DataFrame:
     return out
 
 
-def _online_refs(service, store) -> tuple[list[str], list[str]]:
+def online_refs(store, service: str = SERVICE_NAME) -> tuple[list[str], list[str]]:
     """Stored feature refs of the service, and the stored inputs of its on-demand views.
 
     Request-time features are computed here (with the caller's ``as_of``) by the same function
@@ -92,7 +94,7 @@ def _online_refs(service, store) -> tuple[list[str], list[str]]:
     """
     request_time_names = {f.name for f in REQUEST_TIME}
     refs, inputs = [], []
-    for projection in service.feature_view_projections:
+    for projection in store.get_feature_service(service).feature_view_projections:
         if any(f.name in request_time_names for f in projection.features):
             odfv = store.get_on_demand_feature_view(projection.name)
             for source in odfv.source_feature_view_projections.values():

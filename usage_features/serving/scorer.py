@@ -8,7 +8,9 @@ from datetime import datetime
 from pathlib import Path
 
 from usage_features.config import RepoPaths, risk_bands
-from usage_features.features.retrieval import online_features, served_feature_names
+from threadpoolctl import ThreadpoolController
+
+from usage_features.features.retrieval import online_features, online_refs, served_feature_names
 from usage_features.features.store import DEFAULT_CONFIG, open_store
 from usage_features.serving.reasons import explain
 from usage_features.training.model import TrainedModel, load_model
@@ -38,6 +40,8 @@ class ChurnScorer:
         self.store = store
         self.model = model
         self.bands = bands or risk_bands()
+        self._refs = online_refs(store, model.metadata.feature_service)
+        self._threads = ThreadpoolController()
 
     @classmethod
     def from_repo(cls, repo: Path, model_path: Path | None = None,
@@ -52,8 +56,11 @@ class ChurnScorer:
         version = self.model.metadata.model_version
         if not customer_ids:
             return []
-        frame = online_features(self.store, list(customer_ids), as_of)
-        probabilities = self.model.predict_proba(frame).to_numpy()
+        frame = online_features(self.store, list(customer_ids), as_of, refs=self._refs)
+        # One thread: for request-sized batches OpenMP's start-up and spin-waits on a busy
+        # machine cost far more than they save (milliseconds, seconds at the tail).
+        with self._threads.limit(limits=1, user_api="openmp"):
+            probabilities = self.model.predict_proba(frame).to_numpy()
         records = frame.to_dict(orient="records")
         scores = []
         for record, probability in zip(records, probabilities):
