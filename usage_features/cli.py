@@ -21,7 +21,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 out = Console()
 
 RepoOption = Annotated[
@@ -202,6 +202,7 @@ def train_command(
     as_json: JsonOption = False,
 ) -> None:
     """Train the churn model on point-in-time features from Feast, with a report."""
+    from usage_features.ingestion.readers import InputError
     from usage_features.training.labels import LabelError
     from usage_features.training.train import TrainConfig, train
 
@@ -210,7 +211,7 @@ def train_command(
     with console.status("training") as status:
         try:
             result = train(config, progress=status.update)
-        except (LabelError, FileNotFoundError) as exc:
+        except (LabelError, InputError, FileNotFoundError) as exc:
             raise _fail(str(exc)) from None
     meta = result.model.metadata
     if as_json:

@@ -16,7 +16,7 @@ class Behaviour:
     """
 
     #: Median events on a day a customer uses the product (before plan and seasonality).
-    events_per_active_day: float = 5.5
+    events_per_active_day: float = 6.0
     #: Spread (sigma of the log) of customers' activity levels.
     activity_sigma: float = 0.8
     #: Share of customers signing up in the first ``launch_cohort_days`` (the rest: uniformly).
@@ -33,7 +33,7 @@ class Behaviour:
     #: Spread (sigma of the log) of an unobserved per-customer risk factor.
     latent_risk_sigma: float = 0.5
     #: Share of churn decisions that take effect at once, without any usage decay.
-    sudden_churn_share: float = 0.25
+    sudden_churn_share: float = 0.15
     #: Length range (days) of the usage decay between the decision to leave and ``churned_at``.
     decay_days: tuple[int, int] = (21, 63)
     #: Daily probability of starting a temporary dip in usage that recovers (no churn).

@@ -20,7 +20,7 @@ the kinds in equal shares (:data:`CORRUPTIONS`):
 - ``duplicate``: the row is delivered twice (an exact copy right after it, the copy counts as
   the corrupt row; so the table has N + number-of-duplicates rows);
 - ``naive_timestamp``: the valid timestamp without its offset;
-- ``unparseable_timestamp``: epoch seconds, ``dd/mm/YYYY HH:MM:SS``, ``N/A`` or empty;
+- ``unparseable_timestamp``: epoch seconds, ``dd/mm/YYYY HH:MM:SS.ffffff``, ``N/A`` or empty;
 - ``unknown_event_type``: capitalised (``Login``), ``page_view``, ``signup`` or empty;
 - ``score_out_of_range``: on a percent scale (>1) or negative;
 - ``missing_score``: null;
@@ -36,6 +36,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from usage_features.simulation.text import iso_matrix, strings_from_matrix
+
 DIRTY_EVENT_SCHEMA = pa.schema([
     pa.field("event_id", pa.string()),
     pa.field("customer_id", pa.string()),
@@ -48,34 +50,36 @@ CORRUPTIONS = ("bad_uuid", "duplicate", "naive_timestamp", "unparseable_timestam
                "unknown_event_type", "score_out_of_range", "missing_score", "empty_customer_id")
 _KIND = {name: i for i, name in enumerate(CORRUPTIONS)}
 #: Offsets written on valid timestamps (chosen at random per row), and none for naive ones.
-_SUFFIXES = pa.array(["+00:00", "Z", ""])
-_ISO = "%Y-%m-%dT%H:%M:%S"  # %S carries the microseconds for a microsecond timestamp
+_SUFFIXES = (b"+00:00", b"Z", b"")
 
 
-def corrupt(rng: np.random.Generator, events: pa.Table, fraction: float
+def corrupt(rng: np.random.Generator, batches: list[pa.RecordBatch], fraction: float
             ) -> tuple[pa.Table, pa.Array]:
-    """``events`` (``EVENT_SCHEMA``) as the dirty schema with ``fraction`` of rows corrupted.
+    """Events (``EVENT_SCHEMA`` batches) as the dirty schema with ``fraction`` of rows corrupted.
 
+    Consumes ``batches`` (emptying the list, so each clean batch can be freed once converted).
     Returns the table and, per output row, the corruption kind (null when clean).
     """
-    n = events.num_rows
+    n = sum(batch.num_rows for batch in batches)
     chosen = min(n, round(fraction * n))
     kind = np.full(n, -1, np.int8)
     rows = rng.choice(n, chosen, replace=False)
     kind[rows] = rng.permutation(np.arange(chosen) % len(CORRUPTIONS))
-    batches, labels, offset = [], [], 0
-    for batch in events.to_batches():
+    tables, labels, offset = [], [], 0
+    batches.reverse()
+    while batches:
+        batch = batches.pop()
         part = kind[offset:offset + batch.num_rows]
         offset += batch.num_rows
         table, label = _corrupt_batch(rng, batch, part)
-        batches.append(table)
+        tables.append(table)
         labels.append(label)
-    if not batches:
+    if not tables:
         return DIRTY_EVENT_SCHEMA.empty_table(), pa.array([], pa.string())
     names = pa.array(CORRUPTIONS, pa.string())
     corruption = pa.chunked_array([names.take(pa.array(lab, mask=lab < 0)) for lab in labels],
                                   pa.string()).combine_chunks()
-    return pa.concat_tables(batches), corruption
+    return pa.concat_tables(tables), corruption
 
 
 def _replace(rng: np.random.Generator, column: pa.Array, mask: np.ndarray,
@@ -107,13 +111,13 @@ def _bad_uuids(rng, ids: pa.Array, mask: np.ndarray) -> pa.Array:
 
 
 def _timestamps(rng, ts: pa.Array, naive: np.ndarray, unparseable: np.ndarray) -> pa.Array:
+    us = ts.cast(pa.int64()).to_numpy()
     suffix = np.where(naive, 2, rng.integers(0, 2, len(ts)))
-    text = pc.binary_join_element_wise(pc.strftime(ts, format=_ISO),
-                                       _SUFFIXES.take(pa.array(suffix)), "")
-    seconds = pc.divide(pc.cast(ts, pa.int64()), 1_000_000)
+    text = strings_from_matrix(*iso_matrix(us, _SUFFIXES, suffix))
+    garbage = us[unparseable]
     return _replace(rng, text, unparseable, [
-        lambda v: pc.cast(seconds.filter(pa.array(unparseable)), pa.string()),
-        lambda v: pc.strftime(ts.filter(pa.array(unparseable)), format="%d/%m/%Y %H:%M:%S"),
+        lambda v: pa.array((garbage // 1_000_000).astype(str)),
+        lambda v: pc.strftime(pa.array(garbage, pa.timestamp("us")), format="%d/%m/%Y %H:%M:%S"),
         "N/A",
         "",
     ])

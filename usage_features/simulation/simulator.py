@@ -39,7 +39,9 @@ def simulate(config: SimulationConfig | None = None) -> Simulation:
     truth = truth_table(population, outcome, ids, start_us, config.days)
     corruption = None
     if config.dirty_fraction > 0:
-        events, corruption = corrupt(np.random.default_rng(dirt_seed), events,
+        batches = events.to_batches()
+        del events  # so that each clean batch is freed once corrupted
+        events, corruption = corrupt(np.random.default_rng(dirt_seed), batches,
                                      config.dirty_fraction)
     return Simulation(config=config, events=events, customers=customers, truth=truth,
                       corruption=corruption)

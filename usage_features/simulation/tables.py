@@ -8,13 +8,11 @@ import pyarrow as pa
 from usage_features.schema import CUSTOMER_SCHEMA, EVENT_SCHEMA
 from usage_features.simulation.dynamics import Outcome
 from usage_features.simulation.population import DAY_US, EVENT_TYPES, NEVER, PLANS, Population
+from usage_features.simulation.text import uuid_strings
 
 #: Rows per Arrow chunk of the events table (keeps string offsets small and memory flat).
 CHUNK_ROWS = 1 << 20
 TIMESTAMP = pa.timestamp("us", tz="UTC")
-_HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
-#: Where each of the 32 hex digits goes in the 36-character 8-4-4-4-12 form.
-_DIGIT_POSITIONS = np.array([i for i in range(36) if i not in (8, 13, 18, 23)])
 
 TRUTH_SCHEMA = pa.schema([
     pa.field("customer_id", pa.string(), nullable=False),
@@ -25,21 +23,6 @@ TRUTH_SCHEMA = pa.schema([
     pa.field("dips", pa.int32(), nullable=False),
     pa.field("latent_risk", pa.float64(), nullable=False),
 ])
-
-
-def uuid_strings(rng: np.random.Generator, n: int) -> pa.Array:
-    """``n`` random version-4 UUIDs (lower-case 8-4-4-4-12) drawn from ``rng``, not the OS."""
-    raw = np.frombuffer(rng.bytes(16 * n), dtype=np.uint8).reshape(n, 16).copy()
-    raw[:, 6] = (raw[:, 6] & 0x0F) | 0x40  # version 4
-    raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80  # RFC 4122 variant
-    digits = np.empty((n, 32), np.uint8)
-    digits[:, 0::2] = _HEX[raw >> 4]
-    digits[:, 1::2] = _HEX[raw & 0x0F]
-    text = np.full((n, 36), ord("-"), np.uint8)
-    text[:, _DIGIT_POSITIONS] = digits
-    offsets = np.arange(0, 36 * (n + 1), 36, dtype=np.int32)
-    return pa.Array.from_buffers(pa.string(), n,
-                                 [None, pa.py_buffer(offsets), pa.py_buffer(text)])
 
 
 def customer_ids(n: int) -> pa.Array:

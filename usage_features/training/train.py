@@ -93,10 +93,11 @@ def data_end(paths: RepoPaths) -> datetime:
     return latest
 
 
-def train(config: TrainConfig, progress: Callable[[str], None] = lambda _: None) -> TrainResult:
-    paths = RepoPaths(config.repo)
+def training_frame(config: TrainConfig, progress: Callable[[str], None] = lambda _: None
+                   ) -> pd.DataFrame:
+    """Labelled observation rows with their point-in-time features from Feast."""
     customers = load_labels_source(config)
-    cutoff = data_end(paths)
+    cutoff = data_end(RepoPaths(config.repo))
     if config.train_end is not None:
         cutoff = min(cutoff, config.train_end)
     grid_start = customers.signup_at.min().floor("D")
@@ -104,7 +105,12 @@ def train(config: TrainConfig, progress: Callable[[str], None] = lambda _: None)
     rows = observation_rows(customers, grid_start, cutoff, config.horizon_days,
                             config.interval_days)
     progress(f"fetching historical features for {len(rows):,} rows from Feast")
-    frame = historical_features(open_store(config.repo), rows)
+    return historical_features(open_store(config.repo), rows)
+
+
+def train(config: TrainConfig, progress: Callable[[str], None] = lambda _: None) -> TrainResult:
+    paths = RepoPaths(config.repo)
+    frame = training_frame(config, progress)
     features = served_feature_names()
     train_rows, validate, split = time_split(frame, config.horizon_days, config.validation_share)
     y_train, y_val = train_rows.label.to_numpy(), validate.label.to_numpy()
@@ -185,4 +191,4 @@ def predict(repo: Path, entities: pd.DataFrame, model_path: Path | None = None) 
     return out
 
 
-__all__ = ["ABLATIONS", "TrainConfig", "TrainResult", "predict", "train"]
+__all__ = ["ABLATIONS", "TrainConfig", "TrainResult", "predict", "train", "training_frame"]

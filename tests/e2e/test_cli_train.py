@@ -1,0 +1,141 @@
+"""Training and batch prediction end to end through the command line, on simulated data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from usage_features.cli import app
+from usage_features.config import RepoPaths
+from usage_features.features.retrieval import served_feature_names
+from usage_features.training.evaluate import LEAKAGE_ALARM_AUC
+from usage_features.training.model import ModelMismatchError, load_model, save_model
+from usage_features.training.train import TrainConfig, training_frame
+from tests.conftest import copy_feature_repo
+from tests.reference import brute_force_features
+
+runner = CliRunner()
+
+
+def invoke(*args: str) -> str:
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    work = tmp_path_factory.mktemp("train")
+    repo = copy_feature_repo(work / "feature_repo")
+    invoke("simulate", "--out", str(work / "raw"), "--customers", "500", "--days", "240",
+           "--seed", "5")
+    invoke("ingest", str(work / "raw" / "events.parquet"), "--repo", str(repo))
+    invoke("load-customers", str(work / "raw" / "customers.parquet"), "--repo", str(repo))
+    invoke("build", "--repo", str(repo))
+    summary = json.loads(invoke("train", "--repo", str(repo), "--json"))
+    return work, repo, summary
+
+
+class TestTrainCommand:
+    def test_reports_the_model_and_both_baselines_on_the_validation_period(self, trained):
+        _, _, summary = trained
+        assert set(summary["metrics"]) == {"model", "baseline: event_count_30d",
+                                           "baseline: logistic regression"}
+        for metrics in summary["metrics"].values():
+            assert set(metrics) == {"roc_auc", "pr_auc", "brier", "top_decile_lift"}
+
+    def test_the_model_learns_without_leaking_the_label(self, trained):
+        _, _, summary = trained
+        auc = summary["metrics"]["model"]["roc_auc"]
+        assert 0.7 < auc < LEAKAGE_ALARM_AUC
+        assert summary["leakage_alarm"] is False
+
+    def test_writes_the_model_its_metadata_and_a_report_with_plots(self, trained):
+        _, _, summary = trained
+        assert Path(summary["model_path"]).is_file()
+        meta = json.loads(Path(summary["model_path"] + ".json").read_text())
+        assert meta["feature_service"] == "churn_model_v1"
+        assert meta["features"] == served_feature_names()
+        assert len(meta["training_data_sha256"]) == 64 and "scikit-learn" in meta["versions"]
+        report = Path(summary["report_dir"])
+        for name in ("roc", "precision_recall", "calibration", "lift", "permutation_importance"):
+            assert (report / f"{name}.png").stat().st_size > 1000
+        assert "Ablation" in (report / "summary.md").read_text()
+        assert {row["features"] for row in summary["ablation"]} >= {
+            "all", "without decay features", "without adoption features"}
+
+    def test_predict_scores_entity_rows_through_historical_features(self, trained):
+        work, repo, _ = trained
+        entities = pd.DataFrame({"customer_id": ["cust-00001", "cust-00002", "nobody"],
+                                 "event_timestamp": pd.Timestamp("2025-08-01", tz="UTC"),
+                                 "note": ["a", "b", "c"]})
+        entities.to_parquet(work / "entities.parquet")
+        invoke("predict", "--entities", str(work / "entities.parquet"), "--out",
+               str(work / "scored.csv"), "--repo", str(repo))
+        scored = pd.read_csv(work / "scored.csv")
+        assert scored.note.tolist() == ["a", "b", "c"]
+        assert scored.churn_probability.between(0, 1).all()
+
+
+class TestTrainingData:
+    def test_no_training_feature_comes_from_after_its_row(self, trained):
+        work, repo, _ = trained
+        frame = training_frame(TrainConfig(repo=repo))
+        sample = frame.sample(120, random_state=0)
+        events = pd.read_parquet(work / "raw" / "events.parquet")
+        customers = pd.read_parquet(work / "raw" / "customers.parquet")
+        expected = brute_force_features(events, customers, sample[["customer_id",
+                                                                   "event_timestamp"]])
+        for name in served_feature_names():
+            np.testing.assert_allclose(sample[name].astype(float), expected[name].astype(float),
+                                       rtol=1e-9, equal_nan=True, err_msg=name)
+        assert (frame.days_since_last_event.dropna() >= 0).all()
+
+
+class TestSavedModels:
+    def test_a_saved_model_round_trips_with_identical_predictions(self, trained, tmp_path):
+        _, repo, _ = trained
+        model = load_model(RepoPaths(repo).model, served_feature_names())
+        frame = training_frame(TrainConfig(repo=repo)).head(200)
+        copy = load_model(save_model(model, tmp_path / "copy.skops"))
+        np.testing.assert_array_equal(copy.predict_proba(frame), model.predict_proba(frame))
+
+    def test_a_model_trained_on_another_feature_list_is_refused(self, trained, tmp_path):
+        _, repo, _ = trained
+        model = load_model(RepoPaths(repo).model)
+        model.metadata.features = model.metadata.features[:-1]
+        path = save_model(model, tmp_path / "old.skops")
+        with pytest.raises(ModelMismatchError, match="different feature list.*retrain"):
+            load_model(path, served_feature_names())
+
+
+class TestBadInput:
+    def test_churn_before_signup_is_a_clear_error(self, trained, tmp_path):
+        _, repo, _ = trained
+        bad = tmp_path / "customers.csv"
+        pd.DataFrame({"customer_id": ["a"], "signup_at": ["2025-03-01T00:00:00Z"],
+                      "churned_at": ["2025-02-01T00:00:00Z"], "plan": ["pro"]}).to_csv(bad)
+        result = runner.invoke(app, ["train", "--repo", str(repo), "--customers", str(bad)])
+        assert result.exit_code == 2
+        assert "churned_at before signup_at" in result.output
+
+    def test_a_customers_file_without_churned_at_is_named(self, trained, tmp_path):
+        _, repo, _ = trained
+        bad = tmp_path / "customers.csv"
+        pd.DataFrame({"customer_id": ["a"], "signup_at": ["2025-03-01T00:00:00Z"],
+                      "plan": ["pro"]}).to_csv(bad, index=False)
+        result = runner.invoke(app, ["train", "--repo", str(repo), "--customers", str(bad)])
+        assert result.exit_code == 2 and "churned_at" in result.output
+
+    def test_labels_without_churners_are_a_clear_error(self, trained, tmp_path):
+        _, repo, _ = trained
+        customers = pd.read_parquet(RepoPaths(repo).customers).assign(churned_at=pd.NaT)
+        customers.to_parquet(tmp_path / "loyal.parquet")
+        result = runner.invoke(app, ["train", "--repo", str(repo), "--customers",
+                                     str(tmp_path / "loyal.parquet")])
+        assert result.exit_code == 2 and "labels need both classes" in result.output
