@@ -2,8 +2,10 @@
 
 Run by the ``customer_recency`` on-demand feature view, so they are exact at ``t`` both in
 historical retrieval (``as_of`` = the entity row's ``event_timestamp``) and online (``as_of`` =
-the time passed by the caller, or now). Nothing here reads the clock except :func:`compute`,
-and only when the request carries no time.
+the time passed by the caller, or now). The functions take NumPy arrays of seconds since the
+epoch (NaN for "none"), so the on-demand view (a DataFrame) and the online scorer (plain arrays,
+no DataFrame on the hot path) run the very same code. Nothing here reads the clock except
+:func:`compute`, and only when the request carries no time.
 """
 
 from __future__ import annotations
@@ -17,60 +19,71 @@ from usage_features.domain.value_objects import EARLY_LIFE_DAYS, LOW_ADOPTION_TH
 
 #: Column of the request time in the on-demand view's input (Feast's entity-row timestamp).
 AS_OF_COLUMN = "event_timestamp"
-_DAY = pd.Timedelta(days=1)
+#: The stored features the request-time features are computed from.
+INPUTS = ("last_event_at", "last_monitoring_run_at", "signup_at", "adoption_score_latest",
+          "decay_ratio_7d_30d")
+DAY_SECONDS = 86_400.0
 
 
-def _utc(values: pd.Series) -> pd.Series:
-    return pd.to_datetime(values, utc=True)
-
-
-def days_since_last_event(last_event_at: pd.Series, as_of: pd.Series) -> pd.Series:
+def days_since_last_event(last_event_at: np.ndarray, as_of: np.ndarray) -> np.ndarray:
     """Days from the latest event before the as-of day to ``as_of``; NaN if none."""
-    return (as_of - _utc(last_event_at)) / _DAY
+    return (as_of - last_event_at) / DAY_SECONDS
 
 
-def days_since_last_monitoring_run(last_monitoring_run_at: pd.Series,
-                                   as_of: pd.Series) -> pd.Series:
+def days_since_last_monitoring_run(last_monitoring_run_at: np.ndarray,
+                                   as_of: np.ndarray) -> np.ndarray:
     """Days from the latest monitoring_run to ``as_of``; NaN if none."""
-    return (as_of - _utc(last_monitoring_run_at)) / _DAY
+    return (as_of - last_monitoring_run_at) / DAY_SECONDS
 
 
-def tenure_days(signup_at: pd.Series, as_of: pd.Series) -> pd.Series:
+def tenure_days(signup_at: np.ndarray, as_of: np.ndarray) -> np.ndarray:
     """Days from signup to ``as_of``; NaN before signup or for a customer not in the table."""
-    days = (as_of - _utc(signup_at)) / _DAY
-    return days.where(days >= 0)
+    days = (as_of - signup_at) / DAY_SECONDS
+    return np.where(days >= 0, days, np.nan)
 
 
-def is_first_90_days(tenure_days: pd.Series) -> pd.Series:
+def is_first_90_days(tenure_days: np.ndarray) -> np.ndarray:
     """Within the customer's early life (0 <= tenure < 90 days)."""
     return (tenure_days >= 0) & (tenure_days < EARLY_LIFE_DAYS)
 
 
-def low_adoption_early_life(is_first_90_days: pd.Series, adoption_score_latest: pd.Series,
-                            decay_ratio_7d_30d: pd.Series) -> pd.Series:
+def low_adoption_early_life(is_first_90_days: np.ndarray, adoption_score_latest: np.ndarray,
+                            decay_ratio_7d_30d: np.ndarray) -> np.ndarray:
     """The domain's strongest early signal: early life, adoption < 0.2, declining frequency."""
     return (is_first_90_days & (adoption_score_latest < LOW_ADOPTION_THRESHOLD)
             & (decay_ratio_7d_30d < 1.0))
 
 
+def compute_arrays(inputs: dict[str, np.ndarray], as_of: np.ndarray) -> dict[str, np.ndarray]:
+    """All request-time features from :data:`INPUTS` (times as epoch seconds) and ``as_of``."""
+    tenure = tenure_days(inputs["signup_at"], as_of)
+    first_90 = is_first_90_days(tenure)
+    return {
+        "days_since_last_event": days_since_last_event(inputs["last_event_at"], as_of),
+        "days_since_last_monitoring_run": days_since_last_monitoring_run(
+            inputs["last_monitoring_run_at"], as_of),
+        "tenure_days": tenure,
+        "is_first_90_days": first_90,
+        "low_adoption_early_life": low_adoption_early_life(
+            first_90, inputs["adoption_score_latest"], inputs["decay_ratio_7d_30d"]),
+    }
+
+
+def epoch_seconds(values) -> np.ndarray:
+    """Datetimes (a Series, a list with None, or an array) as float epoch seconds, NaN for none."""
+    stamps = pd.to_datetime(pd.Series(values), utc=True)
+    return (stamps - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy(dtype=float)
+
+
 def compute(inputs: pd.DataFrame, as_of: datetime | None = None) -> pd.DataFrame:
-    """All request-time features for the on-demand view's ``inputs``."""
+    """All request-time features for the on-demand view's ``inputs`` (a DataFrame)."""
     if as_of is not None:
-        moment = pd.Series(pd.Timestamp(as_of), index=inputs.index)
+        moment = np.full(len(inputs), pd.Timestamp(as_of).timestamp())
     elif AS_OF_COLUMN in inputs:
-        moment = inputs[AS_OF_COLUMN]
+        moment = epoch_seconds(inputs[AS_OF_COLUMN])
     else:
-        moment = pd.Series(pd.Timestamp(datetime.now(timezone.utc)), index=inputs.index)
-    moment = _utc(moment)
-    out = pd.DataFrame(index=inputs.index)
-    out["days_since_last_event"] = days_since_last_event(inputs["last_event_at"], moment)
-    out["days_since_last_monitoring_run"] = days_since_last_monitoring_run(
-        inputs["last_monitoring_run_at"], moment)
-    out["tenure_days"] = tenure_days(inputs["signup_at"], moment)
-    out["is_first_90_days"] = is_first_90_days(out["tenure_days"])
-    out["low_adoption_early_life"] = low_adoption_early_life(
-        out["is_first_90_days"], inputs["adoption_score_latest"].astype(float),
-        inputs["decay_ratio_7d_30d"].astype(float))
-    return out.astype({"days_since_last_event": np.float64,
-                       "days_since_last_monitoring_run": np.float64,
-                       "tenure_days": np.float64})
+        moment = np.full(len(inputs), datetime.now(timezone.utc).timestamp())
+    arrays = {name: epoch_seconds(inputs[name]) if name.endswith("_at")
+              else pd.to_numeric(inputs[name], errors="coerce").to_numpy(dtype=float)
+              for name in INPUTS}
+    return pd.DataFrame(compute_arrays(arrays, moment), index=inputs.index)

@@ -9,12 +9,15 @@ see identical frames. Callers never name a feature view or a request-time featur
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
+import numpy as np
 import pandas as pd
 
 from usage_features.features import request_time
-from usage_features.features.spec import REQUEST_TIME, served_features
+from usage_features.features.request_time import epoch_seconds
+from usage_features.features.spec import REQUEST_TIME, Feature, served_features
 from usage_features.features.store import SERVICE_NAME
 
 ENTITY = "customer_id"
@@ -46,27 +49,61 @@ def historical_features(store, entity_df: pd.DataFrame,
     return conform(frame, [ENTITY, TIMESTAMP, *extra]).set_index(entity_df.index)
 
 
-def online_features(store, customer_ids: Sequence[str], as_of: datetime | None = None,
-                    service: str = SERVICE_NAME,
-                    refs: tuple[list[str], list[str]] | None = None) -> pd.DataFrame:
+@dataclass(frozen=True)
+class OnlineFeatures:
+    """Served features of some customers as typed NumPy arrays (no DataFrame on the hot path)."""
+
+    customer_ids: list[str]
+    values: dict[str, np.ndarray]
+    known: np.ndarray
+
+    def matrix(self, names: Sequence[str]) -> np.ndarray:
+        """The features ``names`` as a float matrix, one row per customer."""
+        return np.column_stack([self.values[n].astype(float) for n in names])
+
+    def record(self, i: int) -> dict:
+        return {name: values[i].item() for name, values in self.values.items()}
+
+    def to_frame(self) -> pd.DataFrame:
+        frame = pd.DataFrame({ENTITY: self.customer_ids, **self.values})
+        frame["known"] = self.known
+        return frame
+
+
+def read_online(store, customer_ids: Sequence[str], as_of: datetime | None = None,
+                refs: tuple[list[str], list[str]] | None = None) -> OnlineFeatures:
     """Latest materialized features for ``customer_ids``, request-time features at ``as_of``.
 
-    ``as_of`` defaults to now; pass it for reproducible scoring. A ``known`` column says whether
-    the online store has anything for the customer. ``refs`` (from :func:`online_refs`) saves
+    ``as_of`` defaults to now; pass it for reproducible scoring. ``known`` says whether the
+    online store has anything for the customer. ``refs`` (from :func:`online_refs`) saves
     resolving the service on every call.
     """
-    refs, inputs = refs or online_refs(store, service)
+    refs, inputs = refs or online_refs(store)
     response = store.get_online_features(
-        features=refs + inputs, entity_rows=[{ENTITY: c} for c in customer_ids]
-    ).to_df()
-    moment = as_of or datetime.now(timezone.utc)
-    stored_inputs = [ref.split(":")[1] for ref in inputs]
-    known = response[stored_inputs].notna().any(axis=1) | response[
-        [r.split(":")[1] for r in refs]].notna().any(axis=1)
-    response = pd.concat([response, request_time.compute(response, as_of=moment)], axis=1)
-    frame = conform(response, [ENTITY])
-    frame["known"] = known.to_numpy()
-    return frame
+        features=refs + inputs, entity_rows=[{ENTITY: c} for c in customer_ids]).to_dict()
+    stored = [r.split(":")[1] for r in refs + inputs]
+    known = np.zeros(len(customer_ids), dtype=bool)
+    for name in stored:
+        known |= np.array([v is not None for v in response[name]])
+    arrays = {name: epoch_seconds(response[name]) if name.endswith("_at")
+              else np.array(response[name], dtype=float) for name in stored}
+    moment = (as_of or datetime.now(timezone.utc)).timestamp()
+    arrays.update(request_time.compute_arrays(arrays, np.full(len(customer_ids), moment)))
+    values = {f.name: _typed(arrays[f.name], f) for f in served_features()}
+    return OnlineFeatures(list(customer_ids), values, known)
+
+
+def online_features(store, customer_ids: Sequence[str], as_of: datetime | None = None,
+                    refs: tuple[list[str], list[str]] | None = None) -> pd.DataFrame:
+    """:func:`read_online` as a DataFrame: ``customer_id``, the served features, ``known``."""
+    return read_online(store, customer_ids, as_of, refs).to_frame()
+
+
+def _typed(values: np.ndarray, feature: Feature) -> np.ndarray:
+    """Fill "no history" defaults and cast to the spec's type."""
+    if feature.default is not None:
+        values = np.where(np.isnan(values), feature.default, values)
+    return values.astype({"int64": np.int64, "bool": bool}.get(feature.dtype, np.float64))
 
 
 def conform(frame: pd.DataFrame, keep: Sequence[str]) -> pd.DataFrame:
@@ -98,7 +135,8 @@ def online_refs(store, service: str = SERVICE_NAME) -> tuple[list[str], list[str
         if any(f.name in request_time_names for f in projection.features):
             odfv = store.get_on_demand_feature_view(projection.name)
             for source in odfv.source_feature_view_projections.values():
-                inputs += [f"{source.name_to_use()}:{f.name}" for f in source.features]
+                inputs += [f"{source.name_to_use()}:{f.name}" for f in source.features
+                           if f.name in request_time.INPUTS]
         else:
             refs += [f"{projection.name_to_use()}:{f.name}" for f in projection.features]
     return refs, [r for r in dict.fromkeys(inputs) if r not in refs]

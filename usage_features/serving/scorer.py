@@ -10,7 +10,7 @@ from pathlib import Path
 from usage_features.config import RepoPaths, risk_bands
 from threadpoolctl import ThreadpoolController
 
-from usage_features.features.retrieval import online_features, online_refs, served_feature_names
+from usage_features.features.retrieval import online_refs, read_online, served_feature_names
 from usage_features.features.store import DEFAULT_CONFIG, open_store
 from usage_features.serving.reasons import explain
 from usage_features.training.model import TrainedModel, load_model
@@ -56,18 +56,16 @@ class ChurnScorer:
         version = self.model.metadata.model_version
         if not customer_ids:
             return []
-        frame = online_features(self.store, list(customer_ids), as_of, refs=self._refs)
+        online = read_online(self.store, list(customer_ids), as_of, self._refs)
         # One thread: for request-sized batches OpenMP's start-up and spin-waits on a busy
         # machine cost far more than they save (milliseconds, seconds at the tail).
         with self._threads.limit(limits=1, user_api="openmp"):
-            probabilities = self.model.predict_proba(frame).to_numpy()
-        records = frame.to_dict(orient="records")
+            probabilities = self.model.predict_matrix(online.matrix(self.model.metadata.features))
         scores = []
-        for record, probability in zip(records, probabilities):
-            if not record["known"]:
-                scores.append(Score(record["customer_id"], version, error=UNKNOWN))
+        for i, customer in enumerate(online.customer_ids):
+            if not online.known[i]:
+                scores.append(Score(customer, version, error=UNKNOWN))
                 continue
-            p = float(probability)
-            scores.append(Score(record["customer_id"], version, p, self.band(p),
-                                explain(record)))
+            p = float(probabilities[i])
+            scores.append(Score(customer, version, p, self.band(p), explain(online.record(i))))
         return scores

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from importlib.metadata import version
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer
@@ -93,6 +94,14 @@ class TrainedModel:
             raise ModelMismatchError(f"the frame lacks the model's feature(s): {missing}")
         return pd.Series(self.pipeline.predict_proba(frame[self.metadata.features])[:, 1],
                          index=frame.index, name="churn_probability")
+
+    def predict_matrix(self, matrix: np.ndarray) -> np.ndarray:
+        """Churn probabilities for a float matrix whose columns are ``metadata.features``.
+
+        Skips the pipeline's column selection (the matrix is already in its order): the online
+        path, with no DataFrame to build.
+        """
+        return self.pipeline[1:].predict_proba(matrix)[:, 1]
 
     def check_features(self, served: list[str]) -> None:
         """Raise unless the model was trained on exactly ``served`` (in order)."""
