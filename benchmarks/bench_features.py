@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def phase_simulate(work: Path, customers: int, days: int, seed: int) -> None:
-    from usage_features.synthetic import SimulationConfig, simulate, write_simulation
+    from usage_features.simulation import SimulationConfig, simulate, write_simulation
 
     started = time.perf_counter()
     sim = simulate(SimulationConfig(customers=customers, days=days, seed=seed))

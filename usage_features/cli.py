@@ -64,7 +64,7 @@ def simulate(
         help="Share of rows to corrupt (bad ids, duplicates, naive times...).")] = 0.0,
 ) -> None:
     """Simulate SaaS usage events and customers with known churn dynamics."""
-    from usage_features.synthetic import SimulationConfig, simulate as run, write_simulation
+    from usage_features.simulation import SimulationConfig, simulate as run, write_simulation
 
     with console.status("simulating"):
         sim = run(SimulationConfig(customers=customers, days=days, seed=seed,

@@ -44,7 +44,7 @@ def run_demo(config: DemoConfig, template: Path, report: Callable[[str, object],
     from usage_features.ingestion import ingest_files
     from usage_features.ingestion.customers import load_customers
     from usage_features.serving.materialize import materialize
-    from usage_features.synthetic import SimulationConfig, simulate, write_simulation
+    from usage_features.simulation import SimulationConfig, simulate, write_simulation
     from usage_features.training.train import TrainConfig, train
 
     if config.workdir.exists():

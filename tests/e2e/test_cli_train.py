@@ -93,7 +93,8 @@ class TestTrainingData:
                                                                    "event_timestamp"]])
         for name in served_feature_names():
             np.testing.assert_allclose(sample[name].astype(float), expected[name].astype(float),
-                                       rtol=1e-9, equal_nan=True, err_msg=name)
+                                       rtol=1e-9, atol=1e-9, equal_nan=True,
+                                       err_msg=name)
         assert (frame.days_since_last_event.dropna() >= 0).all()
 
 

@@ -53,7 +53,7 @@ class SimulationConfig:
     customers: int = 1000
     days: int = 365
     seed: int = 0
-    start: date = date(2026, 1, 1)
+    start: date = date(2025, 1, 1)
     dirty_fraction: float = 0.0
     behaviour: Behaviour = field(default_factory=Behaviour)
 

@@ -75,14 +75,18 @@ def iso_matrix(us: np.ndarray, suffixes: tuple[bytes, ...] = (b"",),
     us = np.asarray(us, np.int64)
     days, in_day = np.divmod(us, 86_400_000_000)
     seconds, fraction = np.divmod(in_day, 1_000_000)
-    year, month, day = _civil(days)
     width = ISO_WIDTH + max(len(s) for s in suffixes)
     text = np.zeros((len(us), width), np.uint8)
-    for column, char in ((4, "-"), (7, "-"), (10, "T"), (13, ":"), (16, ":"), (19, ".")):
+    if len(us):  # the date part, formatted once per distinct day
+        first = days.min()
+        year, month, day = _civil(np.arange(first, days.max() + 1))
+        dates = np.full((len(year), 10), ord("-"), np.uint8)
+        _put(dates, 0, year, 4)
+        _put(dates, 5, month, 2)
+        _put(dates, 8, day, 2)
+        text[:, :10] = dates[days - first]
+    for column, char in ((10, "T"), (13, ":"), (16, ":"), (19, ".")):
         text[:, column] = ord(char)
-    _put(text, 0, year, 4)
-    _put(text, 5, month, 2)
-    _put(text, 8, day, 2)
     _put(text, 11, seconds // 3600, 2)
     _put(text, 14, seconds // 60 % 60, 2)
     _put(text, 17, seconds % 60, 2)
