@@ -41,7 +41,8 @@ class RepoPaths:
     repo: Path
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "repo", Path(self.repo))
+        # absolute: Feast changes the working directory while it applies a repo
+        object.__setattr__(self, "repo", Path(self.repo).resolve())
 
     @property
     def data(self) -> Path:
