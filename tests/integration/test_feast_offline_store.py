@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -94,3 +96,9 @@ class TestDuckDBAsOfOfflineStore:
         online = store.get_online_features(features=["plain:score"],
                                            entity_rows=[{"user_id": "a"}, {"user_id": "b"}])
         assert online.to_dict()["score"] == [3.0, 9.0]
+
+
+def test_applying_a_repo_leaves_the_working_directory_alone(store, tmp_path):
+    before = os.getcwd()
+    apply_definitions(Path(store.repo_path))
+    assert os.getcwd() == before

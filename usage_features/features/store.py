@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -37,6 +38,7 @@ def apply_definitions(repo: Path, config: str = DEFAULT_CONFIG) -> str:
     for module in repo.glob("*.py"):
         sys.modules.pop(module.stem, None)
     sys.path.insert(0, str(repo))
+    cwd = os.getcwd()  # apply_total changes the working directory and leaves it changed
     try:
         with warnings.catch_warnings(), contextlib.redirect_stdout(output):
             warnings.simplefilter("ignore", RuntimeWarning)
@@ -45,4 +47,5 @@ def apply_definitions(repo: Path, config: str = DEFAULT_CONFIG) -> str:
             apply_total(repo_config, repo, skip_source_validation=False)
     finally:
         sys.path.remove(str(repo))
+        os.chdir(cwd)
     return output.getvalue()
