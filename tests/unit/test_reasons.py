@@ -42,3 +42,9 @@ def test_the_most_severe_reasons_come_first_and_are_limited():
 def test_a_customer_with_no_events_at_all_says_so():
     reasons = explain({**QUIET, "days_since_last_event": math.nan, "event_count_90d": 0})
     assert reasons[0] == "no product activity recorded"
+
+
+def test_a_customer_who_never_ran_monitoring_is_told_so():
+    reasons = explain({**QUIET, "monitoring_run_count_30d": 0,
+                       "days_since_last_monitoring_run": math.nan})
+    assert reasons == ["never ran a monitoring_run"]

@@ -37,8 +37,8 @@ def explain(features: Mapping[str, object], limit: int = 3) -> list[str]:
                       f"last 7 days at {weekly * 100:.0f}% of the month's weekly rate"))
     if f("monitoring_run_count_30d") == 0:
         last = f("days_since_last_monitoring_run")
-        since = "ever" if math.isnan(last) else f"30 days (last {last:.0f} days ago)"
-        found.append((2.2, f"no monitoring_run in {since}"))
+        found.append((2.2, "never ran a monitoring_run" if math.isnan(last) else
+                      f"no monitoring_run in 30 days (last {last:.0f} days ago)"))
     adoption = f("adoption_score_latest")
     if bool(features.get("is_first_90_days")) and adoption < LOW_ADOPTION_THRESHOLD:
         severity = 3.5 if bool(features.get("low_adoption_early_life")) else 2.5
