@@ -155,6 +155,14 @@ class TestInputFormats:
 
         assert (summary.accepted, summary.rejected, summary.duplicates) == (3, 3, 1)
         pd.testing.assert_frame_equal(stored(repo), stored(reference))
+        assert quarantined(repo).source_row.tolist() == [3, 6, 7]
+
+    @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+    def test_progress_is_reported_for_every_row(self, tmp_path, suffix, repo):
+        source = write(tmp_path / f"in{suffix}", [row(day=d % 9 + 1) for d in range(3000)])
+        seen = []
+        summary = ingest_files([source], repo, now=NOW, on_rows=seen.append)
+        assert sum(seen) == summary.read == 3000
 
     def test_columns_may_come_in_any_order(self, tmp_path, repo):
         rows = [dict(reversed(list(row().items())))]

@@ -15,6 +15,7 @@ Re-ingesting a file adds nothing and rewrites its quarantine file with the same 
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -28,11 +29,18 @@ from usage_features.adapters.duckdb_connection import connect, copy_atomically, 
 from usage_features.adapters.event_log import EventLog
 from usage_features.config import MAX_FUTURE_SKEW_HOURS, RepoPaths
 from usage_features.domain.repository import ConflictingEventError
-from usage_features.ingestion.readers import event_columns, open_events
+from usage_features.ingestion.readers import (
+    TYPED_COLUMNS,
+    count_rows_hint,
+    event_columns,
+    is_parquet,
+    open_events,
+)
 from usage_features.ingestion.validation import validated_sql
 from usage_features.schema import EVENT_COLUMNS
 
 CHUNK_ROWS = 1_000_000
+_SKEW = timedelta(hours=MAX_FUTURE_SKEW_HOURS)
 #: DuckDB's working memory for one ingest; larger inputs spill to ``DIR/data/.spill``.
 MEMORY_LIMIT = "2GB"
 _RAW = [f"raw_{c}" for c in EVENT_COLUMNS]
@@ -91,8 +99,11 @@ def _connect(repo: RepoPaths) -> duckdb.DuckDBPyConnection:
 def _ingest(con, sources, repo, now, on_rows, all_or_nothing=False) -> IngestSummary:
     now = now or datetime.now(timezone.utc)
     _create_staging_table(con)
-    for index, relation in enumerate(sources.values()):
-        _stage(con, index, relation, now, on_rows)
+    for index, (path, relation) in enumerate(sources.items()):
+        if path is not None and is_parquet(path):
+            _stage_parquet(con, index, path, relation, now, on_rows)
+        else:
+            _stage(con, index, relation, now, on_rows)
     log = EventLog(repo)
     with log.write_lock():
         _classify(con, log)
@@ -124,11 +135,34 @@ def _create_staging_table(con: duckdb.DuckDBPyConnection) -> None:
             event_type VARCHAR, feature_adoption_score DOUBLE, reason VARCHAR)""")
 
 
+def _stage_parquet(con, index: int, path: Path, relation, now, on_rows) -> None:
+    """Validate a Parquet file into ``staged`` in one statement, straight from the file (row
+    numbers from the reader); progress is polled from DuckDB while it runs."""
+    types = {c: str(t) for c, t in zip(relation.columns, relation.types)}
+    columns = ", ".join(
+        f"{c} AS raw_{c}" if c in TYPED_COLUMNS else f"CAST({c} AS VARCHAR) AS raw_{c}"
+        for c in EVENT_COLUMNS)
+    source = (f"(SELECT {index} AS file_index, file_row_number + 1 AS source_row, {columns} "
+              f"FROM read_parquet({_literal(str(path))}, file_row_number = true))")
+    insert = f"INSERT INTO staged {validated_sql(source, types, now, _SKEW)}"
+    total = count_rows_hint(path) or 0
+    worker = threading.Thread(target=run, args=(con, insert))
+    worker.start()
+    reported = 0
+    while worker.is_alive():
+        worker.join(0.2)
+        done = int(total * max(con.query_progress(), 0) / 100)
+        if on_rows and done > reported:
+            on_rows(done - reported)
+            reported = done
+    if on_rows and total > reported:
+        on_rows(total - reported)
+
+
 def _stage(con, index, relation, now, on_rows) -> None:
     """Validate ``relation`` chunk by chunk into ``staged`` (a million rows at a time)."""
-    skew = timedelta(hours=MAX_FUTURE_SKEW_HOURS)
     types = {c: str(t) for c, t in zip(relation.columns, relation.types)}
-    insert = f"INSERT INTO staged {validated_sql('chunk', types, now, skew)}"
+    insert = f"INSERT INTO staged {validated_sql('chunk', types, now, _SKEW)}"
     first_row = 1
     for batch in relation.to_arrow_reader(CHUNK_ROWS):
         n = batch.num_rows

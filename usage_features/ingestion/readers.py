@@ -88,16 +88,24 @@ def open_events(con: duckdb.DuckDBPyConnection, path: Path) -> duckdb.DuckDBPyRe
     return event_columns(relation)
 
 
+#: Columns validation reads in their own type when the input has one (a Parquet timestamp).
+TYPED_COLUMNS = ("timestamp", "feature_adoption_score")
+
+
 def event_columns(relation: duckdb.DuckDBPyRelation) -> duckdb.DuckDBPyRelation:
     """The event columns; identifiers and types as text, timestamp and score as they are."""
-    typed = {"timestamp", "feature_adoption_score"}
     return relation.select(", ".join(
-        f'"{c}"' if c in typed else f'CAST("{c}" AS VARCHAR) AS "{c}"' for c in EVENT_COLUMNS))
+        f'"{c}"' if c in TYPED_COLUMNS else f'CAST("{c}" AS VARCHAR) AS "{c}"'
+        for c in EVENT_COLUMNS))
+
+
+def is_parquet(path: Path) -> bool:
+    return _suffix(Path(path)) in _PARQUET
 
 
 def count_rows_hint(path: Path) -> int | None:
     """The row count when it is cheap to know (Parquet metadata), for progress bars."""
-    if _suffix(Path(path)) in _PARQUET:
+    if is_parquet(path):
         import pyarrow.parquet as pq
 
         return pq.ParquetFile(path).metadata.num_rows
