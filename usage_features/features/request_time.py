@@ -71,6 +71,10 @@ def compute_arrays(inputs: dict[str, np.ndarray], as_of: np.ndarray) -> dict[str
 
 def epoch_seconds(values) -> np.ndarray:
     """Datetimes (a Series, a list with None, or an array) as float epoch seconds, NaN for none."""
+    if isinstance(values, list) and all(
+            v is None or (isinstance(v, datetime) and v.tzinfo is not None) for v in values):
+        # the online store's answer: a short list of aware datetimes, no pandas needed
+        return np.array([np.nan if v is None else v.timestamp() for v in values], dtype=float)
     stamps = pd.to_datetime(pd.Series(values), utc=True)
     return (stamps - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy(dtype=float)
 
