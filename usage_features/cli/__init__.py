@@ -1,0 +1,60 @@
+"""The ``usage-features`` command line. Thin: each command calls one operation and prints it.
+
+This module holds the app and what every command shares; the commands live in ``data``,
+``model``, ``serving`` and ``demo`` beside it.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from usage_features.config import default_repo
+
+app = typer.Typer(
+    help="Point-in-time-correct SaaS usage features on Feast, and the churn model on top.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=True, soft_wrap=True)
+out = Console()
+
+RepoOption = Annotated[
+    Path,
+    typer.Option("--repo", help="The feature repo; all data lives under DIR/data/.",
+                 default_factory=default_repo, show_default="feature_repo"),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+ConfigOption = Annotated[str, typer.Option(
+    "--config", help="The repo's Feast config file, e.g. feature_store.redis.yaml.")]
+
+
+def progress_bar(total: int | None, label: str) -> Progress:
+    return Progress(
+        TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=console, transient=True, disable=not console.is_terminal,
+    )
+
+
+def utc(moment: datetime) -> datetime:
+    """A time given on the command line: UTC unless it names an offset."""
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
+
+
+def fail(message: str) -> typer.Exit:
+    console.print(f"[red]error:[/red] {message}")
+    return typer.Exit(code=2)
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    sys.exit(app())
+
+
+# Register the commands (each module adds its own to ``app``).
+from usage_features.cli import data, demo, model, serving  # noqa: E402,F401

@@ -1,0 +1,89 @@
+"""The main job: ``usage-features demo``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from usage_features.cli import (
+    app,
+    console,
+    out,
+)
+from usage_features.config import default_repo
+
+
+@app.command()
+def demo(
+    workdir: Annotated[Path, typer.Option(help="Fresh directory for everything the demo writes "
+                                          "(replaced if it exists).")] = Path("demo"),
+    customers: Annotated[int, typer.Option(help="Simulated customers.")] = 1500,
+    days: Annotated[int, typer.Option(help="Simulated days.")] = 365,
+) -> None:
+    """The main job end to end on the embedded defaults, in a fresh directory."""
+    from usage_features.demo import DemoConfig, run_demo
+
+    template = Path(__file__).resolve().parents[2] / "feature_repo"
+    if not (template / "feature_store.yaml").exists():
+        template = default_repo()
+
+    def report(step: str, result) -> None:
+        out.rule(f"[bold]{step}")
+        _print_step(step, result)
+
+    config = DemoConfig(workdir=workdir, customers=customers, days=days)
+    with console.status("running the demo"):
+        run_demo(config, template, report)
+    out.rule()
+    out.print(f"feature repo: {workdir / 'feature_repo'} (try `feast -c {workdir}/feature_repo "
+              "feature-views list`)")
+
+
+def _print_step(step: str, result) -> None:
+    from usage_features.ingestion import REASONS
+
+    if step == "simulate":
+        out.print(f"{result['events']:,} raw events (some deliberately broken) for "
+                  f"{result['customers']:,} customers -> {', '.join(result['files'])}")
+    elif step == "ingest":
+        out.print(f"read {result.read:,}: accepted {result.accepted:,}, rejected "
+                  f"{result.rejected:,}, duplicates {result.duplicates:,}")
+        for code, n in result.rejected_by_reason.items():
+            out.print(f"  {n:>6,} {code}: {REASONS[code]}")
+        for path in result.quarantine_files:
+            out.print(f"  rejected rows with their reasons: {path}")
+    elif step == "load-customers":
+        out.print(f"{result:,} customers loaded")
+    elif step == "build":
+        out.print(f"{result.feature_rows:,} compact feature rows for {result.customers:,} "
+                  f"customers ({result.feature_rows / max(result.customer_days, 1):.1%} of "
+                  f"{result.customer_days:,} customer-days); feast apply done")
+    elif step == "show":
+        out.print(f"customer {result['customer_id']} as of {result['as_of']:%Y-%m-%d %H:%M} UTC")
+        for event in result["latest_events"]:
+            out.print(f"  {event.timestamp:%Y-%m-%d %H:%M}  {event.event_type.value:<20} "
+                      f"adoption {event.feature_adoption_score.value:.2f}")
+        out.print("  events in the last " + ", ".join(
+            f"{n} days: {c}" for n, c in result["counts"].items()))
+        table = Table("feature (churn_model_v1)", "value", box=None)
+        for name, value in result["features"].items():
+            table.add_row(name, f"{value:.3f}" if isinstance(value, float) else str(value))
+        out.print(table)
+    elif step == "train":
+        for row in result.metrics.itertuples():
+            out.print(f"  {row.model:<32} ROC AUC {row.roc_auc:.3f}  PR AUC {row.pr_auc:.3f}  "
+                      f"Brier {row.brier:.4f}  top-decile lift {row.top_decile_lift:.2f}")
+        out.print(f"model: {result.model_path}")
+        out.print(f"report with plots: {result.report_dir / 'summary.md'}")
+    elif step == "materialize":
+        out.print(f"online store (SQLite) loaded up to {result.end:%Y-%m-%d %H:%M} UTC")
+    elif step == "score":
+        for score in result:
+            if score.error:
+                out.print(f"  {score.customer_id}: {score.error}")
+            else:
+                out.print(f"  {score.customer_id}: {score.churn_probability:.2f} "
+                          f"({score.risk_band}) - {'; '.join(score.reasons) or 'no risk signal'}")
