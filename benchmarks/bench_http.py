@@ -1,0 +1,93 @@
+"""Benchmark: the scoring service over HTTP on loopback, under concurrent clients.
+
+    python benchmarks/bench_http.py --repo demo/feature_repo --concurrency 50 --requests 2000
+
+Starts ``usage-features serve`` on a free loopback port, sends ``--requests`` single-customer
+``POST /score`` requests from ``--concurrency`` concurrent clients (bounded in count and time),
+and reports latency percentiles and throughput. The repo needs a trained model and a
+materialized online store (``make demo`` leaves one in ``demo/feature_repo``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pyarrow.parquet as pq
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def load(url: str, customers: list[str], requests: int, concurrency: int,
+               deadline: float) -> list[float]:
+    latencies: list[float] = []
+    queue = iter(range(requests))
+
+    async def client(http: httpx.AsyncClient) -> None:
+        for i in queue:
+            if time.monotonic() > deadline:
+                return
+            body = {"customer_ids": [customers[i % len(customers)]]}
+            started = time.perf_counter()
+            response = await http.post(f"{url}/score", json=body)
+            latencies.append(time.perf_counter() - started)
+            response.raise_for_status()
+
+    limits = httpx.Limits(max_connections=concurrency)
+    async with httpx.AsyncClient(limits=limits, timeout=30) as http:
+        await asyncio.gather(*(client(http) for _ in range(concurrency)))
+    return latencies
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repo", type=Path, default=Path("demo/feature_repo"))
+    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--max-seconds", type=float, default=120)
+    args = parser.parse_args()
+    customers = pq.read_table(args.repo / "data" / "customers.parquet",
+                              columns=["customer_id"]).column(0).to_pylist()
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "usage_features", "serve", "--repo",
+                               str(args.repo), "--port", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                if httpx.get(f"{url}/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        asyncio.run(load(url, customers, 100, 5, time.monotonic() + 30))  # warm up
+        started = time.perf_counter()
+        latencies = asyncio.run(load(url, customers, args.requests, args.concurrency,
+                                     time.monotonic() + args.max_seconds))
+        elapsed = time.perf_counter() - started
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    ms = np.array(latencies) * 1000
+    print(json.dumps({
+        "phase": "http_score", "concurrency": args.concurrency, "requests": len(ms),
+        "p50_ms": round(float(np.percentile(ms, 50)), 2),
+        "p99_ms": round(float(np.percentile(ms, 99)), 2),
+        "throughput_rps": round(len(ms) / elapsed, 1),
+    }))
+
+
+if __name__ == "__main__":
+    main()
