@@ -86,3 +86,24 @@ class TestRedisOnlineStore:
             assert_online_equals_historical(store, customers, now)
         finally:
             store.teardown()
+
+
+class TestMaterializeAfterLateEvents:
+    def test_rows_a_rebuild_rewrote_in_the_past_reach_the_online_store(self, feature_repo_copy):
+        from usage_features.config import RepoPaths
+        from usage_features.features.build import build_features
+        from usage_features.ingestion import ingest_files
+
+        events, customers = churn_dataset(seed=12, customers=20, days=120)
+        recent = events.timestamp >= events.timestamp.max() - pd.Timedelta(days=20)
+        late = events[recent & (events.index % 2 == 0)]  # arrive after the first materialize
+        populate(feature_repo_copy, events.drop(late.index), customers)
+        now = datetime.now(timezone.utc)
+        materialize(feature_repo_copy, end=now)
+
+        late.to_parquet(feature_repo_copy / "late.parquet", index=False)
+        ingest_files([feature_repo_copy / "late.parquet"], RepoPaths(feature_repo_copy))
+        build_features(RepoPaths(feature_repo_copy))
+        materialize(feature_repo_copy, end=now)  # same end: only the rebuild's changes are new
+
+        assert_online_equals_historical(open_store(feature_repo_copy), customers, now)
