@@ -26,5 +26,9 @@ test: $(STAMP)
 test-all: $(STAMP)
 	$(BIN)/pytest -m "not benchmark"
 
+## Every benchmark at ~10^5, 10^6 and 10^7 events -> benchmarks/results/latest.{json,md}.
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run_all.py
+
 clean:
 	rm -rf $(VENV) demo .pytest_cache .hypothesis

@@ -95,6 +95,54 @@ def phase_retrieve(work: Path, rows: int, store_type: str) -> None:
            seconds=round(seconds, 2))
 
 
+def phase_train(work: Path) -> None:
+    from usage_features.training.train import TrainConfig, train
+
+    started = time.perf_counter()
+    result = train(TrainConfig(repo=work / "feature_repo", importance_repeats=1))
+    metrics = result.model.metadata.metrics["model"]
+    report(phase="train", rows=result.counts["train"] + result.counts["validation"],
+           seconds=round(time.perf_counter() - started, 2),
+           roc_auc=round(metrics["roc_auc"], 4),
+           baseline_lr_auc=round(result.model.metadata.metrics[
+               "baseline: logistic regression"]["roc_auc"], 4))
+
+
+def phase_online(work: Path) -> None:
+    """Materialize at the data's end, then time the in-process scorer."""
+    import numpy as np
+    import pandas as pd
+
+    from usage_features.serving.materialize import materialize
+    from usage_features.serving.scorer import ChurnScorer
+    from usage_features.training.train import data_end
+    from usage_features.config import RepoPaths
+
+    repo = work / "feature_repo"
+    end = pd.Timestamp(data_end(RepoPaths(repo))).ceil("D").to_pydatetime()
+    started = time.perf_counter()
+    materialize(repo, end=end)
+    materialize_seconds = time.perf_counter() - started
+    scorer = ChurnScorer.from_repo(repo)
+    ids = pd.read_parquet(work / "raw" / "customers.parquet").customer_id.tolist()
+    scorer.score(ids[:1], end)
+    one = []
+    for i in range(300):
+        t = time.perf_counter()
+        scorer.score([ids[i % len(ids)]], end)
+        one.append(time.perf_counter() - t)
+    batch = ids[:1000]
+    many = []
+    for _ in range(5):
+        t = time.perf_counter()
+        scorer.score(batch, end)
+        many.append(time.perf_counter() - t)
+    report(phase="online", materialize_seconds=round(materialize_seconds, 2),
+           one_p50_ms=round(float(np.percentile(one, 50)) * 1e3, 2),
+           one_p99_ms=round(float(np.percentile(one, 99)) * 1e3, 2),
+           batch=len(batch), batch_ms=round(float(np.median(many)) * 1e3, 1))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("phase", nargs="?", default="all")
@@ -115,6 +163,10 @@ def main() -> None:
         return phase_build(work)
     if args.phase == "retrieve":
         return phase_retrieve(work, args.entity_rows, args.store)
+    if args.phase == "train":
+        return phase_train(work)
+    if args.phase == "online":
+        return phase_online(work)
     work.mkdir(parents=True, exist_ok=True)
     script, common = __file__, ["--workdir", str(work)]
     phases = [
