@@ -2,9 +2,12 @@
 
     python benchmarks/bench_http.py --repo demo/feature_repo --concurrency 50 --requests 2000
 
-Starts ``usage-features serve`` on a free loopback port, sends ``--requests`` single-customer
-``POST /score`` requests from ``--concurrency`` concurrent clients (bounded in count and time),
-and reports latency percentiles and throughput. The repo needs a trained model and a
+Starts ``usage-features serve`` on a free loopback port and sends ``--requests`` single-customer
+``POST /score`` requests (bounded in count and time). Closed loop (default): ``--concurrency``
+clients each send the next request as soon as the last is answered, which measures saturation
+throughput (latency is then concurrency / throughput). Open loop (``--rate R``): requests start
+at R per second whatever the answers, with at most ``--concurrency`` in flight, which measures
+latency at that load. The repo needs a trained model and a
 materialized online store (``make demo`` leaves one in ``demo/feature_repo``).
 """
 
@@ -51,12 +54,38 @@ async def load(url: str, customers: list[str], requests: int, concurrency: int,
     return latencies
 
 
+async def open_loop(url: str, customers: list[str], requests: int, rate: float,
+                    concurrency: int, deadline: float) -> list[float]:
+    latencies: list[float] = []
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(http: httpx.AsyncClient, i: int) -> None:
+        async with gate:
+            started = time.perf_counter()
+            response = await http.post(f"{url}/score",
+                                       json={"customer_ids": [customers[i % len(customers)]]})
+            latencies.append(time.perf_counter() - started)
+            response.raise_for_status()
+
+    limits = httpx.Limits(max_connections=concurrency)
+    async with httpx.AsyncClient(limits=limits, timeout=30) as http:
+        tasks, start = [], time.perf_counter()
+        for i in range(requests):
+            if time.monotonic() > deadline:
+                break
+            await asyncio.sleep(max(0.0, start + i / rate - time.perf_counter()))
+            tasks.append(asyncio.create_task(one(http, i)))
+        await asyncio.gather(*tasks)
+    return latencies
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repo", type=Path, default=Path("demo/feature_repo"))
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--max-seconds", type=float, default=120)
+    parser.add_argument("--rate", type=float, help="open loop: requests per second")
     args = parser.parse_args()
     customers = pq.read_table(args.repo / "data" / "customers.parquet",
                               columns=["customer_id"]).column(0).to_pylist()
@@ -74,15 +103,18 @@ def main() -> None:
                 time.sleep(0.2)
         asyncio.run(load(url, customers, 100, 5, time.monotonic() + 30))  # warm up
         started = time.perf_counter()
-        latencies = asyncio.run(load(url, customers, args.requests, args.concurrency,
-                                     time.monotonic() + args.max_seconds))
+        deadline = time.monotonic() + args.max_seconds
+        latencies = asyncio.run(
+            open_loop(url, customers, args.requests, args.rate, args.concurrency, deadline)
+            if args.rate else load(url, customers, args.requests, args.concurrency, deadline))
         elapsed = time.perf_counter() - started
     finally:
         server.terminate()
         server.wait(timeout=10)
     ms = np.array(latencies) * 1000
     print(json.dumps({
-        "phase": "http_score", "concurrency": args.concurrency, "requests": len(ms),
+        "phase": "http_score", "mode": f"open loop {args.rate:g}/s" if args.rate else
+        "closed loop", "concurrency": args.concurrency, "requests": len(ms),
         "p50_ms": round(float(np.percentile(ms, 50)), 2),
         "p99_ms": round(float(np.percentile(ms, 99)), 2),
         "throughput_rps": round(len(ms) / elapsed, 1),
