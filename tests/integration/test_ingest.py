@@ -11,12 +11,9 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from usage_features.adapters.event_log import EventLog
-from usage_features.adapters.parquet_repository import ParquetUsageRepository
 from usage_features.config import RepoPaths
 from usage_features.ingestion import ingest_files
 from usage_features.ingestion.readers import InputError
