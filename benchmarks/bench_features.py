@@ -49,18 +49,50 @@ def phase_ingest(work: Path) -> None:
            seconds=round(seconds, 2), events_per_second=round(summary.read / seconds))
 
 
-def phase_build(work: Path) -> None:
+def phase_build(work: Path, engine: str) -> None:
+    """A full build; the Spark one in a copy of the repo with the same event log."""
     from usage_features.config import RepoPaths
     from usage_features.features.build import build_features
     from usage_features.features.store import apply_definitions
 
-    repo = work / "feature_repo"
+    repo = _engine_repo(work, engine)
     started = time.perf_counter()
-    summary = build_features(RepoPaths(repo))
+    summary = build_features(RepoPaths(repo), engine=engine)
     seconds = time.perf_counter() - started
-    apply_definitions(repo)
-    report(phase="build", seconds=round(seconds, 2), feature_rows=summary.feature_rows,
-           customers=summary.customers, customer_days=summary.customer_days)
+    apply_definitions(repo, SPARK_CONFIG if engine == "spark" else "feature_store.yaml")
+    report(phase="build" if engine == "duckdb" else f"build[{engine}]", seconds=round(seconds, 2),
+           feature_rows=summary.feature_rows, customers=summary.customers,
+           customer_days=summary.customer_days, **_jvm_peak())
+
+
+SPARK_CONFIG = "feature_store.spark.yaml"
+
+
+def _engine_repo(work: Path, engine: str) -> Path:
+    repo = work / "feature_repo"
+    if engine == "duckdb":
+        return repo
+    copy = work / f"feature_repo_{engine}"
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(repo, copy, ignore=shutil.ignore_patterns("features", "registry*.db",
+                                                             "online_store.db"))
+    return copy
+
+
+def _jvm_peak() -> dict:
+    """Peak resident memory of the Spark JVM (a child process: not in the Python figure)."""
+    try:
+        from pyspark import SparkContext
+    except ImportError:
+        return {}
+    context = SparkContext._active_spark_context
+    if context is None:
+        return {}
+    pid = context._gateway.proc.pid
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return {"jvm_peak_rss_mib": round(int(line.split()[1]) / 1024)}
+    return {}
 
 
 def phase_retrieve(work: Path, rows: int, store_type: str) -> None:
@@ -69,7 +101,8 @@ def phase_retrieve(work: Path, rows: int, store_type: str) -> None:
 
     from usage_features.features.store import SERVICE_NAME, open_store
 
-    repo = work / "feature_repo"
+    repo = work / ("feature_repo_spark" if store_type == "spark" else "feature_repo")
+    config = SPARK_CONFIG if store_type == "spark" else "feature_store.yaml"
     if store_type == "file":
         yaml = (repo / "feature_store.yaml").read_text()
         (repo / "feature_store.yaml").write_text(yaml.replace(
@@ -83,7 +116,7 @@ def phase_retrieve(work: Path, rows: int, store_type: str) -> None:
             "customer_id": pick.customer_id,
             "event_timestamp": pick.signup_at + pd.to_timedelta(rng.random(rows) * span, "s"),
         })
-        store = open_store(repo)
+        store = open_store(repo, config)
         started = time.perf_counter()
         frame = store.get_historical_features(
             entity_df=entity, features=store.get_feature_service(SERVICE_NAME)).to_df()
@@ -92,7 +125,7 @@ def phase_retrieve(work: Path, rows: int, store_type: str) -> None:
         if store_type == "file":
             (repo / "feature_store.yaml").write_text(yaml)
     report(phase=f"retrieve[{store_type}]", entity_rows=rows, rows_returned=len(frame),
-           seconds=round(seconds, 2))
+           seconds=round(seconds, 2), **_jvm_peak())
 
 
 def phase_train(work: Path) -> None:
@@ -153,6 +186,7 @@ def main() -> None:
     parser.add_argument("--entity-rows", type=int, default=100_000)
     parser.add_argument("--store", default="duckdb-asof")
     parser.add_argument("--skip-dask", action="store_true")
+    parser.add_argument("--engine", default="duckdb", choices=["duckdb", "spark"])
     args = parser.parse_args()
     work = args.workdir
     if args.phase == "simulate":
@@ -160,7 +194,7 @@ def main() -> None:
     if args.phase == "ingest":
         return phase_ingest(work)
     if args.phase == "build":
-        return phase_build(work)
+        return phase_build(work, args.engine)
     if args.phase == "retrieve":
         return phase_retrieve(work, args.entity_rows, args.store)
     if args.phase == "train":

@@ -8,10 +8,10 @@ the tables behind the sources are written by ``usage-features build``.
 from datetime import timedelta
 
 import pandas as pd
-from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueType
+from feast import Entity, FeatureService, FeatureView, ValueType
 from feast.on_demand_feature_view import on_demand_feature_view
 
-from usage_features.features import describe, feast_schema
+from usage_features.features import describe, feast_schema, table_source
 from usage_features.features.spec import PROFILE, REQUEST_TIME, stored_features
 
 # A customer of the SaaS product; every feature is keyed by it.
@@ -23,7 +23,8 @@ customer = Entity(
 )
 
 # Windowed usage features, one row per customer and change day, stamped at that day's start.
-customer_usage_source = FileSource(
+# (A FileSource; a SparkSource over the same files under feature_store.spark.yaml.)
+customer_usage_source = table_source(
     name="customer_usage_source",
     path="data/features/customer_usage",
     timestamp_field="feature_timestamp",
@@ -31,7 +32,7 @@ customer_usage_source = FileSource(
 )
 
 # Signup time and plan from the customers table, known from the signup on.
-customer_profile_source = FileSource(
+customer_profile_source = table_source(
     name="customer_profile_source",
     path="data/features/customer_profile.parquet",
     timestamp_field="valid_from",

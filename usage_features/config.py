@@ -83,8 +83,10 @@ class RepoPaths:
 
     @property
     def daily(self) -> Path:
-        """Internal: per (customer, day) aggregates the incremental build starts from."""
-        return self.features / "_daily.parquet"
+        """Internal: per (customer, day) aggregates the incremental build starts from.
+
+        (Not ``_``-prefixed: Spark and Hadoop readers skip such files as hidden.)"""
+        return self.features / "daily_aggregates.parquet"
 
     @property
     def model(self) -> Path:

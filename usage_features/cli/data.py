@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import warnings
 from datetime import datetime, timezone
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -12,6 +13,7 @@ import typer
 from rich.table import Table
 
 from usage_features.cli import (
+    ConfigOption,
     JsonOption,
     RepoOption,
     app,
@@ -134,19 +136,34 @@ def load_customers_command(
     out.print(f"loaded {rows:,} customers into {RepoPaths(repo).customers}")
 
 
+class Engine(str, Enum):
+    duckdb = "duckdb"
+    spark = "spark"
+
+
 @app.command()
-def build(repo: RepoOption, as_json: JsonOption = False) -> None:
+def build(
+    repo: RepoOption,
+    engine: Annotated[Engine, typer.Option(
+        help="duckdb: in process. spark: PySpark (the package's spark extra and Java 17+), "
+             "configured by the repo's feature_store.spark.yaml or spark-submit.")
+    ] = Engine.duckdb,
+    config: ConfigOption = "feature_store.yaml",
+    as_json: JsonOption = False,
+) -> None:
     """Compute the feature tables from the event log (incrementally), then `feast apply`."""
     from usage_features.features.build import NoEventsError, build_features
+    from usage_features.features.engines import EngineUnavailable
     from usage_features.features.store import apply_definitions
 
-    with console.status("building features") as status:
+    with console.status(f"building features with {engine.value}") as status:
         try:
-            summary = build_features(RepoPaths(repo), on_step=status.update)
-        except NoEventsError as exc:
+            summary = build_features(RepoPaths(repo), on_step=status.update,
+                                     engine=engine.value)
+        except (NoEventsError, EngineUnavailable) as exc:
             raise fail(str(exc)) from None
-        status.update("feast apply")
-        apply_definitions(repo)
+        status.update(f"feast apply ({config})")
+        apply_definitions(repo, config)
     if as_json:
         out.print_json(json.dumps(summary.to_dict()))
         return

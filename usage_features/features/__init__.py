@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
+from pathlib import Path
 
 from usage_features.features import request_time
 from usage_features.features.spec import Feature
@@ -28,4 +30,36 @@ def describe(features: Iterable[Feature]) -> dict[str, str]:
     return {f.name: f.description for f in features}
 
 
-__all__ = ["describe", "feast_schema", "request_time"]
+def table_source(name: str, path: str, timestamp_field: str, description: str):
+    """The Feast source of a feature table the build writes (Parquet under ``data/``).
+
+    A ``FileSource`` for the embedded default (and any offline store that reads files); a
+    ``SparkSource`` over the same files when the config being applied uses Feast's Spark
+    offline store, which accepts nothing else. The config is the one Feast itself picks:
+    ``$FEAST_FS_YAML_FILE_PATH``, else ``feature_store.yaml`` in the repo (``feast apply`` runs
+    the definitions from the repo directory), so
+    ``FEAST_FS_YAML_FILE_PATH=feature_store.spark.yaml feast apply`` registers Spark sources.
+    """
+    from feast import FileSource
+
+    if _offline_store_type() == "spark":
+        from feast.infra.offline_stores.contrib.spark_offline_store.spark_source import (
+            SparkSource,
+        )
+
+        return SparkSource(name=name, path=str(Path(path).resolve()), file_format="parquet",
+                           timestamp_field=timestamp_field, description=description)
+    return FileSource(name=name, path=path, timestamp_field=timestamp_field,
+                      description=description)
+
+
+def _offline_store_type() -> str | None:
+    import yaml
+
+    config = Path(os.environ.get("FEAST_FS_YAML_FILE_PATH", "feature_store.yaml"))
+    if not config.exists():
+        return None
+    return ((yaml.safe_load(config.read_text()) or {}).get("offline_store") or {}).get("type")
+
+
+__all__ = ["describe", "feast_schema", "request_time", "table_source"]

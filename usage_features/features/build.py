@@ -1,4 +1,4 @@
-"""``usage-features build``: the event log -> compact feature tables (DuckDB), incrementally.
+"""``usage-features build``: the event log -> compact feature tables, incrementally.
 
 The build remembers which event-log files it has folded in (``_build_state.json``). A rebuild:
 
@@ -19,11 +19,13 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
 
-from usage_features.adapters.duckdb_connection import connect, copy_atomically, parquet_list, run
+from usage_features.adapters.duckdb_connection import connect, copy_atomically
 from usage_features.adapters.event_log import EventLog
+from usage_features.adapters.spark_session import repo_spark_conf
 from usage_features.config import RepoPaths
-from usage_features.features.sql import DUCKDB, daily_sql, features_sql
-from usage_features.features.spec import stored_features
+from usage_features.features.engines import Engine, open_engine
+from usage_features.features.sql import daily_sql, features_sql
+from usage_features.features.spec import DAILY, stored_features
 from usage_features.features.state import load_state, save_state
 from usage_features.schema import CUSTOMER_SCHEMA
 
@@ -53,8 +55,14 @@ class BuildSummary:
         return {**asdict(self), "changed": self.changed}
 
 
-def build_features(repo: RepoPaths, on_step: Callable[[str], None] | None = None) -> BuildSummary:
-    """Bring the feature tables up to date with the event log (and the customers table)."""
+def build_features(repo: RepoPaths, on_step: Callable[[str], None] | None = None,
+                   engine: str = "duckdb") -> BuildSummary:
+    """Bring the feature tables up to date with the event log (and the customers table).
+
+    ``engine``: ``duckdb`` (in process) or ``spark`` (configured by the repo's
+    ``feature_store.spark.yaml``; see :mod:`usage_features.adapters.spark_session`). Both run
+    the same SQL and write the same tables.
+    """
     step = on_step or (lambda _: None)
     log = EventLog(repo)
     with log.write_lock():
@@ -64,91 +72,88 @@ def build_features(repo: RepoPaths, on_step: Callable[[str], None] | None = None
         state = load_state(repo)
         new = sorted(set(files) - set(state["event_files"]))
         summary = BuildSummary(new_event_files=len(new))
-        con = connect()
-        if new:
-            step(f"aggregating {len(new)} new event file(s)")
-            touched_days = _aggregate_touched(con, repo, log, [files[n] for n in new],
-                                              full=not state["event_files"])
-            step(f"recomputing {touched_days} touched customer-day(s)")
-            _recompute(con, repo, summary)
-        summary.profile_rows = _refresh_profile(con, repo, state)
+        sql = open_engine(engine, repo_spark_conf(repo.repo) if engine == "spark" else None)
+        try:
+            if new:
+                step(f"aggregating {len(new)} new event file(s) with {engine}")
+                touched_days = _aggregate_touched(sql, repo, log, [files[n] for n in new],
+                                                  full=not state["event_files"])
+                step(f"recomputing {touched_days} touched customer-day(s) with {engine}")
+                _recompute(sql, repo, summary)
+            summary.profile_rows = _refresh_profile(repo, state)
+            _table_stats(sql, repo, summary)
+        finally:
+            sql.close()
         if summary.first_changed_day is not None:  # for `usage-features materialize`
             pending = state.setdefault("unmaterialized_since", {})
             for config in repo.repo.glob("feature_store*.yaml"):
                 pending[config.name] = min(filter(None, (pending.get(config.name),
                                                          summary.first_changed_day)))
-        _table_stats(con, repo, summary)
         state["event_files"] = sorted(files)
         save_state(repo, state)
     return summary
 
 
-def _aggregate_touched(con, repo: RepoPaths, log: EventLog, new_files, full: bool) -> int:
+def _aggregate_touched(sql: Engine, repo: RepoPaths, log: EventLog, new_files,
+                       full: bool) -> int:
     """Daily rows for every (customer, day) the new files touch, merged into ``daily``."""
-    day = DUCKDB.day_number.format(date=DUCKDB.event_date.format(ts="timestamp"))
-    run(con, 
-        f"CREATE TABLE touched AS SELECT DISTINCT customer_id, {day} AS day "
-        f"FROM read_parquet({parquet_list(new_files)})"
-    )
+    day = sql.dialect.day_of
+    sql.create("touched", f"SELECT DISTINCT customer_id, {day('timestamp')} AS day "
+                          f"FROM {sql.files(new_files)}")
     if full:
-        source = f"read_parquet('{log.glob}', hive_partitioning = false)"
+        source = sql.files(log.files())
     else:
-        days = [EPOCH + timedelta(days=d) for (d,) in
-                con.execute("SELECT DISTINCT day FROM touched").fetchall()]
+        days = [EPOCH + timedelta(days=d) for (d,) in sql.rows("SELECT DISTINCT day FROM touched")]
         partitions = [p for d in days for p in (log.root / f"event_date={d}").glob("*.parquet")]
-        source = (f"(SELECT * FROM read_parquet({parquet_list(partitions)}) "
-                  f"WHERE (customer_id, {day}) IN (SELECT (customer_id, day) FROM touched))")
-    run(con, f"CREATE TABLE fresh_daily AS {daily_sql(source, DUCKDB)}")
-    kept = (f"SELECT * FROM read_parquet('{repo.daily}') "
-            "ANTI JOIN touched USING (customer_id, day) UNION ALL BY NAME "
-            if repo.daily.exists() and not full else "")
-    run(con, f"CREATE TABLE daily AS {kept}SELECT * FROM fresh_daily")
-    return con.execute("SELECT count(*) FROM touched").fetchall()[0][0]
+        source = (f"(SELECT e.* FROM {sql.files(partitions)} e JOIN touched t "
+                  f"ON e.customer_id = t.customer_id AND t.day = {day('e.timestamp')})")
+    columns = ", ".join(["customer_id", "day", *DAILY])
+    fresh = f"SELECT {columns} FROM ({daily_sql(source, sql.dialect)}) AS fresh"
+    kept = (f"SELECT {columns} FROM {sql.files([repo.daily])} d WHERE NOT EXISTS "
+            "(SELECT 1 FROM touched t WHERE t.customer_id = d.customer_id AND t.day = d.day) "
+            "UNION ALL " if repo.daily.exists() and not full else "")
+    sql.create("daily", kept + fresh)
+    return sql.rows("SELECT count(*) FROM touched")[0][0]
 
 
-def _recompute(con, repo: RepoPaths, summary: BuildSummary) -> None:
-    run(con, "CREATE TABLE starts AS SELECT customer_id, min(day) + 1 AS first_day "
-                "FROM touched GROUP BY customer_id")
-    affected = "(SELECT * FROM daily SEMI JOIN starts USING (customer_id))"
-    run(con, 
-        f"CREATE TABLE fresh AS SELECT f.* FROM ({features_sql(affected, DUCKDB)}) f "
-        "JOIN starts s ON f.customer_id = s.customer_id AND f.day >= s.first_day"
-    )
-    first_day = con.execute("SELECT min(first_day) FROM starts").fetchall()[0][0]
+def _recompute(sql: Engine, repo: RepoPaths, summary: BuildSummary) -> None:
+    sql.create("starts", "SELECT customer_id, min(day) + 1 AS first_day "
+                         "FROM touched GROUP BY customer_id")
+    affected = "(SELECT d.* FROM daily d JOIN starts s ON d.customer_id = s.customer_id)"
+    columns = ["customer_id", "feature_timestamp", "day", *(f.name for f in stored_features())]
+    sql.create("fresh", f"SELECT {', '.join('f.' + c for c in columns)} "
+                        f"FROM ({features_sql(affected, sql.dialect)}) f "
+                        "JOIN starts s ON f.customer_id = s.customer_id AND f.day >= s.first_day")
+    first_day = sql.rows("SELECT min(first_day) FROM starts")[0][0]
     first_month = (EPOCH + timedelta(days=first_day)).strftime("%Y-%m")
     existing = sorted(p for p in repo.customer_usage.glob("*.parquet") if p.stem >= first_month)
     kept = (
-        f"SELECT e.* FROM read_parquet({parquet_list(existing)}) e "
+        f"SELECT {', '.join('e.' + c for c in columns)} FROM {sql.files(existing)} e "
         "LEFT JOIN starts s ON e.customer_id = s.customer_id "
-        "WHERE s.first_day IS NULL OR e.day < s.first_day UNION ALL BY NAME "
+        "WHERE s.first_day IS NULL OR e.day < s.first_day UNION ALL "
         if existing else ""
     )
-    run(con, f"CREATE TABLE merged AS {kept}SELECT * FROM fresh")
-    columns = ", ".join(["customer_id", "feature_timestamp", "day",
-                         *(f.name for f in stored_features())])
-    months = [m for (m,) in con.execute(
-        "SELECT DISTINCT strftime(feature_timestamp, '%Y-%m') AS m FROM merged ORDER BY m"
-    ).fetchall()]
-    for month in months:
-        copy_atomically(
-            con,
-            f"SELECT {columns} FROM merged WHERE strftime(feature_timestamp, '%Y-%m') = "
-            f"'{month}' ORDER BY customer_id, day",
-            repo.customer_usage / f"{month}.parquet",
-        )
+    sql.create("merged", f"{kept}SELECT {', '.join(columns)} FROM fresh")
+    month = sql.dialect.month.format(ts="feature_timestamp")
+    months = sql.write_split(f"SELECT *, {month} AS month FROM merged", "month",
+                             repo.customer_usage, order_by="customer_id, day")
     for stale in set(p.stem for p in existing) - set(months):
         (repo.customer_usage / f"{stale}.parquet").unlink()
-    copy_atomically(con, "SELECT * FROM daily ORDER BY customer_id, day", repo.daily)
-    summary.customers_recomputed = con.execute("SELECT count(*) FROM starts").fetchall()[0][0]
+    sql.write("SELECT * FROM daily", repo.daily, order_by="customer_id, day")
+    summary.customers_recomputed = sql.rows("SELECT count(*) FROM starts")[0][0]
     summary.first_changed_day = str(EPOCH + timedelta(days=first_day))
     summary.months_rewritten = months
 
 
-def _refresh_profile(con, repo: RepoPaths, state: dict) -> int | None:
-    """Rewrite the customer-profile table when the customers table changed; its row count."""
+def _refresh_profile(repo: RepoPaths, state: dict) -> int | None:
+    """Rewrite the customer-profile table when the customers table changed; its row count.
+
+    A copy of the (small, local) customers table: DuckDB does it whatever the build's engine.
+    """
     stamp = repo.customers.stat().st_mtime_ns if repo.customers.exists() else None
     if state.get("customers_mtime_ns") == stamp and repo.customer_profile.exists():
         return None
+    con = connect()
     if stamp is None:  # no customers loaded yet: an empty table, so the Feast source exists
         con.register("customers", CUSTOMER_SCHEMA.empty_table())
         customers = "customers"
@@ -164,10 +169,11 @@ def _refresh_profile(con, repo: RepoPaths, state: dict) -> int | None:
     return con.execute(f"SELECT count(*) FROM {customers}").fetchall()[0][0]
 
 
-def _table_stats(con, repo: RepoPaths, summary: BuildSummary) -> None:
-    rows, customers, first, last = con.execute(
+def _table_stats(sql: Engine, repo: RepoPaths, summary: BuildSummary) -> None:
+    months = sorted(repo.customer_usage.glob("*.parquet"))
+    rows, customers, first, last = sql.rows(
         f"SELECT count(*), count(DISTINCT customer_id), min(day), max(day) "
-        f"FROM read_parquet('{repo.customer_usage}/*.parquet')"
-    ).fetchall()[0]
+        f"FROM {sql.files(months)}"
+    )[0] if months else (0, 0, None, None)
     summary.feature_rows, summary.customers = rows, customers
     summary.customer_days = customers * (last - first + 1) if rows else 0

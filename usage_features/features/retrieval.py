@@ -39,12 +39,15 @@ def historical_features(store, entity_df: pd.DataFrame,
     if missing:
         raise ValueError(f"entity_df needs columns {sorted(missing)}")
     entity = entity_df.reset_index(drop=True).copy()
-    entity[TIMESTAMP] = pd.to_datetime(entity[TIMESTAMP], utc=True)
+    # Microseconds: the resolution of Parquet, Spark and DuckDB timestamps.
+    entity[TIMESTAMP] = pd.to_datetime(entity[TIMESTAMP], utc=True).astype("datetime64[us, UTC]")
     entity[_ROW] = range(len(entity))
     job = store.get_historical_features(entity_df=entity,
                                         features=store.get_feature_service(service))
     frame = job.to_df().sort_values(_ROW).set_index(_ROW)
     frame.index.name = None
+    # As the caller gave it (some offline stores, Spark's among them, return it naive).
+    frame[TIMESTAMP] = entity[TIMESTAMP].array
     extra = [c for c in entity_df.columns if c not in (ENTITY, TIMESTAMP)]
     return conform(frame, [ENTITY, TIMESTAMP, *extra]).set_index(entity_df.index)
 

@@ -54,7 +54,7 @@ WINDOWS = (W7, W30, W90, PREV_30, HISTORY, HISTORY_30D_AGO)
 DAILY: dict[str, str] = {
     "n_events": "count(*)",
     **{
-        f"n_{t.value}": f"sum(CASE WHEN event_type = '{t.value}' THEN 1 ELSE 0 END)"
+        f"n_{t.value}": f"count(CASE WHEN event_type = '{t.value}' THEN 1 END)"
         for t in EventType
     },
     "score_sum": "sum(feature_adoption_score)",

@@ -26,6 +26,11 @@ class Dialect:
     event_date: str  # {ts} -> UTC DATE
     row: str  # {values} -> a comparable row value
     distinct: str  # {a}, {b} -> null-safe "differ"
+    month: str  # {ts} -> 'YYYY-MM' of a timestamp
+
+    def day_of(self, ts: str) -> str:
+        """The UTC day number (days since 1970-01-01) of the timestamp expression ``ts``."""
+        return self.day_number.format(date=self.event_date.format(ts=ts))
 
 
 DUCKDB = Dialect(
@@ -36,6 +41,7 @@ DUCKDB = Dialect(
     event_date="CAST({ts} AS DATE)",
     row="row({values})",
     distinct="{a} IS DISTINCT FROM {b}",
+    month="strftime({ts}, '%Y-%m')",
 )
 SPARK = Dialect(
     "spark",
@@ -45,6 +51,7 @@ SPARK = Dialect(
     event_date="to_date({ts})",
     row="struct({values})",
     distinct="NOT ({a} <=> {b})",
+    month="date_format({ts}, 'yyyy-MM')",
 )
 DIALECTS = {d.name: d for d in (DUCKDB, SPARK)}
 
@@ -54,7 +61,7 @@ def daily_sql(events: str, dialect: Dialect) -> str:
     aggregates = ",\n       ".join(
         f"{sql.format(event_order=dialect.event_order)} AS {name}" for name, sql in DAILY.items()
     )
-    day = dialect.day_number.format(date=dialect.event_date.format(ts="timestamp"))
+    day = dialect.day_of("timestamp")
     return f"""
 SELECT customer_id, {day} AS day,
        {aggregates}

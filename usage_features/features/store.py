@@ -39,6 +39,9 @@ def apply_definitions(repo: Path, config: str = DEFAULT_CONFIG) -> str:
         sys.modules.pop(module.stem, None)
     sys.path.insert(0, str(repo))
     cwd = os.getcwd()  # apply_total changes the working directory and leaves it changed
+    # The definitions pick their source type by the config being applied, as under the CLI.
+    previous = os.environ.get("FEAST_FS_YAML_FILE_PATH")
+    os.environ["FEAST_FS_YAML_FILE_PATH"] = str(repo / config)
     try:
         with warnings.catch_warnings(), contextlib.redirect_stdout(output):
             warnings.simplefilter("ignore", RuntimeWarning)
@@ -48,4 +51,8 @@ def apply_definitions(repo: Path, config: str = DEFAULT_CONFIG) -> str:
     finally:
         sys.path.remove(str(repo))
         os.chdir(cwd)
+        if previous is None:
+            os.environ.pop("FEAST_FS_YAML_FILE_PATH")
+        else:
+            os.environ["FEAST_FS_YAML_FILE_PATH"] = previous
     return output.getvalue()

@@ -1,0 +1,114 @@
+"""The Spark build and Feast's Spark offline store give the DuckDB defaults' results exactly."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from usage_features.config import RepoPaths
+from usage_features.features.build import build_features
+from usage_features.features.retrieval import historical_features
+from usage_features.features.store import apply_definitions, open_store
+from usage_features.ingestion import ingest_files
+from usage_features.simulation import SimulationConfig, simulate
+from tests.conftest import copy_feature_repo, populate, services_required
+from tests.integration.test_point_in_time import assert_features_equal, entity_rows
+
+pytestmark = pytest.mark.spark
+SPARK_CONFIG = "feature_store.spark.yaml"
+
+
+def require_spark() -> None:
+    """Skip, saying why, without PySpark or a Java runtime (fail where they are required)."""
+    import importlib.util
+
+    missing = []
+    if importlib.util.find_spec("pyspark") is None:
+        missing.append("PySpark (pip install -e '.[spark]')")
+    if shutil.which("java") is None:
+        missing.append("a Java 17+ runtime (apt-get install openjdk-17-jre-headless)")
+    if missing:
+        message = f"Spark tests need {' and '.join(missing)}"
+        if services_required():
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+
+
+@pytest.fixture(scope="module")
+def simulated(tmp_path_factory):
+    require_spark()
+    sim = simulate(SimulationConfig(customers=80, days=150, seed=5))
+    events = sim.events.to_pandas()
+    return events, sim.customers.to_pandas(), tmp_path_factory.mktemp("spark")
+
+
+def tables(paths: RepoPaths) -> dict[str, pd.DataFrame]:
+    keys = ["customer_id", "day"]
+    return {
+        "customer_usage": pd.read_parquet(paths.customer_usage).sort_values(keys),
+        "daily": pd.read_parquet(paths.daily).sort_values(keys),
+        "customer_profile": pd.read_parquet(paths.customer_profile),
+    }
+
+
+def build(events: pd.DataFrame, customers: pd.DataFrame, repo: Path, engine: str,
+          batches: int = 1) -> RepoPaths:
+    """Ingest ``events`` in ``batches`` (late, out-of-order events included), building after
+    each one with ``engine``."""
+    from usage_features.ingestion.customers import load_customers
+
+    paths = RepoPaths(copy_feature_repo(repo))
+    customers.to_parquet(repo / "customers.parquet")
+    load_customers(repo / "customers.parquet", paths)
+    batch = np.random.default_rng(1).integers(0, batches, len(events))
+    for b in range(batches):
+        source = repo / f"batch{b}.parquet"
+        events[batch == b].to_parquet(source, index=False)
+        ingest_files([source], paths)
+        build_features(paths, engine=engine)
+    return paths
+
+
+def assert_tables_equal(actual: dict, expected: dict) -> None:
+    for name in expected:
+        pd.testing.assert_frame_equal(actual[name].reset_index(drop=True),
+                                      expected[name].reset_index(drop=True), obj=name)
+
+
+class TestSparkBuild:
+    def test_spark_build_equals_duckdb_build_row_for_row(self, simulated):
+        events, customers, work = simulated
+        duckdb = build(events, customers, work / "duckdb", "duckdb")
+        spark = build(events, customers, work / "spark", "spark")
+
+        assert_tables_equal(tables(spark), tables(duckdb))
+        assert len(tables(spark)["customer_usage"]) > 1000
+
+    def test_incremental_spark_builds_equal_a_full_duckdb_build(self, simulated):
+        events, customers, work = simulated
+        full = build(events, customers, work / "full", "duckdb")
+        incremental = build(events, customers, work / "incremental", "spark", batches=3)
+
+        assert_tables_equal(tables(incremental), tables(full))
+
+
+class TestSparkOfflineStore:
+    def test_historical_features_through_spark_equal_the_default_stores(self, simulated):
+        events, customers, work = simulated
+        repo = copy_feature_repo(work / "retrieval")
+        populate(repo, events, customers)
+        entity = entity_rows(events, seed=8, n=200)
+        expected = historical_features(open_store(repo), entity)
+
+        apply_definitions(repo, SPARK_CONFIG)
+        store = open_store(repo, SPARK_CONFIG)
+        actual = historical_features(store, entity)
+
+        assert type(store.get_data_source("customer_usage_source")).__name__ == "SparkSource"
+        pd.testing.assert_frame_equal(actual[["customer_id", "event_timestamp"]],
+                                      expected[["customer_id", "event_timestamp"]])
+        assert_features_equal(actual, expected)
