@@ -4,8 +4,9 @@
     python benchmarks/run_all.py --sizes 100 1000
 
 About 10^5, 10^6 and 10^7 events. Each phase runs in its own process (wall time, peak memory):
-simulate, ingest, build, historical retrieval of 100,000 entity rows with this project's offline
-store and with Feast's default file (Dask) store on the same tables, training, online scoring in
+simulate, ingest, build (DuckDB and Spark), historical retrieval of 100,000 entity rows with this
+project's offline store, Feast's Spark store and Feast's default file (Dask) store on the same
+tables, training, online scoring in
 process, and over HTTP with 50 concurrent clients. Not part of the test run.
 """
 
@@ -32,7 +33,7 @@ def machine() -> dict:
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return {"cpus": os.cpu_count(), "memory_gib": round(memory, 1),
             "python": platform.python_version(),
-            **{name: version(name) for name in ("duckdb", "feast", "scikit-learn")},
+            **{name: version(name) for name in ("duckdb", "feast", "scikit-learn", "pyspark")},
             "date": datetime.now(timezone.utc).strftime("%Y-%m-%d")}
 
 
@@ -40,8 +41,9 @@ def run_size(customers: int, work: Path, entity_rows: int) -> list[dict]:
     common = ["--workdir", str(work)]
     phases = [
         ["simulate", *common, "--customers", str(customers), "--days", "365"],
-        ["ingest", *common], ["build", *common],
+        ["ingest", *common], ["build", *common], ["build", *common, "--engine", "spark"],
         ["retrieve", *common, "--entity-rows", str(entity_rows)],
+        ["retrieve", *common, "--entity-rows", str(entity_rows), "--store", "spark"],
         ["retrieve", *common, "--entity-rows", str(entity_rows), "--store", "file"],
         ["train", *common], ["online", *common],
     ]
@@ -72,6 +74,8 @@ def markdown(runs: dict[int, list[dict]], about: dict) -> str:
             return (f"p50 {result['p50_ms']} ms / p99 {result['p99_ms']} ms, "
                     f"{result['throughput_rps']} req/s")
         text = f"{result['seconds']} s, {result.get('peak_rss_mib', '?')} MiB"
+        if "jvm_peak_rss_mib" in result:
+            text += f" + JVM {result['jvm_peak_rss_mib']} MiB"
         if phase.startswith("retrieve"):
             text += f", {result['rows_returned']:,}/{result['entity_rows']:,} rows"
         if phase == "train":
@@ -84,7 +88,8 @@ def markdown(runs: dict[int, list[dict]], about: dict) -> str:
     names = [r["phase"] for r in runs[sizes[0]]]
     lines = [f"Machine: {about['cpus']} CPUs, {about['memory_gib']} GiB, Python "
              f"{about['python']}, DuckDB {about['duckdb']}, Feast {about['feast']}, "
-             f"scikit-learn {about['scikit-learn']}; {about['date']}.", "",
+             f"scikit-learn {about['scikit-learn']}, PySpark {about.get('pyspark', '-')}; "
+             f"{about['date']}.", "",
              "| phase | " + " | ".join(f"{n:,} customers" for n in sizes) + " |",
              "|---|" + "---|" * len(sizes)]
     for i, name in enumerate(names):
