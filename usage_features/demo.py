@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 
-FEATURE_REPO_FILES = ("feature_store.yaml", "churn_features.py", ".feastignore")
+FEATURE_REPO_FILES = ("feature_store*.yaml", "churn_features.py", ".feastignore")
 
 
 @dataclass(frozen=True)
@@ -29,10 +29,11 @@ class DemoConfig:
 
 
 def new_feature_repo(template: Path, target: Path) -> Path:
-    """A fresh feature repo at ``target`` with ``template``'s definitions and no data."""
+    """A fresh feature repo at ``target`` with ``template``'s definitions and configs, no data."""
     target.mkdir(parents=True, exist_ok=True)
-    for name in FEATURE_REPO_FILES:
-        shutil.copy(template / name, target / name)
+    for pattern in FEATURE_REPO_FILES:
+        for path in template.glob(pattern):
+            shutil.copy(path, target / path.name)
     return target
 
 

@@ -28,6 +28,9 @@ DEFAULTS = {
     "spark.ui.showConsoleProgress": "false",
     "spark.sql.shuffle.partitions": "16",
     "spark.driver.memory": "4g",
+    # List the event log's date partitions on the driver: in local mode a listing job costs
+    # seconds. On a cluster over object storage, set it back (32): parallel listing pays there.
+    "spark.sql.sources.parallelPartitionDiscovery.threshold": "4096",
 }
 
 

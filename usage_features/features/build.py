@@ -97,22 +97,23 @@ def build_features(repo: RepoPaths, on_step: Callable[[str], None] | None = None
 def _aggregate_touched(sql: Engine, repo: RepoPaths, log: EventLog, new_files,
                        full: bool) -> int:
     """Daily rows for every (customer, day) the new files touch, merged into ``daily``."""
+    columns = ", ".join(["customer_id", "day", *DAILY])
+    if full:  # every pair is touched: one pass over the log
+        everything = daily_sql(sql.files(log.files()), sql.dialect)
+        sql.create("daily", f"SELECT {columns} FROM ({everything}) AS fresh")
+        sql.create("touched", "SELECT customer_id, day FROM daily")
+        return sql.rows("SELECT count(*) FROM touched")[0][0]
     day = sql.dialect.day_of
     sql.create("touched", f"SELECT DISTINCT customer_id, {day('timestamp')} AS day "
                           f"FROM {sql.files(new_files)}")
-    if full:
-        source = sql.files(log.files())
-    else:
-        days = [EPOCH + timedelta(days=d) for (d,) in sql.rows("SELECT DISTINCT day FROM touched")]
-        partitions = [p for d in days for p in (log.root / f"event_date={d}").glob("*.parquet")]
-        source = (f"(SELECT e.* FROM {sql.files(partitions)} e JOIN touched t "
-                  f"ON e.customer_id = t.customer_id AND t.day = {day('e.timestamp')})")
-    columns = ", ".join(["customer_id", "day", *DAILY])
-    fresh = f"SELECT {columns} FROM ({daily_sql(source, sql.dialect)}) AS fresh"
+    days = [EPOCH + timedelta(days=d) for (d,) in sql.rows("SELECT DISTINCT day FROM touched")]
+    partitions = [p for d in days for p in (log.root / f"event_date={d}").glob("*.parquet")]
+    source = (f"(SELECT e.* FROM {sql.files(partitions)} e JOIN touched t "
+              f"ON e.customer_id = t.customer_id AND t.day = {day('e.timestamp')})")
     kept = (f"SELECT {columns} FROM {sql.files([repo.daily])} d WHERE NOT EXISTS "
             "(SELECT 1 FROM touched t WHERE t.customer_id = d.customer_id AND t.day = d.day) "
-            "UNION ALL " if repo.daily.exists() and not full else "")
-    sql.create("daily", kept + fresh)
+            "UNION ALL " if repo.daily.exists() else "")
+    sql.create("daily", f"{kept}SELECT {columns} FROM ({daily_sql(source, sql.dialect)}) AS fresh")
     return sql.rows("SELECT count(*) FROM touched")[0][0]
 
 
