@@ -46,7 +46,9 @@ def random_events(seed: int, customers: int = 25, days: int = 200, start=T0):
         day = np.repeat(np.arange(days), counts)
         seconds = rng.integers(0, 86_400, n)
         seconds[rng.random(n) < 0.05] = 0  # exactly at midnight
-        ts = pd.Timestamp(start) + pd.to_timedelta(day, "D") + pd.to_timedelta(seconds, "s")
+        micros = np.where(seconds == 0, 0, rng.integers(0, 1_000_000, n))  # sub-second times
+        ts = (pd.Timestamp(start) + pd.to_timedelta(day, "D") + pd.to_timedelta(seconds, "s")
+              + pd.to_timedelta(micros, "us"))
         dup = rng.random(n) < 0.05  # share the previous event's timestamp
         ts = pd.Series(ts).where(~np.roll(dup, -1), pd.Series(ts).shift(-1)).ffill()
         frames.append(pd.DataFrame({

@@ -139,8 +139,9 @@ def _features_for_row(
         customer_events["event_type"] == EventType.MONITORING_RUN.value
     ]
     latest_run = _latest_before(monitoring_runs, day)
-    last_event_at = pd.NaT if latest is None else latest["timestamp"]
-    last_run_at = pd.NaT if latest_run is None else latest_run["timestamp"]
+    # Recency inputs are kept to the second (as Feast's online stores keep timestamps).
+    last_event_at = pd.NaT if latest is None else latest["timestamp"].floor("s")
+    last_run_at = pd.NaT if latest_run is None else latest_run["timestamp"].floor("s")
     row["last_event_at"] = last_event_at
     row["last_monitoring_run_at"] = last_run_at
 
@@ -150,7 +151,8 @@ def _features_for_row(
         math.nan if latest_run is None else (t - last_run_at) / ONE_DAY
     )
     # Before signup the customer is not knowable yet (point in time): unknown, not negative.
-    tenure = math.nan if signup_at is None or t < signup_at else (t - signup_at) / ONE_DAY
+    tenure = (math.nan if signup_at is None or t < signup_at
+              else (t - signup_at.floor("s")) / ONE_DAY)
     row["tenure_days"] = tenure
     is_early = (not math.isnan(tenure)) and 0 <= tenure < EARLY_LIFE_DAYS
     row["is_first_90_days"] = bool(is_early)

@@ -51,8 +51,11 @@ class TestTrainCommand:
 
     def test_the_model_learns_without_leaking_the_label(self, trained):
         _, _, summary = trained
+        # 500 customers: a small validation period, so the floor is the count-only baseline
+        # (the quality targets are measured at scale: tests/unit/test_simulator_learnability).
         auc = summary["metrics"]["model"]["roc_auc"]
-        assert 0.7 < auc < LEAKAGE_ALARM_AUC
+        count_only = summary["metrics"]["baseline: event_count_30d"]["roc_auc"]
+        assert max(0.65, count_only) < auc < LEAKAGE_ALARM_AUC, summary["metrics"]
         assert summary["leakage_alarm"] is False
 
     def test_writes_the_model_its_metadata_and_a_report_with_plots(self, trained):

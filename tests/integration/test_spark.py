@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import uuid
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +16,10 @@ from usage_features.features.build import build_features
 from usage_features.features.retrieval import historical_features
 from usage_features.features.store import apply_definitions, open_store
 from usage_features.ingestion import ingest_files
+from usage_features.serving.materialize import materialize
 from usage_features.simulation import SimulationConfig, simulate
-from tests.conftest import copy_feature_repo, populate, services_required
+from tests.conftest import copy_feature_repo, populate, require_service, services_required
+from tests.integration.test_online_parity import assert_online_equals_historical
 from tests.integration.test_point_in_time import assert_features_equal, entity_rows
 
 pytestmark = pytest.mark.spark
@@ -96,15 +100,25 @@ class TestSparkBuild:
         assert_tables_equal(tables(incremental), tables(full))
 
 
+@pytest.fixture(scope="module")
+def spark_repo(simulated):
+    """A populated repo, also applied with the Spark config (its own Redis project)."""
+    events, customers, work = simulated
+    repo = copy_feature_repo(work / "retrieval")
+    populate(repo, events, customers)
+    config = repo / SPARK_CONFIG
+    project = f"uf_test_{uuid.uuid4().hex[:8]}"  # keys of this module only
+    config.write_text(config.read_text().replace("project: usage_features", f"project: {project}"))
+    apply_definitions(repo, SPARK_CONFIG)
+    return repo, events, customers
+
+
 class TestSparkOfflineStore:
-    def test_historical_features_through_spark_equal_the_default_stores(self, simulated):
-        events, customers, work = simulated
-        repo = copy_feature_repo(work / "retrieval")
-        populate(repo, events, customers)
+    def test_historical_features_through_spark_equal_the_default_stores(self, spark_repo):
+        repo, events, _ = spark_repo
         entity = entity_rows(events, seed=8, n=200)
         expected = historical_features(open_store(repo), entity)
 
-        apply_definitions(repo, SPARK_CONFIG)
         store = open_store(repo, SPARK_CONFIG)
         actual = historical_features(store, entity)
 
@@ -112,3 +126,15 @@ class TestSparkOfflineStore:
         pd.testing.assert_frame_equal(actual[["customer_id", "event_timestamp"]],
                                       expected[["customer_id", "event_timestamp"]])
         assert_features_equal(actual, expected)
+
+    @pytest.mark.redis
+    def test_materialized_through_spark_into_redis_online_equals_historical(self, spark_repo):
+        require_service("127.0.0.1", 6379, "Redis", "start redis-server or skip these tests")
+        repo, _, customers = spark_repo
+        now = datetime.now(timezone.utc)
+        materialize(repo, end=now, config=SPARK_CONFIG)
+        store = open_store(repo, SPARK_CONFIG)
+        try:
+            assert_online_equals_historical(store, customers, now)
+        finally:
+            store.teardown()

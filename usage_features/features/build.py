@@ -162,7 +162,9 @@ def _refresh_profile(repo: RepoPaths, state: dict) -> int | None:
         customers = f"read_parquet('{repo.customers}')"
     copy_atomically(
         con,
-        f"SELECT customer_id, signup_at, plan, signup_at AS valid_from "
+        # signup_at to the second, as the online stores keep it (tenure agrees exactly)
+        f"SELECT customer_id, date_trunc('second', signup_at) AS signup_at, plan, "
+        f"signup_at AS valid_from "
         f"FROM {customers} ORDER BY customer_id",
         repo.customer_profile,
     )

@@ -59,8 +59,11 @@ DAILY: dict[str, str] = {
     },
     "score_sum": "sum(feature_adoption_score)",
     "last_score": "max_by(feature_adoption_score, {event_order})",
-    "last_event_at": "max(timestamp)",
-    "last_monitoring_run_at": "max(CASE WHEN event_type = 'monitoring_run' THEN timestamp END)",
+    # To the second: what Feast's online stores keep of a timestamp, so recency online and
+    # offline agree exactly.
+    "last_event_at": "date_trunc('second', max(timestamp))",
+    "last_monitoring_run_at":
+        "date_trunc('second', max(CASE WHEN event_type = 'monitoring_run' THEN timestamp END))",
 }
 
 
@@ -113,10 +116,11 @@ WINDOWED: tuple[Feature, ...] = (
             f"sum(score_sum) OVER {W30.name} / nullif(sum(n_events) OVER {W30.name}, 0)",
             "Mean adoption score of the events in the last 30 days; null if none"),
     Feature("last_event_at", "timestamp", f"max(last_event_at) OVER {HISTORY.name}",
-            "Time of the latest event before the as-of day (input to recency)", served=False),
+            "Time (to the second) of the latest event before the as-of day (input to recency)",
+            served=False),
     Feature("last_monitoring_run_at", "timestamp",
             f"max(last_monitoring_run_at) OVER {HISTORY.name}",
-            "Time of the latest monitoring_run before the as-of day (input to recency)",
+            "Time (to the second) of the latest monitoring_run before the as-of day",
             served=False),
     # Derived from the columns above.
     Feature("decay_ratio_7d_30d", "float64",
