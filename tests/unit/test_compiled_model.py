@@ -1,0 +1,116 @@
+"""The compiled boosted trees score exactly as the fitted scikit-learn pipeline does."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from usage_features.training.model import (COMPILED_MAX_ROWS, CompiledBoosting, ModelMetadata,
+                                           TrainedModel, churn_classifier, load_model,
+                                           logistic_baseline, save_model)
+
+FEATURES = ["events", "silence_days", "ratio", "adoption", "flag"]
+
+
+def training_frame(rows: int = 3000, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    """Churn depends on every feature, and on whether ``silence_days`` is missing at all."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({
+        "events": rng.poisson(20, rows).astype(float),
+        "silence_days": rng.exponential(10, rows),
+        "ratio": rng.normal(1, 0.4, rows),
+        "adoption": rng.random(rows),
+        "flag": (rng.random(rows) < 0.3).astype(float),
+    })
+    never_active = rng.random(rows) < 0.2
+    frame.loc[never_active, "silence_days"] = np.nan
+    frame.loc[rng.random(rows) < 0.1, "ratio"] = np.nan
+    frame.loc[rng.random(rows) < 0.1, "adoption"] = np.nan
+    risk = (0.08 * np.nan_to_num(frame.silence_days.to_numpy(), nan=5) - 0.05 * frame.events
+            - 2 * np.nan_to_num(frame.adoption.to_numpy(), nan=0.1) + 1.5 * never_active
+            + frame.flag - np.nan_to_num(frame.ratio.to_numpy(), nan=0.5))
+    churned = (risk + rng.normal(0, 1, rows) > 0).astype(int)
+    return frame, churned
+
+
+@pytest.fixture(scope="module")
+def model() -> TrainedModel:
+    frame, churned = training_frame()
+    pipeline = churn_classifier(FEATURES).fit(frame, churned)
+    return TrainedModel(pipeline, ModelMetadata("churn_model_v1", FEATURES, 30, 7, {}))
+
+
+def scoring_rows(model: TrainedModel, rows: int = 4000, seed: int = 1) -> np.ndarray:
+    """Typical rows, rows with missing and infinite values, and rows exactly on thresholds."""
+    rng = np.random.default_rng(seed)
+    frame, _ = training_frame(rows, seed)
+    matrix = frame[FEATURES].to_numpy(dtype=float)
+    matrix[rng.random(matrix.shape) < 0.05] = np.nan
+    matrix[rng.random(matrix.shape) < 0.01] = np.inf
+    matrix[rng.random(matrix.shape) < 0.01] = -np.inf
+    on_threshold = matrix[:500].copy()
+    for member in model.pipeline[-1].calibrated_classifiers_:
+        for (predictor,) in member.estimator._predictors[:40]:
+            split = predictor.nodes[~predictor.nodes["is_leaf"].astype(bool)]
+            finite = split[np.isfinite(split["num_threshold"])]
+            picks = rng.integers(0, len(finite), len(on_threshold))
+            on_threshold[np.arange(len(on_threshold)), finite["feature_idx"][picks]] = \
+                finite["num_threshold"][picks]
+    return np.concatenate([matrix, on_threshold])
+
+
+def pipeline_probabilities(model: TrainedModel, matrix: np.ndarray) -> np.ndarray:
+    return model.pipeline[1:].predict_proba(matrix)[:, 1]
+
+
+def test_the_test_model_has_splits_of_every_kind_the_compiled_form_handles(model):
+    nodes = np.concatenate([p.nodes for member in model.pipeline[-1].calibrated_classifiers_
+                            for (p,) in member.estimator._predictors])
+    splits = nodes[~nodes["is_leaf"].astype(bool)]
+    assert splits["missing_go_to_left"].any() and not splits["missing_go_to_left"].all()
+    assert np.isinf(splits["num_threshold"]).any()  # a split of missing from present values
+    assert nodes["depth"].max() > 5
+
+
+def test_compiled_probabilities_equal_the_pipeline_bit_for_bit(model):
+    matrix = scoring_rows(model)
+    compiled = CompiledBoosting.from_classifier(model.pipeline[-1], len(FEATURES))
+    np.testing.assert_array_equal(compiled.predict(matrix), pipeline_probabilities(model, matrix))
+
+
+def test_each_row_scored_alone_equals_the_pipeline_bit_for_bit(model):
+    matrix = scoring_rows(model, rows=300, seed=2)
+    expected = pipeline_probabilities(model, matrix)
+    for i in range(len(matrix)):
+        assert model.compiled.predict(matrix[i:i + 1])[0] == expected[i]
+
+
+def test_predict_matrix_gives_the_same_answer_below_and_above_the_compiled_batch_size(model):
+    matrix = scoring_rows(model, rows=2 * COMPILED_MAX_ROWS, seed=3)
+    expected = pipeline_probabilities(model, matrix)
+    np.testing.assert_array_equal(model.predict_matrix(matrix[:COMPILED_MAX_ROWS]),
+                                  expected[:COMPILED_MAX_ROWS])
+    np.testing.assert_array_equal(model.predict_matrix(matrix), expected)
+
+
+def test_a_saved_and_loaded_model_compiles_to_the_same_probabilities(model, tmp_path):
+    loaded = load_model(save_model(model, tmp_path / "model.skops"))
+    matrix = scoring_rows(model, rows=500, seed=4)
+    np.testing.assert_array_equal(loaded.compiled.predict(matrix),
+                                  pipeline_probabilities(model, matrix))
+
+
+def test_a_model_the_compiled_form_does_not_cover_is_scored_by_its_pipeline():
+    frame, churned = training_frame(500)
+    pipeline = logistic_baseline(FEATURES).fit(frame, churned)
+    baseline = TrainedModel(pipeline, ModelMetadata("churn_model_v1", FEATURES, 30, 7, {}))
+    assert baseline.compiled is None
+    matrix = frame[FEATURES].to_numpy()[:5]
+    np.testing.assert_array_equal(baseline.predict_matrix(matrix),
+                                  pipeline[1:].predict_proba(matrix)[:, 1])
+
+
+def test_a_matrix_of_the_wrong_width_is_refused(model):
+    with pytest.raises(ValueError, match="5 columns"):
+        model.compiled.predict(np.zeros((1, 4)))
