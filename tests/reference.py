@@ -118,7 +118,7 @@ def _features_for_row(
     row["event_count_prev30d"] = len(prev_30)
 
     count_7, count_30, count_prev = len(last_7), len(last_30), len(prev_30)
-    row["decay_ratio_7d_30d"] = count_7 / (count_30 * 7 / 30) if count_30 > 0 else 0.0
+    row["decay_ratio_7d_30d"] = count_7 * 30 / (count_30 * 7) if count_30 > 0 else 0.0
     if count_prev > 0:
         row["decay_ratio_30d_prev30d"] = count_30 / count_prev
     else:

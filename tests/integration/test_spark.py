@@ -78,9 +78,12 @@ def build(events: pd.DataFrame, customers: pd.DataFrame, repo: Path, engine: str
 
 
 def assert_tables_equal(actual: dict, expected: dict) -> None:
+    """Same rows, columns and types; integers and timestamps exact, floats to 1e-12 (sums of
+    doubles in another order, e.g. a mean score, may differ in the last bit)."""
     for name in expected:
         pd.testing.assert_frame_equal(actual[name].reset_index(drop=True),
-                                      expected[name].reset_index(drop=True), obj=name)
+                                      expected[name].reset_index(drop=True), obj=name,
+                                      rtol=1e-12, atol=0)
 
 
 class TestSparkBuild:

@@ -124,17 +124,18 @@ class SparkEngine(Engine):
     def write(self, query: str, target: Path, order_by: str) -> None:
         frame = self.spark.sql(f"SELECT * FROM ({query}) ORDER BY {order_by}").coalesce(1)
         with _staging(target.parent) as staging:
-            frame.write.parquet(str(staging / "out"))
-            os.replace(_single_part(staging / "out"), target)
+            out = Path(staging) / "out"
+            frame.write.parquet(str(out))
+            os.replace(_single_part(out), target)
 
     def write_split(self, query: str, key: str, directory: Path, order_by: str) -> list[str]:
         # One task per key value (a month of feature rows), each writing one sorted file.
         frame = (self.spark.sql(query).repartition(key)
                  .sortWithinPartitions(*(c.strip() for c in order_by.split(","))))
         with _staging(directory) as staging:
-            frame.write.partitionBy(key).parquet(str(staging / "out"))
-            parts = {p.name.split("=", 1)[1]: _single_part(p)
-                     for p in (staging / "out").glob(f"{key}=*")}
+            out = Path(staging) / "out"
+            frame.write.partitionBy(key).parquet(str(out))
+            parts = {p.name.split("=", 1)[1]: _single_part(p) for p in out.glob(f"{key}=*")}
             for value, part in sorted(parts.items()):
                 os.replace(part, directory / f"{value}.parquet")
         return sorted(parts)
@@ -162,18 +163,10 @@ def open_engine(name: str, conf: dict[str, str] | None = None) -> Engine:
     raise ValueError(f"unknown engine {name!r}; choose one of {', '.join(ENGINES)}")
 
 
-class _staging:
+def _staging(directory: Path) -> tempfile.TemporaryDirectory:
     """A temporary directory beside ``directory`` (same filesystem: renames are atomic)."""
-
-    def __init__(self, directory: Path) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
-        self.path = Path(tempfile.mkdtemp(prefix=".staging-", dir=directory))
-
-    def __enter__(self) -> Path:
-        return self.path
-
-    def __exit__(self, *exc) -> None:
-        shutil.rmtree(self.path, ignore_errors=True)
+    directory.mkdir(parents=True, exist_ok=True)
+    return tempfile.TemporaryDirectory(prefix=".staging-", dir=directory)
 
 
 def _single_part(directory: Path) -> Path:

@@ -125,7 +125,7 @@ WINDOWED: tuple[Feature, ...] = (
     # Derived from the columns above.
     Feature("decay_ratio_7d_30d", "float64",
             "CASE WHEN event_count_30d > 0 "
-            "THEN event_count_7d / (event_count_30d * 7.0 / 30.0) ELSE 0.0 END",
+            "THEN CAST(event_count_7d AS DOUBLE) * 30 / (event_count_30d * 7) ELSE 0.0 END",
             "Last 7 days' events vs the weekly rate of the last 30 (1 steady, <1 decaying); "
             "0 with no events in 30 days", derived=True, default=0.0),
     Feature("decay_ratio_30d_prev30d", "float64",
