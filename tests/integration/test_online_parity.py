@@ -10,10 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from usage_features.features.retrieval import historical_features, online_features
+from usage_features.features.retrieval import historical_features, online_features, online_refs
 from usage_features.features.store import apply_definitions, open_store
 from usage_features.serving.materialize import materialize
 from usage_features.serving.scorer import UNKNOWN, ChurnScorer
+from usage_features.training.model import COMPILED_MAX_ROWS
 from usage_features.training.train import TrainConfig, predict, train
 from tests.conftest import copy_feature_repo, populate, require_service
 from tests.factories import churn_dataset
@@ -42,6 +43,18 @@ def assert_online_equals_historical(store, customers, now):
     assert online["known"].all()
 
 
+def assert_direct_read_equals_get_online_features(store, customers, now):
+    """The scorer's read (each view's ``online_read``) against ``get_online_features``."""
+    first = customers.customer_id.iloc[0]
+    ids = [*customers.customer_id, "no-such-customer", first, first]
+    refs = online_refs(store)
+    assert refs.views is not None  # the service is read directly
+    direct = online_features(store, ids, now, refs)
+    through_feast = online_features(store, ids, now, online_refs(store, direct=False))
+    pd.testing.assert_frame_equal(direct, through_feast, check_exact=True)
+    assert direct.known.tolist() == [True] * len(customers) + [False, True, True]
+
+
 class TestOnlineParity:
     def test_online_features_equal_historical_features_at_now(self, trained):
         repo, customers, now = trained
@@ -53,6 +66,19 @@ class TestOnlineParity:
         batch = predict(repo, at_now(customers, now))
         np.testing.assert_allclose([s.churn_probability for s in scores],
                                    batch.churn_probability, rtol=1e-9)
+
+    def test_reading_the_online_store_directly_equals_get_online_features(self, trained):
+        repo, customers, now = trained
+        assert_direct_read_equals_get_online_features(open_store(repo), customers, now)
+
+    def test_scores_do_not_depend_on_how_many_customers_are_scored_together(self, trained):
+        repo, customers, now = trained
+        scorer = ChurnScorer.from_repo(repo)
+        ids = customers.customer_id.tolist()
+        many = ids * (COMPILED_MAX_ROWS // len(ids) + 1)  # past the compiled trees' batch size
+        alone = [scorer.score([c], now)[0].churn_probability for c in ids]
+        together = [s.churn_probability for s in scorer.score(many, now)]
+        assert together == alone * (len(many) // len(ids))
 
     def test_an_unknown_customer_gets_a_clear_answer_beside_known_ones(self, trained):
         repo, customers, now = trained
@@ -84,6 +110,7 @@ class TestRedisOnlineStore:
         store = open_store(copy, config.name)
         try:
             assert_online_equals_historical(store, customers, now)
+            assert_direct_read_equals_get_online_features(store, customers, now)
         finally:
             store.teardown()
 

@@ -8,6 +8,7 @@ see identical frames. Callers never name a feature view or a request-time featur
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -67,6 +68,11 @@ class OnlineFeatures:
     def record(self, i: int) -> dict:
         return {name: values[i].item() for name, values in self.values.items()}
 
+    def records(self) -> list[dict]:
+        """:meth:`record` of every customer (Python values), in one pass per feature."""
+        columns = {name: values.tolist() for name, values in self.values.items()}
+        return [dict(zip(columns, row)) for row in zip(*columns.values())]
+
     def to_frame(self) -> pd.DataFrame:
         frame = pd.DataFrame({ENTITY: self.customer_ids, **self.values})
         frame["known"] = self.known
@@ -74,14 +80,31 @@ class OnlineFeatures:
 
 
 def read_online(store, customer_ids: Sequence[str], as_of: datetime | None = None,
-                refs: tuple[list[str], list[str]] | None = None) -> OnlineFeatures:
+                refs: OnlineRefs | tuple[list[str], list[str]] | None = None) -> OnlineFeatures:
     """Latest materialized features for ``customer_ids``, request-time features at ``as_of``.
 
     ``as_of`` defaults to now; pass it for reproducible scoring. ``known`` says whether the
     online store has anything for the customer. ``refs`` (from :func:`online_refs`) saves
-    resolving the service on every call.
+    resolving the service on every call; with its feature views resolved, the online store
+    is read directly (see :class:`OnlineRefs`).
     """
-    refs, inputs = refs or online_refs(store)
+    refs = refs or online_refs(store)
+    if not isinstance(refs, OnlineRefs):  # (features, inputs), as online_refs gave it before
+        refs = OnlineRefs(*refs)
+    if refs.views is not None:
+        arrays, known = _read_online_store(store, refs, customer_ids)
+    else:
+        arrays, known = _read_get_online_features(store, refs.features, refs.inputs,
+                                                  customer_ids)
+    moment = (as_of or datetime.now(timezone.utc)).timestamp()
+    arrays.update(request_time.compute_arrays(arrays, np.full(len(customer_ids), moment)))
+    values = {f.name: _typed(arrays[f.name], f) for f in served_features()}
+    return OnlineFeatures(list(customer_ids), values, known)
+
+
+def _read_get_online_features(store, refs: list[str], inputs: list[str],
+                              customer_ids: Sequence[str]) -> tuple[dict, np.ndarray]:
+    """Stored features as float arrays (times in epoch seconds), through Feast's front door."""
     response = store.get_online_features(
         features=refs + inputs, entity_rows=[{ENTITY: c} for c in customer_ids]).to_dict()
     stored = [r.split(":")[1] for r in refs + inputs]
@@ -90,14 +113,63 @@ def read_online(store, customer_ids: Sequence[str], as_of: datetime | None = Non
         known |= np.array([v is not None for v in response[name]])
     arrays = {name: epoch_seconds(response[name]) if name.endswith("_at")
               else np.array(response[name], dtype=float) for name in stored}
-    moment = (as_of or datetime.now(timezone.utc)).timestamp()
-    arrays.update(request_time.compute_arrays(arrays, np.full(len(customer_ids), moment)))
-    values = {f.name: _typed(arrays[f.name], f) for f in served_features()}
-    return OnlineFeatures(list(customer_ids), values, known)
+    return arrays, known
+
+
+def _read_online_store(store, refs: OnlineRefs,
+                       customer_ids: Sequence[str]) -> tuple[dict, np.ndarray]:
+    """The same as :func:`_read_get_online_features`, one ``online_read`` per feature view."""
+    from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+    from feast.protos.feast.types.Value_pb2 import Value
+    from feast.type_map import NULL_TIMESTAMP_INT_VALUE
+
+    provider, config = store._get_provider(), store.config
+    keys = [EntityKey(join_keys=[refs.join_key], entity_values=[Value(string_val=c)])
+            for c in customer_ids]
+    arrays, known = {}, np.zeros(len(customer_ids), dtype=bool)
+    for view, names in refs.views:
+        # a fresh list: some stores (Redis) append to the one they are given
+        rows = provider.online_read(config=config, table=view, entity_keys=keys,
+                                    requested_features=list(names))
+        columns = {name: [math.nan] * len(keys) for name in names}
+        for i, (_, features) in enumerate(rows):
+            if not features:
+                continue
+            for name in names:
+                value = features.get(name)
+                if value is None:
+                    continue
+                # as to_dict() then np.array(float) / epoch_seconds would make it
+                kind = value.WhichOneof("val")
+                if kind in _NUMBER_KINDS:
+                    number = float(getattr(value, kind))
+                elif kind == "unix_timestamp_val":
+                    seconds = value.unix_timestamp_val
+                    number = None if seconds == NULL_TIMESTAMP_INT_VALUE else float(seconds)
+                else:
+                    number = _python_number(value)
+                if number is not None:
+                    columns[name][i] = number
+                    known[i] = True
+        arrays.update({name: np.array(column, dtype=float) for name, column in columns.items()})
+    return arrays, known
+
+
+_NUMBER_KINDS = frozenset({"int64_val", "int32_val", "double_val", "float_val", "bool_val"})
+
+
+def _python_number(value) -> float | None:
+    """Any other stored value through Feast's own conversion: a float, or None for none."""
+    from feast.type_map import feast_value_type_to_python_type
+
+    python = feast_value_type_to_python_type(value)
+    if python is None:
+        return None
+    return python.timestamp() if isinstance(python, datetime) else float(python)
 
 
 def online_features(store, customer_ids: Sequence[str], as_of: datetime | None = None,
-                    refs: tuple[list[str], list[str]] | None = None) -> pd.DataFrame:
+                    refs: OnlineRefs | None = None) -> pd.DataFrame:
     """:func:`read_online` as a DataFrame: ``customer_id``, the served features, ``known``."""
     return read_online(store, customer_ids, as_of, refs).to_frame()
 
@@ -126,11 +198,33 @@ def conform(frame: pd.DataFrame, keep: Sequence[str]) -> pd.DataFrame:
     return out
 
 
-def online_refs(store, service: str = SERVICE_NAME) -> tuple[list[str], list[str]]:
+@dataclass(frozen=True)
+class OnlineRefs:
+    """What :func:`read_online` reads for a feature service, resolved once.
+
+    ``features`` are the service's stored feature refs (``view:feature``), ``inputs`` the
+    stored inputs of its on-demand views. With ``views`` (each feature view object and the
+    names to read from it) the configured online store is read directly, one
+    ``online_read`` per view, whatever the store's type: what ``get_online_features`` does
+    underneath, without resolving the references, building protos and converting the whole
+    answer to Python objects on every call. The views are the registry's at resolution time:
+    resolve again (a new scorer) after ``feast apply``. Without ``views`` (a service the
+    direct read does not cover), :func:`read_online` goes through ``get_online_features``.
+    """
+
+    features: list[str]
+    inputs: list[str]
+    views: tuple[tuple[object, tuple[str, ...]], ...] | None = None
+    join_key: str = ENTITY
+
+
+def online_refs(store, service: str = SERVICE_NAME, direct: bool = True) -> OnlineRefs:
     """Stored feature refs of the service, and the stored inputs of its on-demand views.
 
     Request-time features are computed here (with the caller's ``as_of``) by the same function
-    the on-demand view runs, instead of by Feast at "now".
+    the on-demand view runs, instead of by Feast at "now". ``direct=False`` leaves the feature
+    views unresolved: :func:`read_online` then goes through ``get_online_features`` (the
+    reference the direct read is tested against).
     """
     request_time_names = {f.name for f in REQUEST_TIME}
     refs, inputs = [], []
@@ -142,4 +236,27 @@ def online_refs(store, service: str = SERVICE_NAME) -> tuple[list[str], list[str
                            if f.name in request_time.INPUTS]
         else:
             refs += [f"{projection.name_to_use()}:{f.name}" for f in projection.features]
-    return refs, [r for r in dict.fromkeys(inputs) if r not in refs]
+    inputs = [r for r in dict.fromkeys(inputs) if r not in refs]
+    return OnlineRefs(refs, inputs, _feature_views(store, refs + inputs) if direct else None)
+
+
+def _feature_views(store, refs: list[str]) -> tuple | None:
+    """Each feature view of ``refs`` and its feature names; None unless every view is a plain
+    one keyed by the string ``customer_id`` alone (what the direct read builds keys for)."""
+    from feast import FeatureView, ValueType
+
+    names: dict[str, list[str]] = {}
+    for ref in refs:
+        view, feature = ref.split(":")
+        names.setdefault(view, []).append(feature)
+    views = []
+    for view_name, features in names.items():
+        view = store.get_feature_view(view_name, allow_registry_cache=True)
+        if (not isinstance(view, FeatureView) or view.projection.join_key_map
+                or [c.name for c in view.entity_columns] != [ENTITY]):
+            return None
+        entities = [store.get_entity(name, allow_registry_cache=True) for name in view.entities]
+        if [(e.join_key, e.value_type) for e in entities] != [(ENTITY, ValueType.STRING)]:
+            return None
+        views.append((view, tuple(features)))
+    return tuple(views)

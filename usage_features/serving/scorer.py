@@ -40,7 +40,10 @@ class ChurnScorer:
         self.store = store
         self.model = model
         self.bands = bands or risk_bands()
+        # Resolved once: the service's feature views (read directly from the online store) and
+        # the model's compiled trees.
         self._refs = online_refs(store, model.metadata.feature_service)
+        self.model.compiled
         self._threads = ThreadpoolController()
 
     @classmethod
@@ -62,10 +65,10 @@ class ChurnScorer:
         with self._threads.limit(limits=1, user_api="openmp"):
             probabilities = self.model.predict_matrix(online.matrix(self.model.metadata.features))
         scores = []
-        for i, customer in enumerate(online.customer_ids):
-            if not online.known[i]:
+        for customer, known, p, record in zip(online.customer_ids, online.known.tolist(),
+                                              probabilities.tolist(), online.records()):
+            if not known:
                 scores.append(Score(customer, version, error=UNKNOWN))
                 continue
-            p = float(probabilities[i])
-            scores.append(Score(customer, version, p, self.band(p), explain(online.record(i))))
+            scores.append(Score(customer, version, p, self.band(p), explain(record)))
         return scores
