@@ -68,8 +68,11 @@ def markdown(runs: dict[int, list[dict]], about: dict) -> str:
             return "error"
         phase = result["phase"]
         if phase == "online":
-            return (f"1: p50 {result['one_p50_ms']} ms / p99 {result['one_p99_ms']} ms; "
+            text = (f"1: p50 {result['one_p50_ms']} ms / p99 {result['one_p99_ms']} ms; "
                     f"{result['batch']}: {result['batch_ms']} ms")
+            if "batch_read_ms" in result:
+                text += f" (online store read {result['batch_read_ms']} ms)"
+            return text
         if phase == "http_score":
             return (f"p50 {result['p50_ms']} ms / p99 {result['p99_ms']} ms, "
                     f"{result['throughput_rps']} req/s")

@@ -114,11 +114,17 @@ class TrainedModel:
     def compiled(self) -> CompiledBoosting | None:
         """The pipeline's model as :class:`CompiledBoosting`; None for a model it cannot run.
 
-        Only for a pipeline of column selection and classifier, no transformer between.
+        Only for a pipeline of column selection and classifier, no transformer between. It
+        reads scikit-learn's private tree arrays: should a future release change them, the
+        model falls back to the pipeline (slower, never different).
         """
         if len(self.pipeline) != 2:
             return None
-        return CompiledBoosting.from_classifier(self.pipeline[-1], len(self.metadata.features))
+        try:
+            return CompiledBoosting.from_classifier(self.pipeline[-1],
+                                                    len(self.metadata.features))
+        except (AttributeError, KeyError, ValueError, TypeError, IndexError):
+            return None
 
     def check_features(self, served: list[str]) -> None:
         """Raise unless the model was trained on exactly ``served`` (in order)."""
