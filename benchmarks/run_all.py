@@ -74,7 +74,8 @@ def markdown(runs: dict[int, list[dict]], about: dict) -> str:
                 text += f" (online store read {result['batch_read_ms']} ms)"
             return text
         if phase == "http_score":
-            return (f"p50 {result['p50_ms']} ms / p99 {result['p99_ms']} ms, "
+            return (f"{result['concurrency']} clients ({result.get('client', 'httpx')}): "
+                    f"p50 {result['p50_ms']} ms / p99 {result['p99_ms']} ms, "
                     f"{result['throughput_rps']} req/s")
         text = f"{result['seconds']} s, {result.get('peak_rss_mib', '?')} MiB"
         if "jvm_peak_rss_mib" in result:
