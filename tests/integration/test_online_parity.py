@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from usage_features.features import retrieval
 from usage_features.features.retrieval import historical_features, online_features, online_refs
 from usage_features.features.store import apply_definitions, open_store
 from usage_features.serving.materialize import materialize
@@ -70,6 +71,17 @@ class TestOnlineParity:
     def test_reading_the_online_store_directly_equals_get_online_features(self, trained):
         repo, customers, now = trained
         assert_direct_read_equals_get_online_features(open_store(repo), customers, now)
+
+    def test_sqlite_bulk_read_in_several_queries_equals_get_online_features(
+            self, trained, monkeypatch):
+        repo, customers, now = trained
+        monkeypatch.setattr(retrieval, "SQLITE_CHUNK", 3)
+        bulk_reads = []
+        bulk = retrieval._sqlite_values
+        monkeypatch.setattr(retrieval, "_sqlite_values",
+                            lambda *args: bulk_reads.append(bulk(*args)) or bulk_reads[-1])
+        assert_direct_read_equals_get_online_features(open_store(repo), customers, now)
+        assert bulk_reads and None not in bulk_reads  # SQLite is read in bulk, not per view
 
     def test_scores_do_not_depend_on_how_many_customers_are_scored_together(self, trained):
         repo, customers, now = trained
