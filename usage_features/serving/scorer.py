@@ -7,9 +7,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from usage_features.config import RepoPaths, risk_bands
 from threadpoolctl import ThreadpoolController
 
+from usage_features.config import RepoPaths, risk_bands
 from usage_features.features.retrieval import online_refs, read_online, served_feature_names
 from usage_features.features.store import DEFAULT_CONFIG, open_store
 from usage_features.serving.reasons import explain
