@@ -65,3 +65,30 @@ def require_service(host: str, port: int, name: str, hint: str) -> None:
         if services_required():
             pytest.fail(message, pytrace=False)
         pytest.skip(message)
+
+
+def start_http_server(command: list[str], cwd: Path | None = None, env: dict | None = None,
+                      timeout: float = 90):
+    """Run ``command`` with ``{port}`` filled with a free loopback port until ``/health``
+    answers 200; returns the process and its URL (fails with the server's output if not)."""
+    import socket
+    import subprocess
+    import time
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    process = subprocess.Popen([part.format(port=port) for part in command], cwd=cwd, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/health").status_code == 200:
+                return process, url
+        except httpx.TransportError:
+            time.sleep(0.2)
+    process.kill()
+    pytest.fail(f"{command[0]} did not start: {process.stdout.read().decode()[-2000:]}")

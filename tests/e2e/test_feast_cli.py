@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -19,8 +18,7 @@ import pytest
 from usage_features.features.retrieval import online_features
 from usage_features.features.spec import REQUEST_TIME
 from usage_features.features.store import SERVICE_NAME, open_store
-from tests.conftest import copy_feature_repo, populate
-from tests.e2e.test_http_service import free_port
+from tests.conftest import copy_feature_repo, populate, start_http_server
 from tests.factories import churn_dataset
 
 FEAST = str(Path(sys.executable).parent / "feast")
@@ -41,20 +39,8 @@ def served(tmp_path_factory):
     feast(repo, "apply")
     now = datetime.now(timezone.utc)
     feast(repo, "materialize-incremental", now.isoformat())
-    port = free_port()
-    process = subprocess.Popen([FEAST, "serve", "-p", str(port), "--no-access-log"], cwd=repo,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/health").status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.3)
-    else:
-        process.kill()
-        pytest.fail(f"feast serve did not start: {process.stdout.read().decode()[-2000:]}")
+    process, url = start_http_server([FEAST, "serve", "-p", "{port}", "--no-access-log"],
+                                     cwd=repo)
     yield repo, customers.customer_id.tolist(), url, now
     process.terminate()
     process.wait(timeout=15)

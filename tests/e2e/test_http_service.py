@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
 import sys
-import time
 from datetime import datetime, timezone
 
 import httpx
@@ -14,16 +11,10 @@ import pytest
 
 from usage_features.serving.materialize import materialize
 from usage_features.training.train import TrainConfig, train
-from tests.conftest import copy_feature_repo, populate
+from tests.conftest import copy_feature_repo, populate, start_http_server
 from tests.factories import churn_dataset
 
 TOKEN = "test-token-123"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -33,22 +24,10 @@ def server(tmp_path_factory):
     populate(repo, events, customers)
     train(TrainConfig(repo=repo, importance_repeats=1))
     materialize(repo, end=datetime.now(timezone.utc))
-    port = free_port()
     env = {**os.environ, "USAGE_FEATURES_API_TOKEN": TOKEN}
-    process = subprocess.Popen(
+    process, url = start_http_server(
         [sys.executable, "-m", "usage_features", "serve", "--repo", str(repo),
-         "--port", str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/health").status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.2)
-    else:
-        process.kill()
-        pytest.fail(f"server did not start: {process.stdout.read().decode()[-2000:]}")
+         "--port", "{port}"], env=env)
     yield url, customers
     process.terminate()
     process.wait(timeout=10)
