@@ -111,6 +111,20 @@ def test_a_model_the_compiled_form_does_not_cover_is_scored_by_its_pipeline():
                                   pipeline[1:].predict_proba(matrix)[:, 1])
 
 
+def test_a_model_whose_private_tree_arrays_changed_is_scored_by_its_pipeline(
+        model, monkeypatch):
+    """As if a scikit-learn release renamed the internals the compiled form reads."""
+    def renamed_internals(classifier, n_features):
+        raise AttributeError("'HistGradientBoostingClassifier' has no attribute '_predictors'")
+
+    monkeypatch.setattr(CompiledBoosting, "from_classifier", staticmethod(renamed_internals))
+    fresh = TrainedModel(model.pipeline, model.metadata)
+    assert fresh.compiled is None
+    matrix = scoring_rows(model, rows=5, seed=5)
+    np.testing.assert_array_equal(fresh.predict_matrix(matrix),
+                                  pipeline_probabilities(model, matrix))
+
+
 def test_a_matrix_of_the_wrong_width_is_refused(model):
     with pytest.raises(ValueError, match="5 columns"):
         model.compiled.predict(np.zeros((1, 4)))
