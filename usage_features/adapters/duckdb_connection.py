@@ -32,6 +32,15 @@ def copy_atomically(con: duckdb.DuckDBPyConnection, query: str, target) -> None:
     os.replace(tmp, target)
 
 
+def sql_string(value) -> str:
+    """``value`` (a path, a name, any text) as one SQL string literal: the project's only quoting.
+
+    Use it wherever a value cannot be a bound parameter (``COPY ... TO``, ``SET``); anywhere
+    else, pass the value as a parameter.
+    """
+    return "'" + str(value).replace("'", "''") + "'"
+
+
 def parquet_list(paths) -> str:
     """A SQL list literal of file paths, for ``read_parquet([...])``."""
-    return "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths) + "]"
+    return "[" + ", ".join(sql_string(p) for p in paths) + "]"
