@@ -29,7 +29,7 @@ def test_a_recorded_file_is_not_pending_even_under_another_name(tmp_path):
 
 def test_a_file_rewritten_with_new_content_is_pending_again(tmp_path):
     (tmp_path / "day.csv").write_text("v1")
-    inbox = Inbox(tmp_path, tmp_path / "manifest.json")
+    inbox = Inbox(tmp_path, tmp_path / "state" / "manifest.json")
     inbox.record(inbox.pending()[0], NOW, {})
     (tmp_path / "day.csv").write_text("v1 and more")
     assert [f.path.name for f in inbox.pending()] == ["day.csv"]

@@ -17,8 +17,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-#: The input formats ``ingest`` reads; other files in the inbox are left alone.
-SUFFIXES = (".parquet", ".csv", ".jsonl", ".json", ".ndjson")
+from usage_features.ingestion.readers import InputError, _suffix
+
+
+def is_event_file(path: Path) -> bool:
+    """A file in a format ``ingest`` reads (others in the inbox are left alone)."""
+    try:
+        _suffix(path)
+    except InputError:
+        return False
+    return path.is_file() and not path.name.startswith(".")
 
 
 @dataclass(frozen=True)
@@ -47,7 +55,7 @@ class Inbox:
         done = self.ingested()
         found: dict[str, InboxFile] = {}
         for path in sorted(self.folder.iterdir()) if self.folder.is_dir() else []:
-            if path.is_file() and not path.name.startswith(".") and path.suffix in SUFFIXES:
+            if is_event_file(path):
                 digest = content_digest(path)
                 if digest not in done:
                     found.setdefault(digest, InboxFile(path, digest))
