@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from usage_features.config import RepoPaths
@@ -77,7 +77,7 @@ def refresh(config: RefreshConfig, progress: Callable[[str], None] | None = None
     """Run the day's refresh of ``config.repo`` (see the module's docstring)."""
     say = progress or (lambda _: None)
     paths = RepoPaths(config.repo)
-    now = config.now or datetime.now(timezone.utc)
+    now = config.now or datetime.now(UTC)
     summary = RefreshSummary(now=now)
     with _exclusive(paths), _timer(summary) as timed:
         with timed("ingest"):

@@ -67,3 +67,39 @@ def refresh(
         console.print(f"[red]alarm:[/red] {alarm}")
     if summary.alarms:
         raise typer.Exit(code=1)
+
+
+@app.command()
+def monitor(
+    repo: RepoOption,
+    model: Annotated[Path | None, typer.Option(help="Model file; default the repo's.")] = None,
+    now: Annotated[datetime | None, typer.Option(
+        help="The time to judge freshness and realized performance at (UTC); default the "
+             "latest snapshot's time.")] = None,
+    max_lag_hours: Annotated[float, typer.Option(
+        help="Alarm when the latest event is older than this.")] = 36,
+    config: ConfigOption = "feature_store.yaml",
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Print the report as one JSON object.")] = False,
+) -> None:
+    """Can today's scores be trusted? Freshness, feature and score drift, skew, realized
+    performance: a Markdown report with plots, and JSON. Exit status 1 when an alarm fires."""
+    from usage_features.monitoring.report import MonitorConfig
+    from usage_features.monitoring.report import monitor as run_monitor
+
+    settings = MonitorConfig(repo=repo, model_path=model, now=utc(now) if now else None,
+                             max_lag=timedelta(hours=max_lag_hours), config=config)
+    with console.status("monitor"):
+        try:
+            report = run_monitor(settings)
+        except (FileNotFoundError, ValueError) as exc:
+            raise fail(str(exc)) from None
+    if as_json:
+        print(json.dumps(report.to_dict()))
+    else:
+        out.print(f"monitor of the {report.snapshot_day} scores: "
+                  f"{len(report.alarms)} alarm(s); report {report.report_dir}/monitor.md")
+    for alarm in report.alarms:
+        console.print(f"[red]alarm:[/red] {alarm}")
+    if report.alarms:
+        raise typer.Exit(code=1)
