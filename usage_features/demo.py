@@ -13,7 +13,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 FEATURE_REPO_FILES = ("feature_store*.yaml", "churn_features.py", ".feastignore")
@@ -70,7 +70,7 @@ def run_demo(config: DemoConfig, template: Path, report: Callable[[str, object],
     step("simulate", {"events": sim.events.num_rows, "customers": sim.customers.num_rows,
                       "files": [str(events_path), str(customers_path)]})
     as_of = datetime.combine(config.start + timedelta(days=config.days - config.daily_days),
-                             time(), tzinfo=timezone.utc)
+                             time(), tzinfo=UTC)
     history, later_days = _hold_back_days(events_path, as_of, config.workdir)
     step("ingest", ingest_files([history], paths, now=as_of))
     step("load-customers", load_customers(customers_path, paths))
