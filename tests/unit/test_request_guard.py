@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from usage_features.serving.deadlines import Deadlines
 from usage_features.serving.limits import (
     Limits,
     RequestGuard,
@@ -171,3 +172,57 @@ class TestSettings:
     def test_a_limit_that_is_not_a_positive_number_is_refused(self, variable, value):
         with pytest.raises(ServiceConfigError, match=variable):
             limits_from_env({variable: value})
+
+
+class TestDeadlines:
+    def run(self, scenario):
+        return asyncio.run(scenario(Deadlines(tick=0.01)))
+
+    def test_a_missed_deadline_calls_its_expiry_once(self):
+        async def scenario(deadlines):
+            fired = []
+            deadlines.set("a", 0.0, lambda: fired.append("a"), asyncio.get_running_loop())
+            await asyncio.sleep(0.05)
+            return fired
+
+        assert self.run(scenario) == ["a"]
+
+    def test_a_cleared_deadline_never_fires_and_others_still_do(self):
+        async def scenario(deadlines):
+            fired, loop = [], asyncio.get_running_loop()
+            deadlines.set("a", 0.0, lambda: fired.append("a"), loop)
+            deadlines.set("b", 0.0, lambda: fired.append("b"), loop)
+            deadlines.clear("a")
+            await asyncio.sleep(0.05)
+            deadlines.set("c", 0.0, lambda: fired.append("c"), loop)  # after the sweep stopped
+            await asyncio.sleep(0.05)
+            return fired
+
+        assert self.run(scenario) == ["b", "c"]
+
+    def test_a_deadline_not_yet_due_does_not_fire(self):
+        async def scenario(deadlines):
+            fired = []
+            deadlines.set("a", 3600, lambda: fired.append("a"), asyncio.get_running_loop())
+            await asyncio.sleep(0.05)
+            deadlines.clear("a")
+            return fired
+
+        assert self.run(scenario) == []
+
+
+def test_a_request_cancelled_from_outside_is_not_turned_into_a_408():
+    guard, inner = guarded(Limits(max_body_bytes=100, body_timeout=3600))
+    client = Client([b"x"], stall=True)
+    scope = {"type": "http", "method": "POST", "path": "/score",
+             "headers": [*AUTH.items(), (b"content-length", b"100")]}
+
+    async def scenario():
+        task = asyncio.create_task(guard(scope, client.receive, client.send))
+        await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(scenario())
+    assert client.sent == [] and inner.bodies == [] and guard.deadlines.due == {}

@@ -17,20 +17,22 @@ from __future__ import annotations
 
 import asyncio
 
+from usage_features.serving.deadlines import Deadlines
+
 
 def header_deadline_protocol(header_timeout: float) -> type[asyncio.Protocol]:
     """uvicorn's httptools protocol, closing connections whose headers are late."""
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-    class HeaderDeadlineProtocol(HttpToolsProtocol):
-        _header_deadline: asyncio.TimerHandle | None = None
+    deadlines = Deadlines()  # one sweep for every connection of the server, not a timer each
 
+    class HeaderDeadlineProtocol(HttpToolsProtocol):
         def connection_made(self, transport) -> None:
             super().connection_made(transport)
-            self._arm_header_deadline()
+            deadlines.set(self, header_timeout, self._headers_late, self.loop)
 
         def on_headers_complete(self) -> None:
-            self._disarm_header_deadline()
+            deadlines.clear(self)
             super().on_headers_complete()
 
         def on_response_complete(self) -> None:
@@ -38,23 +40,13 @@ def header_deadline_protocol(header_timeout: float) -> type[asyncio.Protocol]:
             # armed again for the next request, unless a pipelined one has already started
             if not self.transport.is_closing() and (self.cycle is None
                                                     or self.cycle.response_complete):
-                self._arm_header_deadline()
+                deadlines.set(self, header_timeout, self._headers_late, self.loop)
 
         def connection_lost(self, exc) -> None:
-            self._disarm_header_deadline()
+            deadlines.clear(self)
             super().connection_lost(exc)
 
-        def _arm_header_deadline(self) -> None:
-            self._disarm_header_deadline()
-            self._header_deadline = self.loop.call_later(header_timeout, self._headers_late)
-
-        def _disarm_header_deadline(self) -> None:
-            if self._header_deadline is not None:
-                self._header_deadline.cancel()
-                self._header_deadline = None
-
         def _headers_late(self) -> None:
-            self._header_deadline = None
             if not self.transport.is_closing():
                 self.transport.close()
 
