@@ -77,8 +77,9 @@ def request(guard: RequestGuard, client: Client, headers: dict[bytes, bytes],
     return client
 
 
-def guarded(limits: Limits = Limits(max_body_bytes=100, body_timeout=0.2)):
+def guarded(limits: Limits | None = None):
     inner = Inner()
+    limits = limits or Limits(max_body_bytes=100, body_timeout=0.2)
     return RequestGuard(inner, TOKEN, limits), inner
 
 
@@ -106,7 +107,7 @@ class TestTheTokenIsCheckedBeforeTheBody:
         assert client.status == 200 and inner.bodies == [b'{"a": 1}']
 
     def test_the_health_check_needs_no_token(self):
-        guard, inner = guarded()
+        guard, _ = guarded()
         client = request(guard, Client(), {}, path="/health")
         assert client.status == 200
 

@@ -225,5 +225,5 @@ async def refuse(send, status: int, detail: str, headers: list | None = None) ->
     await send({"type": "http.response.body", "body": body})
 
 
-__all__ = ["Limits", "OPEN_PATHS", "RequestGuard", "ServiceConfigError", "api_token",
+__all__ = ["OPEN_PATHS", "Limits", "RequestGuard", "ServiceConfigError", "api_token",
            "limits_from_env", "token_matches"]

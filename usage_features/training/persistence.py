@@ -154,7 +154,7 @@ def load_model(path: Path, served: list[str] | None = None) -> TrainedModel:
     try:
         types = model_types(data)
         untrusted = sio.get_untrusted_types(data=data)
-    except Exception as exc:  # anything skops or zipfile raise on a broken archive
+    except Exception as exc:  # noqa: BLE001 - whatever skops or zipfile raise on a broken file
         raise ModelFileError(f"{path} is not a readable model file ({type(exc).__name__}: "
                              f"{exc}); {RETRAIN}") from None
     refused = sorted(types - TRUSTED_TYPES)
@@ -166,7 +166,7 @@ def load_model(path: Path, served: list[str] | None = None) -> TrainedModel:
         loaded = sio.loads(data, trusted=untrusted)
         metadata = ModelMetadata(**json.loads(loaded["metadata"]))
         pipeline = loaded["pipeline"]
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - a file of allowed types but another shape
         raise ModelFileError(f"{path} is not a model saved by usage-features "
                              f"({type(exc).__name__}: {exc}); {RETRAIN}") from None
     model = TrainedModel(pipeline, metadata)
@@ -192,5 +192,5 @@ def _recorded_hash(path: Path) -> str:
     return recorded
 
 
-__all__ = ["ModelFileError", "TRUSTED_TYPES", "load_model", "metadata_path", "model_types",
+__all__ = ["TRUSTED_TYPES", "ModelFileError", "load_model", "metadata_path", "model_types",
            "save_model"]
