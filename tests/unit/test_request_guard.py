@@ -227,3 +227,22 @@ def test_a_request_cancelled_from_outside_is_not_turned_into_a_408():
 
     asyncio.run(scenario())
     assert client.sent == [] and inner.bodies == [] and guard.deadlines.due == {}
+
+
+def test_the_server_runs_with_the_keep_alive_timeout_and_the_header_deadline(monkeypatch):
+    import gc
+
+    import uvicorn
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    from usage_features.serving import http
+
+    calls = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: calls.append(options))
+    try:
+        http.run(object(), Limits(keep_alive_timeout=3.0, header_timeout=4.0), port=1234)
+    finally:
+        gc.unfreeze()
+    (options,) = calls
+    assert options["timeout_keep_alive"] == 3.0 and options["port"] == 1234
+    assert issubclass(options["http"], HttpToolsProtocol)
