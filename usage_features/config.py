@@ -60,7 +60,13 @@ class RepoPaths:
 
     @property
     def lock(self) -> Path:
+        """Writers' lock: held exclusively by ingest, build and materialize."""
         return self.data / ".lock"
+
+    @property
+    def commit_lock(self) -> Path:
+        """The event log's commit lock: exclusive while files are renamed in, shared by readers."""
+        return self.data / ".commit.lock"
 
     @property
     def customers(self) -> Path:
