@@ -35,7 +35,7 @@ from feast.infra.offline_stores.offline_store import (
 from feast.infra.offline_stores.offline_utils import infer_event_timestamp_from_entity_df
 from feast.repo_config import FeastConfigBaseModel, RepoConfig
 
-from usage_features.adapters.duckdb_connection import connect
+from usage_features.adapters.duckdb_connection import connect, literal_path, sql_string
 
 _ROW = "__entity_row"
 
@@ -161,11 +161,12 @@ def source_sql(config: RepoConfig, source: DataSource, mapped: bool = True) -> s
     path = Path(source.path)
     if not path.is_absolute() and config.repo_path is not None:
         path = Path(config.repo_path) / path
-    target = f"{path}/**/*.parquet" if path.is_dir() else str(path)
+    # the source's own path read literally; below a directory, every Parquet file
+    target = f"{literal_path(path)}/**/*.parquet" if path.is_dir() else literal_path(path)
     mapping = source.field_mapping if mapped else {}
     rename = ", ".join(f'"{old}" AS "{new}"' for old, new in mapping.items())
     star = f"* RENAME ({rename})" if rename else "*"
-    return f"(SELECT {star} FROM read_parquet('{target}', union_by_name = true))"
+    return f"(SELECT {star} FROM read_parquet({sql_string(target)}, union_by_name = true))"
 
 
 def _asof_join(config, view: FeatureView, feature_refs, ts_column, full_names, alias):

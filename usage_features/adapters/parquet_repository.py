@@ -12,7 +12,7 @@ from datetime import datetime
 
 import pyarrow as pa
 
-from usage_features.adapters.duckdb_connection import connect
+from usage_features.adapters.duckdb_connection import connect, parquet_list
 from usage_features.adapters.event_log import EventLog
 from usage_features.config import RepoPaths
 from usage_features.domain.entities import UsageEvent
@@ -62,11 +62,10 @@ class ParquetUsageRepository(UsageRepository):
         return rows[0][0] if rows else 0
 
     def _query(self, sql: str, params: dict) -> list[tuple]:
-        if self.log.is_empty():
-            return []
-        log = (
-            f"read_parquet('{self.log.glob}', hive_partitioning = true, "
-            "hive_types = {'event_date': DATE})"
-        )
-        with connect() as con:
-            return con.execute(sql.format(log=log), params).fetchall()
+        with self.log.snapshot() as files:  # whole batches only
+            if not files:
+                return []
+            log = (f"read_parquet({parquet_list(files)}, hive_partitioning = true, "
+                   "hive_types = {'event_date': DATE})")
+            with connect() as con:
+                return con.execute(sql.format(log=log), params).fetchall()

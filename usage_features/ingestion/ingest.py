@@ -25,7 +25,13 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from usage_features.adapters.duckdb_connection import connect, copy_atomically, run
+from usage_features.adapters.duckdb_connection import (
+    connect,
+    copy_atomically,
+    parquet_list,
+    run,
+    sql_string,
+)
 from usage_features.adapters.event_log import EventLog
 from usage_features.config import MAX_FUTURE_SKEW_HOURS, RepoPaths
 from usage_features.domain.repository import ConflictingEventError
@@ -91,8 +97,8 @@ def _connect(repo: RepoPaths) -> duckdb.DuckDBPyConnection:
     con = connect()
     spill = repo.data / ".spill"
     spill.mkdir(parents=True, exist_ok=True)
-    run(con, f"SET memory_limit = '{MEMORY_LIMIT}'")
-    run(con, f"SET temp_directory = '{spill}'")
+    run(con, f"SET memory_limit = {sql_string(MEMORY_LIMIT)}")
+    run(con, f"SET temp_directory = {sql_string(spill)}")
     return con
 
 
@@ -143,7 +149,7 @@ def _stage_parquet(con, index: int, path: Path, relation, now, on_rows) -> None:
         f"{c} AS raw_{c}" if c in TYPED_COLUMNS else f"CAST({c} AS VARCHAR) AS raw_{c}"
         for c in EVENT_COLUMNS)
     source = (f"(SELECT {index} AS file_index, file_row_number + 1 AS source_row, {columns} "
-              f"FROM read_parquet({_literal(str(path))}, file_row_number = true))")
+              f"FROM read_parquet({parquet_list([path])}, file_row_number = true))")
     insert = f"INSERT INTO staged {validated_sql(source, types, now, _SKEW)}"
     total = count_rows_hint(path) or 0
     worker = threading.Thread(target=run, args=(con, insert))
@@ -185,7 +191,8 @@ def _classify(con: duckdb.DuckDBPyConnection, log: EventLog) -> None:
              "GROUP BY event_id HAVING count(*) > 1")
     stored = (
         f"SELECT {_EVENT} FROM staged WHERE false" if log.is_empty()
-        else f"SELECT {_EVENT} FROM read_parquet('{log.glob}', hive_partitioning = false) "
+        else f"SELECT {_EVENT} FROM read_parquet({parquet_list(log.files())}, "
+        "hive_partitioning = false) "
         "WHERE event_id IN (SELECT event_id FROM staged WHERE reason IS NULL)"
     )
     run(con, f"CREATE TABLE stored AS {stored}")
@@ -247,7 +254,7 @@ def _write_quarantine(con, sources: list[Path | None], repo: RepoPaths) -> list[
     for index, path in enumerate(sources):
         if path is None or not counts.get(index):
             continue
-        query = (f"SELECT {_literal(str(path))} AS source_file, * EXCLUDE (file_index) "
+        query = (f"SELECT {sql_string(path)} AS source_file, * EXCLUDE (file_index) "
                  f"FROM ({rejected}) WHERE file_index = {index} ORDER BY source_row")
         target = repo.quarantine / f"{path.stem}-{_digest(path)}.parquet"
         copy_atomically(con, query, target)
@@ -263,8 +270,8 @@ def _commit_accepted(con: duckdb.DuckDBPyConnection, log: EventLog) -> None:
                 FROM staged s ANTI JOIN dropped d USING (file_index, source_row)
                 WHERE s.reason IS NULL
                 ORDER BY event_date, customer_id)
-            TO '{staging}' (FORMAT parquet, PARTITION_BY (event_date),
-                            FILENAME_PATTERN 'part-{batch}-{{i}}', ROW_GROUP_SIZE 16384)""")
+            TO {sql_string(staging)} (FORMAT parquet, PARTITION_BY (event_date),
+                FILENAME_PATTERN {sql_string(f"part-{batch}-{{i}}")}, ROW_GROUP_SIZE 16384)""")
         moves = {f: log.root / f.relative_to(staging) for f in staging.rglob("*.parquet")}
         log.commit(batch, moves)
     except BaseException:
@@ -276,6 +283,3 @@ def _digest(path: Path) -> str:
     with open(path, "rb") as handle:
         return hashlib.file_digest(handle, "sha256").hexdigest()[:16]
 
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from usage_features.adapters.duckdb_connection import sql_string
 from usage_features.domain.value_objects import UUID_PATTERN, EventType
 
 #: Rejection reason codes and what they mean.
@@ -28,10 +29,6 @@ REASONS: dict[str, str] = {
 _OFFSET_PATTERN = r"[0-9]{2}:[0-9]{2}(:[0-9]{2}([.,][0-9]+)?)? ?(Z|z|[+-][0-9]{2}(:?[0-9]{2})?)$"
 
 
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 _NUMBERS = ("DOUBLE", "FLOAT", "REAL", "INTEGER", "BIGINT", "SMALLINT", "TINYINT", "HUGEINT",
             "UBIGINT", "UINTEGER")
 
@@ -45,7 +42,7 @@ def _timestamp_rules(kind: str) -> tuple[str, str, str]:
                 "raw_timestamp IS NOT NULL")
     ts = "TRY_CAST(trim(raw_timestamp) AS TIMESTAMPTZ)"
     naive = (f"{ts} IS NOT NULL AND NOT regexp_matches(trim(raw_timestamp), "
-             f"{_literal(_OFFSET_PATTERN)})")
+             f"{sql_string(_OFFSET_PATTERN)})")
     return ts, f"{ts} IS NULL", naive
 
 
@@ -65,24 +62,24 @@ def validated_sql(source: str, types: dict[str, str], now: datetime,
     parsed canonical columns and ``reason``; the raw values are kept as text for rejected rows
     only. Typed inputs (a Parquet TIMESTAMPTZ or DOUBLE column) are checked without a detour
     through text."""
-    event_types = ", ".join(_literal(t.value) for t in EventType)
+    event_types = ", ".join(sql_string(t.value) for t in EventType)
     latest_allowed = (now + max_future).isoformat()
     ts, unparseable, naive = _timestamp_rules(types["timestamp"])
     score, missing, not_a_number = _score_rules(types["feature_adoption_score"])
     rules = {
         "invalid_event_id": f"NOT coalesce(regexp_full_match(trim(raw_event_id), "
-        f"{_literal(UUID_PATTERN.strip('^$'))}), false)",
+        f"{sql_string(UUID_PATTERN.strip('^$'))}), false)",
         "empty_customer_id": "coalesce(trim(raw_customer_id), '') = ''",
         "unparseable_timestamp": unparseable,
         "naive_timestamp": naive,
-        "future_timestamp": f"{ts} > TIMESTAMPTZ {_literal(latest_allowed)}",
+        "future_timestamp": f"{ts} > TIMESTAMPTZ {sql_string(latest_allowed)}",
         "unknown_event_type": f"coalesce(raw_event_type NOT IN ({event_types}), true)",
         "missing_score": missing,
         "invalid_score": not_a_number,
         "score_out_of_range": f"NOT isnan({score}) AND ({score} < 0 OR {score} > 1)",
     }
     reason_parts = ", ".join(
-        f"CASE WHEN coalesce({condition}, false) THEN {_literal(code)} END"
+        f"CASE WHEN coalesce({condition}, false) THEN {sql_string(code)} END"
         for code, condition in rules.items()
     )
     raw = ", ".join(f"CASE WHEN reason IS NOT NULL THEN CAST(raw_{c} AS VARCHAR) END AS raw_{c}"

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from sklearn.inspection import permutation_importance
 
-from usage_features.adapters.duckdb_connection import connect
+from usage_features.adapters.duckdb_connection import connect, parquet_list
 from usage_features.adapters.event_log import EventLog
 from usage_features.config import RepoPaths
 from usage_features.features.retrieval import historical_features, served_feature_names
@@ -88,11 +88,13 @@ def load_labels_source(config: TrainConfig) -> pd.DataFrame:
 def data_end(paths: RepoPaths) -> datetime:
     """The end of observed data: the latest event's timestamp."""
     log = EventLog(paths)
-    if log.is_empty():
-        raise FileNotFoundError(f"no events in {log.root}; ingest and build first")
-    (latest,) = connect().execute(
-        f"SELECT max(timestamp) FROM read_parquet('{log.glob}', hive_partitioning = false)"
-    ).fetchall()[0]
+    with log.snapshot() as files:
+        if not files:
+            raise FileNotFoundError(f"no events in {log.root}; ingest and build first")
+        (latest,) = connect().execute(
+            f"SELECT max(timestamp) FROM read_parquet({parquet_list(files)}, "
+            "hive_partitioning = false)"
+        ).fetchall()[0]
     return latest
 
 
