@@ -54,13 +54,14 @@ def score_command(
     config: ConfigOption = "feature_store.yaml",
 ) -> None:
     """Churn probability, risk band and reasons for customers, from the online store."""
+    from usage_features.features.store import OnlineStoreNotMaterialized
     from usage_features.serving.scorer import ChurnScorer
 
     try:
         scorer = ChurnScorer.from_repo(repo, model, config)
-    except model_errors() as exc:
+        scores = scorer.score(customer_ids, utc(as_of) if as_of else None)
+    except (*model_errors(), OnlineStoreNotMaterialized) as exc:
         raise fail(str(exc)) from None
-    scores = scorer.score(customer_ids, utc(as_of) if as_of else None)
     if as_json:
         for score in scores:
             print(json.dumps(score.to_dict()))
@@ -89,12 +90,13 @@ def serve_command(
     Bearer-token auth with USAGE_FEATURES_API_TOKEN; limits with USAGE_FEATURES_MAX_BODY_BYTES,
     USAGE_FEATURES_BODY_TIMEOUT, USAGE_FEATURES_HEADER_TIMEOUT, USAGE_FEATURES_KEEP_ALIVE_TIMEOUT.
     """
+    from usage_features.features.store import OnlineStoreNotMaterialized
     from usage_features.serving.http import prepare, run
     from usage_features.serving.limits import ServiceConfigError
 
     try:
         service, limits = prepare(repo, model, config)
-    except (*model_errors(), ServiceConfigError) as exc:
+    except (*model_errors(), ServiceConfigError, OnlineStoreNotMaterialized) as exc:
         raise fail(str(exc)) from None
     out.print(f"serving on http://{host}:{port} (OpenAPI docs at /docs)")
     run(service, limits, host, port)

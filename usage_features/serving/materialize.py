@@ -15,7 +15,12 @@ from datetime import datetime, timezone
 from usage_features.adapters.event_log import EventLog
 from usage_features.config import RepoPaths
 from usage_features.features.state import load_state, save_state
-from usage_features.features.store import DEFAULT_CONFIG, open_store
+from usage_features.features.store import (
+    DEFAULT_CONFIG,
+    create_online_tables,
+    missing_online_tables,
+    open_store,
+)
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
@@ -36,6 +41,10 @@ def materialize(repo, end: datetime | None = None, config: str = DEFAULT_CONFIG
         views = [v for v in store.list_feature_views() if v.online]
         ends = [v.most_recent_end_time for v in views]
         start = EPOCH if any(e is None for e in ends) else min(ends)
+        missing = missing_online_tables(store, views)
+        if missing:  # dropped (or never created): recreate and refill from the start
+            create_online_tables(store, [v for v in views if v.name in missing])
+            start = EPOCH
         pending = _pending_change(paths, config)
         if pending is not None:
             start = min(start, pending)
