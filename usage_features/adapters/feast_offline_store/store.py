@@ -123,8 +123,15 @@ class DuckDBAsOfOfflineStore(OfflineStore):
     @staticmethod
     def offline_write_batch(config: RepoConfig, feature_view: FeatureView, table: pa.Table,
                             progress=None) -> None:
-        """Append ``table`` to the view's ``FileSource`` (file or directory), schema checked."""
-        path = source_path(config, feature_view.batch_source)
+        """Append ``table`` to the view's ``FileSource`` (file or directory), schema checked.
+
+        Feast hands the rows over with the source's field mapping applied; they are written
+        under the source's own column names.
+        """
+        source = feature_view.batch_source
+        unmapped = {new: old for old, new in source.field_mapping.items()}
+        table = table.rename_columns([unmapped.get(c, c) for c in table.column_names])
+        path = source_path(config, source)
         writes.append(table, path, f"offline write to {feature_view.name}")
         if progress:
             progress(table.num_rows)
