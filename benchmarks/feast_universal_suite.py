@@ -7,7 +7,7 @@ dependencies. Feast's master just after the 0.66.0 release runs cleanly against 
     pip install --target /tmp/feast-suite-deps minio testcontainers python-keycloak grpcio \
         pytest-env pytest-mock pytest-lazy-fixture==0.6.3   # then remove what the venv has
     pip install --no-deps --target /tmp/feast-suite-deps pytest==7.4.4 pytest-asyncio==0.23.8 \
-        pytest-timeout==2.3.1            # Feast's tests need pytest < 8 (lazy-fixture)
+        pytest-timeout==2.3.1 pytest-xdist==3.6.1 execnet  # Feast's tests need pytest < 8
     python benchmarks/feast_universal_suite.py --feast-sdk /tmp/feast/sdk/python \
         --extra-path /tmp/feast-suite-deps
 
@@ -88,11 +88,15 @@ def main() -> None:
                         help="a directory of extra test dependencies (repeatable)")
     parser.add_argument("--stores", default="asof,duckdb,file")
     parser.add_argument("--tests", default="tests/integration/offline_store")
+    parser.add_argument("--report-dir", type=Path, default=None,
+                        help="keep the JUnit XML reports (with failure messages) here")
     args = parser.parse_args()
     stores = args.stores.split(",")
     with tempfile.TemporaryDirectory() as tmp:
+        work = args.report_dir or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
         results = {s: outcomes(run_store(s, args.feast_sdk.resolve(), args.tests,
-                                         args.extra_path, Path(tmp))) for s in stores}
+                                         args.extra_path, work.resolve())) for s in stores}
     files = sorted({f for r in results.values() for f in r})
     print(f"{'file':45}" + "".join(f"{s + ' pass/fail/skip':>24}" for s in stores))
     totals = {s: Counter() for s in stores}
