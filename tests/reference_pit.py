@@ -39,9 +39,15 @@ def utc(values) -> pd.Series:
     return pd.to_datetime(series, utc=True)
 
 
-def latest_row(view: RefView, rows: pd.DataFrame, entity: pd.Series, t: pd.Timestamp):
-    """The row of ``rows`` (UTC ``__ts``/``__created`` added) the entity row gets, or None."""
+def latest_row(view: RefView, rows: pd.DataFrame, entity: pd.Series, t: pd.Timestamp,
+               created_cutoff: bool = False):
+    """The row of ``rows`` (UTC ``__ts``/``__created`` added) the entity row gets, or None.
+
+    ``created_cutoff`` (Feast's ``filter_by_created_timestamp``): only rows created at or
+    before ``t`` are candidates."""
     mask = rows["__ts"] <= t
+    if created_cutoff and view.created:
+        mask &= rows["__created"] <= t
     if view.ttl is not None and view.ttl > timedelta(0):
         mask &= rows["__ts"] >= t - view.ttl
     for key, column in view.keys.items():
@@ -57,7 +63,8 @@ def latest_row(view: RefView, rows: pd.DataFrame, entity: pd.Series, t: pd.Times
 
 def point_in_time_join(entity: pd.DataFrame, views: list[RefView],
                        timestamp_column: str = "event_timestamp",
-                       full_feature_names: bool = False) -> pd.DataFrame:
+                       full_feature_names: bool = False,
+                       created_cutoff: bool = False) -> pd.DataFrame:
     """``entity`` with every view's features as of each row's timestamp."""
     out = entity.reset_index(drop=True).copy()
     stamps = utc(out[timestamp_column])
@@ -68,7 +75,7 @@ def point_in_time_join(entity: pd.DataFrame, views: list[RefView],
             rows["__created"] = utc(rows[view.created])
         values = {f: [] for f in view.features}
         for i in range(len(out)):
-            row = latest_row(view, rows, out.iloc[i], stamps.iloc[i])
+            row = latest_row(view, rows, out.iloc[i], stamps.iloc[i], created_cutoff)
             for f in view.features:
                 values[f].append(None if row is None else row[f])
         for f in view.features:

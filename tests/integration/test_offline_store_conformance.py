@@ -72,6 +72,17 @@ class TestAgainstTheBruteForceJoin:
                                             full_feature_names=True).to_df()
         assert_same_rows(out, reference(rows, entity, full_feature_names=True), entity)
 
+    def test_the_created_timestamp_cutoff_matches(self, store, rows):
+        entity = entity_rows(rows, seed=19)
+        out = store.get_historical_features(entity_df=entity, features=FEATURES,
+                                            filter_by_created_timestamp=True).to_df()
+        views = ref_views(rows)
+        expected = point_in_time_join(
+            entity, [views[n] for n in ("user_stats", "user_merchant", "global_stats")],
+            created_cutoff=True)
+        assert_same_rows(out, expected, entity)
+        assert values(out.score) != values(reference(rows, entity).score)  # the cutoff bites
+
     def test_a_partial_join_key_map_on_a_two_entity_view_joins_on_both_keys(self, store, rows):
         entity = entity_rows(rows, seed=5, user_column="buyer_id")
         out = store.get_historical_features(

@@ -33,6 +33,12 @@ class TestReferencePointInTimeJoin:
         out = point_in_time_join(entity(("a", T), ("a", T + 9 * S), ("a", T + 10 * S)), [view()])
         assert out.x.tolist() == [2.0, 2.0, 3.0]
 
+    def test_with_the_created_cutoff_a_row_created_after_the_entity_time_is_not_a_candidate(
+            self):
+        rows = entity(("a", T + 0.5 * S), ("a", T + S))
+        assert point_in_time_join(rows, [view()], created_cutoff=True).x.tolist() == [1.0, 2.0]
+        assert point_in_time_join(rows, [view()]).x.tolist() == [2.0, 2.0]
+
     def test_rows_before_the_first_feature_row_and_unknown_keys_get_nulls_in_order(self):
         out = point_in_time_join(entity(("b", T), ("zz", T + 20 * S), ("b", T + 5 * S)),
                                  [view()])

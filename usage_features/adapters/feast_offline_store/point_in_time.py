@@ -26,6 +26,8 @@ TS = "__entity_ts"
 #: A view row's timestamp. Not ``TS``: DuckDB 2.0.1 mis-joins an ``ASOF`` whose right side has a
 #: ``QUALIFY`` over a column named like one of the left side (found by this store's tests).
 FEATURE_TS = "__feature_ts"
+CREATED = "__feature_created"
+ROW_OF = "__row_of"
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,22 @@ class ViewJoin:
                     f"ORDER BY {ident(self.created)} DESC NULLS LAST) = 1")
         return sql
 
+    def cutoff_join(self, alias: str) -> str:
+        """Feast's ``filter_by_created_timestamp``: only rows created at or before the entity
+        timestamp are candidates (a range join, so only used when asked for)."""
+        columns = list(dict.fromkeys([*self.keys, *(c for c, _ in self.features)]))
+        rows = ", ".join([*(ident(c) for c in columns),
+                          f"CAST({ident(self.timestamp)} AS TIMESTAMPTZ) AS {ident(FEATURE_TS)}",
+                          f"CAST({ident(self.created)} AS TIMESTAMPTZ) AS {ident(CREATED)}"])
+        on = [f"e.{ident(col)} = r.{ident(key)}" for key, col in self.keys.items()]
+        on += [f"r.{ident(FEATURE_TS)} <= e.{ident(TS)}", f"r.{ident(CREATED)} <= e.{ident(TS)}"]
+        latest = (f"QUALIFY row_number() OVER (PARTITION BY e.{ident(ROW)} ORDER BY "
+                  f"r.{ident(FEATURE_TS)} DESC, r.{ident(CREATED)} DESC) = 1")
+        candidates = (f"SELECT e.{ident(ROW)} AS {ident(ROW_OF)}, r.* FROM __entity e "
+                      f"JOIN (SELECT {rows} FROM {ident(self.alias)}) r ON {' AND '.join(on)} "
+                      f"{latest}")
+        return f"LEFT JOIN ({candidates}) {alias} ON {alias}.{ident(ROW_OF)} = e.{ident(ROW)}"
+
 
 def plan_view(con: duckdb.DuckDBPyConnection, config: RepoConfig, view: FeatureView,
               feature_refs: list[str], full_feature_names: bool, alias: str) -> ViewJoin:
@@ -77,18 +95,23 @@ def plan_view(con: duckdb.DuckDBPyConnection, config: RepoConfig, view: FeatureV
     )
 
 
-def join(con: duckdb.DuckDBPyConnection, entity: pa.Table, views: list[ViewJoin]) -> pa.Table:
+def join(con: duckdb.DuckDBPyConnection, entity: pa.Table, views: list[ViewJoin],
+         created_cutoff: bool = False) -> pa.Table:
     """The feature columns for ``entity`` (columns ``ROW``, ``TS`` and the join keys), in row order.
 
     ``entity[ROW]`` must be 0..n-1; row i of the result belongs to entity row i.
+    ``created_cutoff``: Feast's ``filter_by_created_timestamp`` (views with a created column).
     """
     con.register("__entity", entity)
     selects, joins, params = [f"e.{ident(ROW)}"], [], {}
     for view in views:
         a = ident(view.alias + "__j")
-        on = [f"e.{ident(col)} = {a}.{ident(key)}" for key, col in view.keys.items()]
-        on.append(f"e.{ident(TS)} >= {a}.{ident(FEATURE_TS)}")
-        joins.append(f"ASOF LEFT JOIN ({view.relation()}) {a} ON {' AND '.join(on)}")
+        if created_cutoff and view.created:
+            joins.append(view.cutoff_join(a))
+        else:
+            on = [f"e.{ident(col)} = {a}.{ident(key)}" for key, col in view.keys.items()]
+            on.append(f"e.{ident(TS)} >= {a}.{ident(FEATURE_TS)}")
+            joins.append(f"ASOF LEFT JOIN ({view.relation()}) {a} ON {' AND '.join(on)}")
         fresh = None
         if view.ttl is not None:
             params[f"ttl_{view.alias}"] = view.ttl

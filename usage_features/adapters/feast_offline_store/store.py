@@ -45,13 +45,14 @@ class DuckDBAsOfOfflineStoreConfig(FeastConfigBaseModel):
 class DuckDBAsOfOfflineStore(OfflineStore):
     """Point-in-time joins over local Parquet ``FileSource``s with DuckDB ``ASOF LEFT JOIN``."""
 
+    supports_filter_by_created_timestamp = True
+
     @staticmethod
     def get_historical_features(config: RepoConfig, feature_views: list[FeatureView],
                                 feature_refs: list[str], entity_df: pd.DataFrame | str | None,
                                 registry, project: str, full_feature_names: bool = False,
                                 **kwargs: Any) -> RetrievalJob:
-        if kwargs.get("filter_by_created_timestamp"):
-            raise ValueError("DuckDBAsOfOfflineStore does not support filter_by_created_timestamp")
+        created_cutoff = bool(kwargs.get("filter_by_created_timestamp"))
         con = connect()
         views = [pit.plan_view(con, config, view, feature_refs, full_feature_names, f"v{i}")
                  for i, view in enumerate(feature_views)]
@@ -74,7 +75,7 @@ class DuckDBAsOfOfflineStore(OfflineStore):
         join_input = _join_input(entity, stamps, views)
 
         def query() -> pa.Table:
-            features = pit.join(con, join_input, views)
+            features = pit.join(con, join_input, views, created_cutoff)
             out = entity
             for name, column in zip(features.column_names, features.columns):
                 out = out.append_column(name, column)
