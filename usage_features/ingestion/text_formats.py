@@ -1,0 +1,147 @@
+"""CSV and JSON Lines, parsed row by row in Python so that one bad row is one quarantined row.
+
+A row that cannot be read as a record (a CSV row with more or fewer fields than the header, a
+JSON Lines line that is not a JSON object) is yielded flagged ``malformed`` with its row number,
+and every other row is kept. Values are text exactly as written: ``00042`` stays ``00042``.
+Files are opened by name with ``open()``: a name is never a pattern nor part of a query.
+
+Row numbers (``source_row``) count the data rows of a file from 1 (the first row after a CSV
+header, the first line of a JSON Lines file), blank lines included, so that without quoted
+line breaks ``source_row`` is the line number (minus the CSV header).
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import IO
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+# A 10 MB customer id must reach validation (and be rejected there as too long), not stop the
+# CSV reader; this bounds one field, not a row or a file.
+csv.field_size_limit(1 << 30)
+
+
+class MalformedFileError(ValueError):
+    """The file cannot be parsed at all (the message says where)."""
+
+
+def _open(path: Path) -> IO[str]:
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    # utf-8-sig: a spreadsheet's byte-order mark is not part of the first column's name;
+    # undecodable bytes become U+FFFD, which no id or value accepts.
+    return opener(path, "rt", encoding="utf-8-sig", errors="replace", newline="")
+
+
+def _delimiter(path: Path) -> str:
+    return "\t" if path.name.lower().endswith(".tsv") else ","
+
+
+def csv_header(path: Path) -> list[str]:
+    with _open(path) as handle:
+        try:
+            header = next(csv.reader(handle, delimiter=_delimiter(path)), [])
+        except csv.Error as exc:
+            raise MalformedFileError(f"header: {exc}") from None
+    return [name.strip() for name in header]
+
+
+def csv_batches(path: Path, positions: dict[str, int], chunk_rows: int
+                ) -> Iterator[pa.RecordBatch]:
+    """Batches of ``source_row``, ``raw_<column>`` (text, empty as null) and ``malformed``,
+    ``positions`` giving each output column's field index in the header."""
+    with _open(path) as handle:
+        reader = csv.reader(handle, delimiter=_delimiter(path))
+        width = len(next(reader, []))
+        numbers: list[int] = []
+        records: list[Sequence[str | None]] = []
+        malformed: list[bool] = []
+        number = 0
+        try:
+            for record in reader:
+                number += 1
+                if not record:  # a blank line
+                    continue
+                bad = len(record) != width
+                if bad:
+                    record = (record + [None] * width)[:width]
+                numbers.append(number)
+                records.append(record)
+                malformed.append(bad)
+                if len(records) == chunk_rows:
+                    yield _batch(numbers, records, malformed, positions, empty_is_null=True)
+                    numbers, records, malformed = [], [], []
+        except csv.Error as exc:
+            raise MalformedFileError(f"row {number + 1}: {exc}") from None
+        if records or number == 0:
+            yield _batch(numbers, records, malformed, positions, empty_is_null=True)
+
+
+def jsonl_keys(path: Path) -> list[str]:
+    """Every key of every object in the file, in order of first appearance."""
+    keys: dict[str, None] = {}
+    with _open(path) as handle:
+        for line in handle:
+            if line.strip():
+                try:
+                    value = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(value, dict):
+                    keys.update(dict.fromkeys(value))
+    return list(keys)
+
+
+def jsonl_batches(path: Path, names: dict[str, str], chunk_rows: int
+                  ) -> Iterator[pa.RecordBatch]:
+    """Like :func:`csv_batches`; ``names`` gives each output column's key in the objects.
+
+    Text values are kept as written; numbers, booleans, arrays and objects as their JSON text
+    (so a score written as ``0.5`` is ``"0.5"``, and ``true`` fails validation as ``"true"``).
+    """
+    keys = list(names.values())
+    positions = {column: keys.index(key) for column, key in names.items()}
+    numbers, records, malformed = [], [], []
+    with _open(path) as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except ValueError:
+                value = None
+            if isinstance(value, dict):
+                records.append([_text(value.get(key)) for key in keys])
+                malformed.append(False)
+            else:
+                records.append([None] * len(keys))
+                malformed.append(True)
+            numbers.append(number)
+            if len(records) == chunk_rows:
+                yield _batch(numbers, records, malformed, positions, empty_is_null=False)
+                numbers, records, malformed = [], [], []
+    yield _batch(numbers, records, malformed, positions, empty_is_null=False)
+
+
+def _text(value) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value)
+
+
+def _batch(numbers, records, malformed, positions: dict[str, int], empty_is_null: bool
+           ) -> pa.RecordBatch:
+    columns = list(zip(*records)) if records else []
+    arrays = {"source_row": pa.array(numbers, pa.int64())}
+    for column, position in positions.items():
+        values = pa.array(columns[position] if columns else [], pa.string())
+        if empty_is_null:
+            values = pc.if_else(pc.equal(values, ""), pa.scalar(None, pa.string()), values)
+        arrays[f"raw_{column}"] = values
+    arrays["malformed"] = pa.array(malformed, pa.bool_())
+    return pa.RecordBatch.from_pydict(arrays)
