@@ -28,7 +28,7 @@ def copy_atomically(con: duckdb.DuckDBPyConnection, query: str, target) -> None:
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp")
-    run(con, f"COPY ({query}) TO '{tmp}' (FORMAT parquet, COMPRESSION zstd)")
+    run(con, f"COPY ({query}) TO {sql_string(tmp)} (FORMAT parquet, COMPRESSION zstd)")
     os.replace(tmp, target)
 
 
