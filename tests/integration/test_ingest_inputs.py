@@ -107,17 +107,44 @@ class TestBrokenFiles:
         assert EventLog(repo).is_empty()
 
 
+    def test_a_semicolon_separated_csv_is_named_as_such(self, tmp_path, repo):
+        source = tmp_path / "in.csv"
+        source.write_text(HEADER.replace(",", ";") + "\n" + line().replace(",", ";") + "\n")
+        with pytest.raises(InputError, match="must be comma-separated"):
+            ingest_files([source], repo, now=NOW)
+
+    def test_a_parquet_read_failing_part_way_is_an_input_error_not_an_empty_ingest(
+            self, tmp_path, repo, monkeypatch):
+        from usage_features.ingestion import ingest
+
+        source = tmp_path / "in.parquet"
+        pd.DataFrame([event()]).to_parquet(source)
+        real_run = ingest.run
+
+        def failing_run(con, statement, params=None):
+            if statement.lstrip().startswith("INSERT INTO staged"):
+                raise duckdb.IOException("corrupt page")
+            return real_run(con, statement, params)
+
+        monkeypatch.setattr(ingest, "run", failing_run)
+        with pytest.raises(InputError, match="in.parquet: cannot be read as Parquet: .*corrupt"):
+            ingest_files([source], repo, now=NOW)
+        assert EventLog(repo).is_empty()
+
+
 class TestHostileFileNames:
     def test_a_name_that_is_sql_is_read_as_a_name(self, tmp_path, repo, monkeypatch):
         monkeypatch.chdir(tmp_path)
         name = "inj' (FORMAT csv); COPY (SELECT 42 AS pwned) TO 'PWNED.csv' --.parquet"
-        pd.DataFrame([event()]).to_parquet(tmp_path / name)
+        pd.DataFrame([event(), event(event_type="nope")]).to_parquet(tmp_path / name)
         csv_name = name.replace(".parquet", ".csv")
-        (tmp_path / csv_name).write_text(HEADER + "\n" + line(day=2) + "\n")
+        (tmp_path / csv_name).write_text(HEADER + "\n" + line(day=2) + "\n"
+                                         + line(event_type="nope") + "\n")
 
         summary = ingest_files([tmp_path / name, tmp_path / csv_name], repo, now=NOW)
 
-        assert summary.accepted == 2
+        assert (summary.accepted, summary.rejected) == (2, 2)
+        assert len(summary.quarantine_files) == 2
         assert not list(tmp_path.rglob("PWNED*"))
 
     @pytest.mark.parametrize("suffix", [".parquet", ".csv", ".jsonl"])

@@ -84,6 +84,10 @@ class LinkDirectory:
     def __enter__(self) -> LinkDirectory:
         self.root = Path(tempfile.mkdtemp(prefix="usage-features-input-"))
         self._count = 0
+        if any(c in str(self.root) for c in "*?[{\\'"):  # DuckDB would read it as a pattern
+            shutil.rmtree(self.root, ignore_errors=True)
+            raise InputError(f"the temporary directory {self.root.parent} has a glob or quote "
+                             "character in its path; set TMPDIR to a plain directory")
         return self
 
     def __exit__(self, *exc_info) -> None:
@@ -111,6 +115,7 @@ def open_input(con: duckdb.DuckDBPyConnection, path: Path, links: LinkDirectory,
             return _open_parquet(con, path, links, required, wanted, mapping or {})
         if suffix in _CSV:
             header = text_formats.csv_header(path)
+            _check_delimiter(path, header)
             sources = resolve_columns(path, header, required, wanted, mapping or {})
             positions = {c: header.index(s) for c, s in sources.items()}
             read = lambda n: text_formats.csv_batches(path, positions, n)  # noqa: E731
@@ -122,6 +127,12 @@ def open_input(con: duckdb.DuckDBPyConnection, path: Path, links: LinkDirectory,
         raise InputError(f"{path}: cannot be read: {exc}") from None
     return Input(path, {c: "VARCHAR" for c in wanted},
                  lambda n: _with_absent(read(n), wanted))
+
+
+def _check_delimiter(path: Path, header: list[str]) -> None:
+    if len(header) == 1 and any(c in header[0] for c in ";|\t,"):
+        raise InputError(f"{path}: the header is one column, {header[0]!r}: a .csv file must "
+                         "be comma-separated (tab-separated: name it .tsv)")
 
 
 def _open_parquet(con, path: Path, links: LinkDirectory, required, wanted, mapping) -> Input:
