@@ -15,7 +15,8 @@ from __future__ import annotations
 import csv
 import gzip
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
+from itertools import islice
 from pathlib import Path
 from typing import IO
 
@@ -58,28 +59,32 @@ def csv_batches(path: Path, positions: dict[str, int], chunk_rows: int
     with _open(path) as handle:
         reader = csv.reader(handle, delimiter=_delimiter(path))
         width = len(next(reader, []))
-        numbers: list[int] = []
-        records: list[Sequence[str | None]] = []
-        malformed: list[bool] = []
-        number = 0
-        try:
-            for record in reader:
-                number += 1
-                if not record:  # a blank line
-                    continue
-                bad = len(record) != width
-                if bad:
-                    record = (record + [None] * width)[:width]
-                numbers.append(number)
-                records.append(record)
-                malformed.append(bad)
-                if len(records) == chunk_rows:
-                    yield _batch(numbers, records, malformed, positions, empty_is_null=True)
-                    numbers, records, malformed = [], [], []
-        except csv.Error as exc:
-            raise MalformedFileError(f"row {number + 1}: {exc}") from None
-        if records or number == 0:
+        first = 1
+        yielded = False
+        while True:
+            try:
+                records = list(islice(reader, chunk_rows))
+            except csv.Error as exc:
+                raise MalformedFileError(f"near line {reader.line_num}: {exc}") from None
+            if not records:
+                break
+            numbers = list(range(first, first + len(records)))
+            first += len(records)
+            malformed = [False] * len(records)
+            odd = [i for i, record in enumerate(records) if len(record) != width]
+            if odd:
+                blank = {i for i in odd if not records[i]}
+                for i in odd:
+                    records[i] = (records[i] + [None] * width)[:width]
+                    malformed[i] = i not in blank
+                keep = [i for i in range(len(records)) if i not in blank]
+                records = [records[i] for i in keep]
+                numbers = [numbers[i] for i in keep]
+                malformed = [malformed[i] for i in keep]
+            yielded = True
             yield _batch(numbers, records, malformed, positions, empty_is_null=True)
+        if not yielded:
+            yield _batch([], [], [], positions, empty_is_null=True)
 
 
 def jsonl_keys(path: Path) -> list[str]:
@@ -136,10 +141,9 @@ def _text(value) -> str | None:
 
 def _batch(numbers, records, malformed, positions: dict[str, int], empty_is_null: bool
            ) -> pa.RecordBatch:
-    columns = list(zip(*records)) if records else []
     arrays = {"source_row": pa.array(numbers, pa.int64())}
     for column, position in positions.items():
-        values = pa.array(columns[position] if columns else [], pa.string())
+        values = pa.array([record[position] for record in records], pa.string())
         if empty_is_null:
             values = pc.if_else(pc.equal(values, ""), pa.scalar(None, pa.string()), values)
         arrays[f"raw_{column}"] = values
