@@ -70,6 +70,7 @@ class TestColumnMapping:
         result = ingest(warehouse_csv(tmp_path / "export.csv"), "--repo", tmp_path / "repo")
         assert result.exit_code == 2
         assert "missing required column(s): event_id, customer_id, timestamp" in result.output
+        assert "(the file's other columns: id, occurred_at, account_id" in result.output
 
     def test_the_stored_mapping_is_used_without_flags(self, tmp_path):
         repo = tmp_path / "repo"

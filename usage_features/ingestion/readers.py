@@ -221,8 +221,10 @@ def resolve_columns(path: Path, names: list[str], required: tuple[str, ...],
         sources = {t: s for s, t in mapping.items()}
         named = [f"{c} (mapped from {sources[c]!r}, which is absent)" if c in sources else c
                  for c in missing]
+        unused = [n for n in names if n not in found.values()]
         raise InputError(f"{path}: missing required column(s): {', '.join(named)}; "
-                         "map a column to it with --map SRC=DEST")
+                         "map a column to it with --map SRC=DEST"
+                         + (f" (the file's other columns: {', '.join(unused)})" if unused else ""))
     if extra:
         warnings.warn(f"{path}: ignoring extra column(s): {', '.join(extra)}", stacklevel=3)
     return found
