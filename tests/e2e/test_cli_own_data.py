@@ -198,3 +198,14 @@ class TestLoadCustomers:
                                      "--map", "created_at=signup_at"])
         assert result.exit_code == 2
         assert "row 1 (customer '00042'): naive_signup_at" in result.output
+
+
+def test_a_truncated_parquet_input_is_a_clear_error_not_a_traceback(tmp_path):
+    whole = tmp_path / "whole.parquet"
+    pd.DataFrame({"event_id": [str(uuid.uuid4())], "customer_id": ["a"]}).to_parquet(whole)
+    cut = tmp_path / "cut.parquet"
+    cut.write_bytes(whole.read_bytes()[:100])
+    result = ingest(cut, "--repo", tmp_path / "repo")
+    assert result.exit_code == 2
+    assert "cut.parquet: not a readable Parquet file" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
