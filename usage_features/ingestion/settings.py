@@ -10,7 +10,7 @@ The file is optional; every key in it is optional::
       columns:                    # source column: customers column (`load-customers --map`)
         account_id: customer_id
     limits:
-      earliest_timestamp: 1970-01-01T00:00:00Z   # older times are implausible
+      earliest_timestamp: 1970-01-01T00:00:00Z   # older times are implausible (a date: 00:00 UTC)
       max_future_hours: 24                        # later than now + this is in the future
       max_customer_id_length: 256                 # characters, after trimming
 
@@ -25,9 +25,11 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
+from usage_features.config import MAX_FUTURE_SKEW_HOURS
+
 SETTINGS_FILE = "usage_features.yaml"
 DEFAULT_EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
-DEFAULT_MAX_FUTURE = timedelta(hours=24)
+DEFAULT_MAX_FUTURE = timedelta(hours=MAX_FUTURE_SKEW_HOURS)
 DEFAULT_MAX_CUSTOMER_ID_LENGTH = 256
 
 
@@ -95,7 +97,7 @@ def _limits(path: Path, raw: dict) -> Limits:
         raise SettingsError(f"{path}: unknown limit(s): {', '.join(sorted(unknown))}")
     earliest = raw.get("earliest_timestamp", DEFAULT_EARLIEST)
     if isinstance(earliest, date) and not isinstance(earliest, datetime):
-        earliest = datetime(earliest.year, earliest.month, earliest.day)
+        earliest = datetime(earliest.year, earliest.month, earliest.day, tzinfo=timezone.utc)
     if isinstance(earliest, str):
         try:
             earliest = datetime.fromisoformat(earliest)
