@@ -288,3 +288,10 @@ class TestMapping:
         source = tmp_path / "in.csv"
         source.write_text(HEADER.replace("timestamp", "occurred_at") + "\n" + line() + "\n")
         assert ingest_files([source], repo, now=NOW).accepted == 1
+
+
+def test_a_json_file_without_any_object_line_says_so(tmp_path):
+    source = tmp_path / "in.json"
+    source.write_text('[\n  1,\n  2\n]\n')
+    with pytest.raises(InputError, match="no line is a JSON object"):
+        ingest_files([source], RepoPaths(tmp_path / "repo"), now=NOW)

@@ -121,6 +121,9 @@ def open_input(con: duckdb.DuckDBPyConnection, path: Path, links: LinkDirectory,
             read = lambda n: text_formats.csv_batches(path, positions, n)  # noqa: E731
         else:
             keys = text_formats.jsonl_keys(path)
+            if not keys and path.stat().st_size:
+                raise InputError(f"{path}: no line is a JSON object; JSON Lines holds one "
+                                 "object per line")
             sources = resolve_columns(path, keys, required, wanted, mapping or {})
             read = lambda n: text_formats.jsonl_batches(path, sources, n)  # noqa: E731
     except text_formats.MalformedFileError as exc:
