@@ -53,7 +53,7 @@ class TestLastNDays:
 
     def test_as_of_is_converted_to_utc(self):
         local = datetime(2026, 3, 1, 2, tzinfo=timezone(timedelta(hours=2)))
-        start, end = last_n_days(1, local)
+        _, end = last_n_days(1, local)
         assert end == T0 and end.utcoffset() == timedelta(0)
 
     @pytest.mark.parametrize("n_days", [0, -1, 1.5, True, "7"])
@@ -66,7 +66,7 @@ class TestLastNDays:
             last_n_days(7, datetime(2026, 3, 1))
 
     def test_require_aware_refuses_something_that_is_not_a_datetime(self):
-        with pytest.raises(ValueError, match="since must be a datetime"):
+        with pytest.raises(TypeError, match="since must be a datetime"):
             require_aware("2026-03-01", "since")
 
 

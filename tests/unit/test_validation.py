@@ -20,7 +20,7 @@ VALID = {
 }
 
 
-def validate(limits=Limits(), malformed=False, columns="*", **overrides):
+def validate(limits=None, malformed=False, columns="*", **overrides):
     row = {**VALID, **overrides}
     con = connect()
     table = pa.Table.from_pylist([row], schema=pa.schema(
@@ -30,11 +30,11 @@ def validate(limits=Limits(), malformed=False, columns="*", **overrides):
     table = table.append_column("malformed", pa.array([malformed]))
     con.register("chunk", table)
     text = {name.removeprefix("raw_"): "VARCHAR" for name in VALID}
-    sql = validated_sql("chunk", text, NOW, limits)
+    sql = validated_sql("chunk", text, NOW, limits or Limits())
     return con.sql(f"SELECT {columns} FROM ({sql})").to_arrow_table().to_pylist()[0]
 
 
-def reasons(limits=Limits(), **overrides):
+def reasons(limits=None, **overrides):
     reason = validate(limits, columns="reason", **overrides)["reason"]
     return set(reason.split(";")) if reason else set()
 

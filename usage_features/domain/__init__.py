@@ -19,10 +19,10 @@ from usage_features.domain.value_objects import (
 __all__ = [
     "EARLY_LIFE_DAYS",
     "LOW_ADOPTION_THRESHOLD",
+    "ConflictingEventError",
     "EventType",
     "FeatureAdoptionScore",
     "UsageEvent",
-    "ConflictingEventError",
     "UsageRepository",
     "WritableUsageRepository",
     "is_early_life_churn_signal",

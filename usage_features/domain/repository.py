@@ -64,7 +64,7 @@ def require_aware(moment: datetime | None, name: str) -> datetime | None:
     if moment is None:
         return None
     if not isinstance(moment, datetime):
-        raise ValueError(f"{name} must be a datetime, got {moment!r}")
+        raise TypeError(f"{name} must be a datetime, got {moment!r}")
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError(f"{name} must be timezone-aware, got naive {moment!r}")
     return moment.astimezone(timezone.utc)

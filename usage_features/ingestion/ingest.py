@@ -159,7 +159,7 @@ def _stage_parquet(con, index: int, source: Input, now, limits, on_rows) -> None
     def work() -> None:
         try:
             run(con, insert)
-        except BaseException as exc:  # re-raised below, in the calling thread
+        except BaseException as exc:  # noqa: BLE001 - re-raised below, in the calling thread
             failure.append(exc)
 
     worker = threading.Thread(target=work)

@@ -118,14 +118,18 @@ def open_input(con: duckdb.DuckDBPyConnection, path: Path, links: LinkDirectory,
             _check_delimiter(path, header)
             sources = resolve_columns(path, header, required, wanted, mapping or {})
             positions = {c: header.index(s) for c, s in sources.items()}
-            read = lambda n: text_formats.csv_batches(path, positions, n)  # noqa: E731
+
+            def read(n: int) -> Iterator[pa.RecordBatch]:
+                return text_formats.csv_batches(path, positions, n)
         else:
             keys = text_formats.jsonl_keys(path)
             if not keys and path.stat().st_size:
                 raise InputError(f"{path}: no line is a JSON object; JSON Lines holds one "
                                  "object per line")
             sources = resolve_columns(path, keys, required, wanted, mapping or {})
-            read = lambda n: text_formats.jsonl_batches(path, sources, n)  # noqa: E731
+
+            def read(n: int) -> Iterator[pa.RecordBatch]:
+                return text_formats.jsonl_batches(path, sources, n)
     except text_formats.MalformedFileError as exc:
         raise InputError(f"{path}: cannot be read: {exc}") from None
     return Input(path, {c: "VARCHAR" for c in wanted},
