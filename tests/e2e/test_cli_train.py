@@ -14,7 +14,8 @@ from usage_features.cli import app
 from usage_features.config import RepoPaths
 from usage_features.features.retrieval import served_feature_names
 from usage_features.training.evaluate import LEAKAGE_ALARM_AUC
-from usage_features.training.model import ModelMismatchError, load_model, save_model
+from usage_features.training.model import ModelMismatchError
+from usage_features.training.persistence import TRUSTED_TYPES, load_model, model_types, save_model
 from usage_features.training.train import TrainConfig, training_frame
 from tests.conftest import copy_feature_repo
 from tests.reference import brute_force_features
@@ -108,6 +109,11 @@ class TestSavedModels:
         frame = training_frame(TrainConfig(repo=repo)).head(200)
         copy = load_model(save_model(model, tmp_path / "copy.skops"))
         np.testing.assert_array_equal(copy.predict_proba(frame), model.predict_proba(frame))
+
+    def test_the_trained_model_is_made_only_of_allowed_types(self, trained):
+        _, repo, _ = trained
+        missing = model_types(RepoPaths(repo).model.read_bytes()) - TRUSTED_TYPES
+        assert not missing, f"review, then add to TRUSTED_TYPES: {sorted(missing)}"
 
     def test_a_model_trained_on_another_feature_list_is_refused(self, trained, tmp_path):
         _, repo, _ = trained

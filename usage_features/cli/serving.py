@@ -20,6 +20,14 @@ from usage_features.cli import (
 )
 
 
+def model_errors() -> tuple[type[Exception], ...]:
+    """What loading a model raises for one that cannot be used, each with a clear message."""
+    from usage_features.training.model import ModelMismatchError
+    from usage_features.training.persistence import ModelFileError
+
+    return ModelMismatchError, ModelFileError, FileNotFoundError
+
+
 @app.command("materialize")
 def materialize_command(
     repo: RepoOption,
@@ -47,11 +55,10 @@ def score_command(
 ) -> None:
     """Churn probability, risk band and reasons for customers, from the online store."""
     from usage_features.serving.scorer import ChurnScorer
-    from usage_features.training.model import ModelMismatchError
 
     try:
         scorer = ChurnScorer.from_repo(repo, model, config)
-    except (ModelMismatchError, FileNotFoundError) as exc:
+    except model_errors() as exc:
         raise fail(str(exc)) from None
     scores = scorer.score(customer_ids, utc(as_of) if as_of else None)
     if as_json:
@@ -77,8 +84,17 @@ def serve_command(
     model: Annotated[Path | None, typer.Option(help="Model file; default the repo's.")] = None,
     config: ConfigOption = "feature_store.yaml",
 ) -> None:
-    """Serve POST /score, GET /health and GET /model over HTTP (docs at /docs)."""
-    from usage_features.serving.http import serve
+    """Serve POST /score, GET /health and GET /model over HTTP (docs at /docs).
 
+    Bearer-token auth with USAGE_FEATURES_API_TOKEN; limits with USAGE_FEATURES_MAX_BODY_BYTES,
+    USAGE_FEATURES_BODY_TIMEOUT, USAGE_FEATURES_HEADER_TIMEOUT, USAGE_FEATURES_KEEP_ALIVE_TIMEOUT.
+    """
+    from usage_features.serving.http import prepare, run
+    from usage_features.serving.limits import ServiceConfigError
+
+    try:
+        service, limits = prepare(repo, model, config)
+    except (*model_errors(), ServiceConfigError) as exc:
+        raise fail(str(exc)) from None
     out.print(f"serving on http://{host}:{port} (OpenAPI docs at /docs)")
-    serve(repo, host, port, model, config)
+    run(service, limits, host, port)

@@ -4,10 +4,12 @@ Five checks over the latest score snapshot (``refresh`` writes them), each with 
 
 - **freshness**: the latest event, the last build and the last materialize, against a lag;
 - **feature drift**: per served feature, the PSI between the model's validation-period rows
-  (the latest rows it was trained and checked on) and the snapshot's customers' features at
+  (the latest rows it was trained and checked on, each moved to the snapshot's weekday and
+  time of day: recency follows the weekly cycle) and the snapshot's customers' features at
   the snapshot's time, plus each side's share of nulls (a feature that grows with the
   calendar by construction, tenure, is reported but raises no alarm);
-- **score drift**: the PSI of the snapshot's scores against the validation period's;
+- **score drift**: the PSI of the snapshot's scores against the model's scores of those
+  validation rows;
 - **training/serving skew**: for a sample of the snapshot's customers, the online features
   (read as the scorer reads them) must equal the historical path's, value for value;
 - **realized performance**: for snapshots at least ``horizon`` days old, ROC AUC, PR AUC and
@@ -68,7 +70,7 @@ def monitor(config: MonitorConfig) -> MonitorReport:
     from usage_features.features.spec import served_features
     from usage_features.features.store import open_store
     from usage_features.serving.snapshots import read_snapshot, snapshot_days
-    from usage_features.training.model import load_model
+    from usage_features.training.persistence import load_model
     from usage_features.training.train import REFERENCE_FILE
 
     paths = RepoPaths(config.repo)
@@ -86,7 +88,10 @@ def monitor(config: MonitorConfig) -> MonitorReport:
 
     report.freshness = freshness(paths, store, now, config.max_lag, report.alarms)
 
-    reference = pd.read_parquet(paths.reports / model.metadata.model_version / REFERENCE_FILE)
+    validation = pd.read_parquet(paths.reports / model.metadata.model_version / REFERENCE_FILE,
+                                 columns=["customer_id", "event_timestamp"])
+    reference = historical_features(store, same_weekday_and_time(validation, as_of))
+    reference["churn_probability"] = model.predict_proba(reference).to_numpy()
     rows = pd.DataFrame({"customer_id": snapshot.customer_id, "event_timestamp": snapshot.as_of})
     current = historical_features(store, rows)
     trending = {f.name for f in served_features() if f.grows_with_time}
@@ -114,6 +119,20 @@ def monitor(config: MonitorConfig) -> MonitorReport:
     write_report(report, reference, snapshot, out)
     report.report_dir = str(out)
     return report
+
+
+def same_weekday_and_time(rows: pd.DataFrame, as_of: datetime) -> pd.DataFrame:
+    """``rows`` each moved forward by less than a week, to ``as_of``'s weekday and time of day.
+
+    Usage has a weekly cycle (quiet weekends), so recency at Monday 00:00 is longer than at
+    Thursday 00:00 for the same customers: a snapshot is compared with the validation rows
+    as they stood at its own point of the week, not with whatever weekday the training grid
+    fell on.
+    """
+    week = pd.Timedelta(days=7)
+    moved = rows[["customer_id", "event_timestamp"]].copy()
+    moved["event_timestamp"] += (pd.Timestamp(as_of) - moved.event_timestamp) % week
+    return moved
 
 
 def freshness(paths: RepoPaths, store, now: datetime, max_lag: timedelta,

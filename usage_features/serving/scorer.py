@@ -13,7 +13,8 @@ from usage_features.config import RepoPaths, risk_bands
 from usage_features.features.retrieval import online_refs, read_online, served_feature_names
 from usage_features.features.store import DEFAULT_CONFIG, open_store
 from usage_features.serving.reasons import explain
-from usage_features.training.model import TrainedModel, load_model
+from usage_features.training.model import TrainedModel
+from usage_features.training.persistence import load_model
 
 UNKNOWN = ("unknown customer: no features in the online store (never ingested, or not "
            "materialized yet)")

@@ -28,9 +28,9 @@ from usage_features.training.model import (
     churn_classifier,
     installed_versions,
     logistic_baseline,
-    save_model,
     training_data_hash,
 )
+from usage_features.training.persistence import save_model
 
 #: The validation period's rows, features and model scores, in the model's report folder.
 REFERENCE_FILE = "validation_reference.parquet"
@@ -188,7 +188,7 @@ def train(config: TrainConfig, progress: Callable[[str], None] = lambda _: None)
 
 def predict(repo: Path, entities: pd.DataFrame, model_path: Path | None = None) -> pd.DataFrame:
     """Batch scoring: ``entities`` rows (customer_id, event_timestamp, ...) + churn_probability."""
-    from usage_features.training.model import load_model
+    from usage_features.training.persistence import load_model
 
     model = load_model(model_path or RepoPaths(repo).model, served_feature_names())
     frame = historical_features(open_store(repo), entities)
