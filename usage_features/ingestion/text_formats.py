@@ -55,7 +55,84 @@ def csv_header(path: Path) -> list[str]:
 def csv_batches(path: Path, positions: dict[str, int], chunk_rows: int
                 ) -> Iterator[pa.RecordBatch]:
     """Batches of ``source_row``, ``raw_<column>`` (text, empty as null) and ``malformed``,
-    ``positions`` giving each output column's field index in the header."""
+    ``positions`` giving each output column's field index in the header.
+
+    A well-formed file (every row as wide as the header, no blank line, valid UTF-8,
+    uncompressed) is parsed by Arrow's CSV reader; any other by Python's, row by row. Both give
+    the same rows and row numbers (tested), Arrow's several times faster.
+    """
+    width = len(csv_header(path))
+    if _arrow_can_read(path, width):
+        yield from _arrow_csv_batches(path, width, positions, chunk_rows)
+    else:
+        yield from _python_csv_batches(path, positions, chunk_rows)
+
+
+def _arrow_options(path: Path, width: int, columns: list[str], on_invalid=None):
+    import pyarrow.csv as pacsv
+
+    names = [f"f{i}" for i in range(width)]
+    return {
+        "read_options": pacsv.ReadOptions(column_names=names, skip_rows=1,
+                                          block_size=1 << 24),
+        "parse_options": pacsv.ParseOptions(delimiter=_delimiter(path), newlines_in_values=True,
+                                            ignore_empty_lines=False,
+                                            invalid_row_handler=on_invalid),
+        "convert_options": pacsv.ConvertOptions(
+            column_types={n: pa.string() for n in names}, include_columns=columns,
+            strings_can_be_null=True, null_values=[""], quoted_strings_can_be_null=True),
+    }
+
+
+def _arrow_can_read(path: Path, width: int) -> bool:
+    """Whether Arrow's reader gives exactly the Python reader's rows: one parse of the file
+    that finds no row of another width, no blank line and no undecodable byte."""
+    import mmap
+
+    import pyarrow.csv as pacsv
+
+    if path.name.lower().endswith(".gz") or width == 0 or path.stat().st_size == 0:
+        return False
+    with open(path, "rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as m:
+        if m.find(b"\n\n") >= 0 or m.find(b"\n\r\n") >= 0 or m.find(b"\r\r") >= 0:
+            return False  # a blank line (or one inside a quoted value: the slow path is safe)
+    invalid = []
+
+    def on_invalid(row) -> str:
+        invalid.append(row)
+        return "skip"
+
+    try:
+        # every column converted: a value that is not UTF-8 fails here
+        pacsv.read_csv(path, **_arrow_options(path, width, [f"f{i}" for i in range(width)],
+                                              on_invalid))
+    except (pa.ArrowInvalid, OSError):
+        return False
+    return not invalid
+
+
+def _arrow_csv_batches(path: Path, width: int, positions: dict[str, int], chunk_rows: int
+                       ) -> Iterator[pa.RecordBatch]:
+    import pyarrow.csv as pacsv
+
+    wanted = {column: f"f{p}" for column, p in positions.items()}
+    reader = pacsv.open_csv(path, **_arrow_options(path, width, sorted(set(wanted.values()))))
+    first = 1
+    for batch in reader:
+        for start in range(0, batch.num_rows, chunk_rows):
+            part = batch.slice(start, chunk_rows)
+            n = part.num_rows
+            arrays = {"source_row": pa.array(range(first, first + n), pa.int64())}
+            arrays.update({f"raw_{c}": part.column(f) for c, f in wanted.items()})
+            arrays["malformed"] = pa.array([False] * n, pa.bool_())
+            first += n
+            yield pa.RecordBatch.from_pydict(arrays)
+    if first == 1:
+        yield _batch([], [], [], positions, empty_is_null=True)
+
+
+def _python_csv_batches(path: Path, positions: dict[str, int], chunk_rows: int
+                        ) -> Iterator[pa.RecordBatch]:
     with _open(path) as handle:
         reader = csv.reader(handle, delimiter=_delimiter(path))
         width = len(next(reader, []))
