@@ -233,6 +233,6 @@ def resolve_columns(path: Path, names: list[str], required: tuple[str, ...],
                          "map a column to it with --map SRC=DEST"
                          + (f" (the file's other columns: {', '.join(unused)})" if unused else ""))
     if extra:
-        names = ", ".join(name or "'' (unnamed)" for name in extra)
-        warnings.warn(f"{path}: ignoring extra column(s): {names}", stacklevel=3)
+        listed = ", ".join(name or "'' (unnamed)" for name in extra)
+        warnings.warn(f"{path}: ignoring extra column(s): {listed}", stacklevel=3)
     return found
