@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_REPO = Path("feature_repo")
-#: How far ahead of "now" an event timestamp may be before it is rejected (clock skew).
+#: How far ahead of "now" an event timestamp may be before it is rejected (clock skew); a
+#: repo overrides it with `limits: max_future_hours` in its usage_features.yaml.
 MAX_FUTURE_SKEW_HOURS = 24
 
 

@@ -16,12 +16,16 @@ from usage_features.adapters.duckdb_connection import connect, parquet_list
 from usage_features.adapters.event_log import EventLog
 from usage_features.config import RepoPaths
 from usage_features.domain.entities import UsageEvent
-from usage_features.domain.repository import UsageRepository, require_aware
+from usage_features.domain.repository import (
+    WritableUsageRepository,
+    last_n_days,
+    require_aware,
+)
 from usage_features.ingestion.ingest import ingest_table
 from usage_features.schema import EVENT_COLUMNS, EVENT_SCHEMA
 
 
-class ParquetUsageRepository(UsageRepository):
+class ParquetUsageRepository(WritableUsageRepository):
     """The event log of one feature repo (``DIR/data/events``)."""
 
     def __init__(self, paths: RepoPaths) -> None:
@@ -52,7 +56,9 @@ class ParquetUsageRepository(UsageRepository):
         )
         return [UsageEvent(*row) for row in rows]
 
-    def _count_between(self, customer_id: str, start: datetime, end: datetime) -> int:
+    def count_events_last_n_days(self, customer_id: str, n_days: int,
+                                 as_of: datetime | None = None) -> int:
+        start, end = last_n_days(n_days, as_of)
         rows = self._query(
             "SELECT count(*) FROM {log} WHERE customer_id = $customer "
             "AND event_date BETWEEN CAST($start AS DATE) AND CAST($end AS DATE) "
