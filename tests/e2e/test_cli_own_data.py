@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 import uuid
 
-import duckdb
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from usage_features.adapters.event_log import EventLog
+from tests.integration.test_ingest import stored
 from usage_features.cli import app
 from usage_features.config import RepoPaths
 
@@ -44,10 +43,7 @@ def warehouse_csv(path, rows=3, bad=0):
 
 
 def stored_events(repo) -> pd.DataFrame:
-    log = EventLog(RepoPaths(repo))
-    if log.is_empty():
-        return pd.DataFrame()
-    return duckdb.execute("SELECT * FROM read_parquet(?)", [str(log.glob)]).df()
+    return stored(RepoPaths(repo))
 
 
 def ingest(*args):

@@ -11,6 +11,7 @@ import duckdb
 import pandas as pd
 import pytest
 
+from tests.integration.test_ingest import stored as stored_events
 from usage_features.adapters.event_log import EventLog
 from usage_features.config import RepoPaths
 from usage_features.ingestion import ingest_files
@@ -31,11 +32,9 @@ def event(customer="c1", day=1, **overrides):
 
 
 def stored(repo: RepoPaths) -> pd.DataFrame:
-    log = EventLog(repo)
-    if log.is_empty():
-        return pd.DataFrame(columns=["customer_id"])
-    return duckdb.execute("SELECT * FROM read_parquet(?, hive_partitioning = false) "
-                          "ORDER BY timestamp", [str(log.glob)]).df()
+    stored = stored_events(repo)
+    return stored.sort_values("timestamp", ignore_index=True) if len(stored) else pd.DataFrame(
+        columns=["customer_id"])
 
 
 def quarantined(repo: RepoPaths) -> pd.DataFrame:
