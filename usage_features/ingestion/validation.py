@@ -100,3 +100,13 @@ def validated_sql(source: str, types: dict[str, str], now: datetime,
                 nullif(concat_ws(';', {reason_parts}), '') AS reason
               FROM {source})
     """
+
+
+def timestamp_rules(kind: str) -> tuple[str, str, str]:
+    """Ingest's own timestamp parsing, for other readers of times (``predict --entities``).
+
+    SQL over a column named ``raw_timestamp`` of DuckDB type ``kind``: (the parsed
+    TIMESTAMPTZ, the unparseable condition, the naive condition), exactly as ingest applies
+    them, so every reader accepts the same forms.
+    """
+    return _timestamp_rules(kind)

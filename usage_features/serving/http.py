@@ -23,7 +23,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AwareDatetime, BaseModel, Field
 
-from usage_features.serving.scorer import ChurnScorer
+from usage_features.serving.scorer import ChurnScorer, OnlineTimeError
 
 MAX_BATCH = 1000
 BATCH_WAIT = 0.002  # seconds a request waits for others to share its scoring call
@@ -77,6 +77,8 @@ class CustomerScore(BaseModel):
     risk_band: str | None = None
     reasons: list[str] = []
     error: str | None = None
+    status: str = Field(description="active (scored), churned or unknown (no probability)")
+    churned_at: str | None = None
 
 
 class ScoreResponse(BaseModel):
@@ -101,7 +103,9 @@ def create_app(scorer: ChurnScorer, token: str | None = None) -> FastAPI:
 
     @app.get("/health")
     async def health() -> dict:
-        return {"status": "ok", "model_version": scorer.model.metadata.model_version}
+        fresh = scorer.freshness().to_dict()  # the data behind an answer now
+        return {"status": "ok", "model_version": scorer.model.metadata.model_version,
+                "fresh": not fresh["warnings"], "freshness": fresh}
 
     @app.get("/model", dependencies=[Depends(authorised)])
     async def model() -> dict:
@@ -115,7 +119,10 @@ def create_app(scorer: ChurnScorer, token: str | None = None) -> FastAPI:
 
     @app.post("/score", response_model=ScoreResponse, dependencies=[Depends(authorised)])
     async def score(request: ScoreRequest) -> JSONResponse:
-        scores = await batcher.score(request.customer_ids, request.as_of)
+        try:
+            scores = await batcher.score(request.customer_ids, request.as_of)
+        except OnlineTimeError as exc:  # an as_of the online store cannot answer for
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from None
         # ScoreResponse's shape, serialised directly: validating our own output again would
         # cost more than the scoring (the OpenAPI schema still comes from response_model)
         return JSONResponse({"scores": [asdict(s) for s in scores]})
@@ -124,10 +131,10 @@ def create_app(scorer: ChurnScorer, token: str | None = None) -> FastAPI:
 
 
 def serve(repo, host: str = "127.0.0.1", port: int = 8000, model_path=None,
-          config: str = "feature_store.yaml") -> None:
+          config: str = "feature_store.yaml", max_lag=None) -> None:
     import uvicorn
 
-    app = create_app(ChurnScorer.from_repo(repo, model_path, config))
+    app = create_app(ChurnScorer.from_repo(repo, model_path, config, max_lag))
     # The model, registry and store objects live as long as the process: moved out of the
     # garbage collector's sight, full collections no longer pause requests (measured: p99
     # 141 ms -> 28 ms under 50 concurrent clients).

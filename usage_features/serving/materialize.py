@@ -5,6 +5,11 @@ run at ``now - ttl``, 52 weeks back for ``ttl=0``), which misses rows older than
 rebuild rewrote in the past (late events). This command starts at the earlier of the last end
 and the first day any build changed since then (the epoch on the first run), so the online store
 always holds each customer's latest row at or before ``end``.
+
+``end`` may not reach past what the data describes: later than now, or past the end of the day
+after the latest ingested event, it is clamped there with a warning (the online store would
+otherwise hold a day nobody has seen, scored as if nothing had happened). An end before the
+online store's current one is refused: the store would mix two days.
 """
 
 from __future__ import annotations
@@ -16,8 +21,13 @@ from usage_features.adapters.event_log import EventLog
 from usage_features.config import RepoPaths
 from usage_features.features.state import load_state, save_state
 from usage_features.features.store import DEFAULT_CONFIG, open_store
+from usage_features.serving.freshness import data_limit, latest_event_at
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+class MaterializeError(ValueError):
+    """The requested materialization would make the online store wrong."""
 
 
 @dataclass
@@ -25,23 +35,45 @@ class MaterializeSummary:
     start: datetime
     end: datetime
     views: list[str]
+    #: Why ``end`` is earlier than asked for (None: as asked).
+    warning: str | None = None
 
 
-def materialize(repo, end: datetime | None = None, config: str = DEFAULT_CONFIG
-                ) -> MaterializeSummary:
+def materialize(repo, end: datetime | None = None, config: str = DEFAULT_CONFIG,
+                now: datetime | None = None) -> MaterializeSummary:
+    """Load each customer's latest feature row at or before ``end`` (default now).
+
+    ``now`` is the wall clock (a parameter for tests); ``end`` is clamped to
+    :func:`~usage_features.serving.freshness.data_limit` with a warning.
+    """
     paths = RepoPaths(repo)
-    end = end or datetime.now(timezone.utc)
+    now = now or datetime.now(timezone.utc)
+    requested = (end or now).astimezone(timezone.utc)
     with EventLog(paths).write_lock():  # no build rewrites the tables meanwhile
+        latest = latest_event_at(paths)
+        limit = data_limit(latest, now) if latest is not None else now
+        end, warning = requested, None
+        if requested > limit:
+            end = limit
+            why = ("now" if limit == now else
+                   f"the end of the day after the latest ingested event ({latest.isoformat()})")
+            warning = (f"end {requested.isoformat()} is later than the data allows; "
+                       f"materialized up to {end.isoformat()} ({why})")
         store = open_store(repo, config)
         views = [v for v in store.list_feature_views() if v.online]
         ends = [v.most_recent_end_time for v in views]
         start = EPOCH if any(e is None for e in ends) else min(ends)
+        if end < start:
+            raise MaterializeError(
+                f"end {end.isoformat()} is before the online store's current end "
+                f"{start.isoformat()}: it would hold rows of two different days; materialize "
+                "to a later time (or into a fresh online store)")
         pending = _pending_change(paths, config)
         if pending is not None:
             start = min(start, pending)
         store.materialize(start, end, feature_views=[v.name for v in views])
-        _clear_pending_change(paths, config)
-    return MaterializeSummary(start, end, [v.name for v in views])
+        _record(paths, config, end, now)
+    return MaterializeSummary(start, end, [v.name for v in views], warning)
 
 
 def _pending_change(paths: RepoPaths, config: str) -> datetime | None:
@@ -49,7 +81,10 @@ def _pending_change(paths: RepoPaths, config: str) -> datetime | None:
     return datetime.fromisoformat(day).replace(tzinfo=timezone.utc) if day else None
 
 
-def _clear_pending_change(paths: RepoPaths, config: str) -> None:
+def _record(paths: RepoPaths, config: str, end: datetime, now: datetime) -> None:
+    """The pending build change is loaded; note when this ran and up to when (freshness)."""
     state = load_state(paths)
-    if state.get("unmaterialized_since", {}).pop(config, None) is not None:
-        save_state(paths, state)
+    state.get("unmaterialized_since", {}).pop(config, None)
+    state.setdefault("materialized", {})[config] = {"end": end.isoformat(),
+                                                    "at": now.isoformat()}
+    save_state(paths, state)
