@@ -229,3 +229,25 @@ class TestTrainWithCustomersAlone:
         text = " ".join(result.output.split())
         assert "constant: " in text and "monitoring_run_count_30d (always 0)" in text
         assert "Traceback" not in result.output
+
+
+class TestFreshnessIsReported:
+    def test_score_and_predict_report_the_data_behind_the_answer(self, trained):
+        work, repo, events, customers, now = trained
+        latest = f"data: latest event {events.timestamp.max():%Y-%m-%d %H:%M} UTC"
+        customer = customers.customer_id.iloc[0]
+        result = runner.invoke(app, ["score", customer, "--repo", str(repo)])
+        assert result.exit_code == 0, result.output
+        assert latest in result.output and "materialized through" in result.output
+        pd.DataFrame({"customer_id": [customer], "event_timestamp": [now.isoformat()]}).to_csv(
+            work / "one.csv", index=False)
+        result = runner.invoke(app, ["predict", "--entities", str(work / "one.csv"), "--out",
+                                     str(work / "one_scored.csv"), "--repo", str(repo)])
+        assert result.exit_code == 0 and latest in result.output
+
+    def test_an_event_older_than_the_allowed_lag_is_warned_of(self, trained):
+        _, repo, _, customers, _ = trained
+        result = runner.invoke(app, ["score", customers.customer_id.iloc[0], "--repo",
+                                     str(repo), "--max-lag-hours", "0.001"])
+        assert result.exit_code == 0, result.output
+        assert "more than the allowed 0.001 h" in result.output
