@@ -251,3 +251,14 @@ class TestFreshnessIsReported:
                                      str(repo), "--max-lag-hours", "0.001"])
         assert result.exit_code == 0, result.output
         assert "more than the allowed 0.001 h" in result.output
+
+    def test_materialize_past_the_data_is_clamped_and_before_the_store_refused(self, trained):
+        _, repo, _, _, now = trained
+        result = runner.invoke(app, ["materialize", "--repo", str(repo), "--end",
+                                     "2100-01-01T00:00:00"])
+        assert result.exit_code == 0, result.output
+        assert "2100-01-01T00:00:00+00:00 is later than the data allows" in result.output
+        result = runner.invoke(app, ["materialize", "--repo", str(repo), "--end",
+                                     (now - timedelta(days=5)).isoformat()])
+        assert result.exit_code == 2
+        assert "before the online store's current end" in result.output

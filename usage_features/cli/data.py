@@ -125,9 +125,9 @@ def events(
     out.print(table)
     counts = {n: repository.count_events_last_n_days(customer_id, n, as_of=day)
               for n in (7, 30, 90)}
-    out.print(f"served counts as of {as_of.isoformat()} (day D = {day.date()}; window "
-              f"[D - N days, D), events on D count from the next day): " +
-              ", ".join(f"{n}d: {c}" for n, c in counts.items()))
+    out.print(f"served counts as of {as_of.isoformat()}: D = {day.date()}, windows "
+              "[D - N days, D) (events on D count from the next day):")
+    out.print(", ".join(f"{n}d: {c}" for n, c in counts.items()))
     today = len([e for e in found if day <= e.timestamp <= as_of])
     if today or later:
         out.print(f"not in these counts: {today} event(s) on {day.date()} up to as-of"
