@@ -216,3 +216,31 @@ def brute_force_features(
     for name in ALL_FEATURES:
         result[name] = features[name]
     return result
+
+
+def brute_force_psi(reference, current, bins=10):
+    """Population stability index with loops: the reference's quantile cuts ("higher" method,
+    duplicates merged), each side's share per bin floored at the drift module's epsilon."""
+    import math
+
+    from usage_features.monitoring.drift import EPSILON
+
+    finite = sorted(v for v in reference if math.isfinite(v))
+    n = len(finite)
+    cuts = sorted({finite[math.ceil(k / bins * (n - 1))] for k in range(1, bins)})
+
+    def bin_of(value):
+        for i, cut in enumerate(cuts):
+            if value <= cut:
+                return i
+        return len(cuts)
+
+    def share(values):
+        kept = [v for v in values if not math.isnan(v)]
+        counts = [0] * (len(cuts) + 1)
+        for v in kept:
+            counts[bin_of(v)] += 1
+        return [max(c / len(kept), EPSILON) for c in counts]
+
+    expected, actual = share(reference), share(current)
+    return sum((a - e) * math.log(a / e) for a, e in zip(actual, expected))

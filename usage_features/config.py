@@ -94,6 +94,11 @@ class RepoPaths:
         return self.data / "models" / "churn_model_v1.skops"
 
     @property
+    def scores(self) -> Path:
+        """Daily score snapshots, ``date=YYYY-MM-DD/scores.parquet``."""
+        return self.data / "scores"
+
+    @property
     def reports(self) -> Path:
         return self.data / "reports"
 

@@ -2,8 +2,10 @@
 
 simulate -> ingest (with dirty rows, showing the quarantine) -> load customers -> build
 features (+ feast apply) -> show one customer -> train (report with plots) -> materialize ->
-score a few customers online. Every step runs the operation a user's command would, in a fresh
-directory. The simulated period ends before today; "now" for the demo is its last day.
+score a few customers online -> the daily loop: ``refresh`` on each of the last simulated days
+(its events arriving as one inbox file a day) -> ``monitor``. Every step runs the operation a
+user's command would, in a fresh directory. The simulated period ends before today; "now" for
+the demo is the start of its last ``daily_days`` days, then each of them in turn.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 FEATURE_REPO_FILES = ("feature_store*.yaml", "churn_features.py", ".feastignore")
@@ -26,6 +28,7 @@ class DemoConfig:
     start: date = date(2025, 6, 1)
     dirty_fraction: float = 0.02
     scored: int = 5
+    daily_days: int = 3
 
 
 def new_feature_repo(template: Path, target: Path) -> Path:
@@ -44,6 +47,8 @@ def run_demo(config: DemoConfig, template: Path, report: Callable[[str, object],
     from usage_features.features.store import apply_definitions
     from usage_features.ingestion import ingest_files
     from usage_features.ingestion.customers import load_customers
+    from usage_features.monitoring.report import MonitorConfig, monitor
+    from usage_features.refresh import RefreshConfig, refresh
     from usage_features.serving.materialize import materialize
     from usage_features.simulation import SimulationConfig, simulate, write_simulation
     from usage_features.training.train import TrainConfig, train
@@ -64,17 +69,43 @@ def run_demo(config: DemoConfig, template: Path, report: Callable[[str, object],
     events_path, customers_path = write_simulation(sim, config.workdir / "raw")
     step("simulate", {"events": sim.events.num_rows, "customers": sim.customers.num_rows,
                       "files": [str(events_path), str(customers_path)]})
-    step("ingest", ingest_files([events_path], paths))
+    as_of = datetime.combine(config.start + timedelta(days=config.days - config.daily_days),
+                             time(), tzinfo=UTC)
+    history, later_days = _hold_back_days(events_path, as_of, config.workdir)
+    step("ingest", ingest_files([history], paths, now=as_of))
     step("load-customers", load_customers(customers_path, paths))
     step("build", build_features(paths))
     apply_definitions(repo)
-    as_of = datetime.combine(config.start + timedelta(days=config.days), time(),
-                             tzinfo=timezone.utc)
     step("show", _show_customer(paths, repo, as_of))
     step("train", train(TrainConfig(repo=repo)))
     step("materialize", materialize(repo, end=as_of))
     step("score", _score_some(paths, repo, as_of, config.scored))
+    inbox = config.workdir / "inbox"
+    inbox.mkdir()
+    for day, arriving in enumerate(later_days, start=1):  # each day's events arrive that day
+        arriving.rename(inbox / arriving.name)
+        now = as_of + timedelta(days=day)
+        step("refresh", refresh(RefreshConfig(repo=repo, inbox=inbox, now=now)))
+    step("monitor", monitor(MonitorConfig(repo=repo)))
     return results
+
+
+def _hold_back_days(events_path: Path, as_of: datetime, workdir: Path
+                    ) -> tuple[Path, list[Path]]:
+    """Split the raw events at ``as_of``: the history file, and one file per later day, in
+    order (rows whose time cannot be read stay in the history, to be quarantined there)."""
+    import pandas as pd
+
+    events = pd.read_parquet(events_path)
+    moment = pd.to_datetime(events.timestamp, utc=True, errors="coerce", format="ISO8601")
+    later = moment >= pd.Timestamp(as_of)
+    history = workdir / "raw" / "history.parquet"
+    events[~later].to_parquet(history, index=False)
+    days = []
+    for day, rows in events[later].groupby(moment[later].dt.date):
+        days.append(workdir / "raw" / f"events-{day}.parquet")
+        rows.to_parquet(days[-1], index=False)
+    return history, days
 
 
 def _active_customers(paths, as_of: datetime, days: int) -> list[str]:

@@ -80,6 +80,17 @@ def _print_step(step: str, result) -> None:
         out.print(f"report with plots: {result.report_dir / 'summary.md'}")
     elif step == "materialize":
         out.print(f"online store (SQLite) loaded up to {result.end:%Y-%m-%d %H:%M} UTC")
+    elif step == "refresh":
+        out.print(f"{result.now:%Y-%m-%d}: {len(result.files_ingested)} new inbox file(s), "
+                  f"{result.events_accepted:,} events accepted ({result.events_rejected:,} "
+                  f"rejected); scored {result.scored:,} of {result.active_customers:,} active "
+                  f"customers -> {result.snapshot}; alarms: {'; '.join(result.alarms) or 'none'}")
+    elif step == "monitor":
+        worst = sorted(result.feature_drift, key=lambda d: -d["psi"])[:3]
+        out.print(f"scores of {result.snapshot_day}: score PSI {result.score_psi:.3f}; largest "
+                  "feature PSI " + ", ".join(f"{d['feature']} {d['psi']:.3f}" for d in worst))
+        out.print(f"alarms: {'; '.join(result.alarms) or 'none'}")
+        out.print(f"report with plots: {result.report_dir}/monitor.md")
     elif step == "score":
         for score in result:
             if score.error or score.churn_probability is None:

@@ -74,6 +74,9 @@ class Feature:
     ``sql`` is a window expression over ``DAILY`` columns, or, when ``derived``, an expression
     over other features. ``stored`` features are columns of the feature table; ``served`` ones
     are in the model's feature service. ``default`` is the value before a customer's first event.
+    ``grows_with_time`` marks a feature that rises with the calendar by construction (tenure):
+    its distribution drifts from any earlier one even when nothing else changes, so drift
+    monitoring reports it without raising an alarm.
     """
 
     name: str
@@ -84,6 +87,7 @@ class Feature:
     stored: bool = True
     served: bool = True
     default: float | int | None = None
+    grows_with_time: bool = False
 
 
 def _count(name: str, column: str, window: Window, what: str) -> Feature:
@@ -145,7 +149,8 @@ REQUEST_TIME: tuple[Feature, ...] = (
     Feature("days_since_last_event", "float64", "", "Days from the latest event to t"),
     Feature("days_since_last_monitoring_run", "float64", "",
             "Days from the latest monitoring_run to t (its absence is an early churn signal)"),
-    Feature("tenure_days", "float64", "", "Days from signup to t; null for an unknown customer"),
+    Feature("tenure_days", "float64", "", "Days from signup to t; null for an unknown customer",
+            grows_with_time=True),
     Feature("is_first_90_days", "bool", "", "Tenure is within the first 90 days", default=False),
     Feature("low_adoption_early_life", "bool", "",
             "First 90 days, adoption below 0.2 and declining frequency (decay_ratio_7d_30d < 1)",

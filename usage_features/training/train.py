@@ -36,6 +36,9 @@ from usage_features.training.model import (
     training_data_hash,
 )
 
+#: The validation period's rows, features and model scores, in the model's report folder.
+REFERENCE_FILE = "validation_reference.parquet"
+
 #: Feature groups removed in the ablation, to measure the domain's claims.
 ABLATIONS: dict[str, tuple[str, ...]] = {
     "without decay features": ("decay_ratio_7d_30d", "decay_ratio_30d_prev30d",
@@ -230,6 +233,9 @@ def train(config: TrainConfig, progress: Callable[[str], None] = lambda _: None)
     report_dir = paths.reports / metadata.model_version
     evaluate.plot_curves(y_val, scores, report_dir)
     evaluate.plot_importance(importance, report_dir)
+    # what `usage-features monitor` compares today's features and scores with
+    validate[["customer_id", "event_timestamp", *features]].assign(
+        churn_probability=scores["model"]).to_parquet(report_dir / REFERENCE_FILE, index=False)
     importance.to_csv(report_dir / "permutation_importance.csv", index=False)
     table.to_csv(report_dir / "metrics.csv", index=False)
     counts = {"train": len(train_rows), "train_positives": int(y_train.sum()),
@@ -275,5 +281,5 @@ def predict(repo: Path, entities: pd.DataFrame, model_path: Path | None = None) 
     return out
 
 
-__all__ = ["ABLATIONS", "FeatureDataError", "TrainConfig", "TrainResult", "adopt_customers",
-           "check_features", "predict", "train", "training_frame"]
+__all__ = ["ABLATIONS", "REFERENCE_FILE", "FeatureDataError", "TrainConfig", "TrainResult",
+           "adopt_customers", "check_features", "predict", "train", "training_frame"]

@@ -1,0 +1,104 @@
+"""The daily refresh end to end: new inbox files each day, scores equal predict, twice = once."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+
+import pandas as pd
+import pytest
+
+from tests.daily_world import FIRST_DAILY, day_end, make_world
+from usage_features.config import RepoPaths
+from usage_features.serving.snapshots import read_snapshot, snapshot_days
+from usage_features.training.train import predict
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    return make_world(tmp_path_factory.mktemp("refresh"))
+
+
+class TestRefresh:
+    def test_each_day_ingests_only_the_new_file_and_scores_every_active_customer(self, world):
+        for d in (FIRST_DAILY, FIRST_DAILY + 1):
+            world.deliver(d)
+            result = world.refresh(d)
+            assert result.exit_code == 0, result.output
+            summary = json.loads(result.stdout)
+            assert summary["files_ingested"] == [f"events-{d}.parquet"]
+            assert summary["events_accepted"] == len(world.daily[d])
+            now = pd.Timestamp(day_end(d))
+            customers = world.customers
+            active = customers[(customers.signup_at <= now)
+                               & (customers.churned_at.isna() | (customers.churned_at > now))]
+            assert summary["active_customers"] == len(active)
+            snapshot = read_snapshot(RepoPaths(world.repo).scores, day_end(d).date())
+            scored = set(snapshot.customer_id)
+            assert scored <= set(active.customer_id)
+            # only customers without any event yet go unscored, each with its reason
+            assert len(active) - len(scored) == sum(summary["not_scored"].values())
+
+    def test_running_the_same_day_twice_changes_nothing(self, world):
+        d = FIRST_DAILY + 2
+        world.deliver(d)
+        first = json.loads(world.refresh(d).stdout)
+        rows = world.log_rows()
+        snapshot = read_snapshot(RepoPaths(world.repo).scores, day_end(d).date())
+        second = json.loads(world.refresh(d).stdout)
+        assert first["files_ingested"] and second["files_ingested"] == []
+        assert world.log_rows() == rows
+        pd.testing.assert_frame_equal(
+            read_snapshot(RepoPaths(world.repo).scores, day_end(d).date()), snapshot)
+
+    def test_snapshot_scores_equal_predict_for_the_same_customer_and_time(self, world):
+        d = FIRST_DAILY + 3
+        world.deliver(d)
+        assert world.refresh(d).exit_code == 0
+        snapshot = read_snapshot(RepoPaths(world.repo).scores, day_end(d).date())
+        rows = pd.DataFrame({"customer_id": snapshot.customer_id,
+                             "event_timestamp": snapshot.as_of})
+        batch = predict(world.repo, rows)
+        pd.testing.assert_series_equal(batch.churn_probability, snapshot.churn_probability,
+                                       check_names=False, rtol=1e-12)
+
+    def test_a_run_killed_after_ingesting_is_completed_by_the_next(self, world, monkeypatch):
+        import usage_features.serving.materialize as materialize_module
+
+        d = FIRST_DAILY + 4
+        world.deliver(d)
+        rows = world.log_rows()
+
+        def killed(*args, **kwargs):
+            raise KeyboardInterrupt  # as if the process died mid-run
+
+        monkeypatch.setattr(materialize_module, "materialize", killed)
+        with pytest.raises(KeyboardInterrupt):
+            from usage_features.refresh import RefreshConfig, refresh
+
+            refresh(RefreshConfig(repo=world.repo, inbox=world.work / "inbox", now=day_end(d)))
+        assert day_end(d).date() not in snapshot_days(RepoPaths(world.repo).scores)
+        monkeypatch.undo()
+        result = world.refresh(d)
+        assert result.exit_code == 0, result.output
+        assert world.log_rows() == rows + len(world.daily[d])
+        assert day_end(d).date() in snapshot_days(RepoPaths(world.repo).scores)
+
+    def test_a_second_refresh_while_one_runs_exits_clearly_and_does_nothing(self, world):
+        d = FIRST_DAILY + 4
+        with open(RepoPaths(world.repo).data / ".refresh.lock", "a+") as held:
+            fcntl.flock(held, fcntl.LOCK_EX)
+            result = world.refresh(d)
+        assert result.exit_code == 3
+        assert "another refresh" in result.output
+
+    def test_stale_data_raises_the_freshness_alarm_and_a_non_zero_exit(self, world):
+        d = FIRST_DAILY + 4
+        latest = max(frame.timestamp.max() for frame in world.daily.values()
+                     if frame.timestamp.max() < pd.Timestamp(day_end(d)))
+        lag_hours = (pd.Timestamp(day_end(d)) - latest).total_seconds() / 3600
+        stale = world.refresh(d, "--max-lag-hours", str(lag_hours * 0.99))
+        assert stale.exit_code == 1
+        assert json.loads(stale.stdout)["alarms"]
+        fresh = world.refresh(d, "--max-lag-hours", str(lag_hours * 1.01))
+        assert fresh.exit_code == 0 and json.loads(fresh.stdout)["alarms"] == []

@@ -1,0 +1,50 @@
+"""Realized performance: each old-enough snapshot against the churn that happened after it."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from usage_features.config import RepoPaths
+from usage_features.monitoring.report import realized_performance
+from usage_features.serving.snapshots import SCHEMA, write_snapshot
+
+HORIZON = 30
+
+
+def snapshot(day: date, probabilities: dict[str, float]) -> pd.DataFrame:
+    as_of = pd.Timestamp(datetime.combine(day, datetime.min.time(), tzinfo=UTC))
+    return pd.DataFrame({"customer_id": list(probabilities),
+                         "churn_probability": list(probabilities.values()),
+                         "risk_band": "low", "reasons": [[] for _ in probabilities],
+                         "model_version": "v1", "as_of": as_of})[SCHEMA.names]
+
+
+def test_only_snapshots_whose_horizon_has_passed_are_scored_against_later_churn(tmp_path):
+    paths = RepoPaths(tmp_path)
+    rng = np.random.default_rng(0)
+    ids = [f"c{i:03d}" for i in range(200)]
+    day1, day2 = date(2025, 3, 1), date(2025, 4, 20)
+    probabilities = dict(zip(ids, rng.random(200)))
+    churn = {c: (pd.Timestamp(day1, tz="UTC") + pd.Timedelta(days=int(rng.integers(1, 60))))
+             if rng.random() < p else pd.NaT for c, p in probabilities.items()}
+    paths.customers.parent.mkdir(parents=True)
+    pd.DataFrame({"customer_id": ids, "churned_at": pd.to_datetime(list(churn.values()), utc=True)
+                  }).to_parquet(paths.customers)
+    write_snapshot(paths.scores, snapshot(day1, probabilities), day1)
+    write_snapshot(paths.scores, snapshot(day2, probabilities), day2)
+
+    now = datetime.combine(day1 + timedelta(days=HORIZON + 1), datetime.min.time(), tzinfo=UTC)
+    [result] = realized_performance(paths, HORIZON, now)  # day2's horizon has not passed
+
+    start = pd.Timestamp(day1, tz="UTC")
+    y = np.array([int(pd.notna(churn[c]) and start < churn[c] <= start + pd.Timedelta(
+        days=HORIZON)) for c in ids])
+    p = np.array([probabilities[c] for c in ids])
+    assert result["date"] == str(day1) and result["churned"] == y.sum()
+    assert result["roc_auc"] == pytest.approx(roc_auc_score(y, p))
+    assert result["pr_auc"] == pytest.approx(average_precision_score(y, p))

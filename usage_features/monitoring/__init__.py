@@ -1,0 +1,1 @@
+"""Can today's scores still be trusted? Drift, freshness and realized performance."""

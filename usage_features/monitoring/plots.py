@@ -1,0 +1,72 @@
+"""The monitor report's plots (PNG, matplotlib's Agg backend)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from usage_features.monitoring.drift import PSI_ALARM
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_feature_drift(drift: list[dict], out: Path) -> Path:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 0.28 * len(drift) + 1.2))
+    names = [d["feature"] for d in drift]
+    values = [0.0 if np.isnan(d["psi"]) else d["psi"] for d in drift]
+    ax.barh(names, values, color=["tab:red" if d["alarm"] else "tab:blue" for d in drift])
+    ax.axvline(PSI_ALARM, color="tab:red", linestyle="--", linewidth=1, label="alarm")
+    ax.invert_yaxis()
+    ax.set(title="Feature drift: PSI, validation period -> today", xlabel="PSI")
+    ax.tick_params(axis="y", labelsize=7)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def plot_score_distributions(reference, current, out: Path) -> Path:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    high = float(np.nanquantile(np.concatenate([reference, current]), 0.995)) or 1.0
+    bins = np.linspace(0, high, 40)
+    for values, label in ((reference, "validation period"), (current, "today")):
+        ax.hist(np.clip(values, 0, high), bins=bins, density=True, histtype="step", label=label)
+    ax.set(title="Churn probability distribution", xlabel="churn probability",
+           ylabel="density")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def plot_realized(realized: list[dict], validation: dict, out: Path) -> Path:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    scored = [r for r in realized if "roc_auc" in r]
+    for metric, color in (("roc_auc", "tab:blue"), ("pr_auc", "tab:orange")):
+        ax.plot([r["date"] for r in scored], [r[metric] for r in scored], "o-", color=color,
+                label=f"{metric} realized")
+        if metric in validation:
+            ax.axhline(validation[metric], color=color, linestyle="--", linewidth=1,
+                       label=f"{metric} validation")
+    if not scored:
+        ax.text(0.5, 0.5, "no snapshot old enough yet", ha="center", transform=ax.transAxes)
+    ax.set(title="Realized performance by snapshot", ylim=(0, 1))
+    ax.tick_params(axis="x", labelrotation=45, labelsize=7)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out

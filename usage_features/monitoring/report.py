@@ -1,0 +1,256 @@
+"""``usage-features monitor``: can today's scores still be trusted?
+
+Five checks over the latest score snapshot (``refresh`` writes them), each with its alarms:
+
+- **freshness**: the latest event, the last build and the last materialize, against a lag;
+- **feature drift**: per served feature, the PSI between the model's validation-period rows
+  (the latest rows it was trained and checked on, each moved to the snapshot's weekday and
+  time of day: recency follows the weekly cycle) and the snapshot's customers' features at
+  the snapshot's time, plus each side's share of nulls (a feature that grows with the
+  calendar by construction, tenure, is reported but raises no alarm);
+- **score drift**: the PSI of the snapshot's scores against the model's scores of those
+  validation rows;
+- **training/serving skew**: for a sample of the snapshot's customers, the online features
+  (read as the scorer reads them) must equal the historical path's, value for value;
+- **realized performance**: for snapshots at least ``horizon`` days old, ROC AUC, PR AUC and
+  top-decile lift against the churn that then happened (the customers table), beside the
+  validation figures.
+
+The report is ``DIR/data/reports/monitor/<date>/`` (``monitor.md`` with PNG plots, and
+``monitor.json``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from usage_features.config import RepoPaths
+from usage_features.features.store import DEFAULT_CONFIG
+from usage_features.monitoring.drift import PSI_ALARM, Drift, feature_drift, psi
+
+DEFAULT_MAX_LAG = timedelta(hours=36)
+DEFAULT_SKEW_SAMPLE = 500
+
+
+@dataclass(frozen=True)
+class MonitorConfig:
+    repo: Path
+    model_path: Path | None = None
+    config: str = DEFAULT_CONFIG
+    now: datetime | None = None  # default: the latest snapshot's time
+    max_lag: timedelta = DEFAULT_MAX_LAG
+    skew_sample: int = DEFAULT_SKEW_SAMPLE
+
+
+@dataclass
+class MonitorReport:
+    snapshot_day: str | None
+    now: datetime
+    freshness: dict = field(default_factory=dict)
+    feature_drift: list[dict] = field(default_factory=list)
+    score_psi: float | None = None
+    skew: dict = field(default_factory=dict)
+    realized: list[dict] = field(default_factory=list)
+    validation: dict = field(default_factory=dict)
+    alarms: list[str] = field(default_factory=list)
+    report_dir: str | None = None
+
+    def to_dict(self) -> dict:
+        return json.loads(json.dumps(asdict(self), default=str))
+
+
+def monitor(config: MonitorConfig) -> MonitorReport:
+    from usage_features.features.retrieval import historical_features, served_feature_names
+    from usage_features.features.spec import served_features
+    from usage_features.features.store import open_store
+    from usage_features.serving.snapshots import read_snapshot, snapshot_days
+    from usage_features.training.model import load_model
+    from usage_features.training.train import REFERENCE_FILE
+
+    paths = RepoPaths(config.repo)
+    days = snapshot_days(paths.scores)
+    if not days:
+        raise FileNotFoundError(f"no score snapshots in {paths.scores}: run "
+                                "`usage-features refresh` first")
+    model = load_model(config.model_path or paths.model, served_feature_names())
+    snapshot = read_snapshot(paths.scores, days[-1])
+    as_of = snapshot.as_of.max().to_pydatetime()
+    now = config.now or as_of
+    report = MonitorReport(snapshot_day=days[-1].isoformat(), now=now,
+                           validation=model.metadata.metrics.get("model", {}))
+    store = open_store(paths.repo, config.config)
+
+    report.freshness = freshness(paths, store, now, config.max_lag, report.alarms)
+
+    validation = pd.read_parquet(paths.reports / model.metadata.model_version / REFERENCE_FILE,
+                                 columns=["customer_id", "event_timestamp"])
+    reference = historical_features(store, same_weekday_and_time(validation, as_of))
+    reference["churn_probability"] = model.predict_proba(reference).to_numpy()
+    rows = pd.DataFrame({"customer_id": snapshot.customer_id, "event_timestamp": snapshot.as_of})
+    current = historical_features(store, rows)
+    trending = {f.name for f in served_features() if f.grows_with_time}
+    for name in model.metadata.features:
+        drift = feature_drift(name, reference[name], current[name])
+        alarm = drift.alarm and name not in trending
+        report.feature_drift.append({**asdict(drift), "alarm": alarm,
+                                     "grows_with_time": name in trending})
+        if alarm:
+            report.alarms.append(_drift_alarm(drift))
+    report.score_psi = psi(reference.churn_probability, snapshot.churn_probability)
+    if report.score_psi >= PSI_ALARM:
+        report.alarms.append(f"score drift: PSI {report.score_psi:.3f} of today's scores "
+                             f"against the validation period's (alarm at {PSI_ALARM})")
+
+    report.skew = skew(store, current, model.metadata.features, as_of,
+                       report.freshness.get("last_materialize"), config.skew_sample)
+    if report.skew.get("mismatched_customers"):
+        report.alarms.append(f"training/serving skew: {report.skew['mismatched_customers']} of "
+                             f"{report.skew['compared_customers']} customers' online features "
+                             f"differ from the historical path ({report.skew['features']})")
+
+    report.realized = realized_performance(paths, model.metadata.horizon_days, now)
+    out = paths.reports / "monitor" / report.snapshot_day
+    write_report(report, reference, snapshot, out)
+    report.report_dir = str(out)
+    return report
+
+
+def same_weekday_and_time(rows: pd.DataFrame, as_of: datetime) -> pd.DataFrame:
+    """``rows`` each moved forward by less than a week, to ``as_of``'s weekday and time of day.
+
+    Usage has a weekly cycle (quiet weekends), so recency at Monday 00:00 is longer than at
+    Thursday 00:00 for the same customers: a snapshot is compared with the validation rows
+    as they stood at its own point of the week, not with whatever weekday the training grid
+    fell on.
+    """
+    week = pd.Timedelta(days=7)
+    moved = rows[["customer_id", "event_timestamp"]].copy()
+    moved["event_timestamp"] += (pd.Timestamp(as_of) - moved.event_timestamp) % week
+    return moved
+
+
+def freshness(paths: RepoPaths, store, now: datetime, max_lag: timedelta,
+              alarms: list[str]) -> dict:
+    from usage_features.refresh import latest_event_time
+
+    latest = latest_event_time(paths)
+    built = (datetime.fromtimestamp(paths.build_state.stat().st_mtime, UTC)
+             if paths.build_state.exists() else None)
+    ends = [v.most_recent_end_time for v in store.list_feature_views() if v.online]
+    materialized = min(ends) if ends and None not in ends else None
+    if latest is None or now - latest > max_lag:
+        alarms.append(f"stale data: latest event {latest} is more than {max_lag} before {now}")
+    if materialized is None or materialized.date() < now.date():
+        alarms.append(f"online store last materialized to {materialized}, not on {now.date()}: "
+                      "run `usage-features refresh` (or materialize)")
+    return {"latest_event": latest, "last_build": built, "last_materialize": materialized,
+            "max_lag_hours": max_lag.total_seconds() / 3600}
+
+
+def skew(store, historical: pd.DataFrame, features: list[str], as_of: datetime,
+         materialized: datetime | None, sample: int) -> dict:
+    """Online features against the historical path's for up to ``sample`` customers."""
+    from usage_features.features.retrieval import read_online
+
+    if materialized is None or materialized.date() != as_of.date():
+        return {"skipped": f"the online store holds {materialized}, not the snapshot's day "
+                           f"{as_of.date()}: compare right after the refresh"}
+    chosen = historical.sample(min(sample, len(historical)), random_state=0)
+    online = read_online(store, chosen.customer_id.tolist(), as_of).to_frame()
+    differs, mismatch = {}, np.zeros(len(chosen), dtype=bool)
+    for name in features:
+        left = pd.to_numeric(online[name], errors="coerce").to_numpy(dtype=float)
+        right = pd.to_numeric(chosen[name], errors="coerce").to_numpy(dtype=float)
+        same = (left == right) | (np.isnan(left) & np.isnan(right))
+        if not same.all():
+            differs[name] = int((~same).sum())
+        mismatch |= ~same
+    return {"compared_customers": len(chosen), "features": differs,
+            "mismatched_customers": int(mismatch.sum())}
+
+
+def realized_performance(paths: RepoPaths, horizon_days: int, now: datetime) -> list[dict]:
+    """Metrics of every snapshot whose label window ``(as_of, as_of + horizon]`` has passed."""
+    from usage_features.serving.snapshots import read_snapshots
+    from usage_features.training.evaluate import metrics
+
+    if not paths.customers.exists():
+        return []
+    customers = pd.read_parquet(paths.customers, columns=["customer_id", "churned_at"])
+    horizon = pd.Timedelta(days=horizon_days)
+    history = read_snapshots(paths.scores).merge(customers, on="customer_id", how="left")
+    out = []
+    for day, rows in history.groupby("date"):
+        as_of = rows.as_of.max()
+        if as_of + horizon > pd.Timestamp(now):
+            continue
+        label = ((rows.churned_at > rows.as_of) & (rows.churned_at <= rows.as_of + horizon))
+        y = label.to_numpy(dtype=int)
+        entry = {"date": str(day), "rows": len(rows), "churned": int(y.sum())}
+        if 0 < y.sum() < len(y):
+            entry.update({k: v for k, v in metrics(y, rows.churn_probability.to_numpy()).items()
+                          if k != "brier"})
+        out.append(entry)
+    return out
+
+
+def _drift_alarm(drift: Drift) -> str:
+    return (f"feature drift: {drift.feature} PSI {drift.psi:.3f}, nulls "
+            f"{drift.reference_null_share:.1%} -> {drift.current_null_share:.1%}")
+
+
+def write_report(report: MonitorReport, reference: pd.DataFrame, snapshot: pd.DataFrame,
+                 out: Path) -> None:
+    from usage_features.monitoring.plots import (
+        plot_feature_drift,
+        plot_realized,
+        plot_score_distributions,
+    )
+
+    out.mkdir(parents=True, exist_ok=True)
+    plot_feature_drift(report.feature_drift, out / "feature_drift.png")
+    plot_score_distributions(reference.churn_probability, snapshot.churn_probability,
+                             out / "score_distribution.png")
+    plot_realized(report.realized, report.validation, out / "realized_performance.png")
+    (out / "monitor.json").write_text(json.dumps(report.to_dict(), indent=1))
+    (out / "monitor.md").write_text(markdown(report))
+
+
+def markdown(report: MonitorReport) -> str:
+    f = report.freshness
+    lines = [f"# Monitor: scores of {report.snapshot_day}", "",
+             "**Alarms:** " + ("none" if not report.alarms else ""), *(
+                 f"- {a}" for a in report.alarms), "",
+             "## Freshness", "", f"- latest event: {f.get('latest_event')}",
+             f"- last build: {f.get('last_build')}",
+             f"- last materialize: {f.get('last_materialize')}",
+             f"- expected lag: at most {f.get('max_lag_hours')} h", "",
+             "## Feature drift (validation period -> today)", "",
+             "![feature drift](feature_drift.png)", "",
+             "| feature | PSI | nulls then | nulls now | alarm |", "|---|---|---|---|---|"]
+    for d in report.feature_drift:
+        note = "yes" if d["alarm"] else ("grows with time" if d["grows_with_time"] else "")
+        lines.append(f"| {d['feature']} | {d['psi']:.3f} | {d['reference_null_share']:.1%} | "
+                     f"{d['current_null_share']:.1%} | {note} |")
+    lines += ["", "## Score drift", "",
+              f"PSI of today's scores against the validation period's: {report.score_psi:.3f}",
+              "", "![scores](score_distribution.png)", "",
+              "## Training/serving skew", "", f"{report.skew}", "",
+              "## Realized performance", "", "![realized](realized_performance.png)", "",
+              "| snapshot | rows | churned | ROC AUC | PR AUC | top-decile lift |",
+              "|---|---|---|---|---|---|"]
+    for r in report.realized:
+        lines.append(f"| {r['date']} | {r['rows']} | {r['churned']} | "
+                     f"{r.get('roc_auc', float('nan')):.3f} | {r.get('pr_auc', float('nan')):.3f}"
+                     f" | {r.get('top_decile_lift', float('nan')):.2f} |")
+    v = report.validation
+    if v:
+        lines += ["", (f"Validation: ROC AUC {v['roc_auc']:.3f}, PR AUC {v['pr_auc']:.3f}, "
+                       f"top-decile lift {v['top_decile_lift']:.2f}.")]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,211 @@
+"""The daily job: new inbox files -> event log -> features -> online store -> scores snapshot.
+
+``refresh`` runs, in order and each step only as far as needed (so a re-run, or the run after a
+killed one, completes the day and doubles nothing):
+
+1. ingest every inbox file whose content was never ingested (``ingestion.inbox``);
+2. reload the customers table when a file is given (new signups, churns);
+3. build the feature tables incrementally and ``feast apply``;
+4. materialize the online store up to ``now``;
+5. score every active customer (signed up at or before ``now``, not churned by then);
+6. write ``DIR/data/scores/date=YYYY-MM-DD/scores.parquet`` (and upsert the same rows into a
+   PostgreSQL ``churn_scores`` table with a ``sink``);
+7. check freshness: the latest event must be within ``max_lag`` of ``now``.
+
+Two refreshes of one repo never run at once: the second raises ``RefreshBusyError``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import io
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from usage_features.config import RepoPaths
+from usage_features.features.store import DEFAULT_CONFIG
+
+DEFAULT_MAX_LAG = timedelta(hours=36)
+
+
+class RefreshBusyError(RuntimeError):
+    """Another refresh holds the repo."""
+
+
+@dataclass(frozen=True)
+class RefreshConfig:
+    repo: Path
+    inbox: Path | None = None  # default DIR/inbox
+    now: datetime | None = None  # default the current time
+    customers: Path | None = None  # a new customers table to load first
+    sink: str | None = None  # postgresql://... conninfo
+    config: str = DEFAULT_CONFIG
+    model_path: Path | None = None
+    max_lag: timedelta = DEFAULT_MAX_LAG
+
+
+@dataclass
+class RefreshSummary:
+    now: datetime
+    files_ingested: list[str] = field(default_factory=list)
+    events_accepted: int = 0
+    events_rejected: int = 0
+    feature_rows_changed: bool = False
+    active_customers: int = 0
+    scored: int = 0
+    not_scored: dict[str, int] = field(default_factory=dict)
+    snapshot: str | None = None
+    sink_rows: int | None = None
+    latest_event: datetime | None = None
+    alarms: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        for key in ("now", "latest_event"):
+            out[key] = out[key].isoformat() if out[key] else None
+        return out
+
+
+def refresh(config: RefreshConfig, progress: Callable[[str], None] | None = None
+            ) -> RefreshSummary:
+    """Run the day's refresh of ``config.repo`` (see the module's docstring)."""
+    say = progress or (lambda _: None)
+    paths = RepoPaths(config.repo)
+    now = config.now or datetime.now(UTC)
+    summary = RefreshSummary(now=now)
+    with _exclusive(paths), _timer(summary) as timed:
+        with timed("ingest"):
+            say("ingesting new inbox files")
+            _ingest_inbox(paths, config, now, summary)
+        if config.customers is not None:
+            with timed("load-customers"):
+                say("loading the customers table")
+                from usage_features.ingestion.customers import load_customers
+
+                load_customers(config.customers, paths)
+        with timed("build"):
+            say("building feature tables")
+            from usage_features.features.build import build_features
+            from usage_features.features.store import apply_definitions
+
+            summary.feature_rows_changed = build_features(paths).changed
+            apply_definitions(paths.repo, config.config)
+        with timed("materialize"):
+            say("materializing the online store")
+            from usage_features.serving.materialize import materialize
+
+            with contextlib.redirect_stdout(io.StringIO()):  # Feast prints its progress
+                materialize(paths.repo, now, config.config)
+        with timed("score"):
+            say("scoring active customers")
+            frame = _score_active(paths, config, now, summary)
+        with timed("deliver"):
+            from usage_features.serving.snapshots import write_snapshot
+
+            summary.snapshot = str(write_snapshot(paths.scores, frame, now.date()))
+            if config.sink:
+                from usage_features.adapters.postgres_scores import PostgresScoreSink
+
+                summary.sink_rows = PostgresScoreSink(config.sink).write(frame, now.date())
+        summary.latest_event = latest_event_time(paths)
+        if summary.latest_event is None or now - summary.latest_event > config.max_lag:
+            summary.alarms.append(
+                f"stale data: latest event {summary.latest_event} is more than "
+                f"{config.max_lag} before {now}")
+    return summary
+
+
+def _ingest_inbox(paths: RepoPaths, config: RefreshConfig, now: datetime,
+                  summary: RefreshSummary) -> None:
+    from usage_features.ingestion import ingest_files
+    from usage_features.ingestion.inbox import Inbox
+
+    inbox = Inbox(config.inbox or paths.repo / "inbox", paths.data / "inbox.json")
+    for item in inbox.pending():
+        result = ingest_files([item.path], paths, now=now)
+        inbox.record(item, now, {k: getattr(result, k)
+                                 for k in ("read", "accepted", "rejected", "duplicates")})
+        summary.files_ingested.append(item.path.name)
+        summary.events_accepted += result.accepted
+        summary.events_rejected += result.rejected
+
+
+def active_customers(paths: RepoPaths, now: datetime) -> list[str]:
+    """Customers signed up at or before ``now`` and not churned by then, in id order."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    if not paths.customers.exists():
+        raise FileNotFoundError(
+            f"no customers table in {paths.customers}: run `usage-features load-customers "
+            "FILE` (or pass --customers FILE) so refresh knows who is an active customer")
+    table = pq.read_table(paths.customers, columns=["customer_id", "signup_at", "churned_at"])
+    live = pc.and_(pc.less_equal(table["signup_at"], now),
+                   pc.or_kleene(pc.is_null(table["churned_at"]),
+                                pc.greater(table["churned_at"], now)))
+    return sorted(table.filter(live)["customer_id"].to_pylist())
+
+
+def _score_active(paths: RepoPaths, config: RefreshConfig, now: datetime,
+                  summary: RefreshSummary):
+    from usage_features.serving.scorer import ChurnScorer
+    from usage_features.serving.snapshots import scores_frame
+
+    customers = active_customers(paths, now)
+    scores = ChurnScorer.from_repo(paths.repo, config.model_path, config.config).score(
+        customers, now)
+    summary.active_customers = len(customers)
+    for score in scores:
+        if score.churn_probability is None:
+            key = score.error or "not scored"
+            summary.not_scored[key] = summary.not_scored.get(key, 0) + 1
+    frame = scores_frame(scores, now)
+    summary.scored = len(frame)
+    return frame
+
+
+def latest_event_time(paths: RepoPaths) -> datetime | None:
+    """The latest event timestamp in the log (from the Parquet statistics where it can)."""
+    from usage_features.adapters.duckdb_connection import connect
+    from usage_features.adapters.event_log import EventLog
+
+    files = [str(p) for p in EventLog(paths).files()]
+    if not files:
+        return None
+    (latest,) = connect().execute(
+        "SELECT max(timestamp) FROM read_parquet(?, hive_partitioning = false)",
+        [files]).fetchone()
+    return latest
+
+
+@contextmanager
+def _exclusive(paths: RepoPaths) -> Iterator[None]:
+    paths.data.mkdir(parents=True, exist_ok=True)
+    with open(paths.data / ".refresh.lock", "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RefreshBusyError(
+                f"another refresh of {paths.repo} is running; this one did nothing "
+                "(run it again when that one ends)") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextmanager
+def _timer(summary: RefreshSummary):
+    @contextmanager
+    def timed(step: str):
+        start = time.perf_counter()
+        yield
+        summary.seconds[step] = round(time.perf_counter() - start, 3)
+
+    yield timed
