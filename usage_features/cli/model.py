@@ -116,7 +116,7 @@ def predict_command(
     scored["error"] = pd.Series(pd.NA, index=scored.index, dtype="string")
     missing = [pd.NA] * int((~read.valid).sum())
     rejected = read.rows[~read.valid].assign(
-        status=INVALID, churn_probability=pd.array(missing, dtype="Float64"),
+        status=INVALID, churn_probability=float("nan"),
         beyond_data=pd.array(missing, dtype="boolean"),
         error=pd.Series(read.errors, dtype="string"))
     scored = pd.concat([scored, rejected]).sort_index() if len(rejected) else scored

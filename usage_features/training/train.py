@@ -270,8 +270,8 @@ def predict(repo: Path, entities: pd.DataFrame, model_path: Path | None = None) 
     status = statuses(frame.days_since_last_event.to_numpy(dtype=float),
                       frame.tenure_days.to_numpy(dtype=float),
                       ChurnDates(paths.customers).seconds(ids), moments.to_numpy(dtype=float))
-    probability = pd.array(model.predict_proba(frame).to_numpy(), dtype="Float64")
-    probability[status != ACTIVE] = pd.NA
+    # NaN (null in Parquet, empty in CSV) for a customer not scored
+    probability = np.where(status == ACTIVE, model.predict_proba(frame).to_numpy(), np.nan)
     latest = latest_event_at(paths)
     out = entities.copy()
     out["status"] = status.astype(str)
