@@ -83,6 +83,9 @@ class ChurnScorer:
         self._refs = online_refs(store, model.metadata.feature_service)
         self.model.compiled
         self._threads = ThreadpoolController()
+        self._state: Freshness | None = None
+        self._build_state = RepoPaths(self.repo).build_state
+        self._state_key: tuple | None = None
 
     @classmethod
     def from_repo(cls, repo: Path, model_path: Path | None = None,
@@ -98,6 +101,21 @@ class ChurnScorer:
         """How fresh the online store's data is for an answer at ``as_of`` (default now)."""
         return freshness(self.repo, as_of, self.config, self.store, self.max_lag)
 
+    def _online_state(self) -> Freshness:
+        """What the online store holds (its materialize end, pending builds), re-read only
+        when the build state or the registry file changed: an explicit ``as_of`` is checked
+        against it on every call, so the check must cost next to nothing."""
+        key = (_mtime(self._build_state), _mtime(self._registry_file()))
+        if key[1] is None or key != self._state_key:  # (a registry not in a local file)
+            self._state, self._state_key = self.freshness(), key
+        return self._state
+
+    def _registry_file(self) -> Path | None:
+        path = str(self.store.config.registry.path)
+        if "://" in path:
+            return None
+        return Path(path) if Path(path).is_absolute() else self.repo / path
+
     def score(self, customer_ids: Sequence[str], as_of: datetime | None = None) -> list[Score]:
         """Scores at ``as_of`` from the online store; default now.
 
@@ -108,7 +126,7 @@ class ChurnScorer:
         if not customer_ids:
             return []
         if as_of is not None:
-            problem = online_day_problem(self.freshness(as_of), as_of)
+            problem = online_day_problem(self._online_state(), as_of)
             if problem is not None:
                 raise OnlineTimeError(as_of, problem)
         moment = (as_of or datetime.now(timezone.utc)).timestamp()
@@ -128,7 +146,7 @@ class ChurnScorer:
         entities = pd.DataFrame({"customer_id": list(customer_ids), "event_timestamp": as_of})
         frame = historical_features(self.store, entities, self.model.metadata.feature_service)
         probabilities = self.model.predict_proba(frame).to_numpy().tolist()
-        features = [f for f in served_feature_names()]
+        features = served_feature_names()
         records = frame[features].astype(object).where(frame[features].notna(), None).to_dict(
             "records")
         return self._scores(list(customer_ids), probabilities, records,
@@ -153,3 +171,10 @@ class ChurnScorer:
             else:
                 scores.append(Score(customer, version, p, self.band(p), explain(record)))
         return scores
+
+
+def _mtime(path: Path | None) -> int | None:
+    try:
+        return None if path is None else path.stat().st_mtime_ns
+    except FileNotFoundError:
+        return None
