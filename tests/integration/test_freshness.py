@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 from datetime import datetime, timedelta, timezone
 
-import pandas as pd
 import pytest
 
 from usage_features.config import RepoPaths
@@ -19,34 +18,31 @@ from tests.factories import churn_dataset
 
 @pytest.fixture(scope="module")
 def stale(tmp_path_factory):
-    """A repo whose latest event is five days old, materialized with the default end (now)."""
+    """A repo whose latest event is five days old, materialized half a day after it."""
     repo = copy_feature_repo(tmp_path_factory.mktemp("stale") / "feature_repo")
     events, customers = churn_dataset(seed=9, customers=20, days=90)
     now = datetime.now(timezone.utc)
     events = events[events.timestamp < now - timedelta(days=5)]
     populate(repo, events, customers)
-    summary = materialize(repo)
+    summary = materialize(repo, end=events.timestamp.max() + timedelta(hours=12))
     return repo, events, summary, now
 
 
-def expected_end(events: pd.DataFrame) -> pd.Timestamp:
-    """The end of the day after the latest event's day."""
-    return events.timestamp.max().floor("D") + pd.Timedelta(days=2) - pd.Timedelta(
-        microseconds=1)
-
-
 class TestMaterializeStaysWithinTheData:
-    def test_an_end_past_the_data_is_clamped_with_a_warning(self, stale):
+    def test_an_end_within_a_day_of_the_latest_event_is_loaded_without_a_warning(self, stale):
         _, events, summary, _ = stale
-        assert summary.end == expected_end(events)
-        assert "later than the data allows" in summary.warning
+        assert summary.end == events.timestamp.max() + timedelta(hours=12)
+        assert summary.warning is None
 
-    def test_an_end_beyond_now_is_clamped_to_now(self, stale, tmp_path):
-        repo, _, summary, _ = stale
+    def test_an_end_beyond_now_is_clamped_to_now_and_the_old_data_is_warned_of(
+            self, stale, tmp_path):
+        repo, events, _, now = stale
         copy = shutil.copytree(repo, tmp_path / "repo")
-        fake_now = summary.end  # (no earlier: the online store already reaches there)
-        later = materialize(copy, end=fake_now + timedelta(days=30), now=fake_now)
-        assert later.end == fake_now and "(now)" in later.warning
+        later = materialize(copy, end=now + timedelta(days=30), now=now)
+        assert later.end == now
+        assert "later than the data allows (now)" in later.warning
+        days = (now.date() - events.timestamp.max().date()).days - 1
+        assert f"{days} day(s) past the day after the latest ingested event" in later.warning
 
     def test_an_end_before_the_online_stores_is_refused(self, stale):
         repo, _, summary, _ = stale
@@ -74,7 +70,7 @@ class TestFreshness:
 
     def test_an_answer_on_the_materialized_day_within_the_lag_is_fresh(self, stale):
         repo, events, summary, _ = stale
-        as_of = events.timestamp.max().floor("D") + pd.Timedelta(days=1, hours=1)
+        as_of = summary.end  # its day, 12 h after the latest event
         record = freshness(repo, as_of.to_pydatetime())
         assert record.warnings() == []
         assert record.last_build_at is not None and record.last_materialize_at is not None

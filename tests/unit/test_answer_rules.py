@@ -10,7 +10,7 @@ import pytest
 
 from usage_features.serving.freshness import (
     Freshness,
-    data_limit,
+    days_past_data,
     max_event_lag,
     online_day_problem,
 )
@@ -51,11 +51,12 @@ class TestOnlineDay:
         assert "build changed features" in online_day_problem(record(T, date(2026, 3, 2)), T)
         assert "never materialized" in online_day_problem(record(None), T)
 
-    def test_the_data_limit_is_now_or_the_end_of_the_day_after_the_latest_event(self):
+    def test_days_past_the_data_count_from_the_day_after_the_latest_event(self):
         latest = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)
-        end = datetime(2026, 3, 2, 23, 59, 59, 999999, tzinfo=timezone.utc)
-        assert data_limit(latest, T) == end
-        assert data_limit(latest, latest + timedelta(hours=1)) == latest + timedelta(hours=1)
+        assert days_past_data(datetime(2026, 3, 2, 23, 59, tzinfo=timezone.utc), latest) == 0
+        assert days_past_data(datetime(2026, 3, 3, 0, 0, tzinfo=timezone.utc), latest) == 1
+        assert days_past_data(T, latest) == 8
+        assert days_past_data(T, None) == 0
 
 
 class TestMaxLag:

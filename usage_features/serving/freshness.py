@@ -61,10 +61,12 @@ def latest_event_at(paths: RepoPaths) -> datetime | None:
     return latest.astimezone(timezone.utc) if latest is not None else None
 
 
-def data_limit(latest_event: datetime, now: datetime) -> datetime:
-    """The latest time the data can describe: now, and no later than the end of the day after
-    the latest event's day (later days would assume days of no activity nobody has seen)."""
-    return min(now, day_start(latest_event) + timedelta(days=2) - timedelta(microseconds=1))
+def days_past_data(end: datetime, latest_event: datetime | None) -> int:
+    """How many whole days ``end``'s UTC day lies past the day after the latest event's (0: the
+    data describes that day; more: its features assume days of no activity nobody has seen)."""
+    if latest_event is None:
+        return 0
+    return max(0, (day_start(end) - day_start(latest_event)).days - 1)
 
 
 @dataclass(frozen=True)

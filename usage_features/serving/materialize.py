@@ -6,10 +6,12 @@ rebuild rewrote in the past (late events). This command starts at the earlier of
 and the first day any build changed since then (the epoch on the first run), so the online store
 always holds each customer's latest row at or before ``end``.
 
-``end`` may not reach past what the data describes: later than now, or past the end of the day
-after the latest ingested event, it is clamped there with a warning (the online store would
-otherwise hold a day nobody has seen, scored as if nothing had happened). An end before the
-online store's current one is refused: the store would mix two days.
+``end`` may not reach past now: the online store would hold a day that has not happened (rows
+of customers' windows emptying in the future), and scoring now would read it. It is clamped to
+now with a warning. An end more than a day past the latest ingested event is loaded, with a
+warning: the online store then holds that day's features (equal to ``predict``'s there), which
+assume no activity since the latest event. An end before the online store's current one is
+refused: the store would mix two days.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from usage_features.adapters.event_log import EventLog
 from usage_features.config import RepoPaths
 from usage_features.features.state import load_state, save_state
 from usage_features.features.store import DEFAULT_CONFIG, open_store
-from usage_features.serving.freshness import data_limit, latest_event_at
+from usage_features.serving.freshness import days_past_data, latest_event_at
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
@@ -35,7 +37,7 @@ class MaterializeSummary:
     start: datetime
     end: datetime
     views: list[str]
-    #: Why ``end`` is earlier than asked for (None: as asked).
+    #: Why ``end`` is earlier than asked for, or past the data (None: neither).
     warning: str | None = None
 
 
@@ -43,22 +45,24 @@ def materialize(repo, end: datetime | None = None, config: str = DEFAULT_CONFIG,
                 now: datetime | None = None) -> MaterializeSummary:
     """Load each customer's latest feature row at or before ``end`` (default now).
 
-    ``now`` is the wall clock (a parameter for tests); ``end`` is clamped to
-    :func:`~usage_features.serving.freshness.data_limit` with a warning.
+    ``now`` is the wall clock (a parameter for tests); ``end`` is clamped to it with a
+    warning, and warned of when past the data (see the module docstring).
     """
     paths = RepoPaths(repo)
     now = now or datetime.now(timezone.utc)
     requested = (end or now).astimezone(timezone.utc)
     with EventLog(paths).write_lock():  # no build rewrites the tables meanwhile
+        end, warnings = min(requested, now), []
+        if requested > now:
+            warnings.append(f"end {requested.isoformat()} is later than the data allows (now); "
+                            f"materialized up to now, {end.isoformat()}")
         latest = latest_event_at(paths)
-        limit = data_limit(latest, now) if latest is not None else now
-        end, warning = requested, None
-        if requested > limit:
-            end = limit
-            why = ("now" if limit == now else
-                   f"the end of the day after the latest ingested event ({latest.isoformat()})")
-            warning = (f"end {requested.isoformat()} is later than the data allows; "
-                       f"materialized up to {end.isoformat()} ({why})")
+        past = days_past_data(end, latest)
+        if past:
+            warnings.append(f"end {end.isoformat()} is {past} day(s) past the day after the "
+                            f"latest ingested event ({latest.isoformat()}): the online store "
+                            "holds features that assume no activity since (ingest the latest "
+                            "events)")
         store = open_store(repo, config)
         views = [v for v in store.list_feature_views() if v.online]
         ends = [v.most_recent_end_time for v in views]
@@ -73,7 +77,7 @@ def materialize(repo, end: datetime | None = None, config: str = DEFAULT_CONFIG,
             start = min(start, pending)
         store.materialize(start, end, feature_views=[v.name for v in views])
         _record(paths, config, end, now)
-    return MaterializeSummary(start, end, [v.name for v in views], warning)
+    return MaterializeSummary(start, end, [v.name for v in views], "; ".join(warnings) or None)
 
 
 def _pending_change(paths: RepoPaths, config: str) -> datetime | None:
