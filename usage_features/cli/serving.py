@@ -52,9 +52,9 @@ def max_lag(hours: float | None):
 def materialize_command(
     repo: RepoOption,
     end: Annotated[datetime | None, typer.Option(help="Materialize up to this time (UTC); "
-                                                 "default now. Clamped to what the data "
-                                                 "allows (now, and the end of the day after "
-                                                 "the latest event).")] = None,
+                                                 "default now. A later time is clamped to "
+                                                 "now; one before the online store's current "
+                                                 "end is refused.")] = None,
     config: ConfigOption = "feature_store.yaml",
 ) -> None:
     """Load the latest feature rows into the online store (SQLite by default), incrementally."""
