@@ -150,3 +150,26 @@ class TestMaterializeAfterLateEvents:
         materialize(feature_repo_copy, end=now)  # same end: only the rebuild's changes are new
 
         assert_online_equals_historical(open_store(feature_repo_copy), customers, now)
+
+    def test_a_customer_loaded_after_a_materialize_reaches_the_online_store(
+            self, feature_repo_copy):
+        from usage_features.config import RepoPaths
+        from usage_features.features.build import build_features
+        from usage_features.ingestion.customers import load_customers
+
+        events, customers = churn_dataset(seed=13, customers=15, days=100)
+        populate(feature_repo_copy, events, customers)
+        now = datetime.now(timezone.utc)
+        materialize(feature_repo_copy, end=now)
+
+        newcomer = pd.DataFrame({"customer_id": ["cust-loaded-later"],
+                                 "signup_at": [customers.signup_at.min()],
+                                 "churned_at": [pd.NaT], "plan": ["pro"]})
+        more = pd.concat([customers, newcomer], ignore_index=True)
+        more["churned_at"] = pd.to_datetime(more.churned_at, utc=True)
+        more.to_parquet(feature_repo_copy / "more.parquet")
+        load_customers(feature_repo_copy / "more.parquet", RepoPaths(feature_repo_copy))
+        build_features(RepoPaths(feature_repo_copy))
+        materialize(feature_repo_copy, end=now)
+
+        assert_online_equals_historical(open_store(feature_repo_copy), more, now)
