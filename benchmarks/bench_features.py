@@ -4,7 +4,9 @@
 
 Each phase runs in its own process so its peak memory is its own. Retrieval is measured
 through ``churn_model_v1`` with this project's DuckDB ASOF offline store and, on the same
-tables, with Feast's default ``file`` (Dask) store (``--skip-dask`` to leave it out).
+tables, with Feast's built-in ``duckdb`` store and its default ``file`` (Dask) store
+(``--skip-dask`` to leave that one out); beside them, this store's entity-less retrieval of the
+last 30 days' feature rows.
 """
 
 from __future__ import annotations
@@ -95,7 +97,14 @@ def _jvm_peak() -> dict:
     return {}
 
 
+#: ``--store`` -> the ``offline_store.type`` it swaps into the repo's config for the run.
+SWAPPED_STORES = {"file": "file", "duckdb": "duckdb"}
+OUR_STORE = "usage_features.adapters.feast_offline_store.DuckDBAsOfOfflineStore"
+
+
 def phase_retrieve(work: Path, rows: int, store_type: str) -> None:
+    import os
+
     import numpy as np
     import pandas as pd
 
@@ -103,10 +112,16 @@ def phase_retrieve(work: Path, rows: int, store_type: str) -> None:
 
     repo = work / ("feature_repo_spark" if store_type == "spark" else "feature_repo")
     config = SPARK_CONFIG if store_type == "spark" else "feature_store.yaml"
-    if store_type == "file":
+    if store_type in SWAPPED_STORES:
         yaml = (repo / "feature_store.yaml").read_text()
         (repo / "feature_store.yaml").write_text(yaml.replace(
-            "usage_features.adapters.feast_offline_store.DuckDBAsOfOfflineStore", "file"))
+            OUR_STORE, SWAPPED_STORES[store_type]))
+        # Feast's duckdb store resolves relative source paths against the working directory
+        os.chdir(repo)
+    if store_type == "duckdb":
+        _duckdb_store_reads_directories()
+    if store_type == "duckdb-asof-range":
+        return _retrieve_range(repo)
     try:
         customers = pd.read_parquet(work / "raw" / "customers.parquet")
         rng = np.random.default_rng(0)
@@ -114,7 +129,9 @@ def phase_retrieve(work: Path, rows: int, store_type: str) -> None:
         span = (pd.Timestamp.now(tz="UTC") - pick.signup_at).dt.total_seconds().clip(lower=1)
         entity = pd.DataFrame({
             "customer_id": pick.customer_id,
-            "event_timestamp": pick.signup_at + pd.to_timedelta(rng.random(rows) * span, "s"),
+            # to the microsecond: Feast's duckdb store refuses nanoseconds
+            "event_timestamp": (pick.signup_at + pd.to_timedelta(rng.random(rows) * span, "s")
+                                ).dt.floor("us"),
         })
         store = open_store(repo, config)
         started = time.perf_counter()
@@ -122,10 +139,48 @@ def phase_retrieve(work: Path, rows: int, store_type: str) -> None:
             entity_df=entity, features=store.get_feature_service(SERVICE_NAME)).to_df()
         seconds = time.perf_counter() - started
     finally:
-        if store_type == "file":
+        if store_type in SWAPPED_STORES:
             (repo / "feature_store.yaml").write_text(yaml)
     report(phase=f"retrieve[{store_type}]", entity_rows=rows, rows_returned=len(frame),
            seconds=round(seconds, 2), **_jvm_peak())
+
+
+def _duckdb_store_reads_directories() -> None:
+    """Feast's duckdb store reads a FileSource only when its path ends in ``.parquet``; the
+    feature table is a directory of month files: read it as ``DIR/*.parquet``."""
+    import ibis
+    from feast.infra.offline_stores import duckdb as feast_duckdb
+
+    original = feast_duckdb._read_data_source
+
+    def read(data_source, repo_path):
+        path = Path(repo_path) / data_source.path
+        if path.is_dir():
+            return ibis.read_parquet(str(path / "*.parquet"))
+        return original(data_source, repo_path)
+
+    feast_duckdb._read_data_source = read
+
+
+def _retrieve_range(repo: Path, days: int = 30) -> None:
+    """Feast's non-entity mode: every feature row of the last ``days`` days, no entity frame."""
+    from datetime import timedelta
+
+    import pandas as pd
+
+    from usage_features.features.store import open_store
+
+    store = open_store(repo)
+    view = store.get_feature_view("customer_usage")
+    stamp = view.batch_source.timestamp_field
+    end = pd.read_parquet(repo / "data" / "features" / "customer_usage",
+                          columns=[stamp])[stamp].max().to_pydatetime()
+    started = time.perf_counter()
+    frame = store.get_historical_features(
+        features=[f"customer_usage:{f.name}" for f in view.features],
+        start_date=end - timedelta(days=days), end_date=end).to_df()
+    report(phase="retrieve[duckdb-asof-range]", days=days, rows_returned=len(frame),
+           seconds=round(time.perf_counter() - started, 2))
 
 
 def phase_train(work: Path) -> None:
@@ -223,6 +278,8 @@ def main() -> None:
         ["build", *common],
         ["retrieve", *common, "--entity-rows", str(args.entity_rows)],
     ]
+    phases += [["retrieve", *common, "--entity-rows", str(args.entity_rows), "--store", store]
+               for store in ("duckdb", "duckdb-asof-range")]
     if not args.skip_dask:
         phases.append(["retrieve", *common, "--entity-rows", str(args.entity_rows),
                        "--store", "file"])

@@ -6,13 +6,19 @@ the tables behind the sources are written by ``usage-features build``.
 """
 
 from datetime import timedelta
+from pathlib import Path
 
 import pandas as pd
 from feast import Entity, FeatureService, FeatureView, ValueType
 from feast.on_demand_feature_view import on_demand_feature_view
 
+from usage_features.adapters.feast_registry import repoint_copied_registries
 from usage_features.features import describe, feast_schema, table_source
 from usage_features.features.spec import PROFILE, REQUEST_TIME, stored_features
+
+# In a copy of this repo (cp -a) the registry still names the original's online tables, which
+# `feast apply` would drop: point it at this directory first (a no-op anywhere else).
+repoint_copied_registries(Path(__file__).resolve().parent)
 
 # A customer of the SaaS product; every feature is keyed by it.
 customer = Entity(

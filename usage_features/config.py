@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_REPO = Path("feature_repo")
-#: How far ahead of "now" an event timestamp may be before it is rejected (clock skew).
+#: How far ahead of "now" an event timestamp may be before it is rejected (clock skew); a
+#: repo overrides it with `limits: max_future_hours` in its usage_features.yaml.
 MAX_FUTURE_SKEW_HOURS = 24
 
 
@@ -60,7 +61,13 @@ class RepoPaths:
 
     @property
     def lock(self) -> Path:
+        """Writers' lock: held exclusively by ingest, build and materialize."""
         return self.data / ".lock"
+
+    @property
+    def commit_lock(self) -> Path:
+        """The event log's commit lock: exclusive while files are renamed in, shared by readers."""
+        return self.data / ".commit.lock"
 
     @property
     def customers(self) -> Path:

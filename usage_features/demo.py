@@ -110,13 +110,15 @@ def _hold_back_days(events_path: Path, as_of: datetime, workdir: Path
 
 def _active_customers(paths, as_of: datetime, days: int) -> list[str]:
     """Customers with events in the ``days`` before ``as_of``, busiest first."""
-    from usage_features.adapters.duckdb_connection import connect
+    from usage_features.adapters.duckdb_connection import connect, parquet_list
     from usage_features.adapters.event_log import EventLog
 
-    rows = connect().execute(
-        f"SELECT customer_id FROM read_parquet('{EventLog(paths).glob}', hive_partitioning=false)"
-        " WHERE timestamp >= $since AND timestamp < $as_of GROUP BY 1 ORDER BY count(*) DESC, 1",
-        {"since": as_of - timedelta(days=days), "as_of": as_of}).fetchall()
+    with EventLog(paths).snapshot() as files:
+        rows = connect().execute(
+            f"SELECT customer_id FROM read_parquet({parquet_list(files)}, "
+            "hive_partitioning=false) WHERE timestamp >= $since AND timestamp < $as_of "
+            "GROUP BY 1 ORDER BY count(*) DESC, 1",
+            {"since": as_of - timedelta(days=days), "as_of": as_of}).fetchall()
     return [customer for (customer,) in rows]
 
 

@@ -172,15 +172,15 @@ def _score_active(paths: RepoPaths, config: RefreshConfig, now: datetime,
 
 def latest_event_time(paths: RepoPaths) -> datetime | None:
     """The latest event timestamp in the log (from the Parquet statistics where it can)."""
-    from usage_features.adapters.duckdb_connection import connect
+    from usage_features.adapters.duckdb_connection import connect, literal_path
     from usage_features.adapters.event_log import EventLog
 
-    files = [str(p) for p in EventLog(paths).files()]
-    if not files:
-        return None
-    (latest,) = connect().execute(
-        "SELECT max(timestamp) FROM read_parquet(?, hive_partitioning = false)",
-        [files]).fetchone()
+    with EventLog(paths).snapshot() as files:  # whole batches only
+        if not files:
+            return None
+        (latest,) = connect().execute(
+            "SELECT max(timestamp) FROM read_parquet(?, hive_partitioning = false)",
+            [[literal_path(p) for p in files]]).fetchone()
     return latest
 
 

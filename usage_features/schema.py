@@ -24,6 +24,6 @@ CUSTOMER_SCHEMA = pa.schema(
         pa.field("customer_id", pa.string(), nullable=False),
         pa.field("signup_at", pa.timestamp("us", tz="UTC"), nullable=False),
         pa.field("churned_at", pa.timestamp("us", tz="UTC"), nullable=True),
-        pa.field("plan", pa.string(), nullable=False),
+        pa.field("plan", pa.string(), nullable=True),  # optional: not a model input
     ]
 )

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import socket
 import sys
 from datetime import datetime, timezone
+from urllib.parse import urlparse
 
 import httpx
 import pytest
@@ -25,7 +27,8 @@ def server(tmp_path_factory):
     customers.attrs["latest"] = events.timestamp.max()
     train(TrainConfig(repo=repo, importance_repeats=1))
     materialize(repo, end=datetime.now(timezone.utc))
-    env = {**os.environ, "USAGE_FEATURES_API_TOKEN": TOKEN}
+    env = {**os.environ, "USAGE_FEATURES_API_TOKEN": TOKEN, "USAGE_FEATURES_BODY_TIMEOUT": "1",
+           "USAGE_FEATURES_HEADER_TIMEOUT": "1", "USAGE_FEATURES_KEEP_ALIVE_TIMEOUT": "1"}
     process, url = start_http_server(
         [sys.executable, "-m", "usage_features", "serve", "--repo", str(repo),
          "--port", "{port}"], env=env)
@@ -110,3 +113,103 @@ class TestScoringService:
         model = httpx.get(f"{url}/model", headers=AUTH).json()
         assert model["feature_service"] == "churn_model_v1" and len(model["features"]) > 20
         assert "/score" in httpx.get(f"{url}/openapi.json").json()["paths"]
+
+
+def exchange(url: str, raw: bytes) -> tuple[int | None, bytes]:
+    """Send ``raw`` on a fresh connection; the status and all the server sends until it closes
+    (None when it closes without an answer). Fails if it neither answers nor closes in 30 s."""
+    address = urlparse(url)
+    with socket.create_connection((address.hostname, address.port), timeout=30) as connection:
+        connection.sendall(raw)
+        received = b""
+        while chunk := connection.recv(65536):
+            received += chunk
+    status = int(received.split(b" ", 2)[1]) if received.startswith(b"HTTP/1.1 ") else None
+    return status, received
+
+
+def post_head(length: int | None = None, token: str | None = TOKEN) -> bytes:
+    lines = [b"POST /score HTTP/1.1", b"Host: localhost", b"Content-Type: application/json"]
+    if token is not None:
+        lines.append(f"Authorization: Bearer {token}".encode())
+    lines.append(b"Transfer-Encoding: chunked" if length is None
+                 else f"Content-Length: {length}".encode())
+    return b"\r\n".join(lines) + b"\r\n\r\n"
+
+
+class TestRequestLimits:
+    def test_an_unauthenticated_body_gets_401_before_it_is_sent(self, server):
+        url, _ = server
+        status, response = exchange(url, post_head(54_000_000, token=None) + b'{"customer')
+        assert status == 401 and b"bearer token" in response
+
+    def test_a_declared_body_over_the_limit_gets_413_before_it_is_sent(self, server):
+        url, _ = server
+        status, response = exchange(url, post_head(2 * 1024 * 1024) + b'{"customer')
+        assert status == 413 and b"larger than 1,048,576 bytes" in response
+
+    def test_a_chunked_body_over_the_limit_gets_413(self, server):
+        url, _ = server
+        chunk = b"10000\r\n" + b" " * 0x10000 + b"\r\n"  # 64 KiB; 16 of them are the limit
+        status, _ = exchange(url, post_head() + chunk * 16 + b"1\r\n \r\n")
+        assert status == 413
+
+    def test_a_body_that_stops_arriving_times_out_with_408(self, server):
+        url, _ = server
+        status, response = exchange(url, post_head(100) + b'{"customer_ids": ')
+        assert status == 408 and b"did not arrive within 1 s" in response
+
+    def test_a_connection_that_sends_no_request_is_closed(self, server):
+        url, _ = server
+        assert exchange(url, b"") == (None, b"")
+
+    def test_headers_that_never_finish_close_the_connection(self, server):
+        url, _ = server
+        assert exchange(url, b"POST /score HTTP/1.1\r\nHost: localhost\r\n") == (None, b"")
+
+    def test_a_422_names_the_reason_but_never_echoes_the_input(self, server):
+        url, _ = server
+        for body in ({"customer_ids": "x" * 500_000}, {"customer_ids": ["x" * 5_000]},
+                     {"customer_ids": ["a"], "as_of": "y" * 10_000}):
+            response = httpx.post(f"{url}/score", json=body, headers=AUTH)
+            assert response.status_code == 422
+            assert len(response.content) < 1000 and "xxxx" not in response.text
+            assert "yyyy" not in response.text
+            (error,) = response.json()["detail"]
+            assert error["loc"][:2] == ["body", next(iter(body)) if len(body) == 1 else "as_of"]
+            assert error["msg"] and "input" not in error
+
+    def test_a_lone_surrogate_in_an_id_is_422(self, server):
+        url, _ = server
+        response = httpx.post(f"{url}/score", content=b'{"customer_ids": ["ok", "\\ud800"]}',
+                              headers={**AUTH, "Content-Type": "application/json"})
+        assert response.status_code == 422
+        (error,) = response.json()["detail"]
+        assert error["loc"] == ["body", "customer_ids", 1] and "unicode" in error["msg"]
+
+    @pytest.mark.parametrize("token", ["Bearer tökén".encode(), "Bearer tökén".encode("latin-1"),
+                                       b"Bearer \xff" + TOKEN.encode()])
+    def test_a_non_ascii_token_is_401(self, server, token):
+        url, _ = server
+        response = httpx.post(f"{url}/score", json={"customer_ids": ["x"]},
+                              headers={"Authorization": token})
+        assert response.status_code == 401
+
+    def test_the_service_still_answers_after_all_of_it(self, server):
+        url, customers = server
+        response = httpx.post(f"{url}/score", json={"customer_ids": customers.customer_id[:1]
+                                                    .tolist()}, headers=AUTH)
+        assert response.status_code == 200
+
+
+class TestStartUp:
+    @pytest.mark.parametrize("token", ["", "  "])
+    def test_an_empty_token_is_refused_at_start(self, tmp_path, token):
+        from typer.testing import CliRunner
+
+        from usage_features.cli import app
+
+        result = CliRunner().invoke(app, ["serve", "--repo", str(tmp_path)],
+                                    env={"USAGE_FEATURES_API_TOKEN": token})
+        assert result.exit_code == 2
+        assert "USAGE_FEATURES_API_TOKEN is set but empty" in result.output

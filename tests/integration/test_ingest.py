@@ -13,6 +13,7 @@ import duckdb
 import pandas as pd
 import pytest
 
+from usage_features.adapters.duckdb_connection import parquet_list
 from usage_features.adapters.event_log import EventLog
 from usage_features.config import RepoPaths
 from usage_features.ingestion import ingest_files
@@ -44,12 +45,11 @@ def write(path: Path, rows: list[dict]) -> Path:
 
 
 def stored(repo: RepoPaths) -> pd.DataFrame:
-    log = EventLog(repo)
-    if log.is_empty():
-        return pd.DataFrame(columns=list(EVENT_COLUMNS))
-    return duckdb.sql(
-        f"SELECT * FROM read_parquet('{log.glob}', hive_partitioning = false) ORDER BY event_id"
-    ).df()
+    with EventLog(repo).snapshot() as files:
+        if not files:
+            return pd.DataFrame(columns=list(EVENT_COLUMNS))
+        return duckdb.sql(f"SELECT * FROM read_parquet({parquet_list(files)}, "
+                          "hive_partitioning = false) ORDER BY event_id").df()
 
 
 def quarantined(repo: RepoPaths) -> pd.DataFrame:

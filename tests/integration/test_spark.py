@@ -95,6 +95,13 @@ class TestSparkBuild:
         assert_tables_equal(tables(spark), tables(duckdb))
         assert len(tables(spark)["customer_usage"]) > 1000
 
+    def test_a_repo_path_with_quotes_and_glob_characters_builds_the_same(self, simulated):
+        events, customers, work = simulated
+        (work / "its a repo").mkdir()  # what the path would match as a glob: must stay unread
+        plain = build(events, customers, work / "plain", "duckdb", batches=2)
+        odd = build(events, customers, work / "it's {a,b} [x] repo*?", "spark", batches=2)
+        assert_tables_equal(tables(odd), tables(plain))
+
     def test_incremental_spark_builds_equal_a_full_duckdb_build(self, simulated):
         events, customers, work = simulated
         full = build(events, customers, work / "full", "duckdb")

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from usage_features.training.model import (COMPILED_MAX_ROWS, CompiledBoosting, ModelMetadata,
-                                           TrainedModel, churn_classifier, load_model,
-                                           logistic_baseline, save_model)
+                                           TrainedModel, churn_classifier, logistic_baseline)
+from usage_features.training.persistence import load_model, save_model
 
 FEATURES = ["events", "silence_days", "ratio", "adoption", "flag"]
 

@@ -8,9 +8,17 @@ Layout under ``DIR/data/events/``::
 
 Writers hold an exclusive ``flock`` on ``DIR/data/.lock``, so two ingests at once are serialised.
 A commit writes every new file under ``_staging`` first, then a journal naming their final
-paths, then renames them into place and deletes the journal. If a process dies part way, the
-next writer finds the journal and rolls the commit back (deletes the files it had moved), so the
-log is as it was before that commit. Readers see only ``event_date=*/*.parquet``.
+paths (relative to the log, so a copied repo never names the original's files), then renames
+them into place and deletes the journal. If a process dies part way, the next writer finds the
+journal and rolls the commit back (deletes the files it had moved), so the log is as it was
+before that commit.
+
+Readers see all of a batch or none of it. The renames and the roll-back happen under an
+exclusive ``flock`` on ``DIR/data/.commit.lock``; a reader (:meth:`EventLog.snapshot`) holds
+it shared while it lists and reads the files, so it waits out a commit in progress (renames
+only: milliseconds, never a whole ingest or build), and leaves out the files named by the
+journal of a commit that died part way until the next writer rolls it back. A reader needs no
+write permission.
 """
 
 from __future__ import annotations
@@ -36,28 +44,32 @@ class EventLog:
         self.paths = paths
         self.root = paths.events
 
-    @property
-    def glob(self) -> str:
-        """The glob that matches every committed file of the log."""
-        return str(self.root / PARTITION_GLOB)
-
     def files(self) -> list[Path]:
+        """Every file of the log. Under :meth:`write_lock` only; readers use :meth:`snapshot`."""
         return sorted(self.root.glob(PARTITION_GLOB))
 
     def is_empty(self) -> bool:
+        """Whether the log has no file (under :meth:`write_lock`; readers use :meth:`snapshot`)."""
         return not any(self.root.glob(PARTITION_GLOB))
+
+    @contextmanager
+    def snapshot(self) -> Iterator[list[Path]]:
+        """The committed files, none of them changing until the block ends.
+
+        Whole batches only: a commit in progress is waited for, the files of one that died part
+        way are left out (the next writer deletes them).
+        """
+        with _flock(self.paths.commit_lock, fcntl.LOCK_SH, create=False):
+            uncommitted = {path for journal in self._journals() for path in journal}
+            yield [p for p in self.files() if p not in uncommitted]
 
     @contextmanager
     def write_lock(self) -> Iterator[None]:
         """Hold the repo's exclusive write lock; roll back any commit a crash left half done."""
         self.paths.data.mkdir(parents=True, exist_ok=True)
-        with open(self.paths.lock, "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                self._recover()
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        with _flock(self.paths.lock, fcntl.LOCK_EX):
+            self._recover()
+            yield
 
     def new_staging_dir(self) -> tuple[str, Path]:
         """A fresh batch id and the empty directory its files are written to."""
@@ -69,26 +81,64 @@ class EventLog:
     def commit(self, batch: str, moves: dict[Path, Path]) -> None:
         """Move staged files to their final paths, all or nothing (call under the write lock)."""
         journal = self.root / "_staging" / f"{batch}.journal"
-        _write_atomically(journal, json.dumps([str(target) for target in moves.values()]))
-        for source, target in moves.items():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(source, target)
-        _fsync_dirs({target.parent for target in moves.values()})
-        journal.unlink()
+        names = [str(target.relative_to(self.root)) for target in moves.values()]
+        with _flock(self.paths.commit_lock, fcntl.LOCK_EX):
+            _write_atomically(journal, json.dumps(names))
+            for source, target in moves.items():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(source, target)
+            _fsync_dirs({target.parent for target in moves.values()})
+            journal.unlink()
         shutil.rmtree(self.root / "_staging" / batch, ignore_errors=True)
 
     def discard(self, batch: str) -> None:
         shutil.rmtree(self.root / "_staging" / batch, ignore_errors=True)
 
+    def _journals(self) -> Iterator[list[Path]]:
+        """The files each unfinished commit names (under the log; never another repo's)."""
+        for journal in sorted((self.root / "_staging").glob("*.journal")):
+            targets = [self.root / name for name in json.loads(journal.read_text())]
+            yield [t for t in targets if t.is_relative_to(self.root)]
+
     def _recover(self) -> None:
         staging = self.root / "_staging"
         if not staging.exists():
             return
-        for journal in staging.glob("*.journal"):
-            for target in json.loads(journal.read_text()):
-                Path(target).unlink(missing_ok=True)
-            journal.unlink()
+        with _flock(self.paths.commit_lock, fcntl.LOCK_EX):
+            for targets in self._journals():
+                for target in targets:
+                    target.unlink(missing_ok=True)
+            for journal in staging.glob("*.journal"):
+                journal.unlink()
         shutil.rmtree(staging, ignore_errors=True)
+
+
+@contextmanager
+def _flock(path: Path, operation: int, create: bool = True) -> Iterator[None]:
+    """Hold ``flock(operation)`` on ``path`` for the block (a writer creates its directory).
+
+    A reader (``create=False``) creates no directory, and opens the file read-only where it
+    may not write; where it can neither create nor open it (a read-only log that no writer
+    ever committed to), there is nothing to wait for.
+    """
+    if create:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        handle = open(path, "a")
+    except OSError:
+        if create:
+            raise
+        try:
+            handle = open(path)
+        except OSError:
+            yield
+            return
+    with handle:
+        fcntl.flock(handle, operation)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _write_atomically(path: Path, text: str) -> None:

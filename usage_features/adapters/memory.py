@@ -1,4 +1,4 @@
-"""In-memory UsageRepository: the list-backed fake for unit tests."""
+"""In-memory UsageRepository, for unit tests and small in-process uses."""
 
 from __future__ import annotations
 
@@ -8,12 +8,13 @@ from datetime import datetime
 from usage_features.domain.entities import UsageEvent
 from usage_features.domain.repository import (
     ConflictingEventError,
-    UsageRepository,
+    WritableUsageRepository,
+    last_n_days,
     require_aware,
 )
 
 
-class InMemoryUsageRepository(UsageRepository):
+class InMemoryUsageRepository(WritableUsageRepository):
     """Keeps events in a dict keyed by event id."""
 
     def __init__(self, events: Iterable[UsageEvent] = ()) -> None:
@@ -42,7 +43,9 @@ class InMemoryUsageRepository(UsageRepository):
         ]
         return sorted(found, key=lambda e: (e.timestamp, e.event_id))
 
-    def _count_between(self, customer_id: str, start: datetime, end: datetime) -> int:
+    def count_events_last_n_days(self, customer_id: str, n_days: int,
+                                 as_of: datetime | None = None) -> int:
+        start, end = last_n_days(n_days, as_of)
         return sum(
             1
             for e in self._events.values()

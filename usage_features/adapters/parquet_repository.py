@@ -12,16 +12,20 @@ from datetime import datetime
 
 import pyarrow as pa
 
-from usage_features.adapters.duckdb_connection import connect
+from usage_features.adapters.duckdb_connection import connect, parquet_list
 from usage_features.adapters.event_log import EventLog
 from usage_features.config import RepoPaths
 from usage_features.domain.entities import UsageEvent
-from usage_features.domain.repository import UsageRepository, require_aware
+from usage_features.domain.repository import (
+    WritableUsageRepository,
+    last_n_days,
+    require_aware,
+)
 from usage_features.ingestion.ingest import ingest_table
 from usage_features.schema import EVENT_COLUMNS, EVENT_SCHEMA
 
 
-class ParquetUsageRepository(UsageRepository):
+class ParquetUsageRepository(WritableUsageRepository):
     """The event log of one feature repo (``DIR/data/events``)."""
 
     def __init__(self, paths: RepoPaths) -> None:
@@ -52,7 +56,9 @@ class ParquetUsageRepository(UsageRepository):
         )
         return [UsageEvent(*row) for row in rows]
 
-    def _count_between(self, customer_id: str, start: datetime, end: datetime) -> int:
+    def count_events_last_n_days(self, customer_id: str, n_days: int,
+                                 as_of: datetime | None = None) -> int:
+        start, end = last_n_days(n_days, as_of)
         rows = self._query(
             "SELECT count(*) FROM {log} WHERE customer_id = $customer "
             "AND event_date BETWEEN CAST($start AS DATE) AND CAST($end AS DATE) "
@@ -62,11 +68,10 @@ class ParquetUsageRepository(UsageRepository):
         return rows[0][0] if rows else 0
 
     def _query(self, sql: str, params: dict) -> list[tuple]:
-        if self.log.is_empty():
-            return []
-        log = (
-            f"read_parquet('{self.log.glob}', hive_partitioning = true, "
-            "hive_types = {'event_date': DATE})"
-        )
-        with connect() as con:
-            return con.execute(sql.format(log=log), params).fetchall()
+        with self.log.snapshot() as files:  # whole batches only
+            if not files:
+                return []
+            log = (f"read_parquet({parquet_list(files)}, hive_partitioning = true, "
+                   "hive_types = {'event_date': DATE})")
+            with connect() as con:
+                return con.execute(sql.format(log=log), params).fetchall()

@@ -25,7 +25,8 @@ from psycopg import sql
 from usage_features.domain.entities import UsageEvent
 from usage_features.domain.repository import (
     ConflictingEventError,
-    UsageRepository,
+    WritableUsageRepository,
+    last_n_days,
     require_aware,
 )
 
@@ -38,7 +39,7 @@ _INDEX_SUFFIX = "_customer_time"
 _MAX_TABLE_BYTES = 63 - len(_INDEX_SUFFIX)
 
 
-class PostgresUsageRepository(UsageRepository):
+class PostgresUsageRepository(WritableUsageRepository):
     """Usage events in a PostgreSQL table.
 
     Parameters
@@ -159,7 +160,9 @@ class PostgresUsageRepository(UsageRepository):
             rows = cursor.execute(query, params).fetchall()
         return [UsageEvent(*row) for row in rows]  # the entity converts timestamps to UTC
 
-    def _count_between(self, customer_id: str, start: datetime, end: datetime) -> int:
+    def count_events_last_n_days(self, customer_id: str, n_days: int,
+                                 as_of: datetime | None = None) -> int:
+        start, end = last_n_days(n_days, as_of)
         query = sql.SQL("SELECT count(*) FROM {} WHERE customer_id = %s "
                         "AND timestamp >= %s AND timestamp < %s").format(self.table)
         with self._reading() as cursor:

@@ -52,16 +52,56 @@ def simulate(
               f"churned) -> {customers_path}")
 
 
+MapOption = Annotated[list[str] | None, typer.Option(
+    "--map", metavar="SRC=DEST",
+    help="Read the file's column SRC as DEST (repeatable). Overrides the mapping stored in "
+         "the repo's usage_features.yaml.")]
+
+
+def _mapping(repo: Path, flags: list[str] | None, section: str, targets) -> dict[str, str]:
+    """The stored mapping for ``section`` overridden by ``--map`` flags, checked."""
+    from usage_features.ingestion.settings import (
+        SettingsError,
+        check_mapping,
+        load_settings,
+        merge_mappings,
+        parse_map_flags,
+    )
+
+    try:
+        stored = getattr(load_settings(repo), section)
+        return check_mapping(merge_mappings(stored, parse_map_flags(flags or [])), targets)
+    except SettingsError as exc:
+        raise fail(str(exc)) from None
+
+
+#: Exit status of ``ingest`` when rows were rejected beyond what is allowed (the valid rows
+#: are still committed); 2 is an input or usage error with nothing written.
+EXIT_TOO_MANY_REJECTED = 1
+
+
 @app.command()
 def ingest(
     paths: Annotated[list[Path], typer.Argument(help="Parquet, CSV or JSON Lines files.")],
     repo: RepoOption,
     as_json: JsonOption = False,
+    column_map: MapOption = None,
+    max_rejected_fraction: Annotated[float | None, typer.Option(
+        min=0.0, max=1.0,
+        help="Exit with status 1 when more than this share of the rows read is rejected "
+             "(the valid rows are still committed).")] = None,
 ) -> None:
-    """Validate raw usage events and append the valid ones to the event log."""
+    """Validate raw usage events and append the valid ones to the event log.
+
+    Exit status: 0 when the rows were ingested; 1 when every row read was rejected, or more
+    than --max-rejected-fraction of them (the valid rows are committed all the same); 2 when
+    nothing could be ingested (an unreadable file, a missing column, a bad --map).
+    """
     from usage_features.ingestion import REASONS, ingest_files
     from usage_features.ingestion.readers import InputError, count_rows_hint
+    from usage_features.schema import EVENT_COLUMNS
 
+    mapping = _mapping(repo, column_map, "event_columns", EVENT_COLUMNS)
     try:
         hints = [count_rows_hint(p) if p.is_file() else None for p in paths]
     except InputError as exc:
@@ -71,22 +111,38 @@ def ingest(
         warnings.simplefilter("always")
         task = bar.add_task("ingest", total=total)
         try:
-            summary = ingest_files(paths, RepoPaths(repo), on_rows=lambda n: bar.advance(task, n))
+            summary = ingest_files(paths, RepoPaths(repo), columns=mapping,
+                                   on_rows=lambda n: bar.advance(task, n))
         except InputError as exc:
             raise fail(str(exc)) from None
     for warning in caught:
-        console.print(f"[yellow]warning:[/yellow] {warning.message}")
+        console.print(f"[yellow]note:[/yellow] {warning.message}")
     if as_json:
         out.print_json(json.dumps(summary.to_dict()))
-        return
-    table = Table(title=f"Ingested into {RepoPaths(repo).events}", show_header=False)
-    for name in ("read", "accepted", "rejected", "duplicates"):
-        table.add_row(name, f"{getattr(summary, name):,}")
-    for code, n in summary.rejected_by_reason.items():
-        table.add_row(f"  {code}", f"{n:,}", REASONS[code])
-    out.print(table)
-    for path in summary.quarantine_files:
-        out.print(f"rejected rows and reasons: {path}")
+    else:
+        table = Table(title=f"Ingested into {RepoPaths(repo).events}", show_header=False)
+        for name in ("read", "accepted", "rejected", "duplicates"):
+            table.add_row(name, f"{getattr(summary, name):,}")
+        for code, n in summary.rejected_by_reason.items():
+            table.add_row(f"  {code}", f"{n:,}", REASONS[code])
+        out.print(table)
+        for path in summary.quarantine_files:
+            out.print(f"rejected rows and reasons: {path}")
+    _exit_on_rejections(summary, max_rejected_fraction)
+
+
+def _exit_on_rejections(summary, max_fraction: float | None) -> None:
+    if summary.read and summary.rejected == summary.read:
+        console.print(f"[red]error:[/red] every row read ({summary.read:,}) was rejected; "
+                      "see the reasons above")
+        raise typer.Exit(code=EXIT_TOO_MANY_REJECTED)
+    share = summary.rejected / summary.read if summary.read else 0.0
+    if max_fraction is not None and share > max_fraction:
+        console.print(f"[red]error:[/red] {summary.rejected:,} of {summary.read:,} rows "
+                      f"({share:.1%}) rejected, more than "
+                      f"--max-rejected-fraction {max_fraction:g}; the {summary.accepted:,} "
+                      "valid new row(s) were committed")
+        raise typer.Exit(code=EXIT_TOO_MANY_REJECTED)
 
 
 @app.command()
@@ -136,17 +192,28 @@ def events(
 
 @app.command("load-customers")
 def load_customers_command(
-    path: Annotated[Path, typer.Argument(help="customer_id, signup_at, churned_at, plan")],
+    path: Annotated[Path, typer.Argument(
+        help="customer_id, signup_at (required); churned_at, plan (optional)")],
     repo: RepoOption,
+    column_map: MapOption = None,
 ) -> None:
-    """Validate the customers table and make it the repo's (replaces the previous one)."""
-    from usage_features.ingestion.customers import load_customers
+    """Validate the customers table and make it the repo's (replaces the previous one).
+
+    A file with any invalid row is refused (exit status 2), each row named with its reasons;
+    the previous table is kept.
+    """
+    from usage_features.ingestion.customers import COLUMNS, load_customers
     from usage_features.ingestion.readers import InputError
 
+    mapping = _mapping(repo, column_map, "customer_columns", COLUMNS)
     try:
-        rows = load_customers(path, RepoPaths(repo))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            rows = load_customers(path, RepoPaths(repo), columns=mapping)
     except InputError as exc:
         raise fail(str(exc)) from None
+    for warning in caught:
+        console.print(f"[yellow]note:[/yellow] {warning.message}")
     out.print(f"loaded {rows:,} customers into {RepoPaths(repo).customers}")
 
 

@@ -48,6 +48,14 @@ def max_lag(hours: float | None):
         raise fail(str(exc)) from None
 
 
+def model_errors() -> tuple[type[Exception], ...]:
+    """What loading a model raises for one that cannot be used, each with a clear message."""
+    from usage_features.training.model import ModelMismatchError
+    from usage_features.training.persistence import ModelFileError
+
+    return ModelMismatchError, ModelFileError, FileNotFoundError
+
+
 @app.command("materialize")
 def materialize_command(
     repo: RepoOption,
@@ -83,24 +91,25 @@ def score_command(
     max_lag_hours: MaxLagOption = None,
 ) -> None:
     """Churn probability, risk band and reasons for customers, from the online store."""
+    from usage_features.features.store import OnlineStoreNotMaterialized
     from usage_features.serving.scorer import ChurnScorer, OnlineTimeError
-    from usage_features.training.model import ModelMismatchError
 
     try:
         scorer = ChurnScorer.from_repo(repo, model, config, max_lag(max_lag_hours))
-    except (ModelMismatchError, FileNotFoundError) as exc:
-        raise fail(str(exc)) from None
-    moment = utc(as_of) if as_of else None
-    try:
-        scores = scorer.score(customer_ids, moment)
-        print_freshness(scorer.freshness(moment))
-    except OnlineTimeError as exc:
-        console.print(f"note: {exc.problem}; scored from historical features (as `predict`)")
-        scores = scorer.score_historical(customer_ids, moment)
-        from usage_features.serving.freshness import freshness
+        moment = utc(as_of) if as_of else None
+        try:
+            scores = scorer.score(customer_ids, moment)
+            record = scorer.freshness(moment)
+        except OnlineTimeError as exc:
+            console.print(f"note: {exc.problem}; scored from historical features (as "
+                          "`predict`)")
+            scores = scorer.score_historical(customer_ids, moment)
+            from usage_features.serving.freshness import freshness
 
-        print_freshness(freshness(repo, moment, config, online=False,
-                                  max_lag=scorer.max_lag))
+            record = freshness(repo, moment, config, online=False, max_lag=scorer.max_lag)
+    except (*model_errors(), OnlineStoreNotMaterialized) as exc:
+        raise fail(str(exc)) from None
+    print_freshness(record)
     if as_json:
         for score in scores:
             print(json.dumps(score.to_dict()))
@@ -128,9 +137,18 @@ def serve_command(
     config: ConfigOption = "feature_store.yaml",
     max_lag_hours: MaxLagOption = None,
 ) -> None:
-    """Serve POST /score, GET /health (with the data's freshness) and GET /model over HTTP."""
-    from usage_features.serving.http import serve
+    """Serve POST /score, GET /health (with the data's freshness) and GET /model over HTTP.
 
-    lag = max_lag(max_lag_hours)
+    Bearer-token auth with USAGE_FEATURES_API_TOKEN; limits with USAGE_FEATURES_MAX_BODY_BYTES,
+    USAGE_FEATURES_BODY_TIMEOUT, USAGE_FEATURES_HEADER_TIMEOUT, USAGE_FEATURES_KEEP_ALIVE_TIMEOUT.
+    """
+    from usage_features.features.store import OnlineStoreNotMaterialized
+    from usage_features.serving.http import prepare, run
+    from usage_features.serving.limits import ServiceConfigError
+
+    try:
+        service, limits = prepare(repo, model, config, max_lag(max_lag_hours))
+    except (*model_errors(), ServiceConfigError, OnlineStoreNotMaterialized) as exc:
+        raise fail(str(exc)) from None
     out.print(f"serving on http://{host}:{port} (OpenAPI docs at /docs)")
-    serve(repo, host, port, model, config, lag)
+    run(service, limits, host, port)

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
 
-from usage_features.adapters.duckdb_connection import connect, copy_atomically
+from usage_features.adapters.duckdb_connection import connect, copy_atomically, parquet_list
 from usage_features.adapters.event_log import EventLog
 from usage_features.adapters.spark_session import repo_spark_conf
 from usage_features.config import RepoPaths
@@ -162,7 +162,7 @@ def _refresh_profile(repo: RepoPaths, state: dict) -> int | None:
         con.register("customers", CUSTOMER_SCHEMA.empty_table())
         customers = "customers"
     else:
-        customers = f"read_parquet('{repo.customers}')"
+        customers = f"read_parquet({parquet_list([repo.customers])})"
     copy_atomically(
         con,
         # signup_at to the second, as the online stores keep it (tenure agrees exactly)
@@ -176,8 +176,9 @@ def _refresh_profile(repo: RepoPaths, state: dict) -> int | None:
 
 
 def _first_signup_day(repo: RepoPaths) -> str | None:
-    (first,) = connect().execute("SELECT CAST(min(valid_from) AS DATE) FROM read_parquet(?)",
-                                 [str(repo.customer_profile)]).fetchall()[0]
+    (first,) = connect().execute(
+        f"SELECT CAST(min(valid_from) AS DATE) FROM "
+        f"read_parquet({parquet_list([repo.customer_profile])})").fetchall()[0]
     return None if first is None else str(first)
 
 

@@ -10,13 +10,20 @@ failed build leaves the tables as they were.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
 
-from usage_features.adapters.duckdb_connection import connect, copy_atomically, parquet_list, run
+from usage_features.adapters.duckdb_connection import (
+    connect,
+    copy_atomically,
+    parquet_list,
+    run,
+    sql_string,
+)
 from usage_features.features.sql import DUCKDB, SPARK, Dialect
 
 ENGINES = ("duckdb", "spark")
@@ -80,7 +87,7 @@ class DuckDBEngine(Engine):
         self.create("_split", query)
         values = [v for (v,) in self.rows(f"SELECT DISTINCT {key} FROM _split ORDER BY 1")]
         for value in values:
-            self.write(f"SELECT * EXCLUDE ({key}) FROM _split WHERE {key} = '{value}'",
+            self.write(f"SELECT * EXCLUDE ({key}) FROM _split WHERE {key} = {sql_string(value)}",
                        directory / f"{value}.parquet", order_by)
         return values
 
@@ -113,7 +120,7 @@ class SparkEngine(Engine):
         return name
 
     def files(self, paths: Sequence[Path]) -> str:
-        return self._view(self.spark.read.parquet(*(str(p) for p in paths)))
+        return self._view(self.spark.read.parquet(*(hadoop_literal(p) for p in paths)))
 
     def create(self, name: str, query: str) -> None:
         self._view(self.spark.sql(query).localCheckpoint(eager=True), name)
@@ -161,6 +168,11 @@ def open_engine(name: str, conf: dict[str, str] | None = None) -> Engine:
                                     "or JAVA_HOME), e.g. apt-get install openjdk-17-jre-headless")
         return SparkEngine(conf=conf)
     raise ValueError(f"unknown engine {name!r}; choose one of {', '.join(ENGINES)}")
+
+
+def hadoop_literal(path) -> str:
+    """``path`` as Spark reads exactly that path: Hadoop's glob characters backslash-escaped."""
+    return re.sub(r"([\\{}\[\]*?])", r"\\\1", str(path))
 
 
 def _staging(directory: Path) -> tempfile.TemporaryDirectory:

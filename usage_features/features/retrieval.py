@@ -19,7 +19,7 @@ import pandas as pd
 from usage_features.features import request_time
 from usage_features.features.request_time import epoch_seconds
 from usage_features.features.spec import REQUEST_TIME, Feature, served_features
-from usage_features.features.store import SERVICE_NAME
+from usage_features.features.store import SERVICE_NAME, not_materialized
 
 ENTITY = "customer_id"
 TIMESTAMP = "event_timestamp"
@@ -105,8 +105,16 @@ def read_online(store, customer_ids: Sequence[str], as_of: datetime | None = Non
 def _read_get_online_features(store, refs: list[str], inputs: list[str],
                               customer_ids: Sequence[str]) -> tuple[dict, np.ndarray]:
     """Stored features as float arrays (times in epoch seconds), through Feast's front door."""
-    response = store.get_online_features(
-        features=refs + inputs, entity_rows=[{ENTITY: c} for c in customer_ids]).to_dict()
+    import sqlite3
+
+    try:
+        response = store.get_online_features(
+            features=refs + inputs, entity_rows=[{ENTITY: c} for c in customer_ids]).to_dict()
+    except sqlite3.OperationalError as exc:
+        if "no such table" not in str(exc):
+            raise
+        views = list(dict.fromkeys(r.split(":")[0] for r in refs + inputs))
+        raise not_materialized(store.repo_path, views, "has no online table (dropped?)") from None
     stored = [r.split(":")[1] for r in refs + inputs]
     known = np.zeros(len(customer_ids), dtype=bool)
     for name in stored:
@@ -174,6 +182,8 @@ def _sqlite_values(online_store, config, view, keys: list):
     features: 58 ms through ``online_read``, 28 ms here). Tested equal to
     ``get_online_features``.
     """
+    import sqlite3
+
     from feast.infra.key_encoding_utils import serialize_entity_key
     from feast.infra.online_stores.sqlite import SqliteOnlineStore, _quote_id, _table_id
     from feast.protos.feast.types.Value_pb2 import Value
@@ -192,9 +202,15 @@ def _sqlite_values(online_store, config, view, keys: list):
     def values():
         for start in range(0, len(unique), SQLITE_CHUNK):
             chunk = unique[start:start + SQLITE_CHUNK]
-            found = connection.execute(
-                f"SELECT entity_key, feature_name, value FROM {table} "
-                f"WHERE entity_key IN ({','.join('?' * len(chunk))})", chunk).fetchall()
+            try:
+                found = connection.execute(
+                    f"SELECT entity_key, feature_name, value FROM {table} "
+                    f"WHERE entity_key IN ({','.join('?' * len(chunk))})", chunk).fetchall()
+            except sqlite3.OperationalError as exc:  # dropped since the scorer checked
+                if "no such table" not in str(exc):
+                    raise
+                raise not_materialized(config.repo_path, [view.name],
+                                       "has no online table (dropped?)") from None
             for key, name, blob in found:
                 value = Value.FromString(blob)
                 for i in rows[key]:

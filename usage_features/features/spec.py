@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from usage_features.adapters.duckdb_connection import sql_string
 from usage_features.domain.value_objects import EventType
 
 Dtype = Literal["int64", "float64", "timestamp", "bool", "string"]
@@ -54,7 +55,7 @@ WINDOWS = (W7, W30, W90, PREV_30, HISTORY, HISTORY_30D_AGO)
 DAILY: dict[str, str] = {
     "n_events": "count(*)",
     **{
-        f"n_{t.value}": f"count(CASE WHEN event_type = '{t.value}' THEN 1 END)"
+        f"n_{t.value}": f"count(CASE WHEN event_type = {sql_string(t.value)} THEN 1 END)"
         for t in EventType
     },
     "score_sum": "sum(feature_adoption_score)",
@@ -63,7 +64,8 @@ DAILY: dict[str, str] = {
     # offline agree exactly.
     "last_event_at": "date_trunc('second', max(timestamp))",
     "last_monitoring_run_at":
-        "date_trunc('second', max(CASE WHEN event_type = 'monitoring_run' THEN timestamp END))",
+        "date_trunc('second', max(CASE WHEN event_type = "
+        f"{sql_string(EventType.MONITORING_RUN.value)} THEN timestamp END))",
 }
 
 

@@ -16,31 +16,38 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
 import duckdb
 import numpy as np
 import pyarrow as pa
 
-from usage_features.adapters.duckdb_connection import connect, copy_atomically, run
+from usage_features.adapters.duckdb_connection import (
+    connect,
+    copy_atomically,
+    parquet_list,
+    run,
+    sql_string,
+)
 from usage_features.adapters.event_log import EventLog
-from usage_features.config import MAX_FUTURE_SKEW_HOURS, RepoPaths
+from usage_features.config import RepoPaths
 from usage_features.domain.repository import ConflictingEventError
 from usage_features.ingestion.readers import (
-    TYPED_COLUMNS,
+    Input,
+    InputError,
+    LinkDirectory,
     count_rows_hint,
-    event_columns,
-    is_parquet,
-    open_events,
+    open_input,
+    table_input,
 )
+from usage_features.ingestion.settings import Limits, load_settings
 from usage_features.ingestion.validation import validated_sql
 from usage_features.schema import EVENT_COLUMNS
 
 CHUNK_ROWS = 1_000_000
-_SKEW = timedelta(hours=MAX_FUTURE_SKEW_HOURS)
 #: DuckDB's working memory for one ingest; larger inputs spill to ``DIR/data/.spill``.
 MEMORY_LIMIT = "2GB"
 _RAW = [f"raw_{c}" for c in EVENT_COLUMNS]
@@ -68,11 +75,20 @@ def ingest_files(
     repo: RepoPaths,
     now: datetime | None = None,
     on_rows: Callable[[int], None] | None = None,
+    columns: Mapping[str, str] | None = None,
 ) -> IngestSummary:
-    """Ingest files into ``repo``'s event log. ``now`` bounds future timestamps."""
+    """Ingest files into ``repo``'s event log. ``now`` bounds future timestamps.
+
+    ``columns`` maps the files' column names to event columns; by default, the mapping stored
+    in the repo's ``usage_features.yaml`` (whose limits apply either way).
+    """
+    settings = load_settings(repo.repo)
+    mapping = settings.event_columns if columns is None else columns
     con = _connect(repo)
-    sources = {Path(p): open_events(con.cursor(), Path(p)) for p in paths}
-    return _ingest(con, sources, repo, now, on_rows)
+    with LinkDirectory() as links:
+        sources = {Path(p): open_input(con.cursor(), Path(p), links, mapping=mapping)
+                   for p in paths}
+        return _ingest(con, sources, repo, now, on_rows, settings.limits)
 
 
 def ingest_table(table: pa.Table, repo: RepoPaths, now: datetime | None = None) -> IngestSummary:
@@ -82,8 +98,9 @@ def ingest_table(table: pa.Table, repo: RepoPaths, now: datetime | None = None) 
     ``ValueError``; in both cases nothing is written.
     """
     con = _connect(repo)
-    relation = event_columns(con.cursor().from_arrow(table))
-    return _ingest(con, {None: relation}, repo, now, None, all_or_nothing=True)
+    source = table_input(con.cursor(), table)
+    return _ingest(con, {None: source}, repo, now, None, load_settings(repo.repo).limits,
+                   all_or_nothing=True)
 
 
 def _connect(repo: RepoPaths) -> duckdb.DuckDBPyConnection:
@@ -91,19 +108,20 @@ def _connect(repo: RepoPaths) -> duckdb.DuckDBPyConnection:
     con = connect()
     spill = repo.data / ".spill"
     spill.mkdir(parents=True, exist_ok=True)
-    run(con, f"SET memory_limit = '{MEMORY_LIMIT}'")
-    run(con, f"SET temp_directory = '{spill}'")
+    run(con, f"SET memory_limit = {sql_string(MEMORY_LIMIT)}")
+    run(con, f"SET temp_directory = {sql_string(spill)}")
     return con
 
 
-def _ingest(con, sources, repo, now, on_rows, all_or_nothing=False) -> IngestSummary:
+def _ingest(con, sources: dict[Path | None, Input], repo, now, on_rows, limits: Limits,
+            all_or_nothing=False) -> IngestSummary:
     now = now or datetime.now(timezone.utc)
     _create_staging_table(con)
-    for index, (path, relation) in enumerate(sources.items()):
-        if path is not None and is_parquet(path):
-            _stage_parquet(con, index, path, relation, now, on_rows)
+    for index, source in enumerate(sources.values()):
+        if source.relation is not None:
+            _stage_parquet(con, index, source, now, limits, on_rows)
         else:
-            _stage(con, index, relation, now, on_rows)
+            _stage(con, index, source, now, limits, on_rows)
     log = EventLog(repo)
     with log.write_lock():
         _classify(con, log)
@@ -135,18 +153,22 @@ def _create_staging_table(con: duckdb.DuckDBPyConnection) -> None:
             event_type VARCHAR, feature_adoption_score DOUBLE, reason VARCHAR)""")
 
 
-def _stage_parquet(con, index: int, path: Path, relation, now, on_rows) -> None:
+def _stage_parquet(con, index: int, source: Input, now, limits, on_rows) -> None:
     """Validate a Parquet file into ``staged`` in one statement, straight from the file (row
     numbers from the reader); progress is polled from DuckDB while it runs."""
-    types = {c: str(t) for c, t in zip(relation.columns, relation.types)}
-    columns = ", ".join(
-        f"{c} AS raw_{c}" if c in TYPED_COLUMNS else f"CAST({c} AS VARCHAR) AS raw_{c}"
-        for c in EVENT_COLUMNS)
-    source = (f"(SELECT {index} AS file_index, file_row_number + 1 AS source_row, {columns} "
-              f"FROM read_parquet({_literal(str(path))}, file_row_number = true))")
-    insert = f"INSERT INTO staged {validated_sql(source, types, now, _SKEW)}"
-    total = count_rows_hint(path) or 0
-    worker = threading.Thread(target=run, args=(con, insert))
+    view = f"input_{index}"
+    source.relation.select(f"{index} AS file_index, *").create_view(view)
+    insert = f"INSERT INTO staged {validated_sql(view, source.types, now, limits)}"
+    total = count_rows_hint(source.path) or 0
+    failure: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            run(con, insert)
+        except BaseException as exc:  # noqa: BLE001 - re-raised below, in the calling thread
+            failure.append(exc)
+
+    worker = threading.Thread(target=work)
     worker.start()
     reported = 0
     while worker.is_alive():
@@ -155,24 +177,24 @@ def _stage_parquet(con, index: int, path: Path, relation, now, on_rows) -> None:
         if on_rows and done > reported:
             on_rows(done - reported)
             reported = done
+    if failure:
+        if isinstance(failure[0], duckdb.Error):
+            raise InputError(f"{source.path}: cannot be read as Parquet: {failure[0]}")
+        raise failure[0]
     if on_rows and total > reported:
         on_rows(total - reported)
 
 
-def _stage(con, index, relation, now, on_rows) -> None:
-    """Validate ``relation`` chunk by chunk into ``staged`` (a million rows at a time)."""
-    types = {c: str(t) for c, t in zip(relation.columns, relation.types)}
-    insert = f"INSERT INTO staged {validated_sql('chunk', types, now, _SKEW)}"
-    first_row = 1
-    for batch in relation.to_arrow_reader(CHUNK_ROWS):
+def _stage(con, index, source: Input, now, limits, on_rows) -> None:
+    """Validate ``source`` chunk by chunk into ``staged`` (a million rows at a time)."""
+    insert = f"INSERT INTO staged {validated_sql('chunk', source.types, now, limits)}"
+    for batch in source.batches(CHUNK_ROWS):
         n = batch.num_rows
-        chunk = pa.Table.from_batches([batch]).rename_columns(_RAW)
-        chunk = chunk.add_column(0, "source_row", pa.array(np.arange(first_row, first_row + n)))
+        chunk = pa.Table.from_batches([batch])
         chunk = chunk.add_column(0, "file_index", pa.array(np.full(n, index, dtype=np.int32)))
         con.register("chunk", chunk)
         run(con, insert)
         con.unregister("chunk")
-        first_row += n
         if on_rows:
             on_rows(n)
 
@@ -185,7 +207,8 @@ def _classify(con: duckdb.DuckDBPyConnection, log: EventLog) -> None:
              "GROUP BY event_id HAVING count(*) > 1")
     stored = (
         f"SELECT {_EVENT} FROM staged WHERE false" if log.is_empty()
-        else f"SELECT {_EVENT} FROM read_parquet('{log.glob}', hive_partitioning = false) "
+        else f"SELECT {_EVENT} FROM read_parquet({parquet_list(log.files())}, "
+        "hive_partitioning = false) "
         "WHERE event_id IN (SELECT event_id FROM staged WHERE reason IS NULL)"
     )
     run(con, f"CREATE TABLE stored AS {stored}")
@@ -247,7 +270,7 @@ def _write_quarantine(con, sources: list[Path | None], repo: RepoPaths) -> list[
     for index, path in enumerate(sources):
         if path is None or not counts.get(index):
             continue
-        query = (f"SELECT {_literal(str(path))} AS source_file, * EXCLUDE (file_index) "
+        query = (f"SELECT {sql_string(path)} AS source_file, * EXCLUDE (file_index) "
                  f"FROM ({rejected}) WHERE file_index = {index} ORDER BY source_row")
         target = repo.quarantine / f"{path.stem}-{_digest(path)}.parquet"
         copy_atomically(con, query, target)
@@ -263,8 +286,8 @@ def _commit_accepted(con: duckdb.DuckDBPyConnection, log: EventLog) -> None:
                 FROM staged s ANTI JOIN dropped d USING (file_index, source_row)
                 WHERE s.reason IS NULL
                 ORDER BY event_date, customer_id)
-            TO '{staging}' (FORMAT parquet, PARTITION_BY (event_date),
-                            FILENAME_PATTERN 'part-{batch}-{{i}}', ROW_GROUP_SIZE 16384)""")
+            TO {sql_string(staging)} (FORMAT parquet, PARTITION_BY (event_date),
+                FILENAME_PATTERN {sql_string(f"part-{batch}-{{i}}")}, ROW_GROUP_SIZE 16384)""")
         moves = {f: log.root / f.relative_to(staging) for f in staging.rglob("*.parquet")}
         log.commit(batch, moves)
     except BaseException:
@@ -276,6 +299,3 @@ def _digest(path: Path) -> str:
     with open(path, "rb") as handle:
         return hashlib.file_digest(handle, "sha256").hexdigest()[:16]
 
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"

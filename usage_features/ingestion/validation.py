@@ -1,52 +1,109 @@
 """Column-wise validation of raw event rows, in SQL (one pass, no Python object per row).
 
-Each rule is a SQL condition over the raw text columns; a row's ``reason`` lists every rule it
-breaks (``;``-separated codes), and is NULL for a valid row.
+Each rule is a SQL condition over the raw columns; a row's ``reason`` lists every rule it
+breaks (``;``-separated codes), and is NULL for a valid row. A malformed row (not a record at
+all) has the single reason ``malformed_row``.
+
+The constants below are the project's own (patterns, event types, limits), quoted through the
+one quoting helper; no input value is ever part of the SQL text.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
+from usage_features.adapters.duckdb_connection import sql_string
 from usage_features.domain.value_objects import UUID_PATTERN, EventType
+from usage_features.ingestion.settings import Limits
 
 #: Rejection reason codes and what they mean.
 REASONS: dict[str, str] = {
+    "malformed_row": "the row is not a record: a CSV row with more or fewer fields than the "
+                     "header, or a JSON Lines line that is not a JSON object",
     "invalid_event_id": "event_id is missing or not a UUID (8-4-4-4-12 hex digits)",
     "empty_customer_id": "customer_id is missing or empty",
-    "unparseable_timestamp": "timestamp is missing or not an ISO-8601 date-time",
+    "customer_id_too_long": "customer_id is longer than the limit (default 256 characters)",
+    "invalid_customer_id": "customer_id contains a control or invisible formatting character "
+                           "(e.g. a bidi override, a zero-width space) or U+FFFD",
+    "unparseable_timestamp": "timestamp is missing or not an ISO-8601 date-time "
+                             "(offsets from -23:59 to +23:59)",
     "naive_timestamp": "timestamp has no UTC offset (add Z or +hh:mm)",
-    "future_timestamp": "timestamp is more than a day after the time of ingestion",
-    "unknown_event_type": "event_type is missing or not one of the EventType values",
+    "implausible_timestamp": "timestamp is before the repo's earliest plausible time "
+                             "(default 1970-01-01T00:00:00Z)",
+    "future_timestamp": "timestamp is later than the time of ingestion plus the allowed skew "
+                        "(default 24 hours)",
+    "unknown_event_type": "event_type is missing or not one of the EventType values "
+                          "(compared after trimming and lower-casing)",
     "missing_score": "feature_adoption_score is missing",
     "invalid_score": "feature_adoption_score is not a number (or is NaN)",
     "score_out_of_range": "feature_adoption_score is outside [0, 1]",
     "conflicting_event_id": "event_id is already stored, or earlier in the input, with other values",
 }
 
-# A time of day followed by a UTC offset: "...T10:00:00Z", "... 10:00:00.5+02:00", "...10:00-0500".
-_OFFSET_PATTERN = r"[0-9]{2}:[0-9]{2}(:[0-9]{2}([.,][0-9]+)?)? ?(Z|z|[+-][0-9]{2}(:?[0-9]{2})?)$"
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
+#: What surrounds an id or an event type without being part of it: Python's ``str.strip()``
+#: whitespace (ASCII and Unicode spaces, line and paragraph separators).
+WHITESPACE = ("".join(chr(c) for c in (*range(0x09, 0x0E), *range(0x1C, 0x21), 0x85, 0xA0,
+                                       0x1680, *range(0x2000, 0x200B), 0x2028, 0x2029, 0x202F,
+                                       0x205F, 0x3000)))
+#: Characters no customer id may contain: control (Cc), format (Cf: bidi overrides and
+#: isolates, zero-width characters, the byte-order mark), line/paragraph separators, and the
+#: replacement character that undecodable input bytes become.
+FORBIDDEN_ID_CHARACTERS = r"[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\x{FFFD}]"
+#: The accepted text forms: ``YYYY-MM-DD``, then optionally ``T`` or a space, ``hh:mm[:ss[.f]]``
+#: and an offset ``Z``, ``+hh``, ``+hhmm`` or ``+hh:mm`` (hours up to 23, minutes up to 59).
+_OFFSET = r"(Z|[+-]([01][0-9]|2[0-3])(:?[0-5][0-9])?)"
+TIMESTAMP_PATTERN = (r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
+                     rf"([T ][0-9]{{2}}:[0-9]{{2}}(:[0-9]{{2}}(\.[0-9]+)?)?{_OFFSET}?)?")
+_HAS_OFFSET = rf"[0-9]{{2}}:[0-9]{{2}}(:[0-9]{{2}}(\.[0-9]+)?)?{_OFFSET}$"
 
 _NUMBERS = ("DOUBLE", "FLOAT", "REAL", "INTEGER", "BIGINT", "SMALLINT", "TINYINT", "HUGEINT",
             "UBIGINT", "UINTEGER")
 
 
-def _timestamp_rules(kind: str) -> tuple[str, str, str]:
-    """(parsed timestamp, unparseable condition, naive condition) for the input's type."""
+_SPACE = "[" + "".join(f"\\x{{{ord(c):x}}}" for c in WHITESPACE) + "]"
+_SURROUNDING_SPACE = f"^{_SPACE}+|{_SPACE}+$"
+
+
+def stripped(column: str) -> str:
+    """SQL: ``column`` without surrounding whitespace (a regular expression: DuckDB's
+    ``trim(text, characters)`` is some twenty times slower)."""
+    return f"regexp_replace({column}, {sql_string(_SURROUNDING_SPACE)}, '', 'g')"
+
+
+def timestamp_rules(raw: str, kind: str) -> tuple[str, str, str]:
+    """(parsed timestamp, unparseable condition, naive condition) for a raw column of the
+    DuckDB type ``kind``: text in the accepted forms, or a typed timestamp (naive if it has no
+    time zone)."""
     if kind.startswith("TIMESTAMPTZ") or kind.endswith("WITH TIME ZONE"):
-        return ("CAST(raw_timestamp AS TIMESTAMPTZ)", "raw_timestamp IS NULL", "false")
+        return f"CAST({raw} AS TIMESTAMPTZ)", f"{raw} IS NULL", "false"
     if kind.startswith("TIMESTAMP") or kind == "DATE":  # no zone: every value is naive
-        return ("CAST(raw_timestamp AS TIMESTAMPTZ)", "raw_timestamp IS NULL",
-                "raw_timestamp IS NOT NULL")
-    ts = "TRY_CAST(trim(raw_timestamp) AS TIMESTAMPTZ)"
-    naive = (f"{ts} IS NOT NULL AND NOT regexp_matches(trim(raw_timestamp), "
-             f"{_literal(_OFFSET_PATTERN)})")
-    return ts, f"{ts} IS NULL", naive
+        return f"CAST({raw} AS TIMESTAMPTZ)", f"{raw} IS NULL", f"{raw} IS NOT NULL"
+    text = stripped(raw)
+    ts = f"TRY_CAST({text} AS TIMESTAMPTZ)"
+    unparseable = (f"{ts} IS NULL OR NOT regexp_full_match({text}, "
+                   f"{sql_string(TIMESTAMP_PATTERN)})")
+    naive = f"NOT regexp_matches({text}, {sql_string(_HAS_OFFSET)})"
+    return ts, unparseable, naive
+
+
+def time_range_rules(ts: str, now: datetime, limits: Limits) -> tuple[str, str]:
+    """(too early condition, in the future condition) for a parsed timestamp."""
+    earliest = sql_string(limits.earliest_timestamp.isoformat())
+    latest = sql_string((now + limits.max_future).isoformat())
+    return f"{ts} < CAST({earliest} AS TIMESTAMPTZ)", f"{ts} > CAST({latest} AS TIMESTAMPTZ)"
+
+
+def customer_id_rules(column: str, limits: Limits, canonical: bool = False
+                      ) -> dict[str, str]:
+    """Reason -> condition for a customer id column, raw or already ``canonical`` (the
+    canonical form is :func:`stripped`)."""
+    customer = column if canonical else stripped(column)
+    return {
+        "empty_customer_id": f"coalesce({customer}, '') = ''",
+        "customer_id_too_long": f"length({customer}) > {int(limits.max_customer_id_length)}",
+        "invalid_customer_id": f"regexp_matches({customer}, "
+                               f"{sql_string(FORBIDDEN_ID_CHARACTERS)})",
+    }
 
 
 def _score_rules(kind: str) -> tuple[str, str, str]:
@@ -59,54 +116,55 @@ def _score_rules(kind: str) -> tuple[str, str, str]:
             f"trim(raw_feature_adoption_score) <> '' AND coalesce(isnan({score}), true)")
 
 
-def validated_sql(source: str, types: dict[str, str], now: datetime,
-                  max_future: timedelta) -> str:
-    """SELECT over ``source`` (columns ``raw_<name>``, of the given DuckDB ``types``) adding
-    parsed canonical columns and ``reason``; the raw values are kept as text for rejected rows
-    only. Typed inputs (a Parquet TIMESTAMPTZ or DOUBLE column) are checked without a detour
-    through text."""
-    event_types = ", ".join(_literal(t.value) for t in EventType)
-    latest_allowed = (now + max_future).isoformat()
-    ts, unparseable, naive = _timestamp_rules(types["timestamp"])
+def reason_sql(rules: dict[str, str]) -> str:
+    """SQL: the ``;``-separated codes of the broken ``rules``, NULL when none is, and
+    ``malformed_row`` alone for a malformed row (column ``malformed``)."""
+    parts = ", ".join(f"CASE WHEN coalesce({condition}, false) THEN {sql_string(code)} END"
+                      for code, condition in rules.items())
+    return f"CASE WHEN malformed THEN 'malformed_row' ELSE nullif(concat_ws(';', {parts}), '') END"
+
+
+def validated_sql(source: str, types: dict[str, str], now: datetime, limits: Limits) -> str:
+    """SELECT over ``source`` (columns ``file_index``, ``source_row``, ``raw_<name>`` of the
+    given DuckDB ``types``, ``malformed``) adding parsed canonical columns and ``reason``; the
+    raw values are kept as text for rejected rows only. Typed inputs (a Parquet TIMESTAMPTZ or
+    DOUBLE column) are checked without a detour through text.
+
+    Three steps, so that each value is parsed once: canonical values, then the timestamp's
+    flags, then the reasons from both."""
+    event_types = ", ".join(sql_string(t.value) for t in EventType)
+    ts, unparseable, naive = timestamp_rules("raw_timestamp", types["timestamp"])
+    too_early, in_future = time_range_rules("timestamp", now, limits)
     score, missing, not_a_number = _score_rules(types["feature_adoption_score"])
+    usable = "NOT ts_unparseable AND NOT ts_naive"
     rules = {
-        "invalid_event_id": f"NOT coalesce(regexp_full_match(trim(raw_event_id), "
-        f"{_literal(UUID_PATTERN.strip('^$'))}), false)",
-        "empty_customer_id": "coalesce(trim(raw_customer_id), '') = ''",
-        "unparseable_timestamp": unparseable,
-        "naive_timestamp": naive,
-        "future_timestamp": f"{ts} > TIMESTAMPTZ {_literal(latest_allowed)}",
-        "unknown_event_type": f"coalesce(raw_event_type NOT IN ({event_types}), true)",
+        "invalid_event_id": f"NOT coalesce(regexp_full_match(event_id, "
+        f"{sql_string(UUID_PATTERN.strip('^$'))}), false)",
+        **customer_id_rules("customer_id", limits, canonical=True),
+        "unparseable_timestamp": "ts_unparseable",
+        "naive_timestamp": "NOT ts_unparseable AND ts_naive",
+        "implausible_timestamp": f"{usable} AND {too_early}",
+        "future_timestamp": f"{usable} AND {in_future}",
+        "unknown_event_type": f"coalesce(event_type NOT IN ({event_types}), true)",
         "missing_score": missing,
         "invalid_score": not_a_number,
-        "score_out_of_range": f"NOT isnan({score}) AND ({score} < 0 OR {score} > 1)",
+        "score_out_of_range": "NOT isnan(feature_adoption_score) AND "
+                              "(feature_adoption_score < 0 OR feature_adoption_score > 1)",
     }
-    reason_parts = ", ".join(
-        f"CASE WHEN coalesce({condition}, false) THEN {_literal(code)} END"
-        for code, condition in rules.items()
-    )
     raw = ", ".join(f"CASE WHEN reason IS NOT NULL THEN CAST(raw_{c} AS VARCHAR) END AS raw_{c}"
                     for c in ("event_id", "customer_id", "timestamp", "event_type",
                               "feature_adoption_score"))
     return f"""
         SELECT file_index, source_row, {raw}, event_id, customer_id, timestamp, event_type,
                feature_adoption_score, reason
-        FROM (SELECT *,
-                lower(trim(raw_event_id)) AS event_id,
-                raw_customer_id AS customer_id,
-                {ts} AS timestamp,
-                raw_event_type AS event_type,
-                {score} AS feature_adoption_score,
-                nullif(concat_ws(';', {reason_parts}), '') AS reason
-              FROM {source})
+        FROM (SELECT *, {reason_sql(rules)} AS reason
+              FROM (SELECT *,
+                      {ts} AS timestamp,
+                      coalesce({unparseable}, true) AS ts_unparseable,
+                      coalesce({naive}, false) AS ts_naive,
+                      lower(trim(raw_event_id)) AS event_id,
+                      {stripped('raw_customer_id')} AS customer_id,
+                      lower({stripped('raw_event_type')}) AS event_type,
+                      {score} AS feature_adoption_score
+                    FROM {source}))
     """
-
-
-def timestamp_rules(kind: str) -> tuple[str, str, str]:
-    """Ingest's own timestamp parsing, for other readers of times (``predict --entities``).
-
-    SQL over a column named ``raw_timestamp`` of DuckDB type ``kind``: (the parsed
-    TIMESTAMPTZ, the unparseable condition, the naive condition), exactly as ingest applies
-    them, so every reader accepts the same forms.
-    """
-    return _timestamp_rules(kind)

@@ -70,7 +70,7 @@ def monitor(config: MonitorConfig) -> MonitorReport:
     from usage_features.features.spec import served_features
     from usage_features.features.store import open_store
     from usage_features.serving.snapshots import read_snapshot, snapshot_days
-    from usage_features.training.model import load_model
+    from usage_features.training.persistence import load_model
     from usage_features.training.train import REFERENCE_FILE
 
     paths = RepoPaths(config.repo)

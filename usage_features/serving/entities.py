@@ -1,8 +1,8 @@
 """Entity rows for batch scoring (``predict --entities``), read as ingest reads events.
 
 ``customer_id`` is read as text (``00042`` stays ``00042``); ``event_timestamp`` is parsed by
-ingest's own rules (:func:`usage_features.ingestion.validation.timestamp_rules`), so the same
-forms are accepted (``2025-03-01T12:00:00Z``, ``2025-03-01 12:00:00+00``,
+ingest's own reader and rules (:func:`usage_features.ingestion.validation.timestamp_rules`), so
+the same forms are accepted (``2025-03-01T12:00:00Z``, ``2025-03-01 12:00:00+00``,
 ``...12:00:00.123456+02:00``, mixed in one file) and a naive or unparseable time is rejected
 with its row and reason. Other columns are kept as read.
 """
@@ -17,7 +17,14 @@ import pyarrow as pa
 
 from usage_features.adapters.duckdb_connection import connect
 from usage_features.features.retrieval import ENTITY, TIMESTAMP
-from usage_features.ingestion.readers import InputError, scan_file
+from usage_features.ingestion import text_formats
+from usage_features.ingestion.readers import (
+    InputError,
+    LinkDirectory,
+    count_rows_hint,
+    is_parquet,
+    open_input,
+)
 from usage_features.ingestion.validation import REASONS, timestamp_rules
 
 REQUIRED = (ENTITY, TIMESTAMP)
@@ -39,30 +46,32 @@ class EntityRows:
 
 def read_entities(path: Path) -> EntityRows:
     """Read an entity file (Parquet, CSV or JSON Lines); raises ``InputError`` if unusable."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    extra = tuple(n for n in _column_names(path) if n and n not in REQUIRED)
+    if _ROW in extra:
+        raise InputError(f"{path}: the column name {_ROW!r} is reserved")
     con = connect()
-    relation = scan_file(con, Path(path), REQUIRED)
-    missing = [c for c in REQUIRED if c not in relation.columns]
-    if missing:
-        raise InputError(f"{path}: missing required column(s): {', '.join(missing)}")
-    if _ROW in relation.columns or "raw_timestamp" in relation.columns:
-        raise InputError(f"{path}: column names {_ROW!r} and 'raw_timestamp' are reserved")
-    kind = str(dict(zip(relation.columns, relation.types))[TIMESTAMP])
-    table = relation.to_arrow_table()
-    table = table.append_column(_ROW, pa.array(range(1, table.num_rows + 1), pa.int64()))
-    con.register("entities", table)
-    parsed, unparseable, naive = timestamp_rules(kind)
-    extra = [c for c in relation.columns if c not in REQUIRED]
-    customer = f"CAST({_ident(ENTITY)} AS VARCHAR)"
-    reason = (f"CASE WHEN coalesce(trim({customer}), '') = '' THEN 'empty_customer_id' "
+    with LinkDirectory() as links:  # ingest's reader: text as written, names read literally
+        source = open_input(con, path, links, REQUIRED, extra)
+        batches = list(source.batches(65_536))
+    if not batches or not sum(b.num_rows for b in batches):
+        raise InputError(f"{path}: no rows")
+    con.register("entities", pa.Table.from_batches(batches))
+    parsed, unparseable, naive = timestamp_rules(f"raw_{TIMESTAMP}",
+                                                 source.types[TIMESTAMP])
+    customer = f"CAST(raw_{ENTITY} AS VARCHAR)"
+    reason = (f"CASE WHEN malformed THEN 'malformed_row' "
+              f"WHEN coalesce(trim({customer}), '') = '' THEN 'empty_customer_id' "
               f"WHEN coalesce({unparseable}, false) THEN 'unparseable_timestamp' "
               f"WHEN coalesce({naive}, false) THEN 'naive_timestamp' END")
     frame = con.sql(
         f"""SELECT {_ROW}, {customer} AS {_ident(ENTITY)},
                    CASE WHEN reason IS NULL THEN {parsed} END AS {_ident(TIMESTAMP)},
-                   {''.join(f"{_ident(c)}, " for c in extra)}
-                   reason, CAST(raw_timestamp AS VARCHAR) AS raw_text
-            FROM (SELECT *, {reason} AS reason
-                  FROM (SELECT *, {_ident(TIMESTAMP)} AS raw_timestamp FROM entities))
+                   {''.join(f"{_ident('raw_' + c)} AS {_ident(c)}, " for c in extra)}
+                   reason, CAST(raw_{TIMESTAMP} AS VARCHAR) AS raw_text
+            FROM (SELECT *, {reason} AS reason FROM entities)
             ORDER BY {_ROW}""").df()
     errors = {}
     for i, (row, code, raw) in enumerate(zip(frame[_ROW], frame.reason, frame.raw_text)):
@@ -72,6 +81,21 @@ def read_entities(path: Path) -> EntityRows:
             errors[i] = f"row {row}: {code}: {meaning} (got {raw!r})"
     frame[TIMESTAMP] = pd.to_datetime(frame[TIMESTAMP], utc=True)
     return EntityRows(frame[[ENTITY, TIMESTAMP, *extra]], errors)
+
+
+def _column_names(path: Path) -> list[str]:
+    """The file's column names, as ingest's reader sees them."""
+    try:
+        if is_parquet(path):
+            import pyarrow.parquet as pq
+
+            count_rows_hint(path)  # a foreign or truncated file: a clear error
+            return pq.read_schema(path).names
+        if path.name.lower().endswith((".csv", ".csv.gz", ".tsv")):
+            return text_formats.csv_header(path)
+        return text_formats.jsonl_keys(path)
+    except text_formats.MalformedFileError as exc:
+        raise InputError(f"{path}: cannot be read: {exc}") from None
 
 
 def _ident(name: str) -> str:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
-from usage_features.adapters.duckdb_connection import connect
+from usage_features.adapters.duckdb_connection import connect, parquet_list
 from usage_features.adapters.event_log import EventLog
 from usage_features.config import RepoPaths
 from usage_features.features.state import load_state
@@ -54,10 +54,10 @@ def latest_event_at(paths: RepoPaths) -> datetime | None:
     if not files:
         return None
     newest = max(f.parent.name for f in files)
-    partition = [str(f) for f in files if f.parent.name == newest]
+    partition = [f for f in files if f.parent.name == newest]
     (latest,) = connect().execute(
-        "SELECT max(timestamp) FROM read_parquet($files, hive_partitioning = false)",
-        {"files": partition}).fetchall()[0]
+        f"SELECT max(timestamp) FROM read_parquet({parquet_list(partition)}, "
+        "hive_partitioning = false)").fetchall()[0]
     return latest.astimezone(timezone.utc) if latest is not None else None
 
 

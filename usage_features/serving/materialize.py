@@ -22,7 +22,12 @@ from datetime import datetime, timezone
 from usage_features.adapters.event_log import EventLog
 from usage_features.config import RepoPaths
 from usage_features.features.state import load_state, save_state
-from usage_features.features.store import DEFAULT_CONFIG, open_store
+from usage_features.features.store import (
+    DEFAULT_CONFIG,
+    create_online_tables,
+    missing_online_tables,
+    open_store,
+)
 from usage_features.serving.freshness import days_past_data, latest_event_at
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -72,6 +77,10 @@ def materialize(repo, end: datetime | None = None, config: str = DEFAULT_CONFIG,
                 f"end {end.isoformat()} is before the online store's current end "
                 f"{start.isoformat()}: it would hold rows of two different days; materialize "
                 "to a later time (or into a fresh online store)")
+        missing = missing_online_tables(store, views)
+        if missing:  # dropped (or never created): recreate and refill from the start
+            create_online_tables(store, [v for v in views if v.name in missing])
+            start = EPOCH
         pending = _pending_change(paths, config)
         if pending is not None:
             start = min(start, pending)

@@ -25,12 +25,13 @@ from usage_features.features.retrieval import (
     read_online,
     served_feature_names,
 )
-from usage_features.features.store import DEFAULT_CONFIG, open_store
+from usage_features.features.store import DEFAULT_CONFIG, check_online_tables, open_store
 from usage_features.serving.freshness import Freshness, freshness, online_day_problem
 from usage_features.serving.reasons import explain
 from usage_features.serving.status import ACTIVE, CHURNED, ChurnDates, statuses
 from usage_features.serving.status import UNKNOWN as UNKNOWN_STATUS
-from usage_features.training.model import TrainedModel, load_model
+from usage_features.training.model import TrainedModel
+from usage_features.training.persistence import load_model
 
 UNKNOWN = ("unknown customer: no events before the scoring day and not in the customers table "
            "(or not signed up yet)")
@@ -81,6 +82,11 @@ class ChurnScorer:
         # Resolved once: the service's feature views (read directly from the online store) and
         # the model's compiled trees.
         self._refs = online_refs(store, model.metadata.feature_service)
+        # A missing online table is a clear error now, not a traceback at the first request.
+        check_online_tables(store, [
+            store.get_feature_view(name, allow_registry_cache=True)
+            for name in dict.fromkeys(r.split(":")[0]
+                                      for r in self._refs.features + self._refs.inputs)])
         self.model.compiled
         self._threads = ThreadpoolController()
         self._state: Freshness | None = None

@@ -21,7 +21,8 @@ the kinds in equal shares (:data:`CORRUPTIONS`):
   the corrupt row; so the table has N + number-of-duplicates rows);
 - ``naive_timestamp``: the valid timestamp without its offset;
 - ``unparseable_timestamp``: epoch seconds, ``dd/mm/YYYY HH:MM:SS.ffffff``, ``N/A`` or empty;
-- ``unknown_event_type``: capitalised (``Login``), ``page_view``, ``signup`` or empty;
+- ``unknown_event_type``: a versioned name (``login_v2``), ``page_view``, ``signup`` or empty
+  (capitals are not a corruption: ``Login`` is ``login``);
 - ``score_out_of_range``: on a percent scale (>1) or negative;
 - ``missing_score``: null;
 - ``empty_customer_id``: empty or blank.
@@ -142,7 +143,7 @@ def _corrupt_batch(rng: np.random.Generator, batch: pa.RecordBatch, kind: np.nda
         _timestamps(rng, batch.column("timestamp"), rows("naive_timestamp"),
                     rows("unparseable_timestamp")),
         _replace(rng, batch.column("event_type"), rows("unknown_event_type"),
-                 [pc.utf8_capitalize, "page_view", "signup", ""]),
+                 [lambda v: pc.binary_join_element_wise(v, "_v2", ""), "page_view", "signup", ""]),
         _scores(rng, batch.column("feature_adoption_score"), rows("score_out_of_range"),
                 rows("missing_score")),
     ]

@@ -1,18 +1,18 @@
-"""The churn classifier, its baselines, and how a trained model is saved and loaded.
+"""The churn classifier, its baselines, and the trained model they become.
 
 A trained model is a scikit-learn ``Pipeline`` plus metadata (feature service and feature list,
-horizon, training window, metrics, library versions, a hash of the training data), saved with
-skops, which loads only an allow-list of types instead of unpickling arbitrary code.
+horizon, training window, metrics, library versions, a hash of the training data). It is saved
+and loaded by :mod:`usage_features.training.persistence` (skops, an explicit allow-list of
+types, a hash of the file).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from functools import cached_property
 from importlib.metadata import version
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -318,35 +318,13 @@ def installed_versions() -> dict[str, str]:
     return {name: version(name) for name in RECORDED_VERSIONS}
 
 
-def save_model(model: TrainedModel, path: Path) -> Path:
-    """Write ``path`` (skops) and ``path.json`` (the metadata, readable without loading)."""
-    import skops.io as sio
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    meta = asdict(model.metadata)
-    sio.dump({"pipeline": model.pipeline, "metadata": json.dumps(meta)}, path)
-    path.with_suffix(path.suffix + ".json").write_text(
-        json.dumps({**meta, "model_version": model.metadata.model_version}, indent=2))
-    return path
+# Saving and loading live in ``persistence``; these names stay importable from here.
+_PERSISTENCE = ("ModelFileError", "TRUSTED_TYPES", "load_model", "save_model")
 
 
-def load_model(path: Path, served: list[str] | None = None) -> TrainedModel:
-    """Load a model saved by :func:`save_model`, trusting only scikit-learn and NumPy types.
+def __getattr__(name: str):
+    if name in _PERSISTENCE:
+        from usage_features.training import persistence
 
-    With ``served`` (the feature service's current features) a mismatch is an error.
-    """
-    import skops.io as sio
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no model at {path}; run `usage-features train` first")
-    untrusted = sio.get_untrusted_types(file=path)
-    unexpected = [t for t in untrusted if not t.startswith(("sklearn.", "numpy.", "builtins."))]
-    if unexpected:
-        raise ModelMismatchError(f"{path} holds types outside scikit-learn/NumPy: {unexpected}")
-    loaded = sio.load(path, trusted=untrusted)
-    model = TrainedModel(loaded["pipeline"], ModelMetadata(**json.loads(loaded["metadata"])))
-    if served is not None:
-        model.check_features(served)
-    return model
+        return getattr(persistence, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from sklearn.inspection import permutation_importance
 
-from usage_features.adapters.duckdb_connection import connect
+from usage_features.adapters.duckdb_connection import connect, parquet_list
 from usage_features.adapters.event_log import EventLog
 from usage_features.config import RepoPaths
 from usage_features.features.retrieval import (
@@ -32,9 +32,9 @@ from usage_features.training.model import (
     churn_classifier,
     installed_versions,
     logistic_baseline,
-    save_model,
     training_data_hash,
 )
+from usage_features.training.persistence import save_model
 
 #: The validation period's rows, features and model scores, in the model's report folder.
 REFERENCE_FILE = "validation_reference.parquet"
@@ -109,11 +109,13 @@ def adopt_customers(config: TrainConfig) -> int | None:
 def data_end(paths: RepoPaths) -> datetime:
     """The end of observed data: the latest event's timestamp."""
     log = EventLog(paths)
-    if log.is_empty():
-        raise FileNotFoundError(f"no events in {log.root}; ingest and build first")
-    (latest,) = connect().execute(
-        f"SELECT max(timestamp) FROM read_parquet('{log.glob}', hive_partitioning = false)"
-    ).fetchall()[0]
+    with log.snapshot() as files:
+        if not files:
+            raise FileNotFoundError(f"no events in {log.root}; ingest and build first")
+        (latest,) = connect().execute(
+            f"SELECT max(timestamp) FROM read_parquet({parquet_list(files)}, "
+            "hive_partitioning = false)"
+        ).fetchall()[0]
     return latest
 
 
@@ -256,7 +258,7 @@ def predict(repo: Path, entities: pd.DataFrame, model_path: Path | None = None) 
     """
     from usage_features.serving.freshness import latest_event_at
     from usage_features.serving.status import ACTIVE, ChurnDates, statuses
-    from usage_features.training.model import load_model
+    from usage_features.training.persistence import load_model
 
     times = entities[TIMESTAMP] if TIMESTAMP in entities else None
     if times is None or not isinstance(times.dtype, pd.DatetimeTZDtype):

@@ -1,0 +1,153 @@
+"""The point-in-time join: one DuckDB ``ASOF LEFT JOIN`` per feature view.
+
+For an entity row ``(keys, t)`` a view contributes its latest row with ``timestamp <= t`` (ties
+broken by the latest ``created_timestamp_column``), or nulls when there is none or that row is
+older than ``t - ttl`` (``ttl`` 0/None: unlimited). Views without entities join on time alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+import duckdb
+import pyarrow as pa
+from feast.feature_view import FeatureView
+from feast.repo_config import RepoConfig
+
+from usage_features.adapters.feast_offline_store.sources import (
+    ident,
+    register_source,
+    resolve_column,
+)
+
+ROW = "__entity_row"
+TS = "__entity_ts"
+#: A view row's timestamp. Not ``TS``: DuckDB 2.0.1 mis-joins an ``ASOF`` whose right side has a
+#: ``QUALIFY`` over a column named like one of the left side (found by this store's tests).
+FEATURE_TS = "__feature_ts"
+CREATED = "__feature_created"
+ROW_OF = "__row_of"
+
+
+@dataclass(frozen=True)
+class ViewJoin:
+    """What one feature view contributes: its view in DuckDB, keys, times and feature columns."""
+
+    name: str
+    alias: str
+    keys: dict[str, str]           # view column -> entity frame column
+    timestamp: str
+    created: str | None
+    features: list[tuple[str, str]]  # (view column, output column)
+    ttl: timedelta | None
+
+    def relation(self) -> str:
+        """The view's rows, one per (keys, timestamp): the latest created wins."""
+        columns = list(dict.fromkeys([*self.keys, *(c for c, _ in self.features)]))
+        stamp = f"CAST({ident(self.timestamp)} AS TIMESTAMPTZ)"
+        select = ", ".join([*(ident(c) for c in columns), f"{stamp} AS {ident(FEATURE_TS)}"])
+        sql = f"SELECT {select} FROM {ident(self.alias)}"
+        if self.created:
+            partition = ", ".join([*(ident(k) for k in self.keys), stamp])
+            sql += (f" QUALIFY row_number() OVER (PARTITION BY {partition} "
+                    f"ORDER BY {ident(self.created)} DESC NULLS LAST) = 1")
+        return sql
+
+    def cutoff_join(self, alias: str) -> str:
+        """Feast's ``filter_by_created_timestamp``: only rows created at or before the entity
+        timestamp are candidates (a range join, so only used when asked for)."""
+        columns = list(dict.fromkeys([*self.keys, *(c for c, _ in self.features)]))
+        rows = ", ".join([*(ident(c) for c in columns),
+                          f"CAST({ident(self.timestamp)} AS TIMESTAMPTZ) AS {ident(FEATURE_TS)}",
+                          f"CAST({ident(self.created)} AS TIMESTAMPTZ) AS {ident(CREATED)}"])
+        on = [f"e.{ident(col)} = r.{ident(key)}" for key, col in self.keys.items()]
+        on += [f"r.{ident(FEATURE_TS)} <= e.{ident(TS)}", f"r.{ident(CREATED)} <= e.{ident(TS)}"]
+        latest = (f"QUALIFY row_number() OVER (PARTITION BY e.{ident(ROW)} ORDER BY "
+                  f"r.{ident(FEATURE_TS)} DESC, r.{ident(CREATED)} DESC) = 1")
+        candidates = (f"SELECT e.{ident(ROW)} AS {ident(ROW_OF)}, r.* FROM __entity e "
+                      f"JOIN (SELECT {rows} FROM {ident(self.alias)}) r ON {' AND '.join(on)} "
+                      f"{latest}")
+        return f"LEFT JOIN ({candidates}) {alias} ON {alias}.{ident(ROW_OF)} = e.{ident(ROW)}"
+
+
+def plan_view(con: duckdb.DuckDBPyConnection, config: RepoConfig, view: FeatureView,
+              feature_refs: list[str], full_feature_names: bool, alias: str) -> ViewJoin:
+    """Register ``view``'s source as ``alias`` and describe its join."""
+    source = view.batch_source
+    columns = register_source(con, config, source, alias)
+    prefix = view.projection.name_to_use()
+    wanted = [r.split(":", 1)[1] for r in feature_refs if r.split(":", 1)[0] == prefix]
+    base = view.projection.name_alias or view.name
+    key_map = view.projection.join_key_map or {}
+    keys = {resolve_column(e.name, columns, source, "join key"): key_map.get(e.name, e.name)
+            for e in view.entity_columns}
+    created = source.created_timestamp_column
+    return ViewJoin(
+        name=view.projection.name_to_use(),
+        alias=alias,
+        keys=keys,
+        timestamp=resolve_column(source.timestamp_field, columns, source, "timestamp"),
+        created=resolve_column(created, columns, source, "created timestamp") if created else None,
+        features=[(resolve_column(f, columns, source, "feature"),
+                   f"{base}__{f}" if full_feature_names else f) for f in wanted],
+        ttl=view.ttl if view.ttl and view.ttl > timedelta(0) else None,
+    )
+
+
+def join(con: duckdb.DuckDBPyConnection, entity: pa.Table, views: list[ViewJoin],
+         created_cutoff: bool = False) -> pa.Table:
+    """The feature columns for ``entity`` (columns ``ROW``, ``TS`` and the join keys), in row order.
+
+    ``entity[ROW]`` must be 0..n-1; row i of the result belongs to entity row i.
+    ``created_cutoff``: Feast's ``filter_by_created_timestamp`` (views with a created column).
+    """
+    con.register("__entity", entity)
+    selects, joins, params = [f"e.{ident(ROW)}"], [], {}
+    for view in views:
+        a = ident(view.alias + "__j")
+        if created_cutoff and view.created:
+            joins.append(view.cutoff_join(a))
+        else:
+            on = [f"e.{ident(col)} = {a}.{ident(key)}" for key, col in view.keys.items()]
+            on.append(f"e.{ident(TS)} >= {a}.{ident(FEATURE_TS)}")
+            joins.append(f"ASOF LEFT JOIN ({view.relation()}) {a} ON {' AND '.join(on)}")
+        fresh = None
+        if view.ttl is not None:
+            params[f"ttl_{view.alias}"] = view.ttl
+            fresh = f"{a}.{ident(FEATURE_TS)} >= e.{ident(TS)} - ${'ttl_' + view.alias}"
+        for column, output in view.features:
+            value = f"{a}.{ident(column)}"
+            if fresh:
+                value = f"CASE WHEN {fresh} THEN {value} END"
+            selects.append(f"{value} AS {ident(output)}")
+    sql = (f"SELECT {', '.join(selects)} FROM __entity e {' '.join(joins)} "
+           f"ORDER BY e.{ident(ROW)}")
+    result = con.sql(sql, params=params or None).to_arrow_table()
+    if result.num_rows != entity.num_rows:
+        raise RuntimeError(f"point-in-time join returned {result.num_rows} rows for "
+                           f"{entity.num_rows} entity rows")
+    return result.drop_columns([ROW])
+
+
+def range_rows(con: duckdb.DuckDBPyConnection, views: list[ViewJoin], start, end,
+               ts_column: str) -> pa.Table:
+    """Entity rows for retrieval without an entity frame: every distinct (keys, timestamp) of
+    the views' rows with ``start <= timestamp <= end``, ordered by time then keys."""
+    keyed = [v for v in views if v.keys]
+    key_sets = {tuple(v.keys.values()) for v in keyed}
+    if len({frozenset(k) for k in key_sets}) > 1:
+        raise ValueError("retrieval without an entity frame needs feature views with the same "
+                         f"join keys, got {sorted(key_sets)}")
+    keys = list(next(iter(key_sets))) if key_sets else []
+    parts = []
+    for view in keyed or views:
+        by_entity = {col: key for key, col in view.keys.items()}
+        columns = [f"{ident(by_entity[k])} AS {ident(k)}" for k in keys]
+        stamp = f"{ident(FEATURE_TS)} AS {ident(TS)}"
+        parts.append(f"SELECT DISTINCT {', '.join([*columns, stamp])} FROM ({view.relation()})"
+                     f" WHERE {ident(FEATURE_TS)} BETWEEN $start AND $end")
+    order = ", ".join([ident(TS), *(ident(k) for k in keys)])
+    out = [*(ident(k) for k in keys), f"{ident(TS)} AS {ident(ts_column)}"]
+    sql = f"SELECT {', '.join(out)} FROM ({' UNION '.join(parts)}) ORDER BY {order}"
+    return con.sql(sql, params={"start": start, "end": end}).to_arrow_table()
