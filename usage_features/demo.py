@@ -128,8 +128,9 @@ def _score_some(paths, repo: Path, as_of: datetime, n: int) -> list:
     from usage_features.serving.scorer import ChurnScorer
 
     scorer = ChurnScorer.from_repo(repo)
-    scores = sorted(scorer.score(_active_customers(paths, as_of, 90), as_of),
-                    key=lambda s: -s.churn_probability)
+    live = [s for s in scorer.score(_active_customers(paths, as_of, 90), as_of)
+            if s.status == "active"]  # churned customers get no probability
+    scores = sorted(live, key=lambda s: -s.churn_probability)
     return [*scores[: n - 1], scores[-1], *scorer.score(["cust-unknown"], as_of)]
 
 

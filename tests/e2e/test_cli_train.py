@@ -83,7 +83,12 @@ class TestTrainCommand:
                str(work / "scored.csv"), "--repo", str(repo))
         scored = pd.read_csv(work / "scored.csv")
         assert scored.note.tolist() == ["a", "b", "c"]
-        assert scored.churn_probability.between(0, 1).all()
+        customers = pd.read_parquet(work / "raw" / "customers.parquet").set_index("customer_id")
+        gone = customers.churned_at.reindex(entities.customer_id[:2]) <= entities.event_timestamp[0]
+        assert scored.status.tolist() == [*np.where(gone, "churned", "active"), "unknown"]
+        live = scored.status == "active"
+        assert scored.churn_probability[live].between(0, 1).all()
+        assert scored.churn_probability[~live].isna().all()
 
 
 class TestTrainingData:

@@ -24,6 +24,7 @@ def server(tmp_path_factory):
     repo = copy_feature_repo(tmp_path_factory.mktemp("http") / "feature_repo")
     events, customers = churn_dataset(seed=8, customers=40)
     populate(repo, events, customers)
+    customers.attrs["latest"] = events.timestamp.max()
     train(TrainConfig(repo=repo, importance_repeats=1))
     materialize(repo, end=datetime.now(timezone.utc))
     env = {**os.environ, "USAGE_FEATURES_API_TOKEN": TOKEN, "USAGE_FEATURES_BODY_TIMEOUT": "1",
@@ -47,7 +48,7 @@ class TestScoringService:
 
     def test_scores_many_customers_and_flags_an_unknown_one(self, server):
         url, customers = server
-        ids = customers.customer_id.tolist()[:5] + ["nobody"]
+        ids = customers.customer_id[customers.churned_at.isna()].tolist()[:5] + ["nobody"]
         response = httpx.post(f"{url}/score", json={"customer_ids": ids}, headers=AUTH)
         assert response.status_code == 200
         scores = response.json()["scores"]
@@ -56,6 +57,39 @@ class TestScoringService:
         assert all(s["risk_band"] in {"low", "medium", "high"} for s in scores[:5])
         assert scores[-1]["churn_probability"] is None and "unknown customer" in scores[-1][
             "error"]
+        assert [s["status"] for s in scores] == ["active"] * 5 + ["unknown"]
+
+    def test_a_churned_customer_gets_a_status_and_no_probability(self, server):
+        url, customers = server
+        gone = customers[customers.churned_at <= datetime.now(timezone.utc)]
+        response = httpx.post(f"{url}/score", json={"customer_ids": gone.customer_id.tolist()},
+                              headers=AUTH)
+        scores = response.json()["scores"]
+        assert len(scores) == len(gone) > 0
+        for score, churned_at in zip(scores, gone.churned_at):
+            assert score["status"] == "churned" and score["churn_probability"] is None
+            assert score["risk_band"] is None and score["reasons"] == []
+            assert datetime.fromisoformat(score["churned_at"]) == churned_at
+
+    def test_a_time_off_the_online_stores_day_is_refused_with_the_reason(self, server):
+        url, customers = server
+        response = httpx.post(f"{url}/score", headers=AUTH, json={
+            "customer_ids": customers.customer_id.tolist()[:2],
+            "as_of": "2025-01-01T12:00:00Z"})
+        assert response.status_code == 422
+        assert "not on the online store's day" in response.json()["detail"]
+
+    def test_health_reports_the_freshness_of_the_data(self, server):
+        url, _ = server
+        fresh = httpx.get(f"{url}/health").json()["freshness"]
+        for key in ("latest_event_at", "last_build_at", "materialized_through",
+                    "last_materialize_at", "warnings"):
+            assert key in fresh
+        _, customers = server
+        assert datetime.fromisoformat(fresh["latest_event_at"]) == customers.attrs["latest"]
+        assert fresh["materialized_through"] is not None
+        assert not any("never materialized" in w for w in fresh["warnings"])
+        assert fresh["max_lag_hours"] == 36
 
     def test_without_the_token_scoring_is_refused(self, server):
         url, customers = server

@@ -65,8 +65,11 @@ class TestOnlineParity:
         repo, customers, now = trained
         scores = ChurnScorer.from_repo(repo).score(customers.customer_id.tolist(), as_of=now)
         batch = predict(repo, at_now(customers, now))
-        np.testing.assert_allclose([s.churn_probability for s in scores],
-                                   batch.churn_probability, rtol=1e-9)
+        assert [s.status for s in scores] == batch.status.tolist()
+        assert {"active", "churned"} <= set(batch.status)  # both kinds are compared
+        np.testing.assert_allclose(
+            [np.nan if s.churn_probability is None else s.churn_probability for s in scores],
+            batch.churn_probability.to_numpy(dtype=float, na_value=np.nan), rtol=1e-9)
 
     def test_reading_the_online_store_directly_equals_get_online_features(self, trained):
         repo, customers, now = trained
@@ -94,11 +97,12 @@ class TestOnlineParity:
 
     def test_an_unknown_customer_gets_a_clear_answer_beside_known_ones(self, trained):
         repo, customers, now = trained
-        known = customers.customer_id.iloc[0]
+        known = customers.customer_id[customers.churned_at.isna()].iloc[0]
         first, unknown = ChurnScorer.from_repo(repo).score([known, "no-such-customer"], now)
         assert first.error is None and 0 <= first.churn_probability <= 1
         assert first.risk_band in {"low", "medium", "high"}
         assert unknown.error == UNKNOWN and unknown.churn_probability is None
+        assert (first.status, unknown.status) == ("active", "unknown")
 
     def test_materializing_again_with_nothing_new_keeps_parity(self, trained):
         repo, customers, now = trained
@@ -146,3 +150,26 @@ class TestMaterializeAfterLateEvents:
         materialize(feature_repo_copy, end=now)  # same end: only the rebuild's changes are new
 
         assert_online_equals_historical(open_store(feature_repo_copy), customers, now)
+
+    def test_a_customer_loaded_after_a_materialize_reaches_the_online_store(
+            self, feature_repo_copy):
+        from usage_features.config import RepoPaths
+        from usage_features.features.build import build_features
+        from usage_features.ingestion.customers import load_customers
+
+        events, customers = churn_dataset(seed=13, customers=15, days=100)
+        populate(feature_repo_copy, events, customers)
+        now = datetime.now(timezone.utc)
+        materialize(feature_repo_copy, end=now)
+
+        newcomer = pd.DataFrame({"customer_id": ["cust-loaded-later"],
+                                 "signup_at": [customers.signup_at.min()],
+                                 "churned_at": [pd.NaT], "plan": ["pro"]})
+        more = pd.concat([customers, newcomer], ignore_index=True)
+        more["churned_at"] = pd.to_datetime(more.churned_at, utc=True)
+        more.to_parquet(feature_repo_copy / "more.parquet")
+        load_customers(feature_repo_copy / "more.parquet", RepoPaths(feature_repo_copy))
+        build_features(RepoPaths(feature_repo_copy))
+        materialize(feature_repo_copy, end=now)
+
+        assert_online_equals_historical(open_store(feature_repo_copy), more, now)

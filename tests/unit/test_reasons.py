@@ -48,3 +48,21 @@ def test_a_customer_who_never_ran_monitoring_is_told_so():
     reasons = explain({**QUIET, "monitoring_run_count_30d": 0,
                        "days_since_last_monitoring_run": math.nan})
     assert reasons == ["never ran a monitoring_run"]
+
+
+def test_a_monitoring_reason_never_contradicts_its_own_recency():
+    # no run in the 30-day window, yet one "0 days ago": features not of one moment
+    reasons = explain({**QUIET, "monitoring_run_count_30d": 0,
+                       "days_since_last_monitoring_run": 0.2})
+    assert not any("monitoring_run" in r for r in reasons)
+
+
+def test_silence_is_not_claimed_when_the_week_has_events():
+    reasons = explain({**QUIET, "days_since_last_event": 20.0, "event_count_7d": 3})
+    assert not any("no activity" in r for r in reasons)
+
+
+def test_a_negative_recency_gives_no_reason():
+    reasons = explain({**QUIET, "days_since_last_event": -3.0, "monitoring_run_count_30d": 0,
+                       "days_since_last_monitoring_run": -1.0})
+    assert reasons == []

@@ -155,25 +155,39 @@ def events(
     ] = None,
     limit: Annotated[int, typer.Option(help="How many of the latest events to list.")] = 10,
 ) -> None:
-    """Show a customer's latest events and 7/30/90-day event counts."""
+    """Show a customer's latest events and the 7/30/90-day counts the model is served.
+
+    The counts follow the feature semantics: windows [D - N days, D), D the as-of time
+    truncated to its UTC day, so they equal the served event_count_Nd at any time on D.
+    """
     from usage_features.adapters.parquet_repository import ParquetUsageRepository
+    from usage_features.serving.freshness import day_start
 
     as_of = utc(as_of) if as_of else datetime.now(timezone.utc)
+    day = day_start(as_of)
     repository = ParquetUsageRepository(RepoPaths(repo))
     found = repository.get_events(customer_id)
     if not found:
         raise fail(f"no events for customer {customer_id!r} in {RepoPaths(repo).events}")
-    table = Table(title=f"{customer_id}: {len(found):,} events, latest {min(limit, len(found))}")
+    shown = [e for e in found if e.timestamp <= as_of][-limit:]
+    later = len(found) - len([e for e in found if e.timestamp <= as_of])
+    table = Table(title=f"{customer_id}: {len(found):,} events, latest {len(shown)} at or "
+                        f"before {as_of.isoformat()}")
     for column in ("timestamp", "event_type", "adoption"):
         table.add_column(column)
-    for event in found[-limit:]:
+    for event in shown:
         table.add_row(str(event.timestamp), event.event_type.value,
                       f"{event.feature_adoption_score.value:.3f}")
     out.print(table)
-    counts = {n: repository.count_events_last_n_days(customer_id, n, as_of=as_of)
+    counts = {n: repository.count_events_last_n_days(customer_id, n, as_of=day)
               for n in (7, 30, 90)}
-    out.print(f"as of {as_of.isoformat()}: " +
-              ", ".join(f"{n}d: {c}" for n, c in counts.items()))
+    out.print(f"served counts as of {as_of.isoformat()}: D = {day.date()}, windows "
+              "[D - N days, D) (events on D count from the next day):")
+    out.print(", ".join(f"{n}d: {c}" for n, c in counts.items()))
+    today = len([e for e in found if day <= e.timestamp <= as_of])
+    if today or later:
+        out.print(f"not in these counts: {today} event(s) on {day.date()} up to as-of"
+                  + (f", {later} after it" if later else ""))
 
 
 @app.command("load-customers")

@@ -93,8 +93,8 @@ def _print_step(step: str, result) -> None:
         out.print(f"report with plots: {result.report_dir}/monitor.md")
     elif step == "score":
         for score in result:
-            if score.error:
-                out.print(f"  {score.customer_id}: {score.error}")
+            if score.error or score.churn_probability is None:
+                out.print(f"  {score.customer_id}: {score.error or score.status}")
             else:
                 out.print(f"  {score.customer_id}: {score.churn_probability:.2f} "
                           f"({score.risk_band}) - {'; '.join(score.reasons) or 'no risk signal'}")

@@ -25,8 +25,9 @@ from usage_features.cli import (
 def train_command(
     repo: RepoOption,
     customers: Annotated[Path | None, typer.Option(
-        help="Customers table (customer_id, signup_at, churned_at, plan) for the labels; "
-             "default: the repo's, from load-customers.")] = None,
+        help="Customers table (customer_id, signup_at, churned_at, ...): the labels and the "
+             "customer profile (tenure). It becomes the repo's customers table (as "
+             "load-customers) and the profile is rebuilt; default: the repo's.")] = None,
     horizon_days: Annotated[int, typer.Option(help="Label: churned within (t, t + N days].")] = 30,
     train_end: Annotated[datetime | None, typer.Option(
         help="Use no label window that ends after this time (UTC).")] = None,
@@ -35,6 +36,7 @@ def train_command(
     as_json: JsonOption = False,
 ) -> None:
     """Train the churn model on point-in-time features from Feast, with a report."""
+    from usage_features.features.build import NoEventsError
     from usage_features.ingestion.readers import InputError
     from usage_features.training.labels import LabelError
     from usage_features.training.train import TrainConfig, train
@@ -44,9 +46,11 @@ def train_command(
     with console.status("training") as status:
         try:
             result = train(config, progress=status.update)
-        except (LabelError, InputError, FileNotFoundError) as exc:
+        except (LabelError, InputError, FileNotFoundError, NoEventsError) as exc:
             raise fail(str(exc)) from None
     meta = result.model.metadata
+    if customers is not None:
+        console.print(f"{customers} is now the repo's customers table (profile rebuilt)")
     if as_json:
         out.print_json(json.dumps({
             "model_version": meta.model_version, "model_path": str(result.model_path),
@@ -72,23 +76,58 @@ def train_command(
 
 @app.command("predict")
 def predict_command(
-    entities: Annotated[Path, typer.Option(help="Rows to score: customer_id, event_timestamp.")],
+    entities: Annotated[Path, typer.Option(help="Rows to score: customer_id, event_timestamp "
+                                                "(with a UTC offset, as ingest accepts).")],
     out_path: Annotated[Path, typer.Option("--out", help="Output file (.parquet or .csv).")],
     repo: RepoOption,
     model: Annotated[Path | None, typer.Option(help="Model file; default the repo's.")] = None,
+    max_lag_hours: Annotated[float | None, typer.Option(
+        "--max-lag-hours", help="Warn when rows are this long after the latest ingested event "
+                                "(default $USAGE_FEATURES_MAX_LAG_HOURS or 36).")] = None,
 ) -> None:
-    """Batch scoring through historical features: adds churn_probability to each row."""
+    """Batch scoring through historical features: status, churn_probability, beyond_data."""
     import pandas as pd
 
+    from usage_features.cli.serving import max_lag, print_freshness
+    from usage_features.ingestion.readers import InputError
+    from usage_features.serving.entities import read_entities
+    from usage_features.serving.freshness import freshness
+    from usage_features.serving.status import INVALID
     from usage_features.training.model import ModelMismatchError
     from usage_features.training.train import predict
 
-    reader = pd.read_csv if entities.suffix == ".csv" else pd.read_parquet
+    lag = max_lag(max_lag_hours)
     try:
-        rows = reader(entities)
-        scored = predict(repo, rows, model)
+        read = read_entities(entities)
+    except InputError as exc:
+        raise fail(str(exc)) from None
+    for message in list(read.errors.values())[:10]:
+        console.print(f"[yellow]rejected:[/yellow] {message}")
+    if len(read.errors) > 10:
+        console.print(f"[yellow]rejected:[/yellow] ... {len(read.errors) - 10:,} more "
+                      "(see the error column)")
+    valid = read.rows[read.valid]
+    if valid.empty:
+        raise fail(f"{entities}: no valid entity rows ({len(read.errors):,} rejected)")
+    try:
+        scored = predict(repo, valid, model)
     except (ModelMismatchError, FileNotFoundError, ValueError) as exc:
         raise fail(str(exc)) from None
+    scored["error"] = pd.Series(pd.NA, index=scored.index, dtype="string")
+    missing = [pd.NA] * int((~read.valid).sum())
+    rejected = read.rows[~read.valid].assign(
+        status=INVALID, churn_probability=float("nan"),
+        beyond_data=pd.array(missing, dtype="boolean"),
+        error=pd.Series(read.errors, dtype="string"))
+    scored = pd.concat([scored, rejected]).sort_index() if len(rejected) else scored
     writer = scored.to_csv if out_path.suffix == ".csv" else scored.to_parquet
     writer(out_path, index=False)
-    out.print(f"scored {len(scored):,} rows -> {out_path}")
+    record = freshness(repo, valid.event_timestamp.max(), online=False, max_lag=lag)
+    print_freshness(record)
+    beyond = int(scored.beyond_data.sum())
+    if beyond:
+        console.print(f"[yellow]warning:[/yellow] {beyond:,} row(s) are after the latest "
+                      "ingested event (beyond_data): their features assume no activity since")
+    counts = scored.status.value_counts().to_dict()
+    out.print(f"scored {len(scored):,} rows -> {out_path} ("
+              + ", ".join(f"{n:,} {s}" for s, n in sorted(counts.items())) + ")")

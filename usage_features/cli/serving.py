@@ -14,10 +14,38 @@ from usage_features.cli import (
     ConfigOption,
     RepoOption,
     app,
+    console,
     fail,
     out,
     utc,
 )
+
+MaxLagOption = Annotated[float | None, typer.Option(
+    "--max-lag-hours", help="Warn when the latest ingested event is older than this at the "
+                            "scoring time (default $USAGE_FEATURES_MAX_LAG_HOURS or 36).")]
+
+
+def print_freshness(record) -> None:
+    """The data behind an answer, and what may make it stale (on stderr)."""
+    def when(moment):
+        return "never" if moment is None else f"{moment:%Y-%m-%d %H:%M} UTC"
+
+    line = (f"data: latest event {when(record.latest_event_at)}, "
+            f"last build {when(record.last_build_at)}")
+    if record.online:
+        line += f", online store materialized through {when(record.materialized_through)}"
+    console.print(line)
+    for warning in record.warnings():
+        console.print(f"[yellow]warning:[/yellow] {warning}")
+
+
+def max_lag(hours: float | None):
+    from usage_features.serving.freshness import max_event_lag
+
+    try:
+        return max_event_lag(hours)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
 
 
 def model_errors() -> tuple[type[Exception], ...]:
@@ -32,13 +60,20 @@ def model_errors() -> tuple[type[Exception], ...]:
 def materialize_command(
     repo: RepoOption,
     end: Annotated[datetime | None, typer.Option(help="Materialize up to this time (UTC); "
-                                                 "default now.")] = None,
+                                                 "default now. A later time is clamped to "
+                                                 "now; one before the online store's current "
+                                                 "end is refused.")] = None,
     config: ConfigOption = "feature_store.yaml",
 ) -> None:
     """Load the latest feature rows into the online store (SQLite by default), incrementally."""
-    from usage_features.serving.materialize import materialize
+    from usage_features.serving.materialize import MaterializeError, materialize
 
-    summary = materialize(repo, utc(end) if end else None, config)
+    try:
+        summary = materialize(repo, utc(end) if end else None, config)
+    except MaterializeError as exc:
+        raise fail(str(exc)) from None
+    if summary.warning:
+        console.print(f"[yellow]warning:[/yellow] {summary.warning}")
     out.print(f"materialized {', '.join(summary.views)} from {summary.start:%Y-%m-%d %H:%M} "
               f"to {summary.end:%Y-%m-%d %H:%M} UTC")
 
@@ -49,31 +84,47 @@ def score_command(
     repo: RepoOption,
     model: Annotated[Path | None, typer.Option(help="Model file; default the repo's.")] = None,
     as_of: Annotated[datetime | None, typer.Option(
-        help="Score as of this time (UTC); default now.")] = None,
+        help="Score as of this time (UTC); default now. A time off the online store's day "
+             "is scored from historical features (as predict).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
     config: ConfigOption = "feature_store.yaml",
+    max_lag_hours: MaxLagOption = None,
 ) -> None:
     """Churn probability, risk band and reasons for customers, from the online store."""
     from usage_features.features.store import OnlineStoreNotMaterialized
-    from usage_features.serving.scorer import ChurnScorer
+    from usage_features.serving.scorer import ChurnScorer, OnlineTimeError
 
     try:
-        scorer = ChurnScorer.from_repo(repo, model, config)
-        scores = scorer.score(customer_ids, utc(as_of) if as_of else None)
+        scorer = ChurnScorer.from_repo(repo, model, config, max_lag(max_lag_hours))
+        moment = utc(as_of) if as_of else None
+        try:
+            scores = scorer.score(customer_ids, moment)
+            record = scorer.freshness(moment)
+        except OnlineTimeError as exc:
+            console.print(f"note: {exc.problem}; scored from historical features (as "
+                          "`predict`)")
+            scores = scorer.score_historical(customer_ids, moment)
+            from usage_features.serving.freshness import freshness
+
+            record = freshness(repo, moment, config, online=False, max_lag=scorer.max_lag)
     except (*model_errors(), OnlineStoreNotMaterialized) as exc:
         raise fail(str(exc)) from None
+    print_freshness(record)
     if as_json:
         for score in scores:
             print(json.dumps(score.to_dict()))
         return
-    table = Table("customer", "churn probability", "risk", "reasons",
+    table = Table("customer", "status", "churn probability", "risk", "reasons",
                   title=f"model {scorer.model.metadata.model_version}")
     for score in scores:
         if score.error:
-            table.add_row(score.customer_id, "-", "-", f"[red]{score.error}")
+            table.add_row(score.customer_id, score.status, "-", "-", f"[red]{score.error}")
+        elif score.churn_probability is None:
+            table.add_row(score.customer_id, score.status, "-", "-",
+                          f"churned at {score.churned_at}" if score.churned_at else "")
         else:
-            table.add_row(score.customer_id, f"{score.churn_probability:.3f}", score.risk_band,
-                          "; ".join(score.reasons) or "no risk signal")
+            table.add_row(score.customer_id, score.status, f"{score.churn_probability:.3f}",
+                          score.risk_band, "; ".join(score.reasons) or "no risk signal")
     out.print(table)
 
 
@@ -84,8 +135,9 @@ def serve_command(
     port: Annotated[int, typer.Option(help="Port.")] = 8000,
     model: Annotated[Path | None, typer.Option(help="Model file; default the repo's.")] = None,
     config: ConfigOption = "feature_store.yaml",
+    max_lag_hours: MaxLagOption = None,
 ) -> None:
-    """Serve POST /score, GET /health and GET /model over HTTP (docs at /docs).
+    """Serve POST /score, GET /health (with the data's freshness) and GET /model over HTTP.
 
     Bearer-token auth with USAGE_FEATURES_API_TOKEN; limits with USAGE_FEATURES_MAX_BODY_BYTES,
     USAGE_FEATURES_BODY_TIMEOUT, USAGE_FEATURES_HEADER_TIMEOUT, USAGE_FEATURES_KEEP_ALIVE_TIMEOUT.
@@ -95,7 +147,7 @@ def serve_command(
     from usage_features.serving.limits import ServiceConfigError
 
     try:
-        service, limits = prepare(repo, model, config)
+        service, limits = prepare(repo, model, config, max_lag(max_lag_hours))
     except (*model_errors(), ServiceConfigError, OnlineStoreNotMaterialized) as exc:
         raise fail(str(exc)) from None
     out.print(f"serving on http://{host}:{port} (OpenAPI docs at /docs)")

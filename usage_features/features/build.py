@@ -84,11 +84,14 @@ def build_features(repo: RepoPaths, on_step: Callable[[str], None] | None = None
             _table_stats(sql, repo, summary)
         finally:
             sql.close()
-        if summary.first_changed_day is not None:  # for `usage-features materialize`
+        # for `usage-features materialize`: the first day whose rows changed (a rewritten
+        # profile from its first signup, so a newly loaded customer reaches the online store)
+        changed = [summary.first_changed_day,
+                   _first_signup_day(repo) if summary.profile_rows else None]
+        if any(changed):
             pending = state.setdefault("unmaterialized_since", {})
             for config in repo.repo.glob("feature_store*.yaml"):
-                pending[config.name] = min(filter(None, (pending.get(config.name),
-                                                         summary.first_changed_day)))
+                pending[config.name] = min(filter(None, (pending.get(config.name), *changed)))
         state["event_files"] = sorted(files)
         save_state(repo, state)
     return summary
@@ -170,6 +173,13 @@ def _refresh_profile(repo: RepoPaths, state: dict) -> int | None:
     )
     state["customers_mtime_ns"] = stamp
     return con.execute(f"SELECT count(*) FROM {customers}").fetchall()[0][0]
+
+
+def _first_signup_day(repo: RepoPaths) -> str | None:
+    (first,) = connect().execute(
+        f"SELECT CAST(min(valid_from) AS DATE) FROM "
+        f"read_parquet({parquet_list([repo.customer_profile])})").fetchall()[0]
+    return None if first is None else str(first)
 
 
 def _table_stats(sql: Engine, repo: RepoPaths, summary: BuildSummary) -> None:

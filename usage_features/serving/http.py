@@ -33,7 +33,7 @@ from usage_features.serving.limits import (
     limits_from_env,
     token_matches,
 )
-from usage_features.serving.scorer import ChurnScorer
+from usage_features.serving.scorer import ChurnScorer, OnlineTimeError
 
 MAX_BATCH = 1000
 BATCH_WAIT = 0.002  # seconds a request waits for others to share its scoring call
@@ -88,6 +88,8 @@ class CustomerScore(BaseModel):
     risk_band: str | None = None
     reasons: list[str] = []
     error: str | None = None
+    status: str = Field(description="active (scored), churned or unknown (no probability)")
+    churned_at: str | None = None
 
 
 class ScoreResponse(BaseModel):
@@ -119,7 +121,9 @@ def create_app(scorer: ChurnScorer, token: str | None = None,
 
     @app.get("/health")
     async def health() -> dict:
-        return {"status": "ok", "model_version": scorer.model.metadata.model_version}
+        fresh = scorer.freshness().to_dict()  # the data behind an answer now
+        return {"status": "ok", "model_version": scorer.model.metadata.model_version,
+                "fresh": not fresh["warnings"], "freshness": fresh}
 
     @app.get("/model", dependencies=[Depends(authorised)])
     async def model() -> dict:
@@ -133,7 +137,10 @@ def create_app(scorer: ChurnScorer, token: str | None = None,
 
     @app.post("/score", response_model=ScoreResponse, dependencies=[Depends(authorised)])
     async def score(request: ScoreRequest) -> JSONResponse:
-        scores = await batcher.score(request.customer_ids, request.as_of)
+        try:
+            scores = await batcher.score(request.customer_ids, request.as_of)
+        except OnlineTimeError as exc:  # an as_of the online store cannot answer for
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from None
         # ScoreResponse's shape, serialised directly: validating our own output again would
         # cost more than the scoring (the OpenAPI schema still comes from response_model)
         return JSONResponse({"scores": [asdict(s) for s in scores]})
@@ -149,11 +156,15 @@ async def validation_error(request: Request, exc: RequestValidationError) -> JSO
         for error in exc.errors()]})
 
 
-def prepare(repo, model_path=None, config: str = "feature_store.yaml") -> tuple[FastAPI, Limits]:
-    """The service's app and limits, settings checked first (a clear error, nothing started)."""
+def prepare(repo, model_path=None, config: str = "feature_store.yaml",
+            max_lag=None) -> tuple[FastAPI, Limits]:
+    """The service's app and limits, settings checked first (a clear error, nothing started).
+
+    ``max_lag``: the freshness warnings' allowed event lag (``GET /health``)."""
     api_token()
     limits = limits_from_env()
-    return create_app(ChurnScorer.from_repo(repo, model_path, config), limits=limits), limits
+    scorer = ChurnScorer.from_repo(repo, model_path, config, max_lag)
+    return create_app(scorer, limits=limits), limits
 
 
 def run(app: FastAPI, limits: Limits, host: str = "127.0.0.1", port: int = 8000) -> None:

@@ -5,6 +5,13 @@ run at ``now - ttl``, 52 weeks back for ``ttl=0``), which misses rows older than
 rebuild rewrote in the past (late events). This command starts at the earlier of the last end
 and the first day any build changed since then (the epoch on the first run), so the online store
 always holds each customer's latest row at or before ``end``.
+
+``end`` may not reach past now: the online store would hold a day that has not happened (rows
+of customers' windows emptying in the future), and scoring now would read it. It is clamped to
+now with a warning. An end more than a day past the latest ingested event is loaded, with a
+warning: the online store then holds that day's features (equal to ``predict``'s there), which
+assume no activity since the latest event. An end before the online store's current one is
+refused: the store would mix two days.
 """
 
 from __future__ import annotations
@@ -21,8 +28,13 @@ from usage_features.features.store import (
     missing_online_tables,
     open_store,
 )
+from usage_features.serving.freshness import days_past_data, latest_event_at
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+class MaterializeError(ValueError):
+    """The requested materialization would make the online store wrong."""
 
 
 @dataclass
@@ -30,17 +42,41 @@ class MaterializeSummary:
     start: datetime
     end: datetime
     views: list[str]
+    #: Why ``end`` is earlier than asked for, or past the data (None: neither).
+    warning: str | None = None
 
 
-def materialize(repo, end: datetime | None = None, config: str = DEFAULT_CONFIG
-                ) -> MaterializeSummary:
+def materialize(repo, end: datetime | None = None, config: str = DEFAULT_CONFIG,
+                now: datetime | None = None) -> MaterializeSummary:
+    """Load each customer's latest feature row at or before ``end`` (default now).
+
+    ``now`` is the wall clock (a parameter for tests); ``end`` is clamped to it with a
+    warning, and warned of when past the data (see the module docstring).
+    """
     paths = RepoPaths(repo)
-    end = end or datetime.now(timezone.utc)
+    now = now or datetime.now(timezone.utc)
+    requested = (end or now).astimezone(timezone.utc)
     with EventLog(paths).write_lock():  # no build rewrites the tables meanwhile
+        end, warnings = min(requested, now), []
+        if requested > now:
+            warnings.append(f"end {requested.isoformat()} is later than the data allows (now); "
+                            f"materialized up to now, {end.isoformat()}")
+        latest = latest_event_at(paths)
+        past = days_past_data(end, latest)
+        if past:
+            warnings.append(f"end {end.isoformat()} is {past} day(s) past the day after the "
+                            f"latest ingested event ({latest.isoformat()}): the online store "
+                            "holds features that assume no activity since (ingest the latest "
+                            "events)")
         store = open_store(repo, config)
         views = [v for v in store.list_feature_views() if v.online]
         ends = [v.most_recent_end_time for v in views]
         start = EPOCH if any(e is None for e in ends) else min(ends)
+        if end < start:
+            raise MaterializeError(
+                f"end {end.isoformat()} is before the online store's current end "
+                f"{start.isoformat()}: it would hold rows of two different days; materialize "
+                "to a later time (or into a fresh online store)")
         missing = missing_online_tables(store, views)
         if missing:  # dropped (or never created): recreate and refill from the start
             create_online_tables(store, [v for v in views if v.name in missing])
@@ -49,8 +85,8 @@ def materialize(repo, end: datetime | None = None, config: str = DEFAULT_CONFIG
         if pending is not None:
             start = min(start, pending)
         store.materialize(start, end, feature_views=[v.name for v in views])
-        _clear_pending_change(paths, config)
-    return MaterializeSummary(start, end, [v.name for v in views])
+        _record(paths, config, end, now)
+    return MaterializeSummary(start, end, [v.name for v in views], "; ".join(warnings) or None)
 
 
 def _pending_change(paths: RepoPaths, config: str) -> datetime | None:
@@ -58,7 +94,10 @@ def _pending_change(paths: RepoPaths, config: str) -> datetime | None:
     return datetime.fromisoformat(day).replace(tzinfo=timezone.utc) if day else None
 
 
-def _clear_pending_change(paths: RepoPaths, config: str) -> None:
+def _record(paths: RepoPaths, config: str, end: datetime, now: datetime) -> None:
+    """The pending build change is loaded; note when this ran and up to when (freshness)."""
     state = load_state(paths)
-    if state.get("unmaterialized_since", {}).pop(config, None) is not None:
-        save_state(paths, state)
+    state.get("unmaterialized_since", {}).pop(config, None)
+    state.setdefault("materialized", {})[config] = {"end": end.isoformat(),
+                                                    "at": now.isoformat()}
+    save_state(paths, state)

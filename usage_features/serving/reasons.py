@@ -1,7 +1,9 @@
 """Why a customer scores as they do, in plain words drawn from the served features.
 
 Each rule reads a few features and, when its signal is present, returns a sentence and a
-severity; the most severe few are shown. The rules follow the domain's churn signals: silence,
+severity; the most severe few are shown. A rule whose features contradict each other (a
+recency that the windowed counts rule out, a negative recency: features not of one moment)
+gives no reason rather than a sentence that contradicts itself. The rules follow the domain's churn signals: silence,
 usage decay, no monitoring runs, low adoption early in life, no integrations.
 """
 
@@ -25,7 +27,7 @@ def explain(features: Mapping[str, object], limit: int = 3) -> list[str]:
     silent = f("days_since_last_event")
     if math.isnan(silent) and f("event_count_90d") == 0:
         found.append((4.0, "no product activity recorded"))
-    elif silent >= 14:
+    elif silent >= 14 and not f("event_count_7d") > 0:  # a count in [D - 7 d, D) rules it out
         found.append((3.0 + min(silent, 90) / 90, f"no activity for {silent:.0f} days"))
     ratio, before = f("decay_ratio_30d_prev30d"), f("event_count_prev30d")
     if before >= 5 and ratio < 0.8:
@@ -35,8 +37,9 @@ def explain(features: Mapping[str, object], limit: int = 3) -> list[str]:
     if f("event_count_30d") >= 4 and weekly < 0.5:
         found.append((1.5 + (1 - weekly),
                       f"last 7 days at {weekly * 100:.0f}% of the month's weekly rate"))
-    if f("monitoring_run_count_30d") == 0:
-        last = f("days_since_last_monitoring_run")
+    last = f("days_since_last_monitoring_run")
+    # no run in the window [D - 30 d, D) means the last one is over 30 days before t >= D
+    if f("monitoring_run_count_30d") == 0 and (math.isnan(last) or last > 30):
         found.append((2.2, "never ran a monitoring_run" if math.isnan(last) else
                       f"no monitoring_run in 30 days (last {last:.0f} days ago)"))
     adoption = f("adoption_score_latest")

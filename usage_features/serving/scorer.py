@@ -1,23 +1,51 @@
-"""Score customers from the online store: probability, risk band, reasons, model version."""
+"""Score customers from the online store: probability, risk band, reasons, model version.
+
+Right or refuse: the online store holds one UTC day's features (its materialize end's), so a
+request time on another day (``as_of`` in the past, say) is refused with
+:class:`OnlineTimeError`, and :meth:`ChurnScorer.score_historical` reads that time's features
+through Feast's historical path instead (what ``predict`` reads). Churned and unknown customers
+get a ``status`` and no probability (see :mod:`usage_features.serving.status`).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 from threadpoolctl import ThreadpoolController
 
 from usage_features.config import RepoPaths, risk_bands
-from usage_features.features.retrieval import online_refs, read_online, served_feature_names
+from usage_features.features.retrieval import (
+    historical_features,
+    online_refs,
+    read_online,
+    served_feature_names,
+)
 from usage_features.features.store import DEFAULT_CONFIG, check_online_tables, open_store
+from usage_features.serving.freshness import Freshness, freshness, online_day_problem
 from usage_features.serving.reasons import explain
+from usage_features.serving.status import ACTIVE, CHURNED, ChurnDates, statuses
+from usage_features.serving.status import UNKNOWN as UNKNOWN_STATUS
 from usage_features.training.model import TrainedModel
 from usage_features.training.persistence import load_model
 
-UNKNOWN = ("unknown customer: no features in the online store (never ingested, or not "
-           "materialized yet)")
+UNKNOWN = ("unknown customer: no events before the scoring day and not in the customers table "
+           "(or not signed up yet)")
+
+
+class OnlineTimeError(ValueError):
+    """The online store cannot give the features at the requested time (``problem`` says
+    why)."""
+
+    def __init__(self, as_of: datetime, problem: str) -> None:
+        self.as_of, self.problem = as_of, problem
+        super().__init__(f"cannot score online as of {as_of.isoformat()}: {problem}. Read that "
+                         "time's features through the historical path (`usage-features "
+                         "predict`, or `score --as-of`, which falls back to it)")
 
 
 @dataclass
@@ -28,6 +56,10 @@ class Score:
     risk_band: str | None = None
     reasons: list[str] = field(default_factory=list)
     error: str | None = None
+    #: ``active`` (scored), ``churned`` or ``unknown`` (no probability).
+    status: str = ACTIVE
+    #: For a churned customer: when (ISO 8601).
+    churned_at: str | None = None
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -37,10 +69,16 @@ class Score:
 class ChurnScorer:
     """Online features through ``churn_model_v1`` -> model -> scores. Keep one per process."""
 
-    def __init__(self, store, model: TrainedModel, bands: dict[str, float] | None = None):
+    def __init__(self, store, model: TrainedModel, bands: dict[str, float] | None = None,
+                 repo: Path | None = None, config: str = DEFAULT_CONFIG,
+                 max_lag: timedelta | None = None):
         self.store = store
         self.model = model
         self.bands = bands or risk_bands()
+        self.repo = Path(repo) if repo is not None else Path(store.repo_path)
+        self.config = config
+        self.max_lag = max_lag
+        self.churn_dates = ChurnDates(RepoPaths(self.repo).customers)
         # Resolved once: the service's feature views (read directly from the online store) and
         # the model's compiled trees.
         self._refs = online_refs(store, model.metadata.feature_service)
@@ -51,30 +89,98 @@ class ChurnScorer:
                                       for r in self._refs.features + self._refs.inputs)])
         self.model.compiled
         self._threads = ThreadpoolController()
+        self._state: Freshness | None = None
+        self._build_state = RepoPaths(self.repo).build_state
+        self._state_key: tuple | None = None
 
     @classmethod
     def from_repo(cls, repo: Path, model_path: Path | None = None,
-                  config: str = DEFAULT_CONFIG) -> ChurnScorer:
+                  config: str = DEFAULT_CONFIG, max_lag: timedelta | None = None
+                  ) -> ChurnScorer:
         model = load_model(model_path or RepoPaths(repo).model, served_feature_names())
-        return cls(open_store(repo, config), model)
+        return cls(open_store(repo, config), model, repo=repo, config=config, max_lag=max_lag)
 
     def band(self, probability: float) -> str:
         return [name for name, low in self.bands.items() if probability >= low][-1]
 
+    def freshness(self, as_of: datetime | None = None) -> Freshness:
+        """How fresh the online store's data is for an answer at ``as_of`` (default now)."""
+        return freshness(self.repo, as_of, self.config, self.store, self.max_lag)
+
+    def _online_state(self) -> Freshness:
+        """What the online store holds (its materialize end, pending builds), re-read only
+        when the build state or the registry file changed: an explicit ``as_of`` is checked
+        against it on every call, so the check must cost next to nothing."""
+        key = (_mtime(self._build_state), _mtime(self._registry_file()))
+        if key[1] is None or key != self._state_key:  # (a registry not in a local file)
+            self._state, self._state_key = self.freshness(), key
+        return self._state
+
+    def _registry_file(self) -> Path | None:
+        path = str(self.store.config.registry.path)
+        if "://" in path:
+            return None
+        return Path(path) if Path(path).is_absolute() else self.repo / path
+
     def score(self, customer_ids: Sequence[str], as_of: datetime | None = None) -> list[Score]:
-        version = self.model.metadata.model_version
+        """Scores at ``as_of`` from the online store; default now.
+
+        An explicit ``as_of`` the online store cannot answer for exactly (another UTC day than
+        its materialize end's, or a build not materialized yet) raises :class:`OnlineTimeError`;
+        scoring now on stale data is answered (see :meth:`freshness` for the warnings).
+        """
         if not customer_ids:
             return []
+        if as_of is not None:
+            problem = online_day_problem(self._online_state(), as_of)
+            if problem is not None:
+                raise OnlineTimeError(as_of, problem)
+        moment = (as_of or datetime.now(timezone.utc)).timestamp()
         online = read_online(self.store, list(customer_ids), as_of, self._refs)
         # One thread: for request-sized batches OpenMP's start-up and spin-waits on a busy
         # machine cost far more than they save (milliseconds, seconds at the tail).
         with self._threads.limit(limits=1, user_api="openmp"):
             probabilities = self.model.predict_matrix(online.matrix(self.model.metadata.features))
+        return self._scores(online.customer_ids, probabilities.tolist(), online.records(),
+                            online.values["days_since_last_event"],
+                            online.values["tenure_days"], moment)
+
+    def score_historical(self, customer_ids: Sequence[str], as_of: datetime) -> list[Score]:
+        """Scores at ``as_of`` from the historical features (any time; slower than online)."""
+        if not customer_ids:
+            return []
+        entities = pd.DataFrame({"customer_id": list(customer_ids), "event_timestamp": as_of})
+        frame = historical_features(self.store, entities, self.model.metadata.feature_service)
+        probabilities = self.model.predict_proba(frame).to_numpy().tolist()
+        features = served_feature_names()
+        records = frame[features].astype(object).where(frame[features].notna(), None).to_dict(
+            "records")
+        return self._scores(list(customer_ids), probabilities, records,
+                            frame.days_since_last_event.to_numpy(dtype=float),
+                            frame.tenure_days.to_numpy(dtype=float), as_of.timestamp())
+
+    def _scores(self, customer_ids: list[str], probabilities: list[float], records: list[dict],
+                days_since_last_event: np.ndarray, tenure_days: np.ndarray,
+                moment: float) -> list[Score]:
+        version = self.model.metadata.model_version
+        churned_at = self.churn_dates.seconds(customer_ids)
+        status = statuses(days_since_last_event, tenure_days, churned_at,
+                          np.full(len(customer_ids), moment))
         scores = []
-        for customer, known, p, record in zip(online.customer_ids, online.known.tolist(),
-                                              probabilities.tolist(), online.records()):
-            if not known:
-                scores.append(Score(customer, version, error=UNKNOWN))
-                continue
-            scores.append(Score(customer, version, p, self.band(p), explain(record)))
+        for customer, state, p, record, gone in zip(customer_ids, status.tolist(),
+                                                   probabilities, records, churned_at.tolist()):
+            if state == CHURNED:
+                when = datetime.fromtimestamp(gone, timezone.utc).isoformat()
+                scores.append(Score(customer, version, status=CHURNED, churned_at=when))
+            elif state == UNKNOWN_STATUS:
+                scores.append(Score(customer, version, error=UNKNOWN, status=UNKNOWN_STATUS))
+            else:
+                scores.append(Score(customer, version, p, self.band(p), explain(record)))
         return scores
+
+
+def _mtime(path: Path | None) -> int | None:
+    try:
+        return None if path is None else path.stat().st_mtime_ns
+    except FileNotFoundError:
+        return None

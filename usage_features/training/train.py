@@ -18,7 +18,11 @@ from sklearn.inspection import permutation_importance
 from usage_features.adapters.duckdb_connection import connect, parquet_list
 from usage_features.adapters.event_log import EventLog
 from usage_features.config import RepoPaths
-from usage_features.features.retrieval import historical_features, served_feature_names
+from usage_features.features.retrieval import (
+    TIMESTAMP,
+    historical_features,
+    served_feature_names,
+)
 from usage_features.features.store import SERVICE_NAME, open_store
 from usage_features.training import evaluate
 from usage_features.training.labels import LabelError, observation_rows, time_split
@@ -85,6 +89,23 @@ def load_labels_source(config: TrainConfig) -> pd.DataFrame:
     return read_customers(Path(path)).to_pandas()
 
 
+def adopt_customers(config: TrainConfig) -> int | None:
+    """``--customers FILE``: make FILE the repo's customers table (as ``load-customers``) and
+    rebuild the customer profile from it (as ``build``), so the features (tenure) and the labels
+    come from the same table. Returns its row count (None without ``--customers``)."""
+    from usage_features.features.build import build_features
+    from usage_features.ingestion.customers import load_customers
+
+    if config.customers is None:
+        return None
+    paths = RepoPaths(config.repo)
+    rows = None
+    if Path(config.customers).resolve() != paths.customers:
+        rows = load_customers(Path(config.customers), paths)
+    build_features(paths)  # refreshes the profile table when the customers table changed
+    return rows
+
+
 def data_end(paths: RepoPaths) -> datetime:
     """The end of observed data: the latest event's timestamp."""
     log = EventLog(paths)
@@ -100,7 +121,12 @@ def data_end(paths: RepoPaths) -> datetime:
 
 def training_frame(config: TrainConfig, progress: Callable[[str], None] = lambda _: None
                    ) -> pd.DataFrame:
-    """Labelled observation rows with their point-in-time features from Feast."""
+    """Labelled observation rows with their point-in-time features from Feast.
+
+    With ``config.customers`` the file is validated and labelled first, and only then made
+    the repo's customers table (:func:`adopt_customers`): a file that cannot give labels
+    leaves the repo as it was.
+    """
     customers = load_labels_source(config)
     cutoff = data_end(RepoPaths(config.repo))
     if config.train_end is not None:
@@ -109,8 +135,40 @@ def training_frame(config: TrainConfig, progress: Callable[[str], None] = lambda
     progress("labelling observation rows")
     rows = observation_rows(customers, grid_start, cutoff, config.horizon_days,
                             config.interval_days)
+    if rows.label.nunique() < 2:
+        only = "churners" if rows.label.all() else "non-churners"
+        raise LabelError(f"the customers table gives only {only} ({len(rows):,} rows): "
+                         "labels need both classes")
+    if config.customers is not None:
+        progress(f"loading {config.customers} as the repo's customers table; rebuilding the "
+                 "customer profile")
+        adopt_customers(config)
     progress(f"fetching historical features for {len(rows):,} rows from Feast")
     return historical_features(open_store(config.repo), rows)
+
+
+class FeatureDataError(LabelError):
+    """A served feature cannot be learned from: entirely null or constant in training."""
+
+
+def check_features(rows: pd.DataFrame, features: list[str]) -> None:
+    """Refuse, naming them, features that are entirely null or constant in ``rows``."""
+    null = [f for f in features if rows[f].isna().all()]
+    constant = {f: rows[f].dropna().iloc[0] for f in features
+                if f not in null and rows[f].nunique(dropna=False) == 1}
+    problems = []
+    if null:
+        hint = (" (tenure_days comes from the customers table's signup_at: load it with "
+                "`usage-features load-customers FILE` then `usage-features build`, or pass "
+                "`train --customers FILE`)" if "tenure_days" in null else "")
+        problems.append(f"entirely null: {', '.join(null)}{hint}")
+    if constant:
+        problems.append("constant: " + ", ".join(f"{f} (always {v})"
+                                                 for f, v in constant.items()))
+    if problems:
+        raise FeatureDataError(
+            f"cannot train on {len(rows):,} training rows: served feature(s) "
+            + "; ".join(problems) + ". The model cannot learn from them; check the input data")
 
 
 def train(config: TrainConfig, progress: Callable[[str], None] = lambda _: None) -> TrainResult:
@@ -118,6 +176,7 @@ def train(config: TrainConfig, progress: Callable[[str], None] = lambda _: None)
     frame = training_frame(config, progress)
     features = served_feature_names()
     train_rows, validate, split = time_split(frame, config.horizon_days, config.validation_share)
+    check_features(train_rows, features)
     y_train, y_val = train_rows.label.to_numpy(), validate.label.to_numpy()
     for period, y in (("training", y_train), ("validation", y_val)):
         if len(np.unique(y)) < 2:
@@ -189,14 +248,40 @@ def train(config: TrainConfig, progress: Callable[[str], None] = lambda _: None)
 
 
 def predict(repo: Path, entities: pd.DataFrame, model_path: Path | None = None) -> pd.DataFrame:
-    """Batch scoring: ``entities`` rows (customer_id, event_timestamp, ...) + churn_probability."""
+    """Batch scoring of ``entities`` rows (customer_id, event_timestamp, ...), kept in order.
+
+    Adds ``status`` (``active``, ``churned``, ``unknown``; see
+    :mod:`usage_features.serving.status`), ``churn_probability`` (null unless active) and
+    ``beyond_data`` (the row's time is after the latest ingested event: its features assume no
+    activity since). ``event_timestamp`` must be timezone-aware (read files with
+    :func:`usage_features.serving.entities.read_entities`).
+    """
+    from usage_features.serving.freshness import latest_event_at
+    from usage_features.serving.status import ACTIVE, ChurnDates, statuses
     from usage_features.training.persistence import load_model
 
-    model = load_model(model_path or RepoPaths(repo).model, served_feature_names())
+    times = entities[TIMESTAMP] if TIMESTAMP in entities else None
+    if times is None or not isinstance(times.dtype, pd.DatetimeTZDtype):
+        raise ValueError("entity rows need a timezone-aware event_timestamp column "
+                         "(naive times are ambiguous)")
+    paths = RepoPaths(repo)
+    model = load_model(model_path or paths.model, served_feature_names())
     frame = historical_features(open_store(repo), entities)
+    moments = (times.dt.tz_convert("UTC") - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
+    ids = entities["customer_id"].astype(str).tolist()
+    status = statuses(frame.days_since_last_event.to_numpy(dtype=float),
+                      frame.tenure_days.to_numpy(dtype=float),
+                      ChurnDates(paths.customers).seconds(ids), moments.to_numpy(dtype=float))
+    # NaN (null in Parquet, empty in CSV) for a customer not scored
+    probability = np.where(status == ACTIVE, model.predict_proba(frame).to_numpy(), np.nan)
+    latest = latest_event_at(paths)
     out = entities.copy()
-    out["churn_probability"] = model.predict_proba(frame).to_numpy()
+    out["status"] = status.astype(str)
+    out["churn_probability"] = probability
+    out["beyond_data"] = pd.array((times > latest).to_numpy() if latest is not None
+                                  else [True] * len(out), dtype="boolean")
     return out
 
 
-__all__ = ["ABLATIONS", "REFERENCE_FILE", "TrainConfig", "TrainResult", "predict", "train", "training_frame"]
+__all__ = ["ABLATIONS", "REFERENCE_FILE", "FeatureDataError", "TrainConfig", "TrainResult",
+           "adopt_customers", "check_features", "predict", "train", "training_frame"]

@@ -1,0 +1,264 @@
+"""No silent wrong answers, through the command line: ``score --as-of`` equals ``predict``,
+churned and unknown customers get a status and no probability, entity times parse as ingest's,
+``events`` shows the served counts, and ``train --customers FILE`` works on its own."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from usage_features.cli import app
+from usage_features.config import RepoPaths
+from usage_features.features.retrieval import historical_features
+from usage_features.features.store import open_store
+from usage_features.serving.scorer import ChurnScorer, OnlineTimeError
+from usage_features.training.train import TrainConfig, training_frame
+from tests.conftest import copy_feature_repo
+from tests.factories import churn_dataset
+
+runner = CliRunner()
+
+
+def invoke(*args: str) -> str:
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A repo trained with ``train --customers FILE`` alone (no load-customers), materialized
+    now."""
+    work = tmp_path_factory.mktemp("answers")
+    repo = copy_feature_repo(work / "feature_repo")
+    events, customers = churn_dataset(seed=3)
+    events.to_parquet(work / "events.parquet", index=False)
+    invoke("ingest", str(work / "events.parquet"), "--repo", str(repo))
+    invoke("build", "--repo", str(repo))
+    customers.to_csv(work / "customers.csv", index=False)
+    invoke("train", "--repo", str(repo), "--customers", str(work / "customers.csv"), "--json")
+    now = datetime.now(timezone.utc)
+    invoke("materialize", "--repo", str(repo), "--end", now.isoformat())
+    return work, repo, events, customers, now
+
+
+def scored_online(repo, ids, as_of: datetime) -> pd.DataFrame:
+    lines = invoke("score", *ids, "--repo", str(repo), "--as-of", as_of.isoformat(),
+                   "--json").splitlines()
+    return pd.DataFrame([json.loads(line) for line in lines])
+
+
+def predicted(work, repo, rows: pd.DataFrame, name="entities.csv") -> pd.DataFrame:
+    rows.to_csv(work / name, index=False)
+    invoke("predict", "--entities", str(work / name), "--out", str(work / "scored.csv"),
+           "--repo", str(repo))
+    return pd.read_csv(work / "scored.csv", dtype={"customer_id": str})
+
+
+def mixed_ids(customers: pd.DataFrame, now: datetime) -> list[str]:
+    churned = customers.customer_id[customers.churned_at <= now - timedelta(days=60)]
+    active = customers.customer_id[customers.churned_at.isna()]
+    return [*active.head(4), *churned.head(2), "nobody"]
+
+
+def between_events(events: pd.DataFrame, now: datetime) -> tuple[str, datetime]:
+    """A customer and a time halfway between two of its events on different past days."""
+    past = events[events.timestamp < now - timedelta(days=20)].sort_values("timestamp")
+    for customer, rows in past.groupby("customer_id"):
+        times = rows.timestamp.tolist()
+        for a, b in zip(times, times[1:]):
+            if (b - a) > timedelta(days=2):
+                return customer, (a + (b - a) / 2).to_pydatetime()
+    raise AssertionError("no gap of two days in the data")
+
+
+class TestScoreAsOfAgreesWithPredict:
+    @pytest.mark.parametrize("when", ["now", "past", "between events"])
+    def test_score_as_of_equals_predict_for_the_same_customers_and_time(self, trained, when):
+        work, repo, events, customers, now = trained
+        ids = mixed_ids(customers, now)
+        as_of = {"now": now, "past": now - timedelta(days=41, hours=3)}.get(when)
+        if as_of is None:
+            customer, as_of = between_events(events, now)
+            ids = [customer, *ids]
+        online = scored_online(repo, ids, as_of)
+        batch = predicted(work, repo, pd.DataFrame({"customer_id": ids,
+                                                    "event_timestamp": as_of.isoformat()}))
+        assert online.status.tolist() == batch.status.tolist()
+        if when != "between events":  # (that time may precede the churns)
+            assert set(online.status) == {"active", "churned", "unknown"}
+        np.testing.assert_allclose(online.churn_probability.astype(float),
+                                   batch.churn_probability.astype(float), rtol=1e-9)
+
+    def test_the_online_scorer_refuses_a_time_off_its_day(self, trained):
+        _, repo, _, customers, now = trained
+        scorer = ChurnScorer.from_repo(repo)
+        with pytest.raises(OnlineTimeError, match="not on the online store's day"):
+            scorer.score(customers.customer_id.head(2).tolist(), now - timedelta(days=3))
+
+
+class TestChurnedAndUnknownCustomers:
+    def test_predict_gives_a_churned_customer_a_status_and_no_probability(self, trained):
+        work, repo, _, customers, now = trained
+        gone = customers[customers.churned_at <= now - timedelta(days=30)].iloc[0]
+        before = gone.churned_at - timedelta(days=2)
+        rows = pd.DataFrame({"customer_id": [gone.customer_id, gone.customer_id, "nobody"],
+                             "event_timestamp": [before.isoformat(), gone.churned_at.isoformat(),
+                                                 now.isoformat()]})
+        scored = predicted(work, repo, rows)
+        assert scored.status.tolist() == ["active", "churned", "unknown"]
+        assert 0 <= scored.churn_probability[0] <= 1
+        assert scored.churn_probability[1:].isna().all()
+
+    def test_score_gives_a_churned_customer_a_status_and_no_probability(self, trained):
+        _, repo, _, customers, now = trained
+        gone = customers[customers.churned_at <= now].customer_id.head(3).tolist()
+        online = scored_online(repo, gone, now)
+        assert online.status.tolist() == ["churned"] * len(gone)
+        assert online.churn_probability.isna().all()
+
+
+class TestEntityTimestamps:
+    def test_every_form_ingest_accepts_parses_to_the_same_time_and_score(self, trained):
+        work, repo, _, customers, now = trained
+        customer = customers.customer_id[customers.churned_at.isna()].iloc[0]
+        day = (now - timedelta(days=10)).strftime("%Y-%m-%d")
+        forms = [f"{day}T12:00:00Z", f"{day} 12:00:00+00", f"{day}T14:00:00+02:00",
+                 f"{day} 12:00:00.000000Z", f"{day}T07:00:00-0500"]
+        scored = predicted(work, repo, pd.DataFrame({"customer_id": customer,
+                                                     "event_timestamp": forms}))
+        assert scored.status.eq("active").all()
+        assert pd.to_datetime(scored.event_timestamp, utc=True).nunique() == 1
+        assert scored.churn_probability.nunique() == 1
+
+    def test_a_naive_time_is_rejected_with_its_row_and_the_rest_are_scored(self, trained):
+        work, repo, _, customers, now = trained
+        customer = customers.customer_id[customers.churned_at.isna()].iloc[0]
+        day = (now - timedelta(days=10)).strftime("%Y-%m-%d")
+        rows = pd.DataFrame({"customer_id": [customer] * 3,
+                             "event_timestamp": [f"{day}T12:00:00Z", f"{day} 12:00:00",
+                                                 "next tuesday"]})
+        rows.to_csv(work / "naive.csv", index=False)
+        result = runner.invoke(app, ["predict", "--entities", str(work / "naive.csv"), "--out",
+                                     str(work / "naive_scored.csv"), "--repo", str(repo)])
+        assert result.exit_code == 0, result.output
+        assert "row 2: naive_timestamp" in result.output
+        assert "row 3: unparseable_timestamp" in result.output
+        scored = pd.read_csv(work / "naive_scored.csv")
+        assert scored.status.tolist() == ["active", "invalid", "invalid"]
+        assert scored.error[1].startswith("row 2: naive_timestamp")
+
+    def test_a_file_of_only_invalid_times_is_a_clear_error(self, trained):
+        work, repo, _, _, _ = trained
+        pd.DataFrame({"customer_id": ["a"], "event_timestamp": ["2026-01-05 12:00"]}).to_csv(
+            work / "bad.csv", index=False)
+        result = runner.invoke(app, ["predict", "--entities", str(work / "bad.csv"), "--out",
+                                     str(work / "out.csv"), "--repo", str(repo)])
+        assert result.exit_code == 2 and "no valid entity rows" in result.output
+        assert "Traceback" not in result.output
+
+    def test_customer_ids_keep_their_leading_zeros(self, trained):
+        work, repo, _, _, now = trained
+        scored = predicted(work, repo, pd.DataFrame({"customer_id": ["00042"],
+                                                     "event_timestamp": [now.isoformat()]}))
+        assert scored.customer_id.tolist() == ["00042"]
+        assert scored.status.tolist() == ["unknown"]
+
+    def test_times_after_the_latest_event_are_flagged_beyond_the_data(self, trained):
+        work, repo, events, customers, _ = trained
+        latest = events.timestamp.max()
+        customer = customers.customer_id[customers.churned_at.isna()].iloc[0]
+        times = [latest - timedelta(hours=1), latest, latest + timedelta(seconds=1)]
+        scored = predicted(work, repo, pd.DataFrame({
+            "customer_id": customer, "event_timestamp": [t.isoformat() for t in times]}))
+        assert scored.beyond_data.tolist() == [False, False, True]
+
+
+class TestEventsCommand:
+    def test_the_counts_shown_are_the_served_counts_and_name_their_window(self, trained):
+        _, repo, events, _, now = trained
+        # times an hour after an event on the same day: a rolling window would count it
+        sample = events[events.timestamp.dt.hour < 20].sample(6, random_state=1)
+        rows = pd.DataFrame({"customer_id": sample.customer_id.to_numpy(),
+                             "event_timestamp": sample.timestamp + timedelta(hours=1)})
+        served = historical_features(open_store(repo), rows)
+        for row, features in zip(rows.itertuples(), served.itertuples()):
+            text = invoke("events", row.customer_id, "--repo", str(repo), "--as-of",
+                          row.event_timestamp.isoformat())
+            text = " ".join(text.split())
+            counts = dict(re.findall(r"(\d+)d: (\d+)", text))
+            assert (int(counts["7"]), int(counts["30"]), int(counts["90"])) == (
+                features.event_count_7d, features.event_count_30d, features.event_count_90d)
+            assert f"D = {row.event_timestamp.date()}" in text and "[D - N days, D)" in text
+
+
+class TestTrainWithCustomersAlone:
+    def test_the_customers_file_supplies_the_profile_so_every_row_has_a_tenure(self, trained):
+        work, repo, _, customers, _ = trained
+        frame = training_frame(TrainConfig(repo=repo))
+        assert frame.tenure_days.notna().all() and (frame.tenure_days >= 0).all()
+        loaded = pd.read_parquet(RepoPaths(repo).customers)
+        assert sorted(loaded.customer_id) == sorted(customers.customer_id)
+
+    def test_a_file_that_gives_no_labels_leaves_the_repo_customers_table_alone(
+            self, trained, tmp_path):
+        _, repo, _, customers, _ = trained
+        before = RepoPaths(repo).customers.read_bytes()
+        customers.assign(churned_at=pd.NaT).to_csv(tmp_path / "loyal.csv", index=False)
+        result = runner.invoke(app, ["train", "--repo", str(repo), "--customers",
+                                     str(tmp_path / "loyal.csv")])
+        assert result.exit_code == 2 and "labels need both classes" in result.output
+        assert RepoPaths(repo).customers.read_bytes() == before
+
+    def test_a_feature_constant_in_training_is_named_before_fitting(self, tmp_path):
+        repo = copy_feature_repo(tmp_path / "feature_repo")
+        events, customers = churn_dataset(seed=4, customers=30, days=150)
+        events.assign(event_type="login").to_parquet(tmp_path / "events.parquet", index=False)
+        customers.to_csv(tmp_path / "customers.csv", index=False)
+        invoke("ingest", str(tmp_path / "events.parquet"), "--repo", str(repo))
+        invoke("build", "--repo", str(repo))
+        result = runner.invoke(app, ["train", "--repo", str(repo), "--customers",
+                                     str(tmp_path / "customers.csv")])
+        assert result.exit_code == 2, result.output
+        text = " ".join(result.output.split())
+        assert "constant: " in text and "monitoring_run_count_30d (always 0)" in text
+        assert "Traceback" not in result.output
+
+
+class TestFreshnessIsReported:
+    def test_score_and_predict_report_the_data_behind_the_answer(self, trained):
+        work, repo, events, customers, now = trained
+        latest = f"data: latest event {events.timestamp.max():%Y-%m-%d %H:%M} UTC"
+        customer = customers.customer_id.iloc[0]
+        result = runner.invoke(app, ["score", customer, "--repo", str(repo)])
+        assert result.exit_code == 0, result.output
+        assert latest in result.output and "materialized through" in result.output
+        pd.DataFrame({"customer_id": [customer], "event_timestamp": [now.isoformat()]}).to_csv(
+            work / "one.csv", index=False)
+        result = runner.invoke(app, ["predict", "--entities", str(work / "one.csv"), "--out",
+                                     str(work / "one_scored.csv"), "--repo", str(repo)])
+        assert result.exit_code == 0 and latest in result.output
+
+    def test_an_event_older_than_the_allowed_lag_is_warned_of(self, trained):
+        _, repo, _, customers, _ = trained
+        result = runner.invoke(app, ["score", customers.customer_id.iloc[0], "--repo",
+                                     str(repo), "--max-lag-hours", "0.001"])
+        assert result.exit_code == 0, result.output
+        assert "more than the allowed 0.001 h" in result.output
+
+    def test_materialize_past_the_data_is_clamped_and_before_the_store_refused(self, trained):
+        _, repo, _, _, now = trained
+        result = runner.invoke(app, ["materialize", "--repo", str(repo), "--end",
+                                     "2100-01-01T00:00:00"])
+        assert result.exit_code == 0, result.output
+        assert "2100-01-01T00:00:00+00:00 is later than the data allows (now)" in result.output
+        result = runner.invoke(app, ["materialize", "--repo", str(repo), "--end",
+                                     (now - timedelta(days=5)).isoformat()])
+        assert result.exit_code == 2
+        assert "before the online store's current end" in result.output
