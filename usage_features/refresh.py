@@ -10,7 +10,8 @@ killed one, completes the day and doubles nothing):
 5. score every active customer (signed up at or before ``now``, not churned by then);
 6. write ``DIR/data/scores/date=YYYY-MM-DD/scores.parquet`` (and upsert the same rows into a
    PostgreSQL ``churn_scores`` table with a ``sink``);
-7. check freshness: the latest event must be within ``max_lag`` of ``now``.
+7. check freshness (:func:`usage_features.serving.freshness.freshness`): the latest event
+   within ``max_lag`` of ``now``, everything ingested built, the online store on ``now``'s day.
 
 Two refreshes of one repo never run at once: the second raises ``RefreshBusyError``.
 """
@@ -30,8 +31,6 @@ from pathlib import Path
 from usage_features.config import RepoPaths
 from usage_features.features.store import DEFAULT_CONFIG
 
-DEFAULT_MAX_LAG = timedelta(hours=36)
-
 
 class RefreshBusyError(RuntimeError):
     """Another refresh holds the repo."""
@@ -46,7 +45,7 @@ class RefreshConfig:
     sink: str | None = None  # postgresql://... conninfo
     config: str = DEFAULT_CONFIG
     model_path: Path | None = None
-    max_lag: timedelta = DEFAULT_MAX_LAG
+    max_lag: timedelta | None = None  # default: serving.freshness.max_event_lag()
 
 
 @dataclass
@@ -113,11 +112,11 @@ def refresh(config: RefreshConfig, progress: Callable[[str], None] | None = None
                 from usage_features.adapters.postgres_scores import PostgresScoreSink
 
                 summary.sink_rows = PostgresScoreSink(config.sink).write(frame, now.date())
-        summary.latest_event = latest_event_time(paths)
-        if summary.latest_event is None or now - summary.latest_event > config.max_lag:
-            summary.alarms.append(
-                f"stale data: latest event {summary.latest_event} is more than "
-                f"{config.max_lag} before {now}")
+        from usage_features.serving.freshness import freshness
+
+        record = freshness(paths.repo, now, config.config, max_lag=config.max_lag)
+        summary.latest_event = record.latest_event_at
+        summary.alarms += record.warnings()
     return summary
 
 
@@ -136,28 +135,13 @@ def _ingest_inbox(paths: RepoPaths, config: RefreshConfig, now: datetime,
         summary.events_rejected += result.rejected
 
 
-def active_customers(paths: RepoPaths, now: datetime) -> list[str]:
-    """Customers signed up at or before ``now`` and not churned by then, in id order."""
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
-
-    if not paths.customers.exists():
-        raise FileNotFoundError(
-            f"no customers table in {paths.customers}: run `usage-features load-customers "
-            "FILE` (or pass --customers FILE) so refresh knows who is an active customer")
-    table = pq.read_table(paths.customers, columns=["customer_id", "signup_at", "churned_at"])
-    live = pc.and_(pc.less_equal(table["signup_at"], now),
-                   pc.or_kleene(pc.is_null(table["churned_at"]),
-                                pc.greater(table["churned_at"], now)))
-    return sorted(table.filter(live)["customer_id"].to_pylist())
-
-
 def _score_active(paths: RepoPaths, config: RefreshConfig, now: datetime,
                   summary: RefreshSummary):
     from usage_features.serving.scorer import ChurnScorer
     from usage_features.serving.snapshots import scores_frame
+    from usage_features.serving.status import active_customers
 
-    customers = active_customers(paths, now)
+    customers = active_customers(paths.customers, now)
     scores = ChurnScorer.from_repo(paths.repo, config.model_path, config.config).score(
         customers, now)
     summary.active_customers = len(customers)
@@ -168,20 +152,6 @@ def _score_active(paths: RepoPaths, config: RefreshConfig, now: datetime,
     frame = scores_frame(scores, now)
     summary.scored = len(frame)
     return frame
-
-
-def latest_event_time(paths: RepoPaths) -> datetime | None:
-    """The latest event timestamp in the log (from the Parquet statistics where it can)."""
-    from usage_features.adapters.duckdb_connection import connect, literal_path
-    from usage_features.adapters.event_log import EventLog
-
-    with EventLog(paths).snapshot() as files:  # whole batches only
-        if not files:
-            return None
-        (latest,) = connect().execute(
-            "SELECT max(timestamp) FROM read_parquet(?, hive_partitioning = false)",
-            [[literal_path(p) for p in files]]).fetchone()
-    return latest
 
 
 @contextmanager

@@ -102,3 +102,28 @@ class TestRefresh:
         assert json.loads(stale.stdout)["alarms"]
         fresh = world.refresh(d, "--max-lag-hours", str(lag_hours * 1.01))
         assert fresh.exit_code == 0 and json.loads(fresh.stdout)["alarms"] == []
+
+    def test_score_all_scores_the_snapshot_customers_with_the_same_probabilities(self, world):
+        from typer.testing import CliRunner
+
+        from usage_features.cli import app
+
+        d = FIRST_DAILY + 4
+        result = CliRunner().invoke(app, ["score", "--all", "--repo", str(world.repo),
+                                          "--as-of", day_end(d).isoformat(), "--json"])
+        assert result.exit_code == 0, result.output
+        scores = [json.loads(line) for line in result.stdout.splitlines()]
+        snapshot = read_snapshot(RepoPaths(world.repo).scores, day_end(d).date())
+        online = {s["customer_id"]: s["churn_probability"] for s in scores
+                  if s["status"] == "active"}
+        assert online == dict(zip(snapshot.customer_id, snapshot.churn_probability))
+        assert len(scores) == json.loads(world.refresh(d).stdout)["active_customers"]
+
+    def test_score_wants_customers_or_all_but_not_both(self, world):
+        from typer.testing import CliRunner
+
+        from usage_features.cli import app
+
+        for args in ([], ["cust-00001", "--all"]):
+            result = CliRunner().invoke(app, ["score", "--repo", str(world.repo), *args])
+            assert result.exit_code == 2 and "--all" in result.output

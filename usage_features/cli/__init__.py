@@ -35,6 +35,20 @@ ConfigOption = Annotated[str, typer.Option(
     "--config", help="The repo's Feast config file, e.g. feature_store.redis.yaml.")]
 
 
+MaxLagOption = Annotated[float | None, typer.Option(
+    "--max-lag-hours", help="Warn when the latest ingested event is older than this at the "
+                            "scoring time (default $USAGE_FEATURES_MAX_LAG_HOURS or 36).")]
+
+
+def max_lag(hours: float | None):
+    from usage_features.serving.freshness import max_event_lag
+
+    try:
+        return max_event_lag(hours)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+
+
 def progress_bar(total: int | None, label: str) -> Progress:
     return Progress(
         TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

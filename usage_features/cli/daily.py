@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from usage_features.cli import ConfigOption, RepoOption, app, console, fail, out, utc
+from usage_features.cli import (
+    ConfigOption,
+    MaxLagOption,
+    RepoOption,
+    app,
+    console,
+    fail,
+    max_lag,
+    out,
+    utc,
+)
 
 
 @app.command()
@@ -25,8 +35,7 @@ def refresh(
     sink: Annotated[str | None, typer.Option(
         help="Also upsert the scores into PostgreSQL: postgresql://... (table churn_scores).")
     ] = None,
-    max_lag_hours: Annotated[float, typer.Option(
-        help="Alarm (exit 1) when the latest event is older than this.")] = 36,
+    max_lag_hours: MaxLagOption = None,
     model: Annotated[Path | None, typer.Option(help="Model file; default the repo's.")] = None,
     config: ConfigOption = "feature_store.yaml",
     as_json: Annotated[bool, typer.Option(
@@ -42,7 +51,7 @@ def refresh(
 
     settings = RefreshConfig(repo=repo, inbox=inbox, now=utc(now) if now else None,
                              customers=customers, sink=sink, config=config, model_path=model,
-                             max_lag=timedelta(hours=max_lag_hours))
+                             max_lag=max_lag(max_lag_hours))
     with console.status("refresh") as status:
         try:
             summary = run_refresh(settings, progress=status.update)
@@ -76,8 +85,7 @@ def monitor(
     now: Annotated[datetime | None, typer.Option(
         help="The time to judge freshness and realized performance at (UTC); default the "
              "latest snapshot's time.")] = None,
-    max_lag_hours: Annotated[float, typer.Option(
-        help="Alarm when the latest event is older than this.")] = 36,
+    max_lag_hours: MaxLagOption = None,
     config: ConfigOption = "feature_store.yaml",
     as_json: Annotated[bool, typer.Option(
         "--json", help="Print the report as one JSON object.")] = False,
@@ -88,7 +96,7 @@ def monitor(
     from usage_features.monitoring.report import monitor as run_monitor
 
     settings = MonitorConfig(repo=repo, model_path=model, now=utc(now) if now else None,
-                             max_lag=timedelta(hours=max_lag_hours), config=config)
+                             max_lag=max_lag(max_lag_hours), config=config)
     with console.status("monitor"):
         try:
             report = run_monitor(settings)

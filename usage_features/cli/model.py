@@ -16,6 +16,7 @@ from usage_features.cli import (
     app,
     console,
     fail,
+    max_lag,
     out,
     utc,
 )
@@ -88,7 +89,7 @@ def predict_command(
     """Batch scoring through historical features: status, churn_probability, beyond_data."""
     import pandas as pd
 
-    from usage_features.cli.serving import max_lag, print_freshness
+    from usage_features.cli.serving import print_freshness
     from usage_features.ingestion.readers import InputError
     from usage_features.serving.entities import read_entities
     from usage_features.serving.freshness import freshness

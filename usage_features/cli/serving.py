@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -12,17 +12,16 @@ from rich.table import Table
 
 from usage_features.cli import (
     ConfigOption,
+    MaxLagOption,
     RepoOption,
     app,
     console,
     fail,
+    max_lag,
     out,
     utc,
 )
-
-MaxLagOption = Annotated[float | None, typer.Option(
-    "--max-lag-hours", help="Warn when the latest ingested event is older than this at the "
-                            "scoring time (default $USAGE_FEATURES_MAX_LAG_HOURS or 36).")]
+from usage_features.config import RepoPaths
 
 
 def print_freshness(record) -> None:
@@ -37,15 +36,6 @@ def print_freshness(record) -> None:
     console.print(line)
     for warning in record.warnings():
         console.print(f"[yellow]warning:[/yellow] {warning}")
-
-
-def max_lag(hours: float | None):
-    from usage_features.serving.freshness import max_event_lag
-
-    try:
-        return max_event_lag(hours)
-    except ValueError as exc:
-        raise fail(str(exc)) from None
 
 
 def model_errors() -> tuple[type[Exception], ...]:
@@ -80,8 +70,11 @@ def materialize_command(
 
 @app.command("score")
 def score_command(
-    customer_ids: Annotated[list[str], typer.Argument(help="Customers to score.")],
     repo: RepoOption,
+    customer_ids: Annotated[list[str] | None, typer.Argument(help="Customers to score.")] = None,
+    every_active: Annotated[bool, typer.Option(
+        "--all", help="Score every active customer of the customers table (signed up, not "
+                      "churned at the scoring time).")] = False,
     model: Annotated[Path | None, typer.Option(help="Model file; default the repo's.")] = None,
     as_of: Annotated[datetime | None, typer.Option(
         help="Score as of this time (UTC); default now. A time off the online store's day "
@@ -94,9 +87,16 @@ def score_command(
     from usage_features.features.store import OnlineStoreNotMaterialized
     from usage_features.serving.scorer import ChurnScorer, OnlineTimeError
 
+    if bool(customer_ids) == every_active:
+        raise fail("name the customers to score, or pass --all (not both)")
     try:
         scorer = ChurnScorer.from_repo(repo, model, config, max_lag(max_lag_hours))
         moment = utc(as_of) if as_of else None
+        if every_active:
+            from usage_features.serving.status import active_customers
+
+            customer_ids = active_customers(RepoPaths(repo).customers,
+                                            moment or datetime.now(UTC))
         try:
             scores = scorer.score(customer_ids, moment)
             record = scorer.freshness(moment)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +34,6 @@ from usage_features.config import RepoPaths
 from usage_features.features.store import DEFAULT_CONFIG
 from usage_features.monitoring.drift import PSI_ALARM, Drift, feature_drift, psi
 
-DEFAULT_MAX_LAG = timedelta(hours=36)
 DEFAULT_SKEW_SAMPLE = 500
 
 
@@ -44,7 +43,7 @@ class MonitorConfig:
     model_path: Path | None = None
     config: str = DEFAULT_CONFIG
     now: datetime | None = None  # default: the latest snapshot's time
-    max_lag: timedelta = DEFAULT_MAX_LAG
+    max_lag: timedelta | None = None  # default: serving.freshness.max_event_lag()
     skew_sample: int = DEFAULT_SKEW_SAMPLE
 
 
@@ -69,6 +68,7 @@ def monitor(config: MonitorConfig) -> MonitorReport:
     from usage_features.features.retrieval import historical_features, served_feature_names
     from usage_features.features.spec import served_features
     from usage_features.features.store import open_store
+    from usage_features.serving.freshness import freshness
     from usage_features.serving.snapshots import read_snapshot, snapshot_days
     from usage_features.training.persistence import load_model
     from usage_features.training.train import REFERENCE_FILE
@@ -86,7 +86,9 @@ def monitor(config: MonitorConfig) -> MonitorReport:
                            validation=model.metadata.metrics.get("model", {}))
     store = open_store(paths.repo, config.config)
 
-    report.freshness = freshness(paths, store, now, config.max_lag, report.alarms)
+    record = freshness(paths.repo, now, config.config, store, config.max_lag)
+    report.freshness = record.to_dict()
+    report.alarms += [f"freshness: {warning}" for warning in record.warnings()]
 
     validation = pd.read_parquet(paths.reports / model.metadata.model_version / REFERENCE_FILE,
                                  columns=["customer_id", "event_timestamp"])
@@ -108,7 +110,7 @@ def monitor(config: MonitorConfig) -> MonitorReport:
                              f"against the validation period's (alarm at {PSI_ALARM})")
 
     report.skew = skew(store, current, model.metadata.features, as_of,
-                       report.freshness.get("last_materialize"), config.skew_sample)
+                       record.materialized_through, config.skew_sample)
     if report.skew.get("mismatched_customers"):
         report.alarms.append(f"training/serving skew: {report.skew['mismatched_customers']} of "
                              f"{report.skew['compared_customers']} customers' online features "
@@ -133,24 +135,6 @@ def same_weekday_and_time(rows: pd.DataFrame, as_of: datetime) -> pd.DataFrame:
     moved = rows[["customer_id", "event_timestamp"]].copy()
     moved["event_timestamp"] += (pd.Timestamp(as_of) - moved.event_timestamp) % week
     return moved
-
-
-def freshness(paths: RepoPaths, store, now: datetime, max_lag: timedelta,
-              alarms: list[str]) -> dict:
-    from usage_features.refresh import latest_event_time
-
-    latest = latest_event_time(paths)
-    built = (datetime.fromtimestamp(paths.build_state.stat().st_mtime, UTC)
-             if paths.build_state.exists() else None)
-    ends = [v.most_recent_end_time for v in store.list_feature_views() if v.online]
-    materialized = min(ends) if ends and None not in ends else None
-    if latest is None or now - latest > max_lag:
-        alarms.append(f"stale data: latest event {latest} is more than {max_lag} before {now}")
-    if materialized is None or materialized.date() < now.date():
-        alarms.append(f"online store last materialized to {materialized}, not on {now.date()}: "
-                      "run `usage-features refresh` (or materialize)")
-    return {"latest_event": latest, "last_build": built, "last_materialize": materialized,
-            "max_lag_hours": max_lag.total_seconds() / 3600}
 
 
 def skew(store, historical: pd.DataFrame, features: list[str], as_of: datetime,
@@ -227,9 +211,10 @@ def markdown(report: MonitorReport) -> str:
     lines = [f"# Monitor: scores of {report.snapshot_day}", "",
              "**Alarms:** " + ("none" if not report.alarms else ""), *(
                  f"- {a}" for a in report.alarms), "",
-             "## Freshness", "", f"- latest event: {f.get('latest_event')}",
-             f"- last build: {f.get('last_build')}",
-             f"- last materialize: {f.get('last_materialize')}",
+             "## Freshness", "", f"- latest event: {f.get('latest_event_at')}",
+             f"- last build: {f.get('last_build_at')}",
+             f"- online store materialized through: {f.get('materialized_through')} "
+             f"(last run {f.get('last_materialize_at')})",
              f"- expected lag: at most {f.get('max_lag_hours')} h", "",
              "## Feature drift (validation period -> today)", "",
              "![feature drift](feature_drift.png)", "",

@@ -15,6 +15,7 @@ customers table:
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -65,3 +66,19 @@ class ChurnDates:
             self._dates = {c: t.timestamp() for c, t in zip(ids, times)}
             self._stamp = stamp
         return self._dates
+
+
+def active_customers(customers: Path, now: datetime) -> list[str]:
+    """Customers signed up at or before ``now`` and not churned by then, in id order."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    if not Path(customers).exists():
+        raise FileNotFoundError(
+            f"no customers table in {customers}: run `usage-features load-customers "
+            "FILE` (or pass --customers FILE) so refresh knows who is an active customer")
+    table = pq.read_table(customers, columns=["customer_id", "signup_at", "churned_at"])
+    live = pc.and_(pc.less_equal(table["signup_at"], now),
+                   pc.or_kleene(pc.is_null(table["churned_at"]),
+                                pc.greater(table["churned_at"], now)))
+    return sorted(table.filter(live)["customer_id"].to_pylist())
