@@ -139,6 +139,21 @@ class TestAMissingOnlineTable:
         with pytest.raises(OnlineStoreNotMaterialized, match="usage-features materialize"):
             scorer.score(ids, now)
 
+    def test_the_http_service_answers_503_saying_to_run_materialize(self, dropped):
+        from fastapi.testclient import TestClient
+
+        from usage_features.serving.http import create_app
+
+        repo, ids, now, _ = dropped
+        materialize(repo, end=now)
+        client = TestClient(create_app(ChurnScorer.from_repo(repo)))
+        assert client.post("/score", json={"customer_ids": ids[:1]}).status_code == 200
+        with sqlite3.connect(RepoPaths(repo).data / "online_store.db") as con:
+            con.execute(f"DROP TABLE {ONLINE_TABLE}")
+        response = client.post("/score", json={"customer_ids": ids[:1]})
+        assert response.status_code == 503
+        assert "usage-features materialize" in response.json()["detail"]
+
     def test_materialize_recreates_the_table_and_refills_it_from_the_start(self, dropped):
         repo, ids, now, before = dropped
         materialize(repo, end=now)  # the registry says "materialized up to now" already

@@ -25,6 +25,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AwareDatetime, BaseModel, Field
 
+from usage_features.features.store import OnlineStoreNotMaterialized
 from usage_features.serving.limits import (
     TOKEN_VARIABLE,
     Limits,
@@ -141,6 +142,8 @@ def create_app(scorer: ChurnScorer, token: str | None = None,
             scores = await batcher.score(request.customer_ids, request.as_of)
         except OnlineTimeError as exc:  # an as_of the online store cannot answer for
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from None
+        except OnlineStoreNotMaterialized as exc:  # e.g. its table dropped while serving
+            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
         # ScoreResponse's shape, serialised directly: validating our own output again would
         # cost more than the scoring (the OpenAPI schema still comes from response_model)
         return JSONResponse({"scores": [asdict(s) for s in scores]})
