@@ -54,11 +54,12 @@ def test_the_whole_flow_works_in_a_repo_named_like_sql_and_writes_nothing_else(
     trained = json.loads(invoke("train", "--repo", str(repo), "--json"))
     assert Path(trained["model_path"]).is_relative_to(repo)
     invoke("materialize", "--repo", str(repo), "--end", now.strftime("%Y-%m-%dT%H:%M:%S"))
-    customer = events.customer_id.iloc[-1]
+    live = set(customers.customer_id[customers.churned_at.isna()])
+    customer = events.customer_id[events.customer_id.isin(live)].iloc[-1]
     scored = [json.loads(line) for line in invoke(
         "score", customer, "--repo", str(repo), "--json",
         "--as-of", now.strftime("%Y-%m-%dT%H:%M:%S")).splitlines()]
-    assert 0 <= scored[0]["churn_probability"] <= 1
+    assert scored[0]["status"] == "active" and 0 <= scored[0]["churn_probability"] <= 1
     shown = invoke("events", customer, "--repo", str(repo))
     assert f"{(events.customer_id == customer).sum():,} events" in shown
 
