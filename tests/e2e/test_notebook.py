@@ -64,3 +64,17 @@ def test_the_notebook_shows_quarantined_rows_plots_and_an_unknown_customer(execu
     assert "naive_timestamp" in text and "accepted=0" in text  # re-ingest adds nothing
     assert images >= 6  # decay curves, signal rates, ROC, PR, calibration, lift
     assert "unknown customer" in text and "churn_probability" in text
+
+
+def test_the_notebook_ingests_a_warehouse_export_and_plots_realized_performance(executed):
+    notebook, work = executed
+    text = text_outputs(notebook)
+    own = next(c for c in notebook.cells if "warehouse_export.csv" in "".join(c.source))
+    summary = "".join(o.get("text", "") for o in own.outputs)
+    assert "rejected=0" in summary and "customers, no plan column" in summary
+    assert "monitor alarms:" in text
+    scores = sorted((work / "daily_repo" / "data" / "scores").glob("date=*/scores.parquet"))
+    assert len(scores) == 8  # one snapshot a week
+    images = sum("image/png" in o.get("data", {})
+                 for c in notebook.cells for o in c.get("outputs", []))
+    assert images >= 7  # ... and the realized-performance series

@@ -1,4 +1,7 @@
-"""The monitor report's plots (PNG, matplotlib's Agg backend)."""
+"""The monitor report's plots, as PNG files.
+
+Drawn on ``matplotlib.figure.Figure`` objects, not through pyplot: a library must not switch
+the process's backend (in a notebook that would silence the user's own ``plt.show()``)."""
 
 from __future__ import annotations
 
@@ -9,18 +12,15 @@ import numpy as np
 from usage_features.monitoring.drift import PSI_ALARM
 
 
-def _pyplot():
-    import matplotlib
+def _figure(width: float, height: float):
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    fig = Figure(figsize=(width, height))
+    return fig, fig.subplots()
 
 
 def plot_feature_drift(drift: list[dict], out: Path) -> Path:
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 0.28 * len(drift) + 1.2))
+    fig, ax = _figure(7, 0.28 * len(drift) + 1.2)
     names = [d["feature"] for d in drift]
     values = [0.0 if np.isnan(d["psi"]) else d["psi"] for d in drift]
     ax.barh(names, values, color=["tab:red" if d["alarm"] else "tab:blue" for d in drift])
@@ -31,13 +31,11 @@ def plot_feature_drift(drift: list[dict], out: Path) -> Path:
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
-    plt.close(fig)
     return out
 
 
 def plot_score_distributions(reference, current, out: Path) -> Path:
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5.5, 4))
+    fig, ax = _figure(5.5, 4)
     high = float(np.nanquantile(np.concatenate([reference, current]), 0.995)) or 1.0
     bins = np.linspace(0, high, 40)
     for values, label in ((reference, "validation period"), (current, "today")):
@@ -47,13 +45,11 @@ def plot_score_distributions(reference, current, out: Path) -> Path:
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
-    plt.close(fig)
     return out
 
 
 def plot_realized(realized: list[dict], validation: dict, out: Path) -> Path:
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = _figure(6, 4)
     scored = [r for r in realized if "roc_auc" in r]
     for metric, color in (("roc_auc", "tab:blue"), ("pr_auc", "tab:orange")):
         ax.plot([r["date"] for r in scored], [r[metric] for r in scored], "o-", color=color,
@@ -68,5 +64,4 @@ def plot_realized(realized: list[dict], validation: dict, out: Path) -> Path:
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
-    plt.close(fig)
     return out

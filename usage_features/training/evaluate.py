@@ -38,17 +38,15 @@ def metrics(y, p) -> dict[str, float]:
 
 def plot_curves(y, scores: dict[str, np.ndarray], out: Path) -> list[Path]:
     """ROC, precision-recall, calibration and lift-by-decile plots, one PNG each."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # not pyplot: leave the process's backend alone
 
     out.mkdir(parents=True, exist_ok=True)
     y = np.asarray(y)
     drawn = []
 
     def figure(name: str, title: str, xlabel: str, ylabel: str, draw) -> None:
-        fig, ax = plt.subplots(figsize=(5.5, 4.5))
+        fig = Figure(figsize=(5.5, 4.5))
+        ax = fig.subplots()
         for label, p in scores.items():
             draw(ax, label, np.asarray(p))
         ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
@@ -56,7 +54,6 @@ def plot_curves(y, scores: dict[str, np.ndarray], out: Path) -> list[Path]:
         ax.legend(fontsize=8)
         fig.tight_layout()
         fig.savefig(out / f"{name}.png", dpi=110)
-        plt.close(fig)
         drawn.append(out / f"{name}.png")
 
     def roc(ax, label, p):
@@ -89,18 +86,15 @@ def plot_curves(y, scores: dict[str, np.ndarray], out: Path) -> list[Path]:
 
 
 def plot_importance(importance: pd.DataFrame, out: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     top = importance.head(15).iloc[::-1]
-    fig, ax = plt.subplots(figsize=(6, 5))
+    fig = Figure(figsize=(6, 5))
+    ax = fig.subplots()
     ax.barh(top.feature, top.mean_auc_drop, xerr=top.std_auc_drop, color="tab:blue")
     ax.set(title="Permutation importance (validation)", xlabel="ROC AUC drop when shuffled")
     fig.tight_layout()
     fig.savefig(out / "permutation_importance.png", dpi=110)
-    plt.close(fig)
     return out / "permutation_importance.png"
 
 
