@@ -81,12 +81,17 @@ class TrainResult:
 
 def load_labels_source(config: TrainConfig) -> pd.DataFrame:
     from usage_features.ingestion.customers import read_customers
+    from usage_features.ingestion.settings import load_settings
 
     path = config.customers or RepoPaths(config.repo).customers
     if not Path(path).exists():
         raise FileNotFoundError(f"no customers table at {path}; pass --customers FILE or run "
                                 "`usage-features load-customers` first")
-    return read_customers(Path(path)).to_pandas()
+    if config.customers is None:  # the repo's own table, already in the table's columns
+        return read_customers(Path(path)).to_pandas()
+    # a user's file: read as load-customers reads it (the repo's stored mapping and limits)
+    settings = load_settings(Path(config.repo))
+    return read_customers(Path(path), settings.customer_columns, settings.limits).to_pandas()
 
 
 def adopt_customers(config: TrainConfig) -> int | None:
