@@ -147,7 +147,7 @@ def _score_active(paths: RepoPaths, config: RefreshConfig, now: datetime,
     summary.active_customers = len(customers)
     for score in scores:
         if score.churn_probability is None:
-            key = score.error or "not scored"
+            key = f"{score.status}: {score.error}" if score.error else score.status
             summary.not_scored[key] = summary.not_scored.get(key, 0) + 1
     frame = scores_frame(scores, now)
     summary.scored = len(frame)
