@@ -101,9 +101,14 @@ def refresh(config: RefreshConfig, progress: Callable[[str], None] | None = None
 
             with contextlib.redirect_stdout(io.StringIO()):  # Feast prints its progress
                 materialize(paths.repo, now, config.config)
+        with timed("load model"):
+            say("loading the model")
+            from usage_features.serving.scorer import ChurnScorer
+
+            scorer = ChurnScorer.from_repo(paths.repo, config.model_path, config.config)
         with timed("score"):
             say("scoring active customers")
-            frame = _score_active(paths, config, now, summary)
+            frame = _score_active(scorer, paths, now, summary)
         with timed("deliver"):
             from usage_features.serving.snapshots import write_snapshot
 
@@ -135,15 +140,12 @@ def _ingest_inbox(paths: RepoPaths, config: RefreshConfig, now: datetime,
         summary.events_rejected += result.rejected
 
 
-def _score_active(paths: RepoPaths, config: RefreshConfig, now: datetime,
-                  summary: RefreshSummary):
-    from usage_features.serving.scorer import ChurnScorer
+def _score_active(scorer, paths: RepoPaths, now: datetime, summary: RefreshSummary):
     from usage_features.serving.snapshots import scores_frame
     from usage_features.serving.status import active_customers
 
     customers = active_customers(paths.customers, now)
-    scores = ChurnScorer.from_repo(paths.repo, config.model_path, config.config).score(
-        customers, now)
+    scores = scorer.score(customers, now)
     summary.active_customers = len(customers)
     for score in scores:
         if score.churn_probability is None:
