@@ -11,7 +11,7 @@ from usage_features.domain import EventType
 from usage_features.ingestion import REASONS
 
 README = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
-OWN_DATA = re.search(r"^## Your own data$(.*?)(?=^## )", README, re.M | re.S)
+OWN_DATA = re.search(r"^## Your own data$(.*?)(?=^## )", README, re.MULTILINE | re.DOTALL)
 
 
 def backticked_first_cells(table: str) -> list[str]:
