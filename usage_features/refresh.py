@@ -79,6 +79,12 @@ def refresh(config: RefreshConfig, progress: Callable[[str], None] | None = None
     now = config.now or datetime.now(UTC)
     summary = RefreshSummary(now=now)
     with _exclusive(paths), _timer(summary) as timed:
+        with timed("load model"):  # first: a missing or refused model changes nothing
+            say("loading the model")
+            from usage_features.features.retrieval import served_feature_names
+            from usage_features.training.persistence import load_model
+
+            model = load_model(config.model_path or paths.model, served_feature_names())
         with timed("ingest"):
             say("ingesting new inbox files")
             _ingest_inbox(paths, config, now, summary)
@@ -101,12 +107,12 @@ def refresh(config: RefreshConfig, progress: Callable[[str], None] | None = None
 
             with contextlib.redirect_stdout(io.StringIO()):  # Feast prints its progress
                 materialize(paths.repo, now, config.config)
-        with timed("load model"):
-            say("loading the model")
+        with timed("score"):
+            from usage_features.features.store import open_store
             from usage_features.serving.scorer import ChurnScorer
 
-            scorer = ChurnScorer.from_repo(paths.repo, config.model_path, config.config)
-        with timed("score"):
+            scorer = ChurnScorer(open_store(paths.repo, config.config), model, repo=paths.repo,
+                                 config=config.config, max_lag=config.max_lag)
             say("scoring active customers")
             frame = _score_active(scorer, paths, now, summary)
         with timed("deliver"):

@@ -13,14 +13,14 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from tests.conftest import copy_feature_repo
+from tests.factories import churn_dataset
 from usage_features.cli import app
 from usage_features.config import RepoPaths
 from usage_features.features.retrieval import historical_features
 from usage_features.features.store import open_store
 from usage_features.serving.scorer import ChurnScorer, OnlineTimeError
 from usage_features.training.train import TrainConfig, training_frame
-from tests.conftest import copy_feature_repo
-from tests.factories import churn_dataset
 
 runner = CliRunner()
 
@@ -216,7 +216,8 @@ class TestTrainWithCustomersAlone:
         assert result.exit_code == 2 and "labels need both classes" in result.output
         assert RepoPaths(repo).customers.read_bytes() == before
 
-    def test_a_feature_constant_in_training_is_named_before_fitting(self, tmp_path):
+    def test_constant_features_are_warned_of_and_null_ones_refused_before_fitting(
+            self, tmp_path):
         repo = copy_feature_repo(tmp_path / "feature_repo")
         events, customers = churn_dataset(seed=4, customers=30, days=150)
         events.assign(event_type="login").to_parquet(tmp_path / "events.parquet", index=False)
@@ -225,10 +226,12 @@ class TestTrainWithCustomersAlone:
         invoke("build", "--repo", str(repo))
         result = runner.invoke(app, ["train", "--repo", str(repo), "--customers",
                                      str(tmp_path / "customers.csv")])
-        assert result.exit_code == 2, result.output
+        assert result.exit_code == 2, result.output  # only logins: no monitoring_run ever
         text = " ".join(result.output.split())
-        assert "constant: " in text and "monitoring_run_count_30d (always 0)" in text
-        assert "Traceback" not in result.output
+        assert "warning: served feature(s) constant" in text
+        assert "monitoring_run_count_30d (always 0)" in text
+        assert "entirely null: " in text and "days_since_last_monitoring_run" in text
+        assert "Traceback" not in result.output and not RepoPaths(repo).model.exists()
 
 
 class TestFreshnessIsReported:

@@ -127,3 +127,15 @@ class TestRefresh:
         for args in ([], ["cust-00001", "--all"]):
             result = CliRunner().invoke(app, ["score", "--repo", str(world.repo), *args])
             assert result.exit_code == 2 and "--all" in result.output
+
+    def test_a_refresh_without_a_usable_model_fails_before_changing_anything(self, world,
+                                                                            tmp_path):
+        from usage_features.serving.freshness import freshness
+
+        d = FIRST_DAILY + 5
+        world.deliver(d)
+        rows, before = world.log_rows(), freshness(world.repo).materialized_through
+        result = world.refresh(d, "--model", str(tmp_path / "missing.skops"))
+        assert result.exit_code == 2 and "missing.skops" in result.output
+        assert world.log_rows() == rows
+        assert freshness(world.repo).materialized_through == before

@@ -15,7 +15,7 @@ from usage_features.serving.freshness import (
     online_day_problem,
 )
 from usage_features.serving.status import statuses
-from usage_features.training.train import FeatureDataError, check_features
+from usage_features.training.train import FeatureDataError, FeatureDataWarning, check_features
 
 NAN = np.nan
 T = datetime(2026, 3, 10, 15, 30, tzinfo=timezone.utc)
@@ -81,9 +81,9 @@ class TestTrainingFeatureCheck:
         with pytest.raises(FeatureDataError, match="entirely null: tenure_days.*load-customers"):
             check_features(rows, ["a", "b", "tenure_days"])
 
-    def test_a_constant_feature_is_named_with_its_value(self):
+    def test_a_constant_feature_is_named_with_its_value_in_a_warning(self):
         rows = self.rows(monitoring_run_count_30d=[0, 0, 0])
-        with pytest.raises(FeatureDataError, match=r"monitoring_run_count_30d \(always 0\)"):
+        with pytest.warns(FeatureDataWarning, match=r"monitoring_run_count_30d \(always 0\)"):
             check_features(rows, ["a", "b", "monitoring_run_count_30d"])
 
     def test_varying_features_pass(self):

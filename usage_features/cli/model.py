@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
@@ -40,15 +41,18 @@ def train_command(
     from usage_features.features.build import NoEventsError
     from usage_features.ingestion.readers import InputError
     from usage_features.training.labels import LabelError
-    from usage_features.training.train import TrainConfig, train
+    from usage_features.training.train import FeatureDataWarning, TrainConfig, train
 
     config = TrainConfig(repo=repo, customers=customers, horizon_days=horizon_days,
                          train_end=utc(train_end) if train_end else None, model_out=model_out)
-    with console.status("training") as status:
+    with console.status("training") as status, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", FeatureDataWarning)
         try:
             result = train(config, progress=status.update)
         except (LabelError, InputError, FileNotFoundError, NoEventsError) as exc:
+            _show(caught, FeatureDataWarning)
             raise fail(str(exc)) from None
+    _show(caught, FeatureDataWarning)
     meta = result.model.metadata
     if customers is not None:
         console.print(f"{customers} is now the repo's customers table (profile rebuilt)")
@@ -132,3 +136,13 @@ def predict_command(
     counts = scored.status.value_counts().to_dict()
     out.print(f"scored {len(scored):,} rows -> {out_path} ("
               + ", ".join(f"{n:,} {s}" for s, n in sorted(counts.items())) + ")")
+
+
+def _show(caught: list, ours: type) -> None:
+    """Warnings recorded while a command ran: ours as one plain line each, others as usual."""
+    for caught_warning in caught:
+        if issubclass(caught_warning.category, ours):
+            console.print(f"[yellow]warning:[/yellow] {caught_warning.message}")
+        else:
+            warnings.showwarning(caught_warning.message, caught_warning.category,
+                                 caught_warning.filename, caught_warning.lineno)

@@ -6,6 +6,7 @@ Features come only from ``get_historical_features`` through ``churn_model_v1`` (
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -152,28 +153,33 @@ def training_frame(config: TrainConfig, progress: Callable[[str], None] = lambda
     return historical_features(open_store(config.repo), rows)
 
 
+class FeatureDataWarning(UserWarning):
+    """A served feature the training rows cannot teach the model anything about."""
+
+
 class FeatureDataError(LabelError):
     """A served feature cannot be learned from: entirely null or constant in training."""
 
 
 def check_features(rows: pd.DataFrame, features: list[str]) -> None:
-    """Refuse, naming them, features that are entirely null or constant in ``rows``."""
+    """Before fitting: refuse features entirely null in ``rows`` (the pipeline cannot fit them),
+    and warn, naming them, of constant ones (the model cannot learn from them: e.g.
+    ``is_first_90_days`` while every customer is younger than 90 days)."""
     null = [f for f in features if rows[f].isna().all()]
     constant = {f: rows[f].dropna().iloc[0] for f in features
                 if f not in null and rows[f].nunique(dropna=False) == 1}
-    problems = []
+    if constant:
+        warnings.warn(FeatureDataWarning(
+            f"served feature(s) constant in the {len(rows):,} training rows: "
+            + ", ".join(f"{f} (always {v})" for f, v in constant.items())
+            + "; the model cannot learn from them until the data varies"), stacklevel=2)
     if null:
         hint = (" (tenure_days comes from the customers table's signup_at: load it with "
                 "`usage-features load-customers FILE` then `usage-features build`, or pass "
                 "`train --customers FILE`)" if "tenure_days" in null else "")
-        problems.append(f"entirely null: {', '.join(null)}{hint}")
-    if constant:
-        problems.append("constant: " + ", ".join(f"{f} (always {v})"
-                                                 for f, v in constant.items()))
-    if problems:
         raise FeatureDataError(
-            f"cannot train on {len(rows):,} training rows: served feature(s) "
-            + "; ".join(problems) + ". The model cannot learn from them; check the input data")
+            f"cannot train on {len(rows):,} training rows: served feature(s) entirely null: "
+            f"{', '.join(null)}{hint}. Check the input data")
 
 
 def train(config: TrainConfig, progress: Callable[[str], None] = lambda _: None) -> TrainResult:
@@ -288,5 +294,6 @@ def predict(repo: Path, entities: pd.DataFrame, model_path: Path | None = None) 
     return out
 
 
-__all__ = ["ABLATIONS", "REFERENCE_FILE", "FeatureDataError", "TrainConfig", "TrainResult",
+__all__ = ["ABLATIONS", "REFERENCE_FILE", "FeatureDataError", "FeatureDataWarning", "TrainConfig",
+           "TrainResult",
            "adopt_customers", "check_features", "predict", "train", "training_frame"]
