@@ -79,9 +79,14 @@ class TestScoringService:
         assert response.status_code == 422
         assert "not on the online store's day" in response.json()["detail"]
 
-    def test_health_reports_the_freshness_of_the_data(self, server):
+    def test_health_reports_the_freshness_of_the_data_to_the_token_holder(self, server):
         url, _ = server
-        fresh = httpx.get(f"{url}/health").json()["freshness"]
+        anonymous = httpx.get(f"{url}/health").json()
+        assert "fresh" in anonymous and "freshness" not in anonymous  # no data times in the open
+        for wrong in ("Bearer nope", "Bearer tök"):
+            assert "freshness" not in httpx.get(f"{url}/health", headers={
+                "Authorization": wrong.encode()}).json()
+        fresh = httpx.get(f"{url}/health", headers=AUTH).json()["freshness"]
         for key in ("latest_event_at", "last_build_at", "materialized_through",
                     "last_materialize_at", "warnings"):
             assert key in fresh

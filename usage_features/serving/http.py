@@ -111,20 +111,30 @@ def create_app(scorer: ChurnScorer, token: str | None = None,
     # async, like every handler here: a plain def would be run in a worker thread per request.
     # RequestGuard has checked the token before the body was read; this declares the scheme
     # in the OpenAPI docs and checks again, should the app ever be mounted without the guard.
+    def token_ok(credentials: HTTPAuthorizationCredentials | None) -> bool:
+        if secret is None:
+            return True
+        try:
+            given = b"Bearer " + credentials.credentials.encode("latin-1")
+        except (AttributeError, UnicodeEncodeError):  # no header, or not a token we could hold
+            return False
+        return token_matches(given, secret)
+
     async def authorised(
             credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
-        if secret is None:
-            return
-        if credentials is None or not token_matches(
-                b"Bearer " + credentials.credentials.encode("latin-1"), secret):
+        if not token_ok(credentials):
             raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing or wrong bearer token",
                                 headers={"WWW-Authenticate": "Bearer"})
 
     @app.get("/health")
-    async def health() -> dict:
+    async def health(
+            credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> dict:
         fresh = scorer.freshness().to_dict()  # the data behind an answer now
-        return {"status": "ok", "model_version": scorer.model.metadata.model_version,
-                "fresh": not fresh["warnings"], "freshness": fresh}
+        answer = {"status": "ok", "model_version": scorer.model.metadata.model_version,
+                  "fresh": not fresh["warnings"]}
+        if token_ok(credentials):  # open to probes; the data's times only with the token
+            answer["freshness"] = fresh
+        return answer
 
     @app.get("/model", dependencies=[Depends(authorised)])
     async def model() -> dict:
