@@ -48,11 +48,12 @@ def train_command(
     with console.status("training") as status, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", FeatureDataWarning)
         try:
-            result = train(config, progress=status.update)
+            result, error = train(config, progress=status.update), None
         except (LabelError, InputError, FileNotFoundError, NoEventsError) as exc:
-            _show(caught, FeatureDataWarning)
-            raise fail(str(exc)) from None
-    _show(caught, FeatureDataWarning)
+            result, error = None, exc
+    _show(caught, FeatureDataWarning)  # out here: inside, showing would record them again
+    if error is not None:
+        raise fail(str(error)) from None
     meta = result.model.metadata
     if customers is not None:
         console.print(f"{customers} is now the repo's customers table (profile rebuilt)")
