@@ -17,16 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from usage_features.ingestion.readers import InputError, _suffix
-
-
-def is_event_file(path: Path) -> bool:
-    """A file in a format ``ingest`` reads (others in the inbox are left alone)."""
-    try:
-        _suffix(path)
-    except InputError:
-        return False
-    return path.is_file() and not path.name.startswith(".")
+from usage_features.ingestion.readers import is_event_file
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,16 @@ def _suffix(path: Path) -> str:
     )
 
 
+def is_event_file(path: Path) -> bool:
+    """A visible file in a format ``ingest`` reads (by its name)."""
+    path = Path(path)
+    try:
+        _suffix(path)
+    except InputError:
+        return False
+    return path.is_file() and not path.name.startswith(".")
+
+
 def is_parquet(path: Path) -> bool:
     return _suffix(Path(path)) in _PARQUET
 
