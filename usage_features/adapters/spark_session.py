@@ -48,12 +48,17 @@ def spark_session(conf: dict[str, str] | None = None):
     """The running Spark session, or a new one with the defaults overlaid by ``conf``."""
     from pyspark.sql import SparkSession
 
-    active = SparkSession.getActiveSession()
-    if active is not None:
-        return active
     settings = {**DEFAULTS, **(conf or {})}
     if "PYSPARK_GATEWAY_PORT" in os.environ:  # launched by spark-submit: keep its master
         settings.pop("spark.master")
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        # one session per process: refuse to run anywhere but the master asked for
+        running, wanted = active.sparkContext.master, (conf or {}).get("spark.master")
+        if wanted and "spark.master" in settings and running != wanted:
+            raise RuntimeError(f"this process already runs a Spark session on {running}; "
+                               f"cannot also run on {wanted} (start a new process)")
+        return active
     builder = SparkSession.builder
     for key, value in settings.items():
         builder = builder.config(key, value)

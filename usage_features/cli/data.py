@@ -229,6 +229,11 @@ def build(
         help="duckdb: in process. spark: PySpark (the package's spark extra and Java 17+), "
              "configured by the repo's feature_store.spark.yaml or spark-submit.")
     ] = Engine.duckdb,
+    spark_master: Annotated[str | None, typer.Option(
+        metavar="URL", envvar="USAGE_FEATURES_SPARK_MASTER",
+        help="With --engine spark: the cluster to run on (spark://host:7077, yarn, k8s://...), "
+             "instead of the spark.master of feature_store.spark.yaml. Executors read and write "
+             "the repo's data/ at the same path: it must be shared storage.")] = None,
     config: ConfigOption = "feature_store.yaml",
     as_json: JsonOption = False,
 ) -> None:
@@ -237,10 +242,12 @@ def build(
     from usage_features.features.build import NoEventsError, build_features
     from usage_features.features.store import apply_definitions
 
+    if spark_master and engine is not Engine.spark:
+        raise fail("--spark-master is for --engine spark (the duckdb engine runs in process)")
     with console.status(f"building features with {engine.value}") as status:
         try:
             summary = build_features(RepoPaths(repo), on_step=status.update,
-                                     engine=engine.value)
+                                     engine=engine.value, spark_master=spark_master)
         except (NoEventsError, EngineUnavailable) as exc:
             raise fail(str(exc)) from None
         status.update(f"feast apply ({config})")

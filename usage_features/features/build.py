@@ -56,13 +56,16 @@ class BuildSummary:
 
 
 def build_features(repo: RepoPaths, on_step: Callable[[str], None] | None = None,
-                   engine: str = "duckdb") -> BuildSummary:
+                   engine: str = "duckdb", spark_master: str | None = None) -> BuildSummary:
     """Bring the feature tables up to date with the event log (and the customers table).
 
     ``engine``: ``duckdb`` (in process) or ``spark`` (configured by the repo's
     ``feature_store.spark.yaml``; see :mod:`usage_features.adapters.spark_session`). Both run
-    the same SQL and write the same tables.
+    the same SQL and write the same tables. ``spark_master`` (spark engine only) overrides the
+    config's ``spark.master``.
     """
+    if spark_master and engine != "spark":
+        raise ValueError(f"spark_master is for the spark engine, not {engine!r}")
     step = on_step or (lambda _: None)
     log = EventLog(repo)
     with log.write_lock():
@@ -72,7 +75,11 @@ def build_features(repo: RepoPaths, on_step: Callable[[str], None] | None = None
         state = load_state(repo)
         new = sorted(set(files) - set(state["event_files"]))
         summary = BuildSummary(new_event_files=len(new))
-        sql = open_engine(engine, repo_spark_conf(repo.repo) if engine == "spark" else None)
+        conf = None
+        if engine == "spark":
+            conf = repo_spark_conf(repo.repo) | ({"spark.master": spark_master}
+                                                 if spark_master else {})
+        sql = open_engine(engine, conf)
         try:
             if new:
                 step(f"aggregating {len(new)} new event file(s) with {engine}")

@@ -1,0 +1,139 @@
+"""`usage-features build --engine spark` on a real Spark standalone cluster (a master and two
+workers, separate processes and, where the machine allows, separate network hosts) writes the
+DuckDB build's tables, with its tasks run by both workers."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import warnings
+from collections import Counter
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+import yaml
+
+from tests.conftest import copy_feature_repo
+from tests.integration.spark_cluster import spark_cluster
+from tests.integration.test_spark import (
+    SPARK_CONFIG,
+    assert_tables_equal,
+    require_spark,
+    tables,
+)
+from usage_features.config import RepoPaths
+from usage_features.features.build import build_features
+from usage_features.ingestion import ingest_files
+from usage_features.ingestion.customers import load_customers
+from usage_features.simulation import SimulationConfig, simulate
+
+pytestmark = pytest.mark.spark
+WORKERS = 2
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory) -> Path:
+    """The driver's directory: the workers see only its ``spark/data`` (when they can be
+    given their own mount namespaces)."""
+    require_spark()
+    return tmp_path_factory.mktemp("driver")
+
+
+@pytest.fixture(scope="module")
+def cluster(workspace, tmp_path_factory):
+    repo_data = RepoPaths(workspace / "spark").data
+    with spark_cluster(tmp_path_factory.mktemp("cluster"), hidden=workspace, shared=repo_data,
+                       workers=WORKERS, cores=1, memory="768m") as running:
+        if running.isolation.startswith("loopback"):
+            warnings.warn(f"Spark cluster test on {running.isolation}", stacklevel=1)
+        yield running
+
+
+def new_repo(repo: Path, customers) -> RepoPaths:
+    paths = RepoPaths(copy_feature_repo(repo))
+    customers.to_parquet(repo / "customers.parquet")
+    load_customers(repo / "customers.parquet", paths)
+    return paths
+
+
+def ingest_batch(paths: RepoPaths, events, batch: int, batches: int) -> None:
+    source = paths.repo / f"batch{batch}.parquet"
+    events.iloc[batch::batches].to_parquet(source, index=False)  # late events in each batch
+    ingest_files([source], paths)
+
+
+def cluster_spark_conf(repo: Path, event_log: Path) -> None:
+    """The repo's Spark config, plus Spark's own event log (which executor ran which task)
+    and executors sized for two 768 MiB workers."""
+    path = repo / SPARK_CONFIG
+    config = yaml.safe_load(path.read_text())
+    config["offline_store"]["spark_conf"].update({
+        "spark.eventLog.enabled": "true",
+        "spark.eventLog.dir": event_log.as_uri(),
+        "spark.eventLog.compress": "false",
+        "spark.executor.memory": "512m",
+        "spark.sql.shuffle.partitions": "4",
+    })
+    path.write_text(yaml.safe_dump(config))
+
+
+def build_on_cluster(repo: Path, cluster) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "usage_features", "build", "--repo", str(repo),
+         "--engine", "spark", "--spark-master", cluster.master_url],
+        env=cluster.driver_env(), capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+
+def tasks_by_worker(event_log: Path) -> Counter:
+    """Tasks finished per worker (its web UI address, from its executors' log links), over
+    every application's Spark event log."""
+    ran = Counter()
+    for app in event_log.iterdir():  # a directory of rolled files per application
+        executor_worker, tasks = {}, Counter()
+        lines = [line for part in sorted(app.glob("events_*")) for line in
+                 part.read_text().splitlines()]
+        assert lines, f"no Spark events in {app}"
+        for line in lines:
+            event = json.loads(line)
+            if event["Event"] == "SparkListenerExecutorAdded":
+                links = event["Executor Info"]["Log Urls"]
+                executor_worker[event["Executor ID"]] = urlparse(links["stderr"]).netloc
+            elif event["Event"] == "SparkListenerTaskEnd":
+                tasks[event["Task Info"]["Executor ID"]] += 1
+        assert "driver" not in tasks
+        ran.update({executor_worker[e]: n for e, n in tasks.items()})
+    return ran
+
+
+class TestBuildOnASparkCluster:
+    def test_two_workers_build_the_duckdb_tables_full_and_incremental(self, workspace,
+                                                                      cluster):
+        sim = simulate(SimulationConfig(customers=40, days=75, seed=11))
+        events, customers = sim.events.to_pandas(), sim.customers.to_pandas()
+        event_log = workspace / "spark-events"
+        event_log.mkdir()
+        reference = new_repo(workspace / "duckdb", customers)
+        on_cluster = new_repo(workspace / "spark", customers)
+        cluster_spark_conf(on_cluster.repo, event_log)
+
+        for batch in range(2):  # a full build, then an incremental one over new, late events
+            ingest_batch(reference, events, batch, 2)
+            build_features(reference)
+            ingest_batch(on_cluster, events, batch, 2)
+            build_on_cluster(on_cluster.repo, cluster)
+            assert_tables_equal(tables(on_cluster), tables(reference))
+
+        status = cluster.status()
+        workers = {urlparse(w["webuiaddress"]).netloc for w in status["workers"]
+                   if w["state"] == "ALIVE"}
+        assert len(workers) == WORKERS
+        assert [a["name"] for a in status["completedapps"]] == ["usage-features"] * 2
+        ran = tasks_by_worker(event_log)
+        assert set(ran) == workers, (ran, workers)  # every worker ran tasks, no one else did
+        assert min(ran.values()) > 0
+        if not cluster.isolation.startswith("loopback"):  # separate hosts, driver included
+            hosts = {urlparse(f"http://{w}").hostname for w in workers}
+            assert len(hosts) == WORKERS and cluster.driver_ip not in hosts
