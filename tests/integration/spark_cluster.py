@@ -56,6 +56,13 @@ class SparkCluster:
     def driver_env(self) -> dict[str, str]:
         return {**os.environ, "SPARK_LOCAL_IP": self.driver_ip}
 
+    def workers_see(self, directory: Path) -> list[list[str]]:
+        """What each worker (and so each of its executors) sees in ``directory``."""
+        return [sorted(subprocess.run(
+            ["nsenter", "--target", str(worker.pid), "--mount", "ls", "-A", str(directory)],
+            capture_output=True, text=True, check=True).stdout.split())
+            for worker in self.processes[1:]]
+
 
 def spark_home() -> Path:
     import pyspark
@@ -112,7 +119,7 @@ def namespaces_unavailable() -> str | None:
     """Why this machine cannot give each daemon its own network host (``None``: it can)."""
     if os.geteuid() != 0:
         return "not root: network namespaces need CAP_NET_ADMIN"
-    for tool in ("ip", "unshare", "mount"):
+    for tool in ("ip", "unshare", "mount", "nsenter"):
         if shutil.which(tool) is None:
             return f"no `{tool}` command"
     probe = f"ufp{uuid.uuid4().hex[:8]}"
@@ -202,12 +209,16 @@ def _launch(args: list[str], directory: Path, address: str, namespace: str | Non
                    str(shared), *command]
     if namespace:
         command = ["ip", "netns", "exec", namespace, *command]
-    log = open(directory / "daemon.log", "wb")  # noqa: SIM115 (closed with the process)
-    try:
-        return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                cwd=directory, start_new_session=True)
-    finally:
-        log.close()
+    with open(directory / "daemon.log", "wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                   cwd=directory, start_new_session=True)
+    process.log = directory / "daemon.log"
+    return process
+
+
+def _tail(process: subprocess.Popen, lines: int = 15) -> str:
+    text = process.log.read_text(errors="replace").splitlines()[-lines:]
+    return "\n".join([f"--- {process.log}", *text])
 
 
 def _wait_for_workers(cluster: SparkCluster, workers: int, timeout: float) -> None:
@@ -216,14 +227,15 @@ def _wait_for_workers(cluster: SparkCluster, workers: int, timeout: float) -> No
         for process in cluster.processes:
             if process.poll() is not None:
                 raise RuntimeError(f"a Spark daemon exited ({process.returncode}): "
-                                   f"{' '.join(map(str, process.args[-8:]))}")
+                                   f"{' '.join(map(str, process.args))}\n{_tail(process)}")
         try:
             if cluster.status()["aliveworkers"] >= workers:
                 return
         except OSError:
             pass  # the master's UI is not up yet
         if time.monotonic() > deadline:
-            raise TimeoutError(f"{workers} Spark workers did not register in {timeout:.0f} s")
+            raise TimeoutError(f"{workers} Spark workers did not register in {timeout:.0f} s\n"
+                               + "\n".join(_tail(p) for p in cluster.processes))
         time.sleep(1)
 
 

@@ -109,6 +109,18 @@ class TestSparkBuild:
 
         assert_tables_equal(tables(incremental), tables(full))
 
+    def test_a_process_running_spark_locally_refuses_to_build_on_another_master(self, simulated):
+        from usage_features.adapters.spark_session import spark_session
+
+        events, customers, work = simulated
+        paths = build(events, customers, work / "elsewhere", "duckdb")
+        spark_session()  # this process's session: local
+
+        with pytest.raises(RuntimeError, match="already runs a Spark session on local"):
+            build_features(paths, engine="spark", spark_master="spark://127.0.0.1:7077")
+        with pytest.raises(ValueError, match="spark_master is for the spark engine"):
+            build_features(paths, engine="duckdb", spark_master="spark://127.0.0.1:7077")
+
 
 @pytest.fixture(scope="module")
 def spark_repo(simulated):
