@@ -7,7 +7,12 @@ Configuration, lowest precedence first:
 2. ``offline_store.spark_conf`` of the repo's Spark config (``feature_store.spark.yaml``), the
    same settings Feast's Spark offline store starts its session with: put ``spark.master``
    (``spark://host:7077``, ``yarn``, ``k8s://...``) and any other conf there;
-3. under ``spark-submit`` the master and conf it was given win (the session already exists).
+3. ``usage-features build --spark-master URL`` (``build_features(spark_master=...)``):
+   that ``spark.master``;
+4. under ``spark-submit`` the master and conf it was given win (the session already exists).
+
+A process runs one Spark session: asked for another master than the running session's, it
+refuses instead of running there.
 """
 
 from __future__ import annotations
