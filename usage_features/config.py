@@ -11,6 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_REPO = Path("feature_repo")
+#: The churn model's Feast feature service: training and scoring read it, the model is saved
+#: under its name (a new version of the model's inputs is a new service).
+SERVICE_NAME = "churn_model_v1"
+#: The feature tables the build writes, relative to the feature repo (the Feast sources' paths).
+CUSTOMER_USAGE_TABLE = "data/features/customer_usage"
+CUSTOMER_PROFILE_TABLE = "data/features/customer_profile.parquet"
 #: How far ahead of "now" an event timestamp may be before it is rejected (clock skew); a
 #: repo overrides it with `limits: max_future_hours` in its usage_features.yaml.
 MAX_FUTURE_SKEW_HOURS = 24
@@ -81,12 +87,12 @@ class RepoPaths:
     @property
     def customer_usage(self) -> Path:
         """The windowed feature table: one Parquet file per month of feature rows."""
-        return self.features / "customer_usage"
+        return self.repo / CUSTOMER_USAGE_TABLE
 
     @property
     def customer_profile(self) -> Path:
         """Signup time and plan, stamped with the signup time (second Feast source)."""
-        return self.features / "customer_profile.parquet"
+        return self.repo / CUSTOMER_PROFILE_TABLE
 
     @property
     def daily(self) -> Path:
@@ -98,7 +104,7 @@ class RepoPaths:
     @property
     def model(self) -> Path:
         """The default trained model (skops), with its metadata beside it as ``.json``."""
-        return self.data / "models" / "churn_model_v1.skops"
+        return self.data / "models" / f"{SERVICE_NAME}.skops"
 
     @property
     def scores(self) -> Path:

@@ -24,9 +24,8 @@ from usage_features.adapters.feast_online import (
     not_materialized,
 )
 from usage_features.adapters.feast_registry import repoint_copied_registries
+from usage_features.config import SERVICE_NAME
 
-#: The model's feature service, as the feature repo's definitions name it.
-SERVICE_NAME = "churn_model_v1"
 DEFAULT_CONFIG = "feature_store.yaml"
 
 
