@@ -2,7 +2,8 @@
 
 1. Every input is opened and its columns checked before anything is written; a missing column
    is an error that names it.
-2. Rows stream through column-wise validation (SQL) into a staging table, a million at a time.
+2. Rows stream through column-wise validation (SQL) into a staging table, a million at a time
+   (:mod:`usage_features.ingestion.staging`).
 3. Under the repo's write lock, valid rows are classified against the whole log and against
    earlier rows of the same input: ``accepted`` (new id), ``duplicate`` (same id, same values)
    or ``conflict`` (same id, other values: rejected, never overwritten).
@@ -10,6 +11,8 @@
    and a ``reason``; accepted rows are committed atomically to the log (see ``EventLog``).
 
 Re-ingesting a file adds nothing and rewrites its quarantine file with the same rows.
+
+:func:`event_repository` is the event log as the repository port, its writes through this path.
 """
 
 from __future__ import annotations
