@@ -1,4 +1,5 @@
-"""Where a feature repo keeps its data: one place, with local defaults.
+"""Where a feature repo keeps its data, and the names its definitions and the code share (the
+feature service, the feature tables): one place, with local defaults.
 
 Every command takes ``--repo DIR`` (default ``feature_repo``); everything it writes lives under
 ``DIR/data/``, so a copy of a feature repo is a second, independent project.
@@ -15,8 +16,9 @@ DEFAULT_REPO = Path("feature_repo")
 #: under its name (a new version of the model's inputs is a new service).
 SERVICE_NAME = "churn_model_v1"
 #: The feature tables the build writes, relative to the feature repo (the Feast sources' paths).
-CUSTOMER_USAGE_TABLE = "data/features/customer_usage"
-CUSTOMER_PROFILE_TABLE = "data/features/customer_profile.parquet"
+FEATURE_TABLES = "data/features"
+CUSTOMER_USAGE_TABLE = f"{FEATURE_TABLES}/customer_usage"
+CUSTOMER_PROFILE_TABLE = f"{FEATURE_TABLES}/customer_profile.parquet"
 #: How far ahead of "now" an event timestamp may be before it is rejected (clock skew); a
 #: repo overrides it with `limits: max_future_hours` in its usage_features.yaml.
 MAX_FUTURE_SKEW_HOURS = 24
@@ -82,7 +84,7 @@ class RepoPaths:
 
     @property
     def features(self) -> Path:
-        return self.data / "features"
+        return self.repo / FEATURE_TABLES
 
     @property
     def customer_usage(self) -> Path:
