@@ -24,6 +24,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console(stderr=True, soft_wrap=True)
+out = Console()
 
 
 def main() -> None:
@@ -35,8 +36,6 @@ def main() -> None:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     app(prog_name="usage-features")
 
-
-out = Console()
 
 RepoOption = Annotated[
     Path,
