@@ -20,13 +20,13 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/usage-features demo
 
-## The default test suite (unit, integration, e2e; not slow tests or benchmarks).
+## The default test suite (unit, integration, e2e; not slow tests).
 test: $(STAMP)
 	$(BIN)/pytest
 
-## Everything, slow tests included (benchmarks excluded).
+## Everything, slow tests included (benchmarks are scripts: `make bench`).
 test-all: $(STAMP)
-	$(BIN)/pytest -m "not benchmark"
+	$(BIN)/pytest -m ""
 
 ## Every benchmark at ~10^5, 10^6 and 10^7 events -> benchmarks/results/latest.{json,md}.
 bench: $(STAMP)

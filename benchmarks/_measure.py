@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -16,7 +17,10 @@ def peak_rss_mib() -> float:
 def run_phase(script: str, *args: str) -> dict:
     """``python script phase ARGS``: the child prints one JSON line with its own figures."""
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, script, *args], capture_output=True, text=True)
+    # as the console script sets it (usage_features.cli.main): OpenMP threads wait passively
+    env = {"OMP_WAIT_POLICY": "PASSIVE", **os.environ}
+    done = subprocess.run([sys.executable, script, *args], capture_output=True, text=True,
+                          env=env)
     if done.returncode != 0:
         return {"phase": args[0], "error": done.stderr.strip().splitlines()[-1]}
     result = json.loads(done.stdout.strip().splitlines()[-1])

@@ -168,12 +168,13 @@ def _retrieve_range(repo: Path, days: int = 30) -> None:
 
     import pandas as pd
 
+    from usage_features.config import RepoPaths
     from usage_features.features.store import open_store
 
     store = open_store(repo)
     view = store.get_feature_view("customer_usage")
     stamp = view.batch_source.timestamp_field
-    end = pd.read_parquet(repo / "data" / "features" / "customer_usage",
+    end = pd.read_parquet(RepoPaths(repo).customer_usage,
                           columns=[stamp])[stamp].max().to_pydatetime()
     started = time.perf_counter()
     frame = store.get_historical_features(

@@ -13,6 +13,7 @@ from feast import Entity, FeatureService, FeatureView, ValueType
 from feast.on_demand_feature_view import on_demand_feature_view
 
 from usage_features.adapters.feast_registry import repoint_copied_registries
+from usage_features.config import CUSTOMER_PROFILE_TABLE, CUSTOMER_USAGE_TABLE, SERVICE_NAME
 from usage_features.features import describe, feast_schema, table_source
 from usage_features.features.spec import PROFILE, REQUEST_TIME, stored_features
 
@@ -32,7 +33,7 @@ customer = Entity(
 # (A FileSource; a SparkSource over the same files under feature_store.spark.yaml.)
 customer_usage_source = table_source(
     name="customer_usage_source",
-    path="data/features/customer_usage",
+    path=CUSTOMER_USAGE_TABLE,
     timestamp_field="feature_timestamp",
     description="Compact daily usage feature rows written by `usage-features build`",
 )
@@ -40,7 +41,7 @@ customer_usage_source = table_source(
 # Signup time and plan from the customers table, known from the signup on.
 customer_profile_source = table_source(
     name="customer_profile_source",
-    path="data/features/customer_profile.parquet",
+    path=CUSTOMER_PROFILE_TABLE,
     timestamp_field="valid_from",
     description="The customers table (without churn dates), stamped at signup",
 )
@@ -86,7 +87,7 @@ def customer_recency(inputs: pd.DataFrame) -> pd.DataFrame:
 
 # The churn model's inputs, version 1: training and scoring both read exactly this.
 churn_model_v1 = FeatureService(
-    name="churn_model_v1",
+    name=SERVICE_NAME,
     features=[
         customer_usage_fv[[f.name for f in stored_features() if f.served]],
         customer_recency,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -9,6 +10,10 @@ import pandas as pd
 import pytest
 
 from usage_features.config import RepoPaths
+
+# As the console script sets it (usage_features.cli.main): the CLI tests call the app in this
+# process, and scikit-learn's spinning OpenMP threads would starve DuckDB's on a small machine.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 FEATURE_REPO = Path(__file__).resolve().parents[1] / "feature_repo"
 

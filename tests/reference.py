@@ -81,6 +81,13 @@ def _in_window(events: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp) -> 
     return events[(events["timestamp"] >= start) & (events["timestamp"] < end)]
 
 
+def brute_force_event_count(events: pd.DataFrame, customer_id: str, start, end) -> int:
+    """How many of ``customer_id``'s events have ``start <= timestamp < end`` (any offsets)."""
+    timestamps = pd.to_datetime(events["timestamp"], utc=True)
+    mine = events.assign(timestamp=timestamps)[events["customer_id"] == customer_id]
+    return len(_in_window(mine, _utc(start), _utc(end)))
+
+
 def _latest_before(events: pd.DataFrame, cutoff: pd.Timestamp) -> pd.Series | None:
     """The latest event with timestamp < cutoff (ties: largest event_id), or None."""
     before = events[events["timestamp"] < cutoff]

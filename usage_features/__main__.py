@@ -1,3 +1,3 @@
-from usage_features.cli import app
+from usage_features.cli import main
 
-app(prog_name="usage-features")
+main()

@@ -1,4 +1,5 @@
-"""Where a feature repo keeps its data: one place, with local defaults.
+"""Where a feature repo keeps its data, and the names its definitions and the code share (the
+feature service, the feature tables): one place, with local defaults.
 
 Every command takes ``--repo DIR`` (default ``feature_repo``); everything it writes lives under
 ``DIR/data/``, so a copy of a feature repo is a second, independent project.
@@ -11,6 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_REPO = Path("feature_repo")
+#: The churn model's Feast feature service: training and scoring read it, the model is saved
+#: under its name (a new version of the model's inputs is a new service).
+SERVICE_NAME = "churn_model_v1"
+#: The feature tables the build writes, relative to the feature repo (the Feast sources' paths).
+FEATURE_TABLES = "data/features"
+CUSTOMER_USAGE_TABLE = f"{FEATURE_TABLES}/customer_usage"
+CUSTOMER_PROFILE_TABLE = f"{FEATURE_TABLES}/customer_profile.parquet"
 #: How far ahead of "now" an event timestamp may be before it is rejected (clock skew); a
 #: repo overrides it with `limits: max_future_hours` in its usage_features.yaml.
 MAX_FUTURE_SKEW_HOURS = 24
@@ -76,17 +84,17 @@ class RepoPaths:
 
     @property
     def features(self) -> Path:
-        return self.data / "features"
+        return self.repo / FEATURE_TABLES
 
     @property
     def customer_usage(self) -> Path:
         """The windowed feature table: one Parquet file per month of feature rows."""
-        return self.features / "customer_usage"
+        return self.repo / CUSTOMER_USAGE_TABLE
 
     @property
     def customer_profile(self) -> Path:
         """Signup time and plan, stamped with the signup time (second Feast source)."""
-        return self.features / "customer_profile.parquet"
+        return self.repo / CUSTOMER_PROFILE_TABLE
 
     @property
     def daily(self) -> Path:
@@ -98,7 +106,7 @@ class RepoPaths:
     @property
     def model(self) -> Path:
         """The default trained model (skops), with its metadata beside it as ``.json``."""
-        return self.data / "models" / "churn_model_v1.skops"
+        return self.data / "models" / f"{SERVICE_NAME}.skops"
 
     @property
     def scores(self) -> Path:

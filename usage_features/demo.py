@@ -138,12 +138,12 @@ def _show_customer(paths, repo: Path, as_of: datetime) -> dict:
     """The busiest customer's latest events, N-day counts and served features at ``as_of``."""
     import pandas as pd
 
-    from usage_features.adapters.parquet_repository import ParquetUsageRepository
     from usage_features.features.retrieval import historical_features
     from usage_features.features.store import open_store
+    from usage_features.ingestion.ingest import event_repository
 
     customer = _active_customers(paths, as_of, 90)[0]
-    repository = ParquetUsageRepository(paths)
+    repository = event_repository(paths)
     events = repository.get_events(customer)[-5:]
     counts = {n: repository.count_events_last_n_days(customer, n, as_of=as_of) for n in (7, 30, 90)}
     entity = pd.DataFrame({"customer_id": [customer], "event_timestamp": [as_of]})

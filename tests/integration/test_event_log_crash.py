@@ -21,10 +21,10 @@ import pytest
 from typer.testing import CliRunner
 
 from usage_features.adapters.event_log import EventLog
-from usage_features.adapters.parquet_repository import ParquetUsageRepository
 from usage_features.cli import app
 from usage_features.config import RepoPaths
 from usage_features.ingestion import ingest_files
+from usage_features.ingestion.ingest import event_repository
 from tests.integration.test_ingest import NOW, row, stored
 
 #: The child: an ingest whose commit stops after RENAMED files are in place, says so, and waits
@@ -101,7 +101,7 @@ def read_concurrently(repo: RepoPaths) -> tuple[threading.Thread, dict]:
 
     def read():
         try:
-            result["events"] = len(ParquetUsageRepository(repo).get_events("acme"))
+            result["events"] = len(event_repository(repo).get_events("acme"))
             result["stored"] = len(stored(repo))
         except Exception as exc:  # pragma: no cover - reported by the test
             result["error"] = exc
@@ -128,7 +128,7 @@ class TestAKilledCommit:
         assert during == {"events": 1, "stored": 1}
         # no writer has rolled it back yet: part of the batch is still on disk, and hidden
         assert files_on_disk(repo) == 1 + RENAMED
-        assert len(ParquetUsageRepository(repo).get_events("acme")) == 1
+        assert len(event_repository(repo).get_events("acme")) == 1
         assert len(stored(repo)) == 1
 
     def test_the_next_writer_rolls_back_and_the_batch_then_arrives_whole(
@@ -139,7 +139,7 @@ class TestAKilledCommit:
         summary = ingest_files([second], repo, now=NOW)
 
         assert (summary.accepted, summary.duplicates) == (2 * DAYS, 0)
-        assert len(ParquetUsageRepository(repo).get_events("acme")) == 1 + 2 * DAYS
+        assert len(event_repository(repo).get_events("acme")) == 1 + 2 * DAYS
         assert files_on_disk(repo) == 1 + DAYS
         assert not list((repo.events / "_staging").glob("*"))
 

@@ -114,18 +114,18 @@ class TestBrokenFiles:
 
     def test_a_parquet_read_failing_part_way_is_an_input_error_not_an_empty_ingest(
             self, tmp_path, repo, monkeypatch):
-        from usage_features.ingestion import ingest
+        from usage_features.ingestion import staging
 
         source = tmp_path / "in.parquet"
         pd.DataFrame([event()]).to_parquet(source)
-        real_run = ingest.run
+        real_run = staging.run
 
         def failing_run(con, statement, params=None):
             if statement.lstrip().startswith("INSERT INTO staged"):
                 raise duckdb.IOException("corrupt page")
             return real_run(con, statement, params)
 
-        monkeypatch.setattr(ingest, "run", failing_run)
+        monkeypatch.setattr(staging, "run", failing_run)
         with pytest.raises(InputError, match="in.parquet: cannot be read as Parquet: .*corrupt"):
             ingest_files([source], repo, now=NOW)
         assert EventLog(repo).is_empty()

@@ -1,4 +1,9 @@
-"""Online features (and scores) equal historical features (and batch predictions) at now."""
+"""Online features (and scores) equal historical features (and batch predictions) at now.
+
+Also the contract of :mod:`usage_features.adapters.feast_online`: its direct read of the online
+store (Feast's private API) equals ``get_online_features`` (the public one), on SQLite (in one
+bulk query and in several) and on Redis.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from usage_features.features import retrieval
+from usage_features.adapters import feast_online
 from usage_features.features.retrieval import historical_features, online_features, online_refs
 from usage_features.features.store import apply_definitions, open_store
 from usage_features.serving.materialize import materialize
@@ -45,7 +50,7 @@ def assert_online_equals_historical(store, customers, now):
 
 
 def assert_direct_read_equals_get_online_features(store, customers, now):
-    """The scorer's read (each view's ``online_read``) against ``get_online_features``."""
+    """The adapter's read (the scorer's) against ``get_online_features``."""
     first = customers.customer_id.iloc[0]
     ids = [*customers.customer_id, "no-such-customer", first, first]
     refs = online_refs(store)
@@ -54,6 +59,23 @@ def assert_direct_read_equals_get_online_features(store, customers, now):
     through_feast = online_features(store, ids, now, online_refs(store, direct=False))
     pd.testing.assert_frame_equal(direct, through_feast, check_exact=True)
     assert direct.known.tolist() == [True] * len(customers) + [False, True, True]
+
+
+class TestTheFeastOnlineAdapter:
+    def test_reading_the_online_store_directly_equals_get_online_features(self, trained):
+        repo, customers, now = trained
+        assert_direct_read_equals_get_online_features(open_store(repo), customers, now)
+
+    def test_sqlite_bulk_read_in_several_queries_equals_get_online_features(
+            self, trained, monkeypatch):
+        repo, customers, now = trained
+        monkeypatch.setattr(feast_online, "SQLITE_CHUNK", 3)
+        bulk_reads = []
+        bulk = feast_online._sqlite_values
+        monkeypatch.setattr(feast_online, "_sqlite_values",
+                            lambda *args: bulk_reads.append(bulk(*args)) or bulk_reads[-1])
+        assert_direct_read_equals_get_online_features(open_store(repo), customers, now)
+        assert bulk_reads and None not in bulk_reads  # SQLite is read in bulk, not per view
 
 
 class TestOnlineParity:
@@ -70,21 +92,6 @@ class TestOnlineParity:
         np.testing.assert_allclose(
             [np.nan if s.churn_probability is None else s.churn_probability for s in scores],
             batch.churn_probability.to_numpy(dtype=float, na_value=np.nan), rtol=1e-9)
-
-    def test_reading_the_online_store_directly_equals_get_online_features(self, trained):
-        repo, customers, now = trained
-        assert_direct_read_equals_get_online_features(open_store(repo), customers, now)
-
-    def test_sqlite_bulk_read_in_several_queries_equals_get_online_features(
-            self, trained, monkeypatch):
-        repo, customers, now = trained
-        monkeypatch.setattr(retrieval, "SQLITE_CHUNK", 3)
-        bulk_reads = []
-        bulk = retrieval._sqlite_values
-        monkeypatch.setattr(retrieval, "_sqlite_values",
-                            lambda *args: bulk_reads.append(bulk(*args)) or bulk_reads[-1])
-        assert_direct_read_equals_get_online_features(open_store(repo), customers, now)
-        assert bulk_reads and None not in bulk_reads  # SQLite is read in bulk, not per view
 
     def test_scores_do_not_depend_on_how_many_customers_are_scored_together(self, trained):
         repo, customers, now = trained

@@ -1,11 +1,11 @@
 import pytest
 
-from usage_features.adapters.parquet_repository import ParquetUsageRepository
 from usage_features.config import RepoPaths
+from usage_features.ingestion.ingest import event_repository
 from tests.contract import UsageRepositoryContract
 
 
 class TestParquetUsageRepository(UsageRepositoryContract):
     @pytest.fixture
     def repository(self, tmp_path):
-        return ParquetUsageRepository(RepoPaths(tmp_path / "repo"))
+        return event_repository(RepoPaths(tmp_path / "repo"))

@@ -6,13 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from usage_features.adapters.parquet_repository import ParquetUsageRepository
 from usage_features.config import RepoPaths
 from usage_features.features.build import build_features
 from usage_features.features.retrieval import historical_features, served_feature_names
 from usage_features.features.spec import served_features
 from usage_features.features.store import open_store
 from usage_features.ingestion import ingest_files
+from usage_features.ingestion.ingest import event_repository
 from tests.conftest import copy_feature_repo, populate
 from tests.factories import customers_for, random_events
 from tests.reference import brute_force_features
@@ -86,7 +86,7 @@ class TestHistoricalRetrieval:
         entity = entity_rows(events, seed=5, n=40)
         entity["event_timestamp"] = entity["event_timestamp"].dt.floor("D")
         features = historical_features(open_store(repo), entity)
-        repository = ParquetUsageRepository(RepoPaths(repo))
+        repository = event_repository(RepoPaths(repo))
 
         for row in features.itertuples():
             for n in (7, 30, 90):

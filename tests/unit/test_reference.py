@@ -6,7 +6,12 @@ import math
 import pandas as pd
 import pytest
 
-from tests.reference import REQUEST_TIME_FEATURES, WINDOWED_FEATURES, brute_force_features
+from tests.reference import (
+    REQUEST_TIME_FEATURES,
+    WINDOWED_FEATURES,
+    brute_force_event_count,
+    brute_force_features,
+)
 from usage_features.domain.value_objects import EventType
 
 # The request time used by most tests, and its UTC day D.
@@ -304,3 +309,24 @@ class TestOutputShape:
     def test_every_event_type_count_is_a_windowed_feature(self):
         assert {f"{t.value}_count_30d" for t in EventType} <= set(WINDOWED_FEATURES)
         assert len(WINDOWED_FEATURES) + len(REQUEST_TIME_FEATURES) == 26
+
+
+class TestEventCountInAWindow:
+    def test_the_window_includes_its_start_and_excludes_its_end(self):
+        events = events_frame(ev(D - DAY), ev(D - DAY - US), ev(D - US), ev(D))
+        assert brute_force_event_count(events, "c1", D - DAY, D) == 2
+
+    def test_only_the_named_customer_is_counted(self):
+        events = events_frame(ev(D - US, customer_id="c1"), ev(D - US, customer_id="c2"))
+        assert brute_force_event_count(events, "c2", D - DAY, D) == 1
+
+    def test_bounds_in_another_offset_are_the_same_instants(self):
+        events = events_frame(ev(D - US))
+        plus_two = D.tz_convert("Etc/GMT-2")
+        assert brute_force_event_count(events, "c1", plus_two - DAY, plus_two) == 1
+
+    @pytest.mark.parametrize("n_days", [7, 30, 90])
+    def test_at_a_utc_midnight_it_is_the_features_n_day_count(self, n_days):
+        raw = [ev(D - k * DAY / 3) for k in range(1, 300, 7)] + [ev(D + US)]
+        expected = features_at(raw, t=D)[f"event_count_{n_days}d"]
+        assert brute_force_event_count(events_frame(*raw), "c1", D - n_days * DAY, D) == expected

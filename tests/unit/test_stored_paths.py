@@ -14,6 +14,7 @@ from usage_features.adapters.duckdb_connection import (
     sql_string,
 )
 from usage_features.adapters.feast_registry import repoint_copied_registries
+from usage_features.config import CUSTOMER_PROFILE_TABLE, CUSTOMER_USAGE_TABLE
 
 CONFIG = """project: usage_features
 registry: data/registry.db
@@ -32,16 +33,16 @@ def registry_from(original: str) -> Registry:
     table.sqlite_table.name = "usage_features_customer_usage"
     spark = proto.data_sources.add()
     spark.name = "customer_usage_source"
-    spark.spark_options.path = f"{original}/data/features/customer_usage"
+    spark.spark_options.path = f"{original}/{CUSTOMER_USAGE_TABLE}"
     relative = proto.data_sources.add()
     relative.name = "customer_profile_source"
-    relative.file_options.uri = "data/features/customer_profile.parquet"
+    relative.file_options.uri = CUSTOMER_PROFILE_TABLE
     shared = proto.data_sources.add()
     shared.name = "shared"
     shared.file_options.uri = "/srv/shared/table.parquet"
     view = proto.feature_views.add()
     view.spec.name = "customer_usage"
-    view.spec.batch_source.spark_options.path = f"{original}/data/features/customer_usage"
+    view.spec.batch_source.spark_options.path = f"{original}/{CUSTOMER_USAGE_TABLE}"
     return proto
 
 
@@ -62,14 +63,14 @@ class TestACopiedRegistry:
         assert proto.infra.infra_objects[0].sqlite_table.path == str(
             copied / "data" / "online_store.db")
         assert proto.data_sources[0].spark_options.path == str(
-            copied / "data" / "features" / "customer_usage")
+            copied / CUSTOMER_USAGE_TABLE)
         assert proto.feature_views[0].spec.batch_source.spark_options.path == str(
-            copied / "data" / "features" / "customer_usage")
+            copied / CUSTOMER_USAGE_TABLE)
 
     def test_relative_paths_and_paths_outside_a_repo_are_kept(self, copied):
         repoint_copied_registries(copied)
         proto = Registry.FromString((copied / "data" / "registry.db").read_bytes())
-        assert proto.data_sources[1].file_options.uri == "data/features/customer_profile.parquet"
+        assert proto.data_sources[1].file_options.uri == CUSTOMER_PROFILE_TABLE
         assert proto.data_sources[2].file_options.uri == "/srv/shared/table.parquet"
 
     def test_a_registry_already_pointing_here_is_not_rewritten(self, copied):

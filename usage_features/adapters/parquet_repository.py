@@ -2,12 +2,14 @@
 
 Lookups filter on the ``event_date`` partition (only the days a window spans are opened) and on
 ``customer_id`` (files are sorted by customer, so row-group statistics skip most of each file).
-Writes go through the same validated, deduplicating, atomic path as ``usage-features ingest``.
+Writes go through the function it is given: the validated, deduplicating, atomic path of
+``usage-features ingest`` (:func:`usage_features.ingestion.ingest.event_repository` wires it;
+an adapter does not import ingestion).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 
 import pyarrow as pa
@@ -21,15 +23,18 @@ from usage_features.domain.repository import (
     last_n_days,
     require_aware,
 )
-from usage_features.ingestion.ingest import ingest_table
 from usage_features.schema import EVENT_COLUMNS, EVENT_SCHEMA
 
 
 class ParquetUsageRepository(WritableUsageRepository):
-    """The event log of one feature repo (``DIR/data/events``)."""
+    """The event log of one feature repo (``DIR/data/events``).
 
-    def __init__(self, paths: RepoPaths) -> None:
+    ``write`` stores a table of events all or nothing and returns how many were new.
+    """
+
+    def __init__(self, paths: RepoPaths, write: Callable[[pa.Table], int]) -> None:
         self.paths = paths
+        self.write = write
         self.log = EventLog(paths)
 
     def add(self, events: Iterable[UsageEvent]) -> int:
@@ -41,7 +46,7 @@ class ParquetUsageRepository(WritableUsageRepository):
         table = pa.Table.from_pylist(
             [dict(zip(EVENT_COLUMNS, row)) for row in rows], schema=EVENT_SCHEMA
         )
-        return ingest_table(table, self.paths).accepted
+        return self.write(table)
 
     def get_events(self, customer_id: str, since: datetime | None = None) -> list[UsageEvent]:
         since = require_aware(since, "since")

@@ -6,6 +6,7 @@ This module holds the app and what every command shares; the commands live in ``
 
 from __future__ import annotations
 
+import os
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,6 +25,17 @@ app = typer.Typer(
 )
 console = Console(stderr=True, soft_wrap=True)
 out = Console()
+
+
+def main() -> None:
+    """The ``usage-features`` console script: the process's settings, then the app."""
+    # scikit-learn's OpenMP threads spin while they wait; beside DuckDB's threads on a small
+    # machine that spinning starves everyone (the train end-to-end test: 140 s spinning, 30 s
+    # passive). Set before libgomp loads (the commands import scikit-learn lazily); a value the
+    # user set wins.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    app(prog_name="usage-features")
+
 
 RepoOption = Annotated[
     Path,

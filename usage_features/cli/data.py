@@ -160,12 +160,12 @@ def events(
     The counts follow the feature semantics: windows [D - N days, D), D the as-of time
     truncated to its UTC day, so they equal the served event_count_Nd at any time on D.
     """
-    from usage_features.adapters.parquet_repository import ParquetUsageRepository
+    from usage_features.ingestion.ingest import event_repository
     from usage_features.serving.freshness import day_start
 
     as_of = utc(as_of) if as_of else datetime.now(timezone.utc)
     day = day_start(as_of)
-    repository = ParquetUsageRepository(RepoPaths(repo))
+    repository = event_repository(RepoPaths(repo))
     found = repository.get_events(customer_id)
     if not found:
         raise fail(f"no events for customer {customer_id!r} in {RepoPaths(repo).events}")

@@ -1,6 +1,6 @@
 """Compile the feature spec into SQL, for DuckDB or Spark SQL.
 
-Three queries, each a function of the spec alone:
+Two queries, each a function of the spec alone:
 
 * ``daily_sql``: raw events -> one row per (customer, UTC day) with the ``DAILY`` aggregates;
 * ``features_sql``: daily rows -> feature rows, one per customer and *change day* (a day on

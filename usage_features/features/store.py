@@ -3,7 +3,8 @@ online tables.
 
 A copied repo's registries are re-pointed at the copy first (see
 :mod:`usage_features.adapters.feast_registry`): building or materializing a copy never touches
-the original.
+the original. The online tables are looked at through
+:mod:`usage_features.adapters.feast_online`.
 """
 
 from __future__ import annotations
@@ -14,12 +15,16 @@ import logging
 import os
 import sys
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
+from usage_features.adapters.feast_online import (
+    OnlineStoreNotMaterialized,
+    missing_online_tables,
+    not_materialized,
+)
 from usage_features.adapters.feast_registry import repoint_copied_registries
-
-SERVICE_NAME = "churn_model_v1"
-
+from usage_features.config import SERVICE_NAME
 
 DEFAULT_CONFIG = "feature_store.yaml"
 
@@ -43,40 +48,42 @@ def apply_definitions(repo: Path, config: str = DEFAULT_CONFIG) -> str:
     repo = Path(repo).resolve()
     repoint_copied_registries(repo)
     output = io.StringIO()
-    # As the feast CLI does: the repo's modules are imported by name from the repo directory.
-    # Forget any module of that name from another repo imported earlier in this process.
-    for module in repo.glob("*.py"):
-        sys.modules.pop(module.stem, None)
-    sys.path.insert(0, str(repo))
-    cwd = os.getcwd()  # apply_total changes the working directory and leaves it changed
-    # The definitions pick their source type by the config being applied, as under the CLI.
-    previous = os.environ.get("FEAST_FS_YAML_FILE_PATH")
-    os.environ["FEAST_FS_YAML_FILE_PATH"] = str(repo / config)
-    try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(output):
-            warnings.simplefilter("ignore", RuntimeWarning)
-            logging.getLogger("feast").setLevel(logging.ERROR)
-            repo_config = load_repo_config(repo, repo / config)
-            apply_total(repo_config, repo, skip_source_validation=False)
-    finally:
-        sys.path.remove(str(repo))
-        os.chdir(cwd)
-        if previous is None:
-            os.environ.pop("FEAST_FS_YAML_FILE_PATH")
-        else:
-            os.environ["FEAST_FS_YAML_FILE_PATH"] = previous
+    with as_under_the_feast_cli(repo, config), contextlib.redirect_stdout(output):
+        repo_config = load_repo_config(repo, repo / config)
+        apply_total(repo_config, repo, skip_source_validation=False)
     return output.getvalue()
 
 
-class OnlineStoreNotMaterialized(RuntimeError):
-    """A feature view's online table is missing: never materialized, or dropped."""
+@contextlib.contextmanager
+def as_under_the_feast_cli(repo: Path, config: str) -> Iterator[None]:
+    """The process as ``feast apply`` in ``repo`` expects it, restored on leaving.
 
-
-def not_materialized(repo, views: list[str], why: str) -> OnlineStoreNotMaterialized:
-    """The error for ``views`` of ``repo`` (``why``: "was never materialized"...)."""
-    return OnlineStoreNotMaterialized(
-        f"no online features: feature view {', '.join(views)} {why}; run "
-        f"`usage-features materialize --repo {repo}` (with the --config you use, if any)")
+    As the feast CLI does: the repo's modules are imported by name from the repo directory
+    (``sys.path``; any module of that name from another repo imported earlier in this process
+    is forgotten), and the definitions pick their source type by the config being applied
+    (``FEAST_FS_YAML_FILE_PATH``). ``apply_total`` changes the working directory and leaves it
+    changed; Feast's logger is quiet but for errors, and its RuntimeWarnings are ignored.
+    """
+    for module in repo.glob("*.py"):
+        sys.modules.pop(module.stem, None)
+    logger = logging.getLogger("feast")
+    cwd, level = os.getcwd(), logger.level
+    previous = os.environ.get("FEAST_FS_YAML_FILE_PATH")
+    sys.path.insert(0, str(repo))
+    os.environ["FEAST_FS_YAML_FILE_PATH"] = str(repo / config)
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            yield
+    finally:
+        logger.setLevel(level)
+        sys.path.remove(str(repo))
+        os.chdir(cwd)
+        if previous is None:
+            os.environ.pop("FEAST_FS_YAML_FILE_PATH", None)
+        else:
+            os.environ["FEAST_FS_YAML_FILE_PATH"] = previous
 
 
 def check_online_tables(store, views) -> None:
@@ -90,25 +97,5 @@ def check_online_tables(store, views) -> None:
         raise not_materialized(store.repo_path, missing, "has no online table (dropped?)")
 
 
-def missing_online_tables(store, views) -> list[str]:
-    """Names of ``views`` whose table is absent from a SQLite online store (other stores have
-    no tables to lose: an empty list)."""
-    from feast.infra.online_stores.sqlite import SqliteOnlineStore, _table_id
-
-    online_store, config = store._get_provider().online_store, store.config
-    if type(online_store) is not SqliteOnlineStore:
-        return []
-    versioning = config.registry.enable_online_feature_view_versioning
-    tables = {_table_id(config.project, view, versioning): view.name for view in views}
-    found = {name for (name,) in online_store._get_conn(config).execute(
-        "SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()}
-    return [name for table, name in tables.items() if table not in found]
-
-
-def create_online_tables(store, views) -> None:
-    """Create the online tables of ``views`` where they are missing (the provider's own
-    ``update_infra``, as ``feast apply`` runs it; existing tables are kept as they are)."""
-    entities = [store.get_entity(name) for view in views for name in view.entities]
-    store._get_provider().update_infra(
-        project=store.project, tables_to_delete=[], tables_to_keep=list(views),
-        entities_to_delete=[], entities_to_keep=entities, partial=True)
+__all__ = ["DEFAULT_CONFIG", "SERVICE_NAME", "OnlineStoreNotMaterialized", "apply_definitions",
+           "as_under_the_feast_cli", "check_online_tables", "not_materialized", "open_store"]

@@ -2,7 +2,8 @@
 
 1. Every input is opened and its columns checked before anything is written; a missing column
    is an error that names it.
-2. Rows stream through column-wise validation (SQL) into a staging table, a million at a time.
+2. Rows stream through column-wise validation (SQL) into a staging table, a million at a time
+   (:mod:`usage_features.ingestion.staging`).
 3. Under the repo's write lock, valid rows are classified against the whole log and against
    earlier rows of the same input: ``accepted`` (new id), ``duplicate`` (same id, same values)
    or ``conflict`` (same id, other values: rejected, never overwritten).
@@ -10,19 +11,19 @@
    and a ``reason``; accepted rows are committed atomically to the log (see ``EventLog``).
 
 Re-ingesting a file adds nothing and rewrites its quarantine file with the same rows.
+
+:func:`event_repository` is the event log as the repository port, its writes through this path.
 """
 
 from __future__ import annotations
 
 import hashlib
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 import duckdb
-import numpy as np
 import pyarrow as pa
 
 from usage_features.adapters.duckdb_connection import (
@@ -35,22 +36,14 @@ from usage_features.adapters.duckdb_connection import (
 from usage_features.adapters.event_log import EventLog
 from usage_features.config import RepoPaths
 from usage_features.domain.repository import ConflictingEventError
-from usage_features.ingestion.readers import (
-    Input,
-    InputError,
-    LinkDirectory,
-    count_rows_hint,
-    open_input,
-    table_input,
-)
+from usage_features.adapters.parquet_repository import ParquetUsageRepository
+from usage_features.ingestion.readers import Input, LinkDirectory, open_input, table_input
 from usage_features.ingestion.settings import Limits, load_settings
-from usage_features.ingestion.validation import validated_sql
+from usage_features.ingestion.staging import RAW, create_staging_table, stage, stage_parquet
 from usage_features.schema import EVENT_COLUMNS
 
-CHUNK_ROWS = 1_000_000
 #: DuckDB's working memory for one ingest; larger inputs spill to ``DIR/data/.spill``.
 MEMORY_LIMIT = "2GB"
-_RAW = [f"raw_{c}" for c in EVENT_COLUMNS]
 _EVENT = ", ".join(EVENT_COLUMNS)
 _SAME_VALUES = " AND ".join(f"v.{c} = ref_{c}" for c in EVENT_COLUMNS[1:])
 
@@ -103,6 +96,11 @@ def ingest_table(table: pa.Table, repo: RepoPaths, now: datetime | None = None) 
                    all_or_nothing=True)
 
 
+def event_repository(repo: RepoPaths) -> ParquetUsageRepository:
+    """``repo``'s event log as the repository port, its ``add`` through :func:`ingest_table`."""
+    return ParquetUsageRepository(repo, lambda table: ingest_table(table, repo).accepted)
+
+
 def _connect(repo: RepoPaths) -> duckdb.DuckDBPyConnection:
     """A connection whose working memory is bounded; beyond it DuckDB spills to disk."""
     con = connect()
@@ -116,12 +114,12 @@ def _connect(repo: RepoPaths) -> duckdb.DuckDBPyConnection:
 def _ingest(con, sources: dict[Path | None, Input], repo, now, on_rows, limits: Limits,
             all_or_nothing=False) -> IngestSummary:
     now = now or datetime.now(timezone.utc)
-    _create_staging_table(con)
+    create_staging_table(con)
     for index, source in enumerate(sources.values()):
         if source.relation is not None:
-            _stage_parquet(con, index, source, now, limits, on_rows)
+            stage_parquet(con, index, source, now, limits, on_rows)
         else:
-            _stage(con, index, source, now, limits, on_rows)
+            stage(con, index, source, now, limits, on_rows)
     log = EventLog(repo)
     with log.write_lock():
         _classify(con, log)
@@ -143,60 +141,6 @@ def _refuse(con, summary: IngestSummary) -> None:
             + ", ".join(row[0] for row in ids.fetchall())
         )
     raise ValueError(f"invalid event(s), nothing stored: {summary.rejected_by_reason}")
-
-
-def _create_staging_table(con: duckdb.DuckDBPyConnection) -> None:
-    raw = ", ".join(f"{c} VARCHAR" for c in _RAW)
-    run(con, f"""CREATE TABLE staged (
-            file_index INTEGER, source_row BIGINT, {raw},
-            event_id VARCHAR, customer_id VARCHAR, timestamp TIMESTAMPTZ,
-            event_type VARCHAR, feature_adoption_score DOUBLE, reason VARCHAR)""")
-
-
-def _stage_parquet(con, index: int, source: Input, now, limits, on_rows) -> None:
-    """Validate a Parquet file into ``staged`` in one statement, straight from the file (row
-    numbers from the reader); progress is polled from DuckDB while it runs."""
-    view = f"input_{index}"
-    source.relation.select(f"{index} AS file_index, *").create_view(view)
-    insert = f"INSERT INTO staged {validated_sql(view, source.types, now, limits)}"
-    total = count_rows_hint(source.path) or 0
-    failure: list[BaseException] = []
-
-    def work() -> None:
-        try:
-            run(con, insert)
-        except BaseException as exc:  # noqa: BLE001 - re-raised below, in the calling thread
-            failure.append(exc)
-
-    worker = threading.Thread(target=work)
-    worker.start()
-    reported = 0
-    while worker.is_alive():
-        worker.join(0.2)
-        done = int(total * max(con.query_progress(), 0) / 100)
-        if on_rows and done > reported:
-            on_rows(done - reported)
-            reported = done
-    if failure:
-        if isinstance(failure[0], duckdb.Error):
-            raise InputError(f"{source.path}: cannot be read as Parquet: {failure[0]}")
-        raise failure[0]
-    if on_rows and total > reported:
-        on_rows(total - reported)
-
-
-def _stage(con, index, source: Input, now, limits, on_rows) -> None:
-    """Validate ``source`` chunk by chunk into ``staged`` (a million rows at a time)."""
-    insert = f"INSERT INTO staged {validated_sql('chunk', source.types, now, limits)}"
-    for batch in source.batches(CHUNK_ROWS):
-        n = batch.num_rows
-        chunk = pa.Table.from_batches([batch])
-        chunk = chunk.add_column(0, "file_index", pa.array(np.full(n, index, dtype=np.int32)))
-        con.register("chunk", chunk)
-        run(con, insert)
-        con.unregister("chunk")
-        if on_rows:
-            on_rows(n)
 
 
 def _classify(con: duckdb.DuckDBPyConnection, log: EventLog) -> None:
@@ -258,7 +202,7 @@ def _summarise(con: duckdb.DuckDBPyConnection) -> IngestSummary:
 
 def _write_quarantine(con, sources: list[Path | None], repo: RepoPaths) -> list[str]:
     as_text = ", ".join(f"coalesce(s.{r}, CAST(s.{c} AS VARCHAR)) AS {c}"
-                        for r, c in zip(_RAW, EVENT_COLUMNS))
+                        for r, c in zip(RAW, EVENT_COLUMNS))
     rejected = f"""
         SELECT s.file_index, s.source_row, {as_text},
                coalesce(s.reason, 'conflicting_event_id') AS reason

@@ -20,14 +20,10 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from usage_features.adapters.event_log import EventLog
+from usage_features.adapters.feast_online import create_online_tables, missing_online_tables
 from usage_features.config import RepoPaths
 from usage_features.features.state import load_state, save_state
-from usage_features.features.store import (
-    DEFAULT_CONFIG,
-    create_online_tables,
-    missing_online_tables,
-    open_store,
-)
+from usage_features.features.store import DEFAULT_CONFIG, open_store
 from usage_features.serving.freshness import days_past_data, latest_event_at
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
