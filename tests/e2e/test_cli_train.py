@@ -43,12 +43,30 @@ def trained(tmp_path_factory):
 
 
 class TestTrainCommand:
-    def test_reports_the_model_and_both_baselines_on_the_validation_period(self, trained):
+    def test_reports_the_shipped_model_and_every_candidate_on_the_validation_period(
+            self, trained):
         _, _, summary = trained
-        assert set(summary["metrics"]) == {"model", "baseline: event_count_30d",
-                                           "baseline: logistic regression"}
+        assert set(summary["metrics"]) == {"model", "gradient boosting", "logistic regression",
+                                           "baseline: event_count_30d"}
         for metrics in summary["metrics"].values():
-            assert set(metrics) == {"roc_auc", "pr_auc", "brier", "top_decile_lift"}
+            assert set(metrics) == {"roc_auc", "pr_auc", "brier", "top_decile_lift", "ece"}
+
+    def test_ships_the_candidate_with_the_best_validation_pr_auc(self, trained):
+        _, _, summary = trained
+        metrics, selection = summary["metrics"], summary["selection"]
+        best = max((m for m in metrics if m != "model"), key=lambda m: metrics[m]["pr_auc"])
+        assert selection["winner"] == best and metrics["model"] == metrics[best]
+        runner_up = selection["runner_up"]
+        assert selection["margin"]["pr_auc"] == pytest.approx(
+            metrics[best]["pr_auc"] - metrics[runner_up]["pr_auc"])
+        assert all(metrics["model"]["pr_auc"] >= m["pr_auc"] for m in metrics.values())
+        meta = json.loads(Path(summary["model_path"] + ".json").read_text())
+        assert meta["selection"]["refit_rows"] > summary["counts"]["train"] + summary[
+            "counts"]["validation"] - 1
+        report = Path(summary["report_dir"])
+        assert f"Shipped: **{best}" in (report / "summary.md").read_text()
+        table = pd.read_csv(report / "metrics.csv")
+        assert table.loc[table.selected, "model"].tolist() == [best]
 
     def test_the_model_learns_without_leaking_the_label(self, trained):
         _, _, summary = trained

@@ -24,6 +24,14 @@ class ModelMetadata:
     training_data_sha256: str = ""
     versions: dict[str, str] = field(default_factory=dict)
     created_at: str = ""
+    #: Which candidate ``train`` shipped and by how much it beat the runner-up on validation:
+    #: ``winner``, ``runner_up``, ``ranked_by``, ``margin`` (winner minus runner-up, per
+    #: metric), ``refit_rows`` (the rows the shipped model was refitted on). Empty for a model
+    #: saved before selection existed.
+    selection: dict = field(default_factory=dict)
+    #: ``train --backtest K``: ``folds`` and, per candidate and metric, the ``mean``, ``std``,
+    #: ``min`` and ``max`` over the folds. Empty without a backtest.
+    backtest: dict = field(default_factory=dict)
 
     @property
     def model_version(self) -> str:

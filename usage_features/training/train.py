@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from sklearn.inspection import permutation_importance
+from sklearn.pipeline import Pipeline
 
 from usage_features.adapters.duckdb_connection import connect, parquet_list
 from usage_features.adapters.event_log import EventLog
@@ -27,7 +28,6 @@ from usage_features.features.retrieval import (
 from usage_features.features.store import SERVICE_NAME, open_store
 from usage_features.training import evaluate
 from usage_features.training.labels import LabelError, observation_rows, time_split
-from usage_features.training.estimators import churn_classifier, logistic_baseline
 from usage_features.training.metadata import (
     ModelMetadata,
     installed_versions,
@@ -35,9 +35,16 @@ from usage_features.training.metadata import (
 )
 from usage_features.training.model import TrainedModel
 from usage_features.training.persistence import save_model
-
-#: The validation period's rows, features and model scores, in the model's report folder.
-REFERENCE_FILE = "validation_reference.parquet"
+from usage_features.training.report import REFERENCE_FILE, Report, write_report
+from usage_features.training.selection import (
+    Candidate,
+    Selection,
+    candidates,
+    fit_all,
+    metrics_table,
+    score_all,
+    select,
+)
 
 #: Feature groups removed in the ablation, to measure the domain's claims.
 ABLATIONS: dict[str, tuple[str, ...]] = {
@@ -63,6 +70,8 @@ class TrainConfig:
     validation_share: float = 0.25
     random_state: int = 0
     importance_repeats: int = 3
+    #: Rolling-origin backtest folds (0: none).
+    backtest: int = 0
 
 
 @dataclass
@@ -73,6 +82,9 @@ class TrainResult:
     metrics: pd.DataFrame
     ablation: pd.DataFrame
     counts: dict[str, int] = field(default_factory=dict)
+    selection: Selection | None = None
+    #: ``--backtest``: one row per fold and candidate (None without it)
+    backtest: pd.DataFrame | None = None
 
     @property
     def leakage_alarm(self) -> bool:
@@ -181,41 +193,62 @@ def check_features(rows: pd.DataFrame, features: list[str]) -> None:
             f"{', '.join(null)}{hint}. Check the input data")
 
 
-def train(config: TrainConfig, progress: Callable[[str], None] = lambda _: None) -> TrainResult:
-    paths = RepoPaths(config.repo)
-    frame = training_frame(config, progress)
-    features = served_feature_names()
+@dataclass
+class Periods:
+    """Every labelled row, and its split by time into training and validation rows."""
+
+    rows: pd.DataFrame
+    train: pd.DataFrame
+    validate: pd.DataFrame
+    split: pd.Timestamp
+
+
+def split_periods(frame: pd.DataFrame, features: list[str], config: TrainConfig) -> Periods:
+    """The time split, refusing features nothing can be learned from and one-class periods."""
     train_rows, validate, split = time_split(frame, config.horizon_days, config.validation_share)
     check_features(train_rows, features)
-    y_train, y_val = train_rows.label.to_numpy(), validate.label.to_numpy()
-    for period, y in (("training", y_train), ("validation", y_val)):
+    for period, rows in (("training", train_rows), ("validation", validate)):
+        y = rows.label.to_numpy()
         if len(np.unique(y)) < 2:
             only = "churners" if len(y) and y.all() else "non-churners"
             raise LabelError(f"the {period} period has only {only} ({len(y):,} rows): "
                              "labels need both classes")
+    return Periods(frame, train_rows, validate, split)
 
-    progress(f"fitting the model and baselines on {len(train_rows):,} rows")
-    candidates = {
-        "model": churn_classifier(features, config.random_state),
-        "baseline: event_count_30d": logistic_baseline(["event_count_30d"]),
-        "baseline: logistic regression": logistic_baseline(features),
-    }
-    scores = {name: pipe.fit(train_rows, y_train).predict_proba(validate)[:, 1]
-              for name, pipe in candidates.items()}
-    table = pd.DataFrame([{"model": n, **evaluate.metrics(y_val, p)} for n, p in scores.items()])
 
-    progress("ablation: refitting without each feature group")
-    ablation = [{"features": "all", "roc_auc": table.roc_auc.iloc[0]}]
+def compare_candidates(models: list[Candidate], periods: Periods
+                       ) -> tuple[dict[str, Pipeline], dict[str, np.ndarray], pd.DataFrame,
+                                  Selection]:
+    """Fit every candidate on the training rows, score the validation rows, pick the best."""
+    fitted = fit_all(models, periods.train)
+    scores = score_all(fitted, periods.validate)
+    table = metrics_table(periods.validate.label.to_numpy(), scores)
+    selection = select(table)
+    winner = table.set_index("model").loc[selection.winner]
+    table.insert(1, "selected", table.model == selection.winner)
+    for metric in ("pr_auc", "roc_auc"):
+        table[f"{metric}_minus_winner"] = table[metric] - winner[metric]
+    return fitted, scores, table, selection
+
+
+def ablation_table(winner: str, features: list[str], periods: Periods, random_state: int,
+                   all_auc: float) -> pd.DataFrame:
+    """The winning kind of model refitted without each feature group: validation ROC AUC."""
+    y_val = periods.validate.label.to_numpy()
+    rows = [{"features": "all", "roc_auc": all_auc}]
     for name, dropped in ABLATIONS.items():
         kept = [f for f in features if f not in dropped]
-        p = churn_classifier(kept, config.random_state).fit(train_rows, y_train)
-        ablation.append({"features": name, "roc_auc": evaluate.metrics(
-            y_val, p.predict_proba(validate)[:, 1])["roc_auc"]})
-    ablation = pd.DataFrame(ablation)
+        model = {c.name: c for c in candidates(kept, random_state)}[winner]
+        p = model.fit(periods.train).predict_proba(periods.validate)[:, 1]
+        rows.append({"features": name, "roc_auc": evaluate.metrics(y_val, p)["roc_auc"]})
+    ablation = pd.DataFrame(rows)
     ablation["auc_change"] = ablation.roc_auc - ablation.roc_auc.iloc[0]
+    return ablation
 
-    progress("permutation importance on the validation period")
-    model = candidates["model"]
+
+def importance_table(model: Pipeline, features: list[str], validate: pd.DataFrame,
+                     config: TrainConfig) -> pd.DataFrame:
+    """Permutation importance (ROC AUC drop) on up to 20,000 validation rows."""
     sample = validate.sample(min(len(validate), 20_000), random_state=config.random_state)
     result = permutation_importance(model, sample, sample.label, scoring="roc_auc",
                                     n_repeats=config.importance_repeats,
@@ -223,38 +256,90 @@ def train(config: TrainConfig, progress: Callable[[str], None] = lambda _: None)
     importance = pd.DataFrame({"feature": list(sample.columns),
                                "mean_auc_drop": result.importances_mean,
                                "std_auc_drop": result.importances_std})
-    importance = importance[importance.feature.isin(features)].sort_values(
+    return importance[importance.feature.isin(features)].sort_values(
         "mean_auc_drop", ascending=False, ignore_index=True)
 
-    metadata = ModelMetadata(
+
+def backtest_summary(per_fold: pd.DataFrame | None, folds: int) -> dict:
+    """For the metadata: per candidate and metric, mean/std/min/max over the folds."""
+    if per_fold is None:
+        return {}
+    from usage_features.training.backtest import spread
+
+    out: dict = {"folds": folds, "candidates": {}}
+    for row in spread(per_fold).itertuples():
+        out["candidates"].setdefault(row.model, {})[row.metric] = {
+            "mean": float(row.mean), "std": float(row.std), "min": float(row.min),
+            "max": float(row.max)}
+    return out
+
+
+def model_metadata(config: TrainConfig, features: list[str], periods: Periods,
+                   table: pd.DataFrame, selection: Selection,
+                   backtest: pd.DataFrame | None) -> ModelMetadata:
+    """The shipped model's metadata; ``metrics["model"]`` are the winner's validation metrics."""
+    metrics = {row.model: {k: float(getattr(row, k)) for k in table.columns
+                           if k not in ("model", "selected") and not k.endswith("_minus_winner")}
+               for row in table.itertuples()}
+    frame, train_rows, validate = periods.rows, periods.train, periods.validate
+    return ModelMetadata(
         feature_service=SERVICE_NAME, features=features, horizon_days=config.horizon_days,
         interval_days=config.interval_days,
         train_window={"train_start": str(train_rows.event_timestamp.min()),
                       "train_end": str(train_rows.event_timestamp.max()),
-                      "validation_start": str(split),
-                      "validation_end": str(validate.event_timestamp.max())},
-        metrics={row.model: {k: float(getattr(row, k)) for k in table.columns if k != "model"}
-                 for row in table.itertuples()},
+                      "validation_start": str(periods.split),
+                      "validation_end": str(validate.event_timestamp.max()),
+                      "refit_start": str(frame.event_timestamp.min()),
+                      "refit_end": str(frame.event_timestamp.max())},
+        metrics={"model": metrics[selection.winner], **metrics},
         training_data_sha256=training_data_hash(frame[["customer_id", "event_timestamp", "label",
                                                        *features]]),
-        versions=installed_versions(), created_at=datetime.now(timezone.utc).isoformat())
-    trained = TrainedModel(model, metadata)
+        versions=installed_versions(), created_at=datetime.now(timezone.utc).isoformat(),
+        selection={**selection.as_dict(), "refit_rows": len(frame)},
+        backtest=backtest_summary(backtest, config.backtest))
+
+
+def train(config: TrainConfig, progress: Callable[[str], None] = lambda _: None) -> TrainResult:
+    """Labels and features -> candidates compared on validation -> the best, refitted on every
+    labelled row -> saved, with its report."""
+    paths = RepoPaths(config.repo)
+    features = served_feature_names()
+    periods = split_periods(training_frame(config, progress), features, config)
+    models = candidates(features, config.random_state)
+
+    progress(f"fitting {len(models)} candidates on {len(periods.train):,} rows")
+    fitted, scores, table, selection = compare_candidates(models, periods)
+    progress(f"selected {selection.sentence()}")
+
+    progress("ablation: refitting without each feature group")
+    ablation = ablation_table(selection.winner, features, periods, config.random_state,
+                              float(table.set_index("model").roc_auc[selection.winner]))
+    progress("permutation importance on the validation period")
+    importance = importance_table(fitted[selection.winner], features, periods.validate, config)
+
+    backtest = None
+    if config.backtest:
+        from usage_features.training.backtest import run_backtest
+
+        progress(f"backtest: {config.backtest} rolling-origin folds")
+        backtest = run_backtest(periods.rows, models, config.horizon_days, config.backtest,
+                                config.validation_share)
+
+    progress(f"refitting {selection.winner} on all {len(periods.rows):,} labelled rows")
+    shipped = {m.name: m for m in models}[selection.winner].fit(periods.rows)
+    metadata = model_metadata(config, features, periods, table, selection, backtest)
+    trained = TrainedModel(shipped, metadata)
     model_path = save_model(trained, config.model_out or paths.model)
 
     progress("writing the report")
-    report_dir = paths.reports / metadata.model_version
-    evaluate.plot_curves(y_val, scores, report_dir)
-    evaluate.plot_importance(importance, report_dir)
-    # what `usage-features monitor` compares today's features and scores with
-    validate[["customer_id", "event_timestamp", *features]].assign(
-        churn_probability=scores["model"]).to_parquet(report_dir / REFERENCE_FILE, index=False)
-    importance.to_csv(report_dir / "permutation_importance.csv", index=False)
-    table.to_csv(report_dir / "metrics.csv", index=False)
-    counts = {"train": len(train_rows), "train_positives": int(y_train.sum()),
-              "validation": len(validate), "validation_positives": int(y_val.sum())}
-    (report_dir / "summary.md").write_text(
-        evaluate.summary_markdown(metadata, table, ablation, importance, counts))
-    return TrainResult(trained, model_path, report_dir, table, ablation, counts)
+    counts = {"train": len(periods.train), "train_positives": int(periods.train.label.sum()),
+              "validation": len(periods.validate),
+              "validation_positives": int(periods.validate.label.sum())}
+    report = Report(metadata, periods.validate.label.to_numpy(), scores, table, ablation,
+                    importance, counts, selection, backtest)
+    report_dir = write_report(report, periods.validate, paths.reports / metadata.model_version)
+    return TrainResult(trained, model_path, report_dir, table, ablation, counts, selection,
+                       backtest)
 
 
 def predict(repo: Path, entities: pd.DataFrame, model_path: Path | None = None) -> pd.DataFrame:
