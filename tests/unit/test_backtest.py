@@ -6,6 +6,9 @@ the fold definitions.
 
 from __future__ import annotations
 
+import typing
+from itertools import pairwise
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -33,7 +36,7 @@ def weekly_rows(weeks: int = 40, customers: int = 60, seed: int = 0) -> pd.DataF
 class Recorder(BaseEstimator, ClassifierMixin):
     """Scores ``x``; remembers every frame it was fitted on."""
 
-    fits: list[pd.DataFrame] = []
+    fits: typing.ClassVar[list[pd.DataFrame]] = []
 
     def fit(self, X, y):
         Recorder.fits.append(X.copy())
@@ -70,8 +73,8 @@ def test_the_test_periods_are_consecutive_cover_the_last_quarter_and_each_is_sco
     times = np.sort(rows.event_timestamp.unique())
     tested = np.concatenate([np.sort(f.test.event_timestamp.unique()) for f in folds])
     np.testing.assert_array_equal(tested, times[-10:])  # a quarter of 40 weeks
-    assert [f.test_start < g.test_start for f, g in zip(folds, folds[1:])] == [True, True]
-    assert all(len(f.train) < len(g.train) for f, g in zip(folds, folds[1:]))  # expanding
+    assert [f.test_start < g.test_start for f, g in pairwise(folds)] == [True, True]
+    assert all(len(f.train) < len(g.train) for f, g in pairwise(folds))  # expanding
 
 
 def test_the_spread_is_the_mean_std_min_and_max_over_the_folds():

@@ -66,7 +66,8 @@ def test_a_linear_signal_in_few_rows_selects_the_logistic_regression():
 def test_an_interaction_with_enough_rows_selects_the_boosted_trees():
     table, chosen = compare(rows(6000, 3, "xor"), rows(4000, 4, "xor"))
     assert chosen.winner == BOOSTED, table
-    assert table.roc_auc[BOOSTED] > 0.75 > 0.6 > table.roc_auc[LOGISTIC]
+    assert table.roc_auc[BOOSTED] > 0.75
+    assert table.roc_auc[LOGISTIC] < 0.6  # no linear model ranks an XOR
 
 
 def test_the_winner_is_the_highest_pr_auc_and_roc_auc_breaks_a_tie():

@@ -34,7 +34,7 @@ def rolling_origin_folds(rows: pd.DataFrame, horizon_days: int, folds: int,
     if folds < 1:
         raise ValueError("a backtest needs at least one fold")
     times = np.sort(rows.event_timestamp.unique())
-    tested = max(folds, int(round(len(times) * test_share)))
+    tested = max(folds, round(len(times) * test_share))
     if tested >= len(times):
         raise LabelError(f"a {folds}-fold backtest needs more than {tested} observation times; "
                          f"the data has {len(times)}: use fewer folds or more history")

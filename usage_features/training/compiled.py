@@ -11,7 +11,6 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.isotonic import IsotonicRegression
 
-
 #: Batches up to this size are scored by :class:`CompiledBoosting` (measured: 0.3 ms instead of
 #: 9 ms for one row, 5 ms instead of 11 ms for 100). Larger ones go through the pipeline: its
 #: per-tree Python calls are spread over many rows, and its compiled tree walk beats NumPy's
