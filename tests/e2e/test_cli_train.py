@@ -109,6 +109,28 @@ class TestTrainCommand:
         assert scored.churn_probability[~live].isna().all()
 
 
+@pytest.mark.slow
+def test_backtest_reports_each_candidates_mean_and_spread_over_the_folds(trained, tmp_path):
+    _, repo, _ = trained
+    summary = json.loads(invoke("train", "--repo", str(repo), "--backtest", "2", "--model-out",
+                                str(tmp_path / "m.skops"), "--json"))
+    backtest = summary["backtest"]
+    assert backtest["folds"] == 2
+    assert set(backtest["candidates"]) == set(summary["metrics"]) - {"model"}
+    for metrics in backtest["candidates"].values():
+        for spread in metrics.values():
+            assert spread["min"] <= spread["mean"] <= spread["max"] and spread["std"] >= 0
+    winner = summary["selection"]["winner"]
+    assert set(backtest["versus_winner"]) == set(backtest["candidates"]) - {winner}
+    per_fold = pd.read_csv(Path(summary["report_dir"]) / "backtest.csv")
+    assert sorted(per_fold.fold.unique()) == [1, 2]
+    auc = per_fold[per_fold.model == "logistic regression"].roc_auc
+    assert backtest["candidates"]["logistic regression"]["roc_auc"]["mean"] == pytest.approx(
+        auc.mean())
+    assert "Backtest (2 rolling-origin folds)" in (
+        Path(summary["report_dir"]) / "summary.md").read_text()
+
+
 class TestTrainingData:
     def test_no_training_feature_comes_from_after_its_row(self, trained):
         work, repo, _ = trained

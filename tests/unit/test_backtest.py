@@ -14,7 +14,12 @@ import pandas as pd
 import pytest
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-from usage_features.training.backtest import rolling_origin_folds, run_backtest, spread
+from usage_features.training.backtest import (
+    paired_differences,
+    rolling_origin_folds,
+    run_backtest,
+    spread,
+)
 from usage_features.training.labels import LabelError
 from usage_features.training.selection import Candidate
 
@@ -90,3 +95,14 @@ def test_the_spread_is_the_mean_std_min_and_max_over_the_folds():
 def test_too_many_folds_for_the_history_is_a_clear_error():
     with pytest.raises(LabelError, match="fewer folds"):
         rolling_origin_folds(weekly_rows(weeks=6), HORIZON, 6)
+
+
+def test_paired_differences_are_fold_by_fold_against_the_reference():
+    per_fold = pd.DataFrame({"fold": [1, 1, 2, 2, 3, 3], "model": ["a", "b"] * 3,
+                             "roc_auc": [0.80, 0.82, 0.70, 0.71, 0.90, 0.89],
+                             "pr_auc": [0.3, 0.3, 0.2, 0.25, 0.4, 0.5]})
+    (row,) = paired_differences(per_fold, "a").query("metric == 'roc_auc'").itertuples()
+    d = np.array([0.02, 0.01, -0.01])
+    assert (row.model, row.versus, row.folds_higher, row.folds) == ("b", "a", 2, 3)
+    assert row.mean == pytest.approx(d.mean()) and row.std == pytest.approx(d.std(ddof=1))
+    assert (row.min, row.max) == (pytest.approx(-0.01), pytest.approx(0.02))

@@ -84,6 +84,11 @@ def train_command(
               f"{meta.selection['refit_rows']:,} labelled rows")
     if result.backtest is not None:
         _print_backtest(result.backtest, backtest)
+        for model, metrics in meta.backtest["versus_winner"].items():
+            d = metrics["pr_auc"]
+            out.print(f"  {model}: PR AUC {d['mean']:+.3f} ± {d['std']:.3f} against "
+                      f"{result.selection.winner} fold by fold (higher in "
+                      f"{d['folds_higher']} of {backtest} folds)")
     ablation = Table("features", "ROC AUC", "change", title="ablation")
     for row in result.ablation.itertuples():
         ablation.add_row(row.features, f"{row.roc_auc:.3f}", f"{row.auc_change:+.3f}")

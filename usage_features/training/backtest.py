@@ -80,4 +80,27 @@ def spread(per_fold: pd.DataFrame) -> pd.DataFrame:
     return summary
 
 
-__all__ = ["Fold", "rolling_origin_folds", "run_backtest", "spread"]
+def paired_differences(per_fold: pd.DataFrame, reference: str) -> pd.DataFrame:
+    """Per other candidate and metric: its value minus ``reference``'s in the same fold, as
+    mean, std, min, max, and in how many folds it was higher. Both face the same test period,
+    so the period's difficulty cancels: a lead smaller than the spread of the candidates'
+    own metrics can still be steady."""
+    metrics = [c for c in per_fold.columns
+               if c not in ("fold", "test_start", "test_end", "train_rows", "test_rows", "model")]
+    wide = per_fold.set_index(["model", "fold"])[metrics]
+    base = wide.loc[reference]
+    rows = []
+    for model in dict.fromkeys(per_fold.model):
+        if model == reference:
+            continue
+        difference = wide.loc[model] - base
+        for metric in metrics:
+            d = difference[metric]
+            rows.append({"model": model, "versus": reference, "metric": metric,
+                         "mean": float(d.mean()), "std": float(d.std()) if len(d) > 1 else 0.0,
+                         "min": float(d.min()), "max": float(d.max()),
+                         "folds_higher": int((d > 0).sum()), "folds": len(d)})
+    return pd.DataFrame(rows)
+
+
+__all__ = ["Fold", "paired_differences", "rolling_origin_folds", "run_backtest", "spread"]

@@ -131,9 +131,28 @@ def plot_importance(importance: pd.DataFrame, out: Path) -> Path:
     return out / "permutation_importance.png"
 
 
+def _versus_markdown(versus: pd.DataFrame | None, md) -> str:
+    if versus is None or versus.empty:
+        return ""
+    shown = versus[versus.metric.isin(["roc_auc", "pr_auc"])]
+    table = pd.DataFrame({
+        "model": shown.model, "metric": shown.metric,
+        "minus the shipped candidate": [f"{m:+.3f} ± {s:.3f} ({lo:+.3f} to {hi:+.3f})"
+                                        for m, s, lo, hi in zip(shown["mean"], shown["std"],
+                                                                shown["min"], shown["max"])],
+        "folds higher": [f"{h} of {n}" for h, n in zip(shown.folds_higher, shown.folds)]})
+    return f"""
+Paired, fold by fold, against the shipped candidate ({shown.versus.iloc[0]}): the same test
+period for both, so its difficulty cancels.
+
+{md(table)}
+"""
+
+
 def summary_markdown(meta, table: pd.DataFrame, ablation: pd.DataFrame,
                      importance: pd.DataFrame, counts: dict[str, int], selection=None,
-                     backtest: pd.DataFrame | None = None) -> str:
+                     backtest: pd.DataFrame | None = None,
+                     versus: pd.DataFrame | None = None) -> str:
     def md(frame: pd.DataFrame) -> str:
         header = "| " + " | ".join(frame.columns) + " |"
         rule = "|" + "---|" * len(frame.columns)
@@ -167,7 +186,7 @@ scored on that period. Mean ± standard deviation (min-max) over the folds; per 
 `backtest.csv`.
 
 {md(wide)}
-"""
+{_versus_markdown(versus, md)}"""
     return f"""# Churn model report: {meta.model_version}
 
 Feature service `{meta.feature_service}` ({len(meta.features)} features), horizon

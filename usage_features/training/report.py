@@ -41,14 +41,16 @@ def write_report(report: Report, validate: pd.DataFrame, report_dir: Path) -> Pa
                                                               index=False)
     report.importance.to_csv(report_dir / "permutation_importance.csv", index=False)
     report.table.to_csv(report_dir / "metrics.csv", index=False)
-    backtest_spread = None
+    backtest_spread = versus = None
     if report.backtest is not None:
-        from usage_features.training.backtest import spread
+        from usage_features.training.backtest import paired_differences, spread
 
         report.backtest.to_csv(report_dir / "backtest.csv", index=False)
         backtest_spread = spread(report.backtest)
         backtest_spread.to_csv(report_dir / "backtest_spread.csv", index=False)
+        versus = paired_differences(report.backtest, winner)
+        versus.to_csv(report_dir / "backtest_versus_winner.csv", index=False)
     (report_dir / "summary.md").write_text(evaluate.summary_markdown(
         report.metadata, report.table, report.ablation, report.importance, report.counts,
-        selection=report.selection, backtest=backtest_spread))
+        selection=report.selection, backtest=backtest_spread, versus=versus))
     return report_dir

@@ -89,17 +89,22 @@ def importance_table(model: Pipeline, features: list[str], validate: pd.DataFram
         "mean_auc_drop", ascending=False, ignore_index=True)
 
 
-def backtest_summary(per_fold: pd.DataFrame | None, folds: int) -> dict:
-    """For the metadata: per candidate and metric, mean/std/min/max over the folds."""
+def backtest_summary(per_fold: pd.DataFrame | None, folds: int, winner: str) -> dict:
+    """For the metadata: per candidate and metric, mean/std/min/max over the folds; and per
+    other candidate, its fold-by-fold difference from the winner (``versus_winner``)."""
     if per_fold is None:
         return {}
-    from usage_features.training.backtest import spread
+    from usage_features.training.backtest import paired_differences, spread
 
-    out: dict = {"folds": folds, "candidates": {}}
+    out: dict = {"folds": folds, "candidates": {}, "versus_winner": {}}
     for row in spread(per_fold).itertuples():
         out["candidates"].setdefault(row.model, {})[row.metric] = {
             "mean": float(row.mean), "std": float(row.std), "min": float(row.min),
             "max": float(row.max)}
+    for row in paired_differences(per_fold, winner).itertuples():
+        out["versus_winner"].setdefault(row.model, {})[row.metric] = {
+            "mean": float(row.mean), "std": float(row.std), "min": float(row.min),
+            "max": float(row.max), "folds_higher": int(row.folds_higher)}
     return out
 
 
@@ -125,4 +130,4 @@ def model_metadata(config: TrainConfig, features: list[str], periods: Periods,
                                                        *features]]),
         versions=installed_versions(), created_at=datetime.now(timezone.utc).isoformat(),
         selection={**selection.as_dict(), "refit_rows": len(frame)},
-        backtest=backtest_summary(backtest, config.backtest))
+        backtest=backtest_summary(backtest, config.backtest, selection.winner))
