@@ -44,7 +44,6 @@ ABLATIONS: dict[str, tuple[str, ...]] = {
 }
 
 
-
 def compare_candidates(models: list[Candidate], periods: Periods
                        ) -> tuple[dict[str, Pipeline], dict[str, np.ndarray], pd.DataFrame,
                                   Selection]:
@@ -67,7 +66,10 @@ def ablation_table(winner: str, features: list[str], periods: Periods, random_st
     rows = [{"features": "all", "roc_auc": all_auc}]
     for name, dropped in ABLATIONS.items():
         kept = [f for f in features if f not in dropped]
-        model = {c.name: c for c in candidates(kept, random_state)}[winner]
+        model = {c.name: c for c in candidates(kept, random_state)}.get(winner)
+        if model is None:  # the winner needs a feature this group removes
+            rows.append({"features": name, "roc_auc": float("nan")})
+            continue
         p = model.fit(periods.train).predict_proba(periods.validate)[:, 1]
         rows.append({"features": name, "roc_auc": evaluate.metrics(y_val, p)["roc_auc"]})
     ablation = pd.DataFrame(rows)
