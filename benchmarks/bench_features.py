@@ -194,7 +194,7 @@ def phase_train(work: Path) -> None:
            seconds=round(time.perf_counter() - started, 2),
            roc_auc=round(metrics["roc_auc"], 4),
            baseline_lr_auc=round(result.model.metadata.metrics[
-               "baseline: logistic regression"]["roc_auc"], 4))
+               "logistic regression"]["roc_auc"], 4))
 
 
 def phase_online(work: Path, singles: int = 2000, batches: int = 30) -> None:

@@ -43,12 +43,30 @@ def trained(tmp_path_factory):
 
 
 class TestTrainCommand:
-    def test_reports_the_model_and_both_baselines_on_the_validation_period(self, trained):
+    def test_reports_the_shipped_model_and_every_candidate_on_the_validation_period(
+            self, trained):
         _, _, summary = trained
-        assert set(summary["metrics"]) == {"model", "baseline: event_count_30d",
-                                           "baseline: logistic regression"}
+        assert set(summary["metrics"]) == {"model", "gradient boosting", "logistic regression",
+                                           "baseline: event_count_30d"}
         for metrics in summary["metrics"].values():
-            assert set(metrics) == {"roc_auc", "pr_auc", "brier", "top_decile_lift"}
+            assert set(metrics) == {"roc_auc", "pr_auc", "brier", "top_decile_lift", "ece"}
+
+    def test_ships_the_candidate_with_the_best_validation_pr_auc(self, trained):
+        _, _, summary = trained
+        metrics, selection = summary["metrics"], summary["selection"]
+        best = max((m for m in metrics if m != "model"), key=lambda m: metrics[m]["pr_auc"])
+        assert selection["winner"] == best and metrics["model"] == metrics[best]
+        runner_up = selection["runner_up"]
+        assert selection["margin"]["pr_auc"] == pytest.approx(
+            metrics[best]["pr_auc"] - metrics[runner_up]["pr_auc"])
+        assert all(metrics["model"]["pr_auc"] >= m["pr_auc"] for m in metrics.values())
+        meta = json.loads(Path(summary["model_path"] + ".json").read_text())
+        assert meta["selection"]["refit_rows"] > summary["counts"]["train"] + summary[
+            "counts"]["validation"] - 1
+        report = Path(summary["report_dir"])
+        assert f"Shipped: **{best}" in (report / "summary.md").read_text()
+        table = pd.read_csv(report / "metrics.csv")
+        assert table.loc[table.selected, "model"].tolist() == [best]
 
     def test_the_model_learns_without_leaking_the_label(self, trained):
         _, _, summary = trained
@@ -89,6 +107,28 @@ class TestTrainCommand:
         live = scored.status == "active"
         assert scored.churn_probability[live].between(0, 1).all()
         assert scored.churn_probability[~live].isna().all()
+
+
+@pytest.mark.slow
+def test_backtest_reports_each_candidates_mean_and_spread_over_the_folds(trained, tmp_path):
+    _, repo, _ = trained
+    summary = json.loads(invoke("train", "--repo", str(repo), "--backtest", "2", "--model-out",
+                                str(tmp_path / "m.skops"), "--json"))
+    backtest = summary["backtest"]
+    assert backtest["folds"] == 2
+    assert set(backtest["candidates"]) == set(summary["metrics"]) - {"model"}
+    for metrics in backtest["candidates"].values():
+        for spread in metrics.values():
+            assert spread["min"] <= spread["mean"] <= spread["max"] and spread["std"] >= 0
+    winner = summary["selection"]["winner"]
+    assert set(backtest["versus_winner"]) == set(backtest["candidates"]) - {winner}
+    per_fold = pd.read_csv(Path(summary["report_dir"]) / "backtest.csv")
+    assert sorted(per_fold.fold.unique()) == [1, 2]
+    auc = per_fold[per_fold.model == "logistic regression"].roc_auc
+    assert backtest["candidates"]["logistic regression"]["roc_auc"]["mean"] == pytest.approx(
+        auc.mean())
+    assert "Backtest (2 rolling-origin folds)" in (
+        Path(summary["report_dir"]) / "summary.md").read_text()
 
 
 class TestTrainingData:

@@ -76,6 +76,7 @@ def _print_step(step: str, result) -> None:
         for row in result.metrics.itertuples():
             out.print(f"  {row.model:<32} ROC AUC {row.roc_auc:.3f}  PR AUC {row.pr_auc:.3f}  "
                       f"Brier {row.brier:.4f}  top-decile lift {row.top_decile_lift:.2f}")
+        out.print(f"shipped: {result.selection.sentence()}")
         out.print(f"model: {result.model_path}")
         out.print(f"report with plots: {result.report_dir / 'summary.md'}")
     elif step == "materialize":

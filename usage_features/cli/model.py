@@ -35,16 +35,24 @@ def train_command(
         help="Use no label window that ends after this time (UTC).")] = None,
     model_out: Annotated[Path | None, typer.Option(
         help="Where to save the model; default DIR/data/models/churn_model_v1.skops")] = None,
+    backtest: Annotated[int, typer.Option(
+        min=0, help="Also run K rolling-origin backtest folds (each trained only on rows whose "
+                    "label window ends before its test period) and report each metric's mean "
+                    "and spread per candidate.")] = 0,
     as_json: JsonOption = False,
 ) -> None:
-    """Train the churn model on point-in-time features from Feast, with a report."""
+    """Train the churn model on point-in-time features from Feast, with a report.
+
+    Fits the candidates (boosted trees, logistic regression, event_count_30d alone), ships the
+    one with the best validation PR AUC (ties: ROC AUC), refitted on every labelled row."""
     from usage_features.features.build import NoEventsError
     from usage_features.ingestion.readers import InputError
     from usage_features.training.labels import LabelError
     from usage_features.training.train import FeatureDataWarning, TrainConfig, train
 
     config = TrainConfig(repo=repo, customers=customers, horizon_days=horizon_days,
-                         train_end=utc(train_end) if train_end else None, model_out=model_out)
+                         train_end=utc(train_end) if train_end else None, model_out=model_out,
+                         backtest=backtest)
     with console.status("training") as status, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", FeatureDataWarning)
         try:
@@ -62,14 +70,25 @@ def train_command(
             "model_version": meta.model_version, "model_path": str(result.model_path),
             "report_dir": str(result.report_dir), "metrics": meta.metrics,
             "ablation": result.ablation.to_dict(orient="records"), "counts": result.counts,
-            "leakage_alarm": result.leakage_alarm}))
+            "leakage_alarm": result.leakage_alarm, "selection": meta.selection,
+            "backtest": meta.backtest}))
         return
-    table = Table("model", "ROC AUC", "PR AUC", "Brier", "top-decile lift",
+    table = Table("candidate", "ROC AUC", "PR AUC", "Brier", "top-decile lift", "ECE",
                   title=f"validation from {meta.train_window['validation_start'][:10]}")
     for row in result.metrics.itertuples():
-        table.add_row(row.model, f"{row.roc_auc:.3f}", f"{row.pr_auc:.3f}", f"{row.brier:.4f}",
-                      f"{row.top_decile_lift:.2f}")
+        table.add_row(f"{row.model}{' (shipped)' if row.selected else ''}", f"{row.roc_auc:.3f}",
+                      f"{row.pr_auc:.3f}", f"{row.brier:.4f}", f"{row.top_decile_lift:.2f}",
+                      f"{row.ece:.4f}")
     out.print(table)
+    out.print(f"selected {result.selection.sentence()}; refitted on "
+              f"{meta.selection['refit_rows']:,} labelled rows")
+    if result.backtest is not None:
+        _print_backtest(result.backtest, backtest)
+        for model, metrics in meta.backtest["versus_winner"].items():
+            d = metrics["pr_auc"]
+            out.print(f"  {model}: PR AUC {d['mean']:+.3f} ± {d['std']:.3f} against "
+                      f"{result.selection.winner} fold by fold (higher in "
+                      f"{d['folds_higher']} of {backtest} folds)")
     ablation = Table("features", "ROC AUC", "change", title="ablation")
     for row in result.ablation.itertuples():
         ablation.add_row(row.features, f"{row.roc_auc:.3f}", f"{row.auc_change:+.3f}")
@@ -78,6 +97,21 @@ def train_command(
         console.print("[red]warning:[/red] validation AUC above 0.95: suspect label leakage")
     out.print(f"model {meta.model_version}: {result.model_path}")
     out.print(f"report: {result.report_dir / 'summary.md'} (with plots)")
+
+
+def _print_backtest(per_fold, folds: int) -> None:
+    from usage_features.training.backtest import spread
+
+    summary = spread(per_fold).set_index(["model", "metric"])
+    table = Table("candidate", "ROC AUC", "PR AUC", "ECE",
+                  title=f"backtest: mean ± std (min-max) over {folds} folds")
+    for model in dict.fromkeys(per_fold.model):
+        cells = []
+        for metric in ("roc_auc", "pr_auc", "ece"):
+            s = summary.loc[(model, metric)]
+            cells.append(f"{s['mean']:.3f} ± {s['std']:.3f} ({s['min']:.3f}-{s['max']:.3f})")
+        table.add_row(model, *cells)
+    out.print(table)
 
 
 @app.command("predict")

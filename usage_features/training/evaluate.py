@@ -27,12 +27,38 @@ def top_decile_lift(y: np.ndarray, p: np.ndarray) -> float:
     return float(y[top].mean() / y.mean()) if y.mean() > 0 else float("nan")
 
 
+#: Bins of the calibration plot and of the expected calibration error.
+CALIBRATION_BINS = 10
+
+
+def quantile_bins(p: np.ndarray, bins: int = CALIBRATION_BINS) -> np.ndarray:
+    """The bin of each score: edges at the scores' quantiles, as ``calibration_curve``'s
+    ``strategy="quantile"`` (equal scores always share a bin, so tied edges merge bins)."""
+    p = np.asarray(p, dtype=float)
+    edges = np.percentile(p, np.linspace(0, 100, bins + 1))
+    return np.searchsorted(edges[1:-1], p)
+
+
+def expected_calibration_error(y, p, bins: int = CALIBRATION_BINS) -> float:
+    """Expected calibration error over quantile bins: the mean, weighted by each bin's share of
+    the rows, of |observed churn rate - mean predicted probability| in the bin."""
+    y, p = np.asarray(y, dtype=float), np.asarray(p, dtype=float)
+    if len(y) == 0:
+        raise ValueError("no rows to measure calibration on")
+    which = quantile_bins(p, bins)
+    count = np.bincount(which)
+    used = count > 0
+    gap = np.abs(np.bincount(which, weights=y)[used] - np.bincount(which, weights=p)[used])
+    return float(gap.sum() / len(y))
+
+
 def metrics(y, p) -> dict[str, float]:
     return {
         "roc_auc": float(roc_auc_score(y, p)),
         "pr_auc": float(average_precision_score(y, p)),
         "brier": float(brier_score_loss(y, p)),
         "top_decile_lift": top_decile_lift(y, p),
+        "ece": expected_calibration_error(y, p),
     }
 
 
@@ -66,10 +92,17 @@ def plot_curves(y, scores: dict[str, np.ndarray], out: Path) -> list[Path]:
         ax.plot(recall, precision, label=f"{label} (AP {average_precision_score(y, p):.3f})")
         ax.axhline(y.mean(), ls=":", color="grey")
 
+    reach = [0.0]  # the largest probability or rate drawn: the calibration plot zooms to it
+
     def calibration(ax, label, p):
-        observed, predicted = calibration_curve(y, p, n_bins=10, strategy="quantile")
-        ax.plot(predicted, observed, marker="o", label=label)
-        ax.plot([0, 1], [0, 1], ":", color="grey")
+        observed, predicted = calibration_curve(y, p, n_bins=CALIBRATION_BINS,
+                                                strategy="quantile")
+        ax.plot(predicted, observed, marker="o",
+                label=f"{label} (ECE {expected_calibration_error(y, p):.4f})")
+        reach[0] = max(reach[0], float(np.max(predicted)), float(np.max(observed)))
+        top = min(1.0, 1.05 * reach[0]) or 1.0
+        ax.plot([0, top], [0, top], ":", color="grey")
+        ax.set(xlim=(0, top), ylim=(0, top))
 
     def lift(ax, label, p):
         order = np.argsort(-p, kind="stable")
@@ -79,8 +112,8 @@ def plot_curves(y, scores: dict[str, np.ndarray], out: Path) -> list[Path]:
 
     figure("roc", "ROC (validation period)", "false positive rate", "true positive rate", roc)
     figure("precision_recall", "Precision-recall", "recall", "precision", pr)
-    figure("calibration", "Calibration", "predicted churn probability", "observed churn rate",
-           calibration)
+    figure("calibration", f"Calibration ({CALIBRATION_BINS} quantile bins, zoomed to the scores)",
+           "mean predicted churn probability", "observed churn rate", calibration)
     figure("lift", "Lift by score decile", "decile (1 = highest scores)", "lift", lift)
     return drawn
 
@@ -98,8 +131,28 @@ def plot_importance(importance: pd.DataFrame, out: Path) -> Path:
     return out / "permutation_importance.png"
 
 
+def _versus_markdown(versus: pd.DataFrame | None, md) -> str:
+    if versus is None or versus.empty:
+        return ""
+    shown = versus[versus.metric.isin(["roc_auc", "pr_auc"])]
+    table = pd.DataFrame({
+        "model": shown.model, "metric": shown.metric,
+        "minus the shipped candidate": [f"{m:+.3f} ± {s:.3f} ({lo:+.3f} to {hi:+.3f})"
+                                        for m, s, lo, hi in zip(shown["mean"], shown["std"],
+                                                                shown["min"], shown["max"])],
+        "folds higher": [f"{h} of {n}" for h, n in zip(shown.folds_higher, shown.folds)]})
+    return f"""
+Paired, fold by fold, against the shipped candidate ({shown.versus.iloc[0]}): the same test
+period for both, so its difficulty cancels.
+
+{md(table)}
+"""
+
+
 def summary_markdown(meta, table: pd.DataFrame, ablation: pd.DataFrame,
-                     importance: pd.DataFrame, counts: dict[str, int]) -> str:
+                     importance: pd.DataFrame, counts: dict[str, int], selection=None,
+                     backtest: pd.DataFrame | None = None,
+                     versus: pd.DataFrame | None = None) -> str:
     def md(frame: pd.DataFrame) -> str:
         header = "| " + " | ".join(frame.columns) + " |"
         rule = "|" + "---|" * len(frame.columns)
@@ -108,6 +161,32 @@ def summary_markdown(meta, table: pd.DataFrame, ablation: pd.DataFrame,
         return "\n".join([header, rule, *rows])
 
     window = meta.train_window
+    chosen = ""
+    if selection is not None:
+        chosen = f"""
+## Model selection
+
+Shipped: **{selection.sentence()}**. Ranked by validation PR AUC, then ROC AUC; the
+winner was then refitted on all {meta.selection.get('refit_rows', 0):,} labelled rows
+({window.get('refit_start', '?')} .. {window.get('refit_end', '?')}, every label window ending
+by the cut-off). The validation metrics are those of the fit on the training rows only.
+ECE: expected calibration error over {CALIBRATION_BINS} quantile bins of the scores.
+"""
+    spread = ""
+    if backtest is not None:
+        wide = backtest[backtest.metric.isin(["roc_auc", "pr_auc", "ece"])].assign(
+            value=lambda f: [f"{m:.3f} ± {s:.3f} ({lo:.3f}-{hi:.3f})" for m, s, lo, hi
+                             in zip(f["mean"], f["std"], f["min"], f["max"])])
+        wide = wide.pivot(index="model", columns="metric", values="value").reset_index()
+        spread = f"""
+## Backtest ({meta.backtest.get('folds', '?')} rolling-origin folds)
+
+Each fold trains on the rows whose label window ends by the start of its test period, and is
+scored on that period. Mean ± standard deviation (min-max) over the folds; per fold in
+`backtest.csv`.
+
+{md(wide)}
+{_versus_markdown(versus, md)}"""
     return f"""# Churn model report: {meta.model_version}
 
 Feature service `{meta.feature_service}` ({len(meta.features)} features), horizon
@@ -116,12 +195,12 @@ Training rows {window['train_start']} .. {window['train_end']} ({counts['train']
 {counts['train_positives']:,} churners); validation from {window['validation_start']} to
 {window['validation_end']} ({counts['validation']:,} rows, {counts['validation_positives']:,}
 churners). Split by time; training labels end before the validation period starts.
-
+{chosen}
 ## Validation metrics
 
 {md(table)}
-
-## Ablation (same model, feature groups removed)
+{spread}
+## Ablation (the shipped model's kind, feature groups removed)
 
 {md(ablation)}
 

@@ -1,4 +1,5 @@
-"""The training job: labels -> Feast historical features -> time split -> fit -> evaluate -> save.
+"""The training job: labels -> Feast historical features -> time split -> candidates compared
+on the validation period -> the best refitted on every labelled row -> saved, with a report.
 
 Features come only from ``get_historical_features`` through ``churn_model_v1`` (via
 :func:`usage_features.features.retrieval.historical_features`); nothing here computes one.
@@ -9,12 +10,11 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.inspection import permutation_importance
 
 from usage_features.adapters.duckdb_connection import connect, parquet_list
 from usage_features.adapters.event_log import EventLog
@@ -24,33 +24,20 @@ from usage_features.features.retrieval import (
     historical_features,
     served_feature_names,
 )
-from usage_features.features.store import SERVICE_NAME, open_store
+from usage_features.features.store import open_store
 from usage_features.training import evaluate
 from usage_features.training.labels import LabelError, observation_rows, time_split
-from usage_features.training.model import (
-    ModelMetadata,
-    TrainedModel,
-    churn_classifier,
-    installed_versions,
-    logistic_baseline,
-    training_data_hash,
-)
+from usage_features.training.model import TrainedModel
 from usage_features.training.persistence import save_model
-
-#: The validation period's rows, features and model scores, in the model's report folder.
-REFERENCE_FILE = "validation_reference.parquet"
-
-#: Feature groups removed in the ablation, to measure the domain's claims.
-ABLATIONS: dict[str, tuple[str, ...]] = {
-    "without decay features": ("decay_ratio_7d_30d", "decay_ratio_30d_prev30d",
-                               "event_count_prev30d", "low_adoption_early_life"),
-    "without adoption features": ("adoption_score_latest", "adoption_score_mean_30d",
-                                  "adoption_score_change_30d", "low_adoption_early_life"),
-    "without integration/monitoring": ("integration_connect_count_30d",
-                                       "integration_connect_count_90d",
-                                       "monitoring_run_count_30d",
-                                       "days_since_last_monitoring_run"),
-}
+from usage_features.training.report import REFERENCE_FILE, Report, write_report
+from usage_features.training.selection import Candidate, Selection, candidates
+from usage_features.training.steps import (
+    ABLATIONS,
+    ablation_table,
+    compare_candidates,
+    importance_table,
+    model_metadata,
+)
 
 
 @dataclass
@@ -64,6 +51,8 @@ class TrainConfig:
     validation_share: float = 0.25
     random_state: int = 0
     importance_repeats: int = 3
+    #: Rolling-origin backtest folds (0: none).
+    backtest: int = 0
 
 
 @dataclass
@@ -74,6 +63,9 @@ class TrainResult:
     metrics: pd.DataFrame
     ablation: pd.DataFrame
     counts: dict[str, int] = field(default_factory=dict)
+    selection: Selection | None = None
+    #: ``--backtest``: one row per fold and candidate (None without it)
+    backtest: pd.DataFrame | None = None
 
     @property
     def leakage_alarm(self) -> bool:
@@ -182,80 +174,79 @@ def check_features(rows: pd.DataFrame, features: list[str]) -> None:
             f"{', '.join(null)}{hint}. Check the input data")
 
 
-def train(config: TrainConfig, progress: Callable[[str], None] = lambda _: None) -> TrainResult:
-    paths = RepoPaths(config.repo)
-    frame = training_frame(config, progress)
-    features = served_feature_names()
+@dataclass
+class Periods:
+    """Every labelled row, and its split by time into training and validation rows."""
+
+    rows: pd.DataFrame
+    train: pd.DataFrame
+    validate: pd.DataFrame
+    split: pd.Timestamp
+
+    def counts(self) -> dict[str, int]:
+        return {"train": len(self.train), "train_positives": int(self.train.label.sum()),
+                "validation": len(self.validate),
+                "validation_positives": int(self.validate.label.sum())}
+
+
+def split_periods(frame: pd.DataFrame, features: list[str], config: TrainConfig) -> Periods:
+    """The time split, refusing features nothing can be learned from and one-class periods."""
     train_rows, validate, split = time_split(frame, config.horizon_days, config.validation_share)
     check_features(train_rows, features)
-    y_train, y_val = train_rows.label.to_numpy(), validate.label.to_numpy()
-    for period, y in (("training", y_train), ("validation", y_val)):
+    for period, rows in (("training", train_rows), ("validation", validate)):
+        y = rows.label.to_numpy()
         if len(np.unique(y)) < 2:
             only = "churners" if len(y) and y.all() else "non-churners"
             raise LabelError(f"the {period} period has only {only} ({len(y):,} rows): "
                              "labels need both classes")
+    return Periods(frame, train_rows, validate, split)
 
-    progress(f"fitting the model and baselines on {len(train_rows):,} rows")
-    candidates = {
-        "model": churn_classifier(features, config.random_state),
-        "baseline: event_count_30d": logistic_baseline(["event_count_30d"]),
-        "baseline: logistic regression": logistic_baseline(features),
-    }
-    scores = {name: pipe.fit(train_rows, y_train).predict_proba(validate)[:, 1]
-              for name, pipe in candidates.items()}
-    table = pd.DataFrame([{"model": n, **evaluate.metrics(y_val, p)} for n, p in scores.items()])
+
+def backtest_candidates(models: list[Candidate], periods: Periods, config: TrainConfig,
+                        progress: Callable[[str], None]) -> pd.DataFrame | None:
+    """``--backtest K``: every candidate on K rolling-origin folds (None without it)."""
+    if not config.backtest:
+        return None
+    from usage_features.training.backtest import run_backtest
+
+    progress(f"backtest: {config.backtest} rolling-origin folds")
+    return run_backtest(periods.rows, models, config.horizon_days, config.backtest,
+                        config.validation_share)
+
+
+def train(config: TrainConfig, progress: Callable[[str], None] = lambda _: None) -> TrainResult:
+    """Labels and features -> candidates compared on validation -> the best, refitted on every
+    labelled row -> saved, with its report."""
+    paths = RepoPaths(config.repo)
+    features = served_feature_names()
+    periods = split_periods(training_frame(config, progress), features, config)
+    models = candidates(features, config.random_state)
+
+    progress(f"fitting {len(models)} candidates on {len(periods.train):,} rows")
+    fitted, scores, table, selection = compare_candidates(models, periods)
+    progress(f"selected {selection.sentence()}")
 
     progress("ablation: refitting without each feature group")
-    ablation = [{"features": "all", "roc_auc": table.roc_auc.iloc[0]}]
-    for name, dropped in ABLATIONS.items():
-        kept = [f for f in features if f not in dropped]
-        p = churn_classifier(kept, config.random_state).fit(train_rows, y_train)
-        ablation.append({"features": name, "roc_auc": evaluate.metrics(
-            y_val, p.predict_proba(validate)[:, 1])["roc_auc"]})
-    ablation = pd.DataFrame(ablation)
-    ablation["auc_change"] = ablation.roc_auc - ablation.roc_auc.iloc[0]
-
+    ablation = ablation_table(selection.winner, features, periods, config.random_state,
+                              float(table.set_index("model").roc_auc[selection.winner]))
     progress("permutation importance on the validation period")
-    model = candidates["model"]
-    sample = validate.sample(min(len(validate), 20_000), random_state=config.random_state)
-    result = permutation_importance(model, sample, sample.label, scoring="roc_auc",
-                                    n_repeats=config.importance_repeats,
-                                    random_state=config.random_state)
-    importance = pd.DataFrame({"feature": list(sample.columns),
-                               "mean_auc_drop": result.importances_mean,
-                               "std_auc_drop": result.importances_std})
-    importance = importance[importance.feature.isin(features)].sort_values(
-        "mean_auc_drop", ascending=False, ignore_index=True)
+    importance = importance_table(fitted[selection.winner], features, periods.validate, config)
 
-    metadata = ModelMetadata(
-        feature_service=SERVICE_NAME, features=features, horizon_days=config.horizon_days,
-        interval_days=config.interval_days,
-        train_window={"train_start": str(train_rows.event_timestamp.min()),
-                      "train_end": str(train_rows.event_timestamp.max()),
-                      "validation_start": str(split),
-                      "validation_end": str(validate.event_timestamp.max())},
-        metrics={row.model: {k: float(getattr(row, k)) for k in table.columns if k != "model"}
-                 for row in table.itertuples()},
-        training_data_sha256=training_data_hash(frame[["customer_id", "event_timestamp", "label",
-                                                       *features]]),
-        versions=installed_versions(), created_at=datetime.now(timezone.utc).isoformat())
-    trained = TrainedModel(model, metadata)
+    backtest = backtest_candidates(models, periods, config, progress)
+
+    progress(f"refitting {selection.winner} on all {len(periods.rows):,} labelled rows")
+    shipped = {m.name: m for m in models}[selection.winner].fit(periods.rows)
+    metadata = model_metadata(config, features, periods, table, selection, backtest)
+    trained = TrainedModel(shipped, metadata)
     model_path = save_model(trained, config.model_out or paths.model)
 
     progress("writing the report")
-    report_dir = paths.reports / metadata.model_version
-    evaluate.plot_curves(y_val, scores, report_dir)
-    evaluate.plot_importance(importance, report_dir)
-    # what `usage-features monitor` compares today's features and scores with
-    validate[["customer_id", "event_timestamp", *features]].assign(
-        churn_probability=scores["model"]).to_parquet(report_dir / REFERENCE_FILE, index=False)
-    importance.to_csv(report_dir / "permutation_importance.csv", index=False)
-    table.to_csv(report_dir / "metrics.csv", index=False)
-    counts = {"train": len(train_rows), "train_positives": int(y_train.sum()),
-              "validation": len(validate), "validation_positives": int(y_val.sum())}
-    (report_dir / "summary.md").write_text(
-        evaluate.summary_markdown(metadata, table, ablation, importance, counts))
-    return TrainResult(trained, model_path, report_dir, table, ablation, counts)
+    counts = periods.counts()
+    report = Report(metadata, periods.validate.label.to_numpy(), scores, table, ablation,
+                    importance, counts, selection, backtest)
+    report_dir = write_report(report, periods.validate, paths.reports / metadata.model_version)
+    return TrainResult(trained, model_path, report_dir, table, ablation, counts, selection,
+                       backtest)
 
 
 def predict(repo: Path, entities: pd.DataFrame, model_path: Path | None = None) -> pd.DataFrame:

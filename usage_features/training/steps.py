@@ -1,0 +1,135 @@
+"""The named steps of :func:`usage_features.training.train.train` after the data is in hand:
+compare the candidates, ablate, measure importance, summarise a backtest, write the metadata."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+from sklearn.inspection import permutation_importance
+from sklearn.pipeline import Pipeline
+
+from usage_features.features.store import SERVICE_NAME
+from usage_features.training import evaluate
+from usage_features.training.metadata import (
+    ModelMetadata,
+    installed_versions,
+    training_data_hash,
+)
+from usage_features.training.selection import (
+    Candidate,
+    Selection,
+    candidates,
+    fit_all,
+    metrics_table,
+    score_all,
+    select,
+)
+
+if TYPE_CHECKING:
+    from usage_features.training.train import Periods, TrainConfig
+
+#: Feature groups removed in the ablation, to measure the domain's claims.
+ABLATIONS: dict[str, tuple[str, ...]] = {
+    "without decay features": ("decay_ratio_7d_30d", "decay_ratio_30d_prev30d",
+                               "event_count_prev30d", "low_adoption_early_life"),
+    "without adoption features": ("adoption_score_latest", "adoption_score_mean_30d",
+                                  "adoption_score_change_30d", "low_adoption_early_life"),
+    "without integration/monitoring": ("integration_connect_count_30d",
+                                       "integration_connect_count_90d",
+                                       "monitoring_run_count_30d",
+                                       "days_since_last_monitoring_run"),
+}
+
+
+def compare_candidates(models: list[Candidate], periods: Periods
+                       ) -> tuple[dict[str, Pipeline], dict[str, np.ndarray], pd.DataFrame,
+                                  Selection]:
+    """Fit every candidate on the training rows, score the validation rows, pick the best."""
+    fitted = fit_all(models, periods.train)
+    scores = score_all(fitted, periods.validate)
+    table = metrics_table(periods.validate.label.to_numpy(), scores)
+    selection = select(table)
+    winner = table.set_index("model").loc[selection.winner]
+    table.insert(1, "selected", table.model == selection.winner)
+    for metric in ("pr_auc", "roc_auc"):
+        table[f"{metric}_minus_winner"] = table[metric] - winner[metric]
+    return fitted, scores, table, selection
+
+
+def ablation_table(winner: str, features: list[str], periods: Periods, random_state: int,
+                   all_auc: float) -> pd.DataFrame:
+    """The winning kind of model refitted without each feature group: validation ROC AUC."""
+    y_val = periods.validate.label.to_numpy()
+    rows = [{"features": "all", "roc_auc": all_auc}]
+    for name, dropped in ABLATIONS.items():
+        kept = [f for f in features if f not in dropped]
+        model = {c.name: c for c in candidates(kept, random_state)}.get(winner)
+        if model is None:  # the winner needs a feature this group removes
+            rows.append({"features": name, "roc_auc": float("nan")})
+            continue
+        p = model.fit(periods.train).predict_proba(periods.validate)[:, 1]
+        rows.append({"features": name, "roc_auc": evaluate.metrics(y_val, p)["roc_auc"]})
+    ablation = pd.DataFrame(rows)
+    ablation["auc_change"] = ablation.roc_auc - ablation.roc_auc.iloc[0]
+    return ablation
+
+
+def importance_table(model: Pipeline, features: list[str], validate: pd.DataFrame,
+                     config: TrainConfig) -> pd.DataFrame:
+    """Permutation importance (ROC AUC drop) on up to 20,000 validation rows."""
+    sample = validate.sample(min(len(validate), 20_000), random_state=config.random_state)
+    result = permutation_importance(model, sample, sample.label, scoring="roc_auc",
+                                    n_repeats=config.importance_repeats,
+                                    random_state=config.random_state)
+    importance = pd.DataFrame({"feature": list(sample.columns),
+                               "mean_auc_drop": result.importances_mean,
+                               "std_auc_drop": result.importances_std})
+    return importance[importance.feature.isin(features)].sort_values(
+        "mean_auc_drop", ascending=False, ignore_index=True)
+
+
+def backtest_summary(per_fold: pd.DataFrame | None, folds: int, winner: str) -> dict:
+    """For the metadata: per candidate and metric, mean/std/min/max over the folds; and per
+    other candidate, its fold-by-fold difference from the winner (``versus_winner``)."""
+    if per_fold is None:
+        return {}
+    from usage_features.training.backtest import paired_differences, spread
+
+    out: dict = {"folds": folds, "candidates": {}, "versus_winner": {}}
+    for row in spread(per_fold).itertuples():
+        out["candidates"].setdefault(row.model, {})[row.metric] = {
+            "mean": float(row.mean), "std": float(row.std), "min": float(row.min),
+            "max": float(row.max)}
+    for row in paired_differences(per_fold, winner).itertuples():
+        out["versus_winner"].setdefault(row.model, {})[row.metric] = {
+            "mean": float(row.mean), "std": float(row.std), "min": float(row.min),
+            "max": float(row.max), "folds_higher": int(row.folds_higher)}
+    return out
+
+
+def model_metadata(config: TrainConfig, features: list[str], periods: Periods,
+                   table: pd.DataFrame, selection: Selection,
+                   backtest: pd.DataFrame | None) -> ModelMetadata:
+    """The shipped model's metadata; ``metrics["model"]`` are the winner's validation metrics."""
+    metrics = {row.model: {k: float(getattr(row, k)) for k in table.columns
+                           if k not in ("model", "selected") and not k.endswith("_minus_winner")}
+               for row in table.itertuples()}
+    frame, train_rows, validate = periods.rows, periods.train, periods.validate
+    return ModelMetadata(
+        feature_service=SERVICE_NAME, features=features, horizon_days=config.horizon_days,
+        interval_days=config.interval_days,
+        train_window={"train_start": str(train_rows.event_timestamp.min()),
+                      "train_end": str(train_rows.event_timestamp.max()),
+                      "validation_start": str(periods.split),
+                      "validation_end": str(validate.event_timestamp.max()),
+                      "refit_start": str(frame.event_timestamp.min()),
+                      "refit_end": str(frame.event_timestamp.max())},
+        metrics={"model": metrics[selection.winner], **metrics},
+        training_data_sha256=training_data_hash(frame[["customer_id", "event_timestamp", "label",
+                                                       *features]]),
+        versions=installed_versions(), created_at=datetime.now(timezone.utc).isoformat(),
+        selection={**selection.as_dict(), "refit_rows": len(frame)},
+        backtest=backtest_summary(backtest, config.backtest, selection.winner))
