@@ -7,7 +7,9 @@ import pytest
 from typer.testing import CliRunner
 
 from usage_features.cli import app
-from usage_features.training.model import ModelMetadata, TrainedModel, churn_classifier
+from usage_features.training.estimators import churn_classifier
+from usage_features.training.metadata import ModelMetadata
+from usage_features.training.model import TrainedModel
 from usage_features.training.persistence import metadata_path, save_model
 from tests.unit.test_compiled_model import FEATURES, training_frame
 from tests.unit.test_model_persistence import issue_attack

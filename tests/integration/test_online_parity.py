@@ -15,7 +15,7 @@ from usage_features.features.retrieval import historical_features, online_featur
 from usage_features.features.store import apply_definitions, open_store
 from usage_features.serving.materialize import materialize
 from usage_features.serving.scorer import UNKNOWN, ChurnScorer
-from usage_features.training.model import COMPILED_MAX_ROWS
+from usage_features.training.compiled import COMPILED_MAX_ROWS
 from usage_features.training.train import TrainConfig, predict, train
 from tests.conftest import copy_feature_repo, populate, require_service
 from tests.factories import churn_dataset

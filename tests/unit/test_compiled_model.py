@@ -6,8 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from usage_features.training.model import (COMPILED_MAX_ROWS, CompiledBoosting, ModelMetadata,
-                                           TrainedModel, churn_classifier, logistic_baseline)
+from usage_features.training.compiled import COMPILED_MAX_ROWS, CompiledBoosting
+from usage_features.training.estimators import churn_classifier, logistic_baseline
+from usage_features.training.metadata import ModelMetadata
+from usage_features.training.model import TrainedModel
 from usage_features.training.persistence import load_model, save_model
 
 FEATURES = ["events", "silence_days", "ratio", "adoption", "flag"]

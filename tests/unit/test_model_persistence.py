@@ -12,8 +12,9 @@ import skops.io as sio
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, MinMaxScaler
 
-from usage_features.training.model import (ModelMetadata, ModelMismatchError, TrainedModel,
-                                           churn_classifier, logistic_baseline)
+from usage_features.training.estimators import churn_classifier, logistic_baseline
+from usage_features.training.metadata import ModelMetadata
+from usage_features.training.model import ModelMismatchError, TrainedModel
 from usage_features.training.persistence import (TRUSTED_TYPES, ModelFileError, load_model,
                                                  metadata_path, model_types, save_model)
 from tests.unit.test_compiled_model import FEATURES, training_frame
@@ -168,11 +169,6 @@ class TestTheFileMatchesItsMetadata:
     def test_model_file_errors_are_value_errors_the_commands_report(self):
         assert issubclass(ModelFileError, ValueError)
         assert not issubclass(ModelFileError, ModelMismatchError)
-
-    def test_the_names_stay_importable_from_the_model_module(self):
-        from usage_features.training import model
-
-        assert model.load_model is load_model and model.save_model is save_model
 
 
 def _rewrite_with_hash(path, data: bytes) -> None:

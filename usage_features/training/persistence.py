@@ -28,7 +28,8 @@ import zipfile
 from dataclasses import asdict
 from pathlib import Path
 
-from usage_features.training.model import ModelMetadata, TrainedModel
+from usage_features.training.metadata import ModelMetadata
+from usage_features.training.model import TrainedModel
 
 #: Every type a model saved by :func:`save_model` is made of: what skops records for the
 #: pipelines of ``churn_classifier`` (the model ``train`` saves) and ``logistic_baseline``,
@@ -65,7 +66,7 @@ TRUSTED_TYPES = frozenset({
     "sklearn.preprocessing._data.StandardScaler",
     "sklearn.preprocessing._function_transformer.FunctionTransformer",
     "sklearn.preprocessing._label.LabelEncoder",
-    "usage_features.training.model._signed_log1p",
+    "usage_features.training.estimators._signed_log1p",
 })
 
 RETRAIN = "retrain it (`usage-features train`) or restore the saved pair"

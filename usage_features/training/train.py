@@ -27,14 +27,13 @@ from usage_features.features.retrieval import (
 from usage_features.features.store import SERVICE_NAME, open_store
 from usage_features.training import evaluate
 from usage_features.training.labels import LabelError, observation_rows, time_split
-from usage_features.training.model import (
+from usage_features.training.estimators import churn_classifier, logistic_baseline
+from usage_features.training.metadata import (
     ModelMetadata,
-    TrainedModel,
-    churn_classifier,
     installed_versions,
-    logistic_baseline,
     training_data_hash,
 )
+from usage_features.training.model import TrainedModel
 from usage_features.training.persistence import save_model
 
 #: The validation period's rows, features and model scores, in the model's report folder.

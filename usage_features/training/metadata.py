@@ -1,0 +1,42 @@
+"""What is recorded with a trained model: its metadata, the training data's hash, versions."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from importlib.metadata import version
+
+import pandas as pd
+
+#: Packages whose versions are recorded with a model.
+RECORDED_VERSIONS = ("usage-features", "scikit-learn", "feast", "pandas", "numpy", "skops")
+
+
+@dataclass
+class ModelMetadata:
+    feature_service: str
+    features: list[str]
+    horizon_days: int
+    interval_days: int
+    train_window: dict[str, str]
+    metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    training_data_sha256: str = ""
+    versions: dict[str, str] = field(default_factory=dict)
+    created_at: str = ""
+
+    @property
+    def model_version(self) -> str:
+        return f"{self.feature_service}-{self.training_data_sha256[:12]}"
+
+
+def training_data_hash(frame: pd.DataFrame) -> str:
+    """A stable hash of a training frame's values (row order included)."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps(list(frame.columns)).encode())
+    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return digest.hexdigest()
+
+
+def installed_versions() -> dict[str, str]:
+    return {name: version(name) for name in RECORDED_VERSIONS}
