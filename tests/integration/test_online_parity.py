@@ -91,9 +91,19 @@ class TestOnlineParity:
         scorer = ChurnScorer.from_repo(repo)
         ids = customers.customer_id.tolist()
         many = ids * (COMPILED_MAX_ROWS // len(ids) + 1)  # past the compiled trees' batch size
-        alone = [scorer.score([c], now)[0].churn_probability for c in ids]
-        together = [s.churn_probability for s in scorer.score(many, now)]
+        alone = [(s.churn_probability, s.reasons) for c in ids for s in scorer.score([c], now)]
+        together = [(s.churn_probability, s.reasons) for s in scorer.score(many, now)]
         assert together == alone * (len(many) // len(ids))
+
+    def test_online_reasons_equal_the_historical_paths_at_now(self, trained):
+        repo, customers, now = trained
+        scorer = ChurnScorer.from_repo(repo)
+        assert scorer.reasons.available  # train stored the reference values with the model
+        ids = customers.customer_id.tolist()
+        online = scorer.score(ids, now)
+        assert [(s.churn_probability, s.reasons) for s in online] == [
+            (s.churn_probability, s.reasons) for s in scorer.score_historical(ids, now)]
+        assert sum(bool(s.reasons) for s in online) >= 3
 
     def test_an_unknown_customer_gets_a_clear_answer_beside_known_ones(self, trained):
         repo, customers, now = trained

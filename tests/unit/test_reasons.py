@@ -21,7 +21,9 @@ from usage_features.serving.reasons import (
     ReasonsUnavailableWarning,
     render,
 )
-from usage_features.training.model import ModelMetadata, TrainedModel, churn_classifier
+from usage_features.training.estimators import churn_classifier
+from usage_features.training.metadata import ModelMetadata
+from usage_features.training.model import TrainedModel
 from usage_features.training.reference_values import reference_values
 
 

@@ -24,6 +24,10 @@ class ModelMetadata:
     training_data_sha256: str = ""
     versions: dict[str, str] = field(default_factory=dict)
     created_at: str = ""
+    #: Each feature's median over the training rows: what a score's reasons compare the
+    #: customer with (see :mod:`usage_features.serving.reasons`). None for a model saved before
+    #: they were recorded: it scores the same, without reasons.
+    reference_values: dict[str, float] | None = None
 
     @property
     def model_version(self) -> str:
