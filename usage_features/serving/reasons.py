@@ -21,6 +21,7 @@ import string
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -44,7 +45,7 @@ class Template:
     text: str
     when: str | None = None
 
-    @property
+    @cached_property
     def fields(self) -> tuple[str, ...]:
         return tuple(name for _, name, _, _ in string.Formatter().parse(self.text) if name)
 
@@ -169,20 +170,27 @@ class GroupReasons:
         probabilities = out[:rows]
         return probabilities, probabilities[:, None] - out[rows:].reshape(-1, rows).T
 
-    def reasons(self, values: np.ndarray, raises: np.ndarray | None) -> list[Reason]:
-        """One customer's reasons: the groups raising the probability most, at most ``limit``.
-
-        ``values`` is the customer's row of the matrix, ``raises`` its row of :meth:`score`'s.
-        """
+    def explain(self, matrix: np.ndarray, raises: np.ndarray | None) -> list[list[Reason]]:
+        """Each row's reasons: the groups raising its probability most (ties in group order),
+        at most ``limit``. ``matrix`` and ``raises`` as given to and by :meth:`score`."""
         if raises is None:
-            return []
-        order = np.argsort(-raises, kind="stable")[:self.limit]
-        chosen = [i for i in order.tolist() if raises[i] >= self.min_raise]
-        if not chosen:
-            return []
-        named = dict(zip(self.features, values.tolist()))
-        return [Reason(self.groups[i], float(raises[i]), render(self.groups[i], named))
-                for i in chosen]
+            return [[] for _ in range(len(matrix))]
+        order = np.argsort(-raises, axis=1, kind="stable")[:, :self.limit]
+        top = np.take_along_axis(raises, order, axis=1)
+        out: list[list[Reason]] = []
+        for i, (groups, amounts) in enumerate(zip(order.tolist(), top.tolist())):
+            if not amounts or amounts[0] < self.min_raise:
+                out.append([])
+                continue
+            named = dict(zip(self.features, matrix[i].tolist()))
+            out.append([Reason(self.groups[g], amount, render(self.groups[g], named))
+                        for g, amount in zip(groups, amounts) if amount >= self.min_raise])
+        return out
+
+    def reasons(self, values: np.ndarray, raises: np.ndarray | None) -> list[Reason]:
+        """One customer's reasons (:meth:`explain` of one row)."""
+        return self.explain(np.asarray(values)[None],
+                            None if raises is None else np.asarray(raises)[None])[0]
 
     def warn_if_unavailable(self, model_version: str) -> None:
         if self.reference is None:

@@ -168,6 +168,7 @@ class ChurnScorer:
         # machine cost far more than they save (milliseconds, seconds at the tail).
         with self._threads.limit(limits=1, user_api="openmp"):
             probabilities, raises = self.reasons.score(self.model.predict_matrix, matrix)
+        explained = self.reasons.explain(matrix, raises)
         version = self.model.metadata.model_version
         churned_at = self.churn_dates.seconds(customer_ids)
         status = statuses(days_since_last_event, tenure_days, churned_at,
@@ -181,9 +182,8 @@ class ChurnScorer:
             elif state == UNKNOWN_STATUS:
                 scores.append(Score(customer, version, error=UNKNOWN, status=UNKNOWN_STATUS))
             else:
-                reasons = self.reasons.reasons(matrix[i], None if raises is None else raises[i])
                 scores.append(Score(customer, version, p, self.band(p),
-                                    [reason.text for reason in reasons]))
+                                    [reason.text for reason in explained[i]]))
         return scores
 
 
