@@ -163,7 +163,9 @@ class GroupReasons:
         """Probabilities ``(rows,)`` and each group's raise ``(rows, groups)`` (None without
         reference values), from one ``predict`` call."""
         matrix = np.asarray(matrix, dtype=np.float64)
-        if self.reference is None or not len(matrix):
+        if not len(matrix):
+            return np.zeros(0), None
+        if self.reference is None:
             return predict(matrix), None
         out = predict(self.neutralised(matrix))
         rows = len(matrix)

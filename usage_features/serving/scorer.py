@@ -162,28 +162,30 @@ class ChurnScorer:
     def _scores(self, customer_ids: list[str], matrix: np.ndarray,
                 days_since_last_event: np.ndarray, tenure_days: np.ndarray,
                 moment: float) -> list[Score]:
-        """Probabilities and reasons for the rows of ``matrix`` (the model's features), in one
-        batch through the model (see :class:`GroupReasons`)."""
-        # One thread: for request-sized batches OpenMP's start-up and spin-waits on a busy
-        # machine cost far more than they save (milliseconds, seconds at the tail).
-        with self._threads.limit(limits=1, user_api="openmp"):
-            probabilities, raises = self.reasons.score(self.model.predict_matrix, matrix)
-        explained = self.reasons.explain(matrix, raises)
+        """Probability and reasons for each active customer's row of ``matrix`` (the model's
+        features), all in one batch through the model (see :class:`GroupReasons`); churned and
+        unknown customers are not scored."""
         version = self.model.metadata.model_version
         churned_at = self.churn_dates.seconds(customer_ids)
         status = statuses(days_since_last_event, tenure_days, churned_at,
                           np.full(len(customer_ids), moment))
+        active = matrix[status == ACTIVE]
+        # One thread: for request-sized batches OpenMP's start-up and spin-waits on a busy
+        # machine cost far more than they save (milliseconds, seconds at the tail).
+        with self._threads.limit(limits=1, user_api="openmp"):
+            probabilities, raises = self.reasons.score(self.model.predict_matrix, active)
+        scored = iter(zip(probabilities.tolist(), self.reasons.explain(active, raises)))
         scores = []
-        for i, (customer, state, p, gone) in enumerate(zip(
-                customer_ids, status.tolist(), probabilities.tolist(), churned_at.tolist())):
+        for customer, state, gone in zip(customer_ids, status.tolist(), churned_at.tolist()):
             if state == CHURNED:
                 when = datetime.fromtimestamp(gone, timezone.utc).isoformat()
                 scores.append(Score(customer, version, status=CHURNED, churned_at=when))
             elif state == UNKNOWN_STATUS:
                 scores.append(Score(customer, version, error=UNKNOWN, status=UNKNOWN_STATUS))
             else:
+                p, reasons = next(scored)
                 scores.append(Score(customer, version, p, self.band(p),
-                                    [reason.text for reason in explained[i]]))
+                                    [reason.text for reason in reasons]))
         return scores
 
 
