@@ -53,8 +53,8 @@ class Template:
 #: Each group's wordings, the first that applies is used (the last always applies).
 TEMPLATES: dict[Group, tuple[Template, ...]] = {
     Group.ACTIVITY: (
-        Template("{event_count_30d:.0f} events on {active_days_30d:.0f} of the last 30 days "
-                 "({event_count_7d:.0f} in the last 7)"),
+        Template("active on {active_days_30d:.0f} of the last 30 days, "
+                 "{event_count_90d:.0f} events in 90 days"),
     ),
     Group.RECENCY: (
         Template("last active {days_since_last_event:.0f} days ago"),
