@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import uuid
+from dataclasses import replace
 from datetime import datetime, timezone
 
 import numpy as np
@@ -19,8 +20,10 @@ from usage_features.adapters import feast_online
 from usage_features.features.retrieval import historical_features, online_features, online_refs
 from usage_features.features.store import apply_definitions, open_store
 from usage_features.serving.materialize import materialize
+from usage_features.serving.reasons import ReasonsUnavailableWarning
 from usage_features.serving.scorer import UNKNOWN, ChurnScorer
 from usage_features.training.compiled import COMPILED_MAX_ROWS
+from usage_features.training.model import TrainedModel
 from usage_features.training.train import TrainConfig, predict, train
 from tests.conftest import copy_feature_repo, populate, require_service
 from tests.factories import churn_dataset
@@ -98,9 +101,33 @@ class TestOnlineParity:
         scorer = ChurnScorer.from_repo(repo)
         ids = customers.customer_id.tolist()
         many = ids * (COMPILED_MAX_ROWS // len(ids) + 1)  # past the compiled trees' batch size
-        alone = [scorer.score([c], now)[0].churn_probability for c in ids]
-        together = [s.churn_probability for s in scorer.score(many, now)]
+        alone = [(s.churn_probability, s.reasons) for c in ids for s in scorer.score([c], now)]
+        together = [(s.churn_probability, s.reasons) for s in scorer.score(many, now)]
         assert together == alone * (len(many) // len(ids))
+
+    def test_online_reasons_equal_the_historical_paths_at_now(self, trained):
+        repo, customers, now = trained
+        scorer = ChurnScorer.from_repo(repo)
+        assert scorer.reasons.available  # train stored the reference values with the model
+        ids = customers.customer_id.tolist()
+        online = scorer.score(ids, now)
+        assert [(s.churn_probability, s.reasons) for s in online] == [
+            (s.churn_probability, s.reasons) for s in scorer.score_historical(ids, now)]
+        assert sum(bool(s.reasons) for s in online) >= 3
+
+    def test_a_model_saved_without_reference_values_scores_the_same_without_reasons(
+            self, trained):
+        repo, customers, now = trained
+        scorer = ChurnScorer.from_repo(repo)
+        model = scorer.model
+        older = TrainedModel(model.pipeline, replace(model.metadata, reference_values=None))
+        with pytest.warns(ReasonsUnavailableWarning, match="retrain"):
+            without = ChurnScorer(scorer.store, older, repo=repo)
+        ids = customers.customer_id.tolist()
+        expected = scorer.score(ids, now)
+        got = without.score(ids, now)
+        assert [s.churn_probability for s in got] == [s.churn_probability for s in expected]
+        assert all(s.reasons == [] for s in got) and any(s.reasons for s in expected)
 
     def test_an_unknown_customer_gets_a_clear_answer_beside_known_ones(self, trained):
         repo, customers, now = trained

@@ -1,6 +1,8 @@
+import itertools
 import math
 from datetime import datetime, timedelta, timezone
 
+import numpy as np
 import pytest
 
 from usage_features.domain import (
@@ -8,6 +10,8 @@ from usage_features.domain import (
     LOW_ADOPTION_THRESHOLD,
     EventType,
     FeatureAdoptionScore,
+    early_life_churn_signal,
+    is_early_life,
     is_early_life_churn_signal,
 )
 from tests.factories import T0, make_event
@@ -61,6 +65,26 @@ class TestEarlyLifeChurnSignal:
         assert not is_early_life_churn_signal(
             low, tenure_days=EARLY_LIFE_DAYS, frequency_declining=True
         )
+        assert not is_early_life_churn_signal(low, tenure_days=-1, frequency_declining=True)
+
+    def test_the_thresholds_are_strict_below_and_inclusive_at_zero_tenure(self):
+        at_threshold = FeatureAdoptionScore(LOW_ADOPTION_THRESHOLD)
+        assert not is_early_life_churn_signal(at_threshold, 10, frequency_declining=True)
+        assert is_early_life_churn_signal(FeatureAdoptionScore(0.0), 0, frequency_declining=True)
+        assert is_early_life(0) and is_early_life(EARLY_LIFE_DAYS - 1e-9)
+        assert not is_early_life(EARLY_LIFE_DAYS) and not is_early_life(math.nan)
+
+    def test_the_element_wise_form_over_arrays_agrees_with_the_predicate_case_by_case(self):
+        scores = [0.0, LOW_ADOPTION_THRESHOLD - 1e-9, LOW_ADOPTION_THRESHOLD, 0.7, math.nan]
+        tenures = [-1.0, 0.0, 30.0, EARLY_LIFE_DAYS - 1e-9, EARLY_LIFE_DAYS, 400.0, math.nan]
+        cases = list(itertools.product(scores, tenures, [False, True]))
+        score, tenure, declining = (np.array(column) for column in zip(*cases))
+        vectorised = early_life_churn_signal(score, tenure, declining)
+        assert vectorised.dtype == bool and vectorised.shape == (len(cases),)
+        expected = [not math.isnan(s) and is_early_life_churn_signal(FeatureAdoptionScore(s), t, d)
+                    for s, t, d in cases]
+        assert vectorised.tolist() == expected
+        assert 0 < sum(expected) < len(cases)
 
 
 class TestUsageEvent:

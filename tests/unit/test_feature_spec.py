@@ -5,18 +5,21 @@ import pandas as pd
 import pytest
 
 from tests.factories import random_events
-from usage_features.domain import EventType
+from usage_features.domain import EARLY_LIFE_DAYS, LOW_ADOPTION_THRESHOLD, EventType
 from usage_features.features import request_time
 from usage_features.features.spec import (
     HISTORY,
     PREV_30,
     W7,
     WINDOWED,
+    Feature,
+    Group,
     Window,
     change_offsets,
+    feature_groups,
     served_features,
 )
-from usage_features.features.sql import DUCKDB, SPARK, daily_sql, features_sql
+from usage_features.features.sql import DIALECTS, DUCKDB, SPARK, daily_sql, features_sql
 
 T = pd.Timestamp("2026-03-15 12:00", tz="UTC")
 
@@ -96,6 +99,27 @@ class TestTheCompiledQuery:
         from usage_features.adapters.spark_engine import SparkEngine
 
         assert {DuckDBEngine.dialect, SparkEngine.dialect} == set(DIALECTS)
+
+
+class TestFeatureGroups:
+    def test_every_served_feature_is_in_exactly_one_group(self):
+        grouped = [name for names in feature_groups().values() for name in names]
+        assert sorted(grouped) == sorted(f.name for f in served_features())
+        assert len(grouped) == len(set(grouped))
+
+    def test_every_group_has_a_served_feature(self):
+        assert list(feature_groups()) == list(Group)
+        assert all(feature_groups().values())
+
+    def test_a_served_feature_without_a_group_is_refused(self):
+        with pytest.raises(ValueError, match="'x' needs a group"):
+            Feature("x", "int64", "", "x")
+        assert Feature("x", "int64", "", "x", served=False).group is None
+
+    def test_the_early_life_features_describe_the_domains_thresholds(self):
+        described = {f.name: f.description for f in served_features()}
+        assert f"first {EARLY_LIFE_DAYS} days" in described["is_first_90_days"]
+        assert f"below {LOW_ADOPTION_THRESHOLD} " in described["low_adoption_early_life"]
 
 
 class TestRequestTimeFeatures:

@@ -116,6 +116,8 @@ def score_command(
         return
     table = Table("customer", "status", "churn probability", "risk", "reasons",
                   title=f"model {scorer.model.metadata.model_version}")
+    no_reasons = ("no risk signal" if scorer.reasons.available
+                  else "no reasons: the model has no reference values (retrain it)")
     for score in scores:
         if score.error:
             table.add_row(score.customer_id, score.status, "-", "-", f"[red]{score.error}")
@@ -124,7 +126,7 @@ def score_command(
                           f"churned at {score.churned_at}" if score.churned_at else "")
         else:
             table.add_row(score.customer_id, score.status, f"{score.churn_probability:.3f}",
-                          score.risk_band, "; ".join(score.reasons) or "no risk signal")
+                          score.risk_band, "; ".join(score.reasons) or no_reasons)
     out.print(table)
 
 

@@ -13,6 +13,8 @@ from usage_features.domain.value_objects import (
     LOW_ADOPTION_THRESHOLD,
     EventType,
     FeatureAdoptionScore,
+    early_life_churn_signal,
+    is_early_life,
     is_early_life_churn_signal,
 )
 
@@ -25,6 +27,8 @@ __all__ = [
     "UsageEvent",
     "UsageRepository",
     "WritableUsageRepository",
+    "early_life_churn_signal",
+    "is_early_life",
     "is_early_life_churn_signal",
     "last_n_days",
     "require_aware",

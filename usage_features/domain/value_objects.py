@@ -39,8 +39,8 @@ class EventType(StrEnum):
 class FeatureAdoptionScore:
     """Composite 0-1 score reflecting breadth and depth of feature usage.
 
-    Scores below 0.2 (:data:`LOW_ADOPTION_THRESHOLD`) combined with declining event frequency
-    are the strongest leading indicators of churn in the first 90 days.
+    Scores below :data:`LOW_ADOPTION_THRESHOLD` combined with declining event frequency are the
+    strongest leading indicators of churn in the first :data:`EARLY_LIFE_DAYS` days.
     """
 
     value: float
@@ -67,15 +67,34 @@ class FeatureAdoptionScore:
         return self.value
 
 
+def is_early_life(tenure_days):
+    """Within the customer's early life: ``0 <= tenure_days < EARLY_LIFE_DAYS``.
+
+    Element-wise: a number gives a ``bool``; an array type with comparison operators (NumPy)
+    gives an array, so feature code vectorises over this very definition. A NaN tenure (an
+    unknown signup) is not early life.
+    """
+    return (tenure_days >= 0) & (tenure_days < EARLY_LIFE_DAYS)
+
+
+def early_life_churn_signal(adoption_score, tenure_days, frequency_declining):
+    """The domain's strongest leading churn indicator, element-wise over plain values.
+
+    Adoption below :data:`LOW_ADOPTION_THRESHOLD` combined with declining event frequency,
+    within the customer's first :data:`EARLY_LIFE_DAYS` days. ``adoption_score`` is a float
+    (NaN: no score yet, never low), ``frequency_declining`` a bool. Like :func:`is_early_life`,
+    it takes numbers or arrays of them (the request-time feature ``low_adoption_early_life``
+    runs it over NumPy arrays); the operators are the only thing it asks of them.
+    """
+    return ((adoption_score < LOW_ADOPTION_THRESHOLD) & frequency_declining
+            & is_early_life(tenure_days))
+
+
 def is_early_life_churn_signal(
     score: FeatureAdoptionScore, tenure_days: float, frequency_declining: bool
 ) -> bool:
-    """The domain's strongest leading churn indicator.
-
-    Low adoption (below 0.2) combined with declining event frequency, within the customer's
-    first :data:`EARLY_LIFE_DAYS` days.
-    """
-    return score.is_low and frequency_declining and 0 <= tenure_days < EARLY_LIFE_DAYS
+    """:func:`early_life_churn_signal` for one customer's validated adoption score."""
+    return bool(early_life_churn_signal(score.value, tenure_days, bool(frequency_declining)))
 
 
 def is_valid_uuid(text: str) -> bool:

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 import numpy as np
 import pandas as pd
 
-from usage_features.domain.value_objects import EARLY_LIFE_DAYS, LOW_ADOPTION_THRESHOLD
+from usage_features.domain.value_objects import early_life_churn_signal, is_early_life
 
 #: Column of the request time in the on-demand view's input (Feast's entity-row timestamp).
 AS_OF_COLUMN = "event_timestamp"
@@ -43,29 +43,28 @@ def tenure_days(signup_at: np.ndarray, as_of: np.ndarray) -> np.ndarray:
 
 
 def is_first_90_days(tenure_days: np.ndarray) -> np.ndarray:
-    """Within the customer's early life (0 <= tenure < 90 days)."""
-    return (tenure_days >= 0) & (tenure_days < EARLY_LIFE_DAYS)
+    """Within the customer's early life (the domain's :func:`is_early_life`)."""
+    return is_early_life(tenure_days)
 
 
-def low_adoption_early_life(is_first_90_days: np.ndarray, adoption_score_latest: np.ndarray,
+def low_adoption_early_life(tenure_days: np.ndarray, adoption_score_latest: np.ndarray,
                             decay_ratio_7d_30d: np.ndarray) -> np.ndarray:
-    """The domain's strongest early signal: early life, adoption < 0.2, declining frequency."""
-    return (is_first_90_days & (adoption_score_latest < LOW_ADOPTION_THRESHOLD)
-            & (decay_ratio_7d_30d < 1.0))
+    """The domain's :func:`early_life_churn_signal`; declining frequency is a last 7 days
+    below the month's weekly rate (``decay_ratio_7d_30d < 1``)."""
+    return early_life_churn_signal(adoption_score_latest, tenure_days, decay_ratio_7d_30d < 1.0)
 
 
 def compute_arrays(inputs: dict[str, np.ndarray], as_of: np.ndarray) -> dict[str, np.ndarray]:
     """All request-time features from :data:`INPUTS` (times as epoch seconds) and ``as_of``."""
     tenure = tenure_days(inputs["signup_at"], as_of)
-    first_90 = is_first_90_days(tenure)
     return {
         "days_since_last_event": days_since_last_event(inputs["last_event_at"], as_of),
         "days_since_last_monitoring_run": days_since_last_monitoring_run(
             inputs["last_monitoring_run_at"], as_of),
         "tenure_days": tenure,
-        "is_first_90_days": first_90,
+        "is_first_90_days": is_first_90_days(tenure),
         "low_adoption_early_life": low_adoption_early_life(
-            first_90, inputs["adoption_score_latest"], inputs["decay_ratio_7d_30d"]),
+            tenure, inputs["adoption_score_latest"], inputs["decay_ratio_7d_30d"]),
     }
 
 

@@ -10,15 +10,20 @@ Each windowed feature is a SQL expression over per-(customer, day) aggregates (`
 named window frames (``Window``); :mod:`usage_features.features.sql` compiles the spec into one
 query per engine. The Feast feature views and the ``churn_model_v1`` service are generated from
 the lists below, so a feature is added in exactly one place.
+
+Every served feature belongs to one :class:`Group` (what it measures): the training ablation
+refits without each group and the scorer's reasons attribute the churn probability to groups,
+both derived from the ``group`` declared here.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Literal
 
 from usage_features.adapters.duckdb_connection import sql_string
-from usage_features.domain.value_objects import EventType
+from usage_features.domain.value_objects import EARLY_LIFE_DAYS, LOW_ADOPTION_THRESHOLD, EventType
 
 Dtype = Literal["int64", "float64", "timestamp", "bool", "string"]
 
@@ -69,6 +74,22 @@ DAILY: dict[str, str] = {
 }
 
 
+class Group(StrEnum):
+    """What a served feature measures; the value reads in a sentence ("without decay features")."""
+
+    ACTIVITY = "activity"  # how much the customer uses the product, by event type
+    RECENCY = "recency"  # how long since the customer last did anything
+    DECAY = "decay"  # usage now against usage before
+    ADOPTION = "adoption"  # the adoption score, and its early-life signal
+    INTEGRATION_MONITORING = "integration/monitoring"  # the product's core job and lock-in
+    TENURE = "tenure"  # how long the customer has been one
+
+
+#: Event types whose counts measure integration and monitoring rather than general activity.
+_TYPE_GROUPS = {EventType.MONITORING_RUN: Group.INTEGRATION_MONITORING,
+                EventType.INTEGRATION_CONNECT: Group.INTEGRATION_MONITORING}
+
+
 @dataclass(frozen=True)
 class Feature:
     """One output column.
@@ -78,7 +99,8 @@ class Feature:
     are in the model's feature service. ``default`` is the value before a customer's first event.
     ``grows_with_time`` marks a feature that rises with the calendar by construction (tenure):
     its distribution drifts from any earlier one even when nothing else changes, so drift
-    monitoring reports it without raising an alarm.
+    monitoring reports it without raising an alarm. ``group`` says what a served feature
+    measures (every served feature has one).
     """
 
     name: str
@@ -90,11 +112,18 @@ class Feature:
     served: bool = True
     default: float | int | None = None
     grows_with_time: bool = False
+    group: Group | None = None
+
+    def __post_init__(self) -> None:
+        if self.served and self.group is None:
+            raise ValueError(f"served feature {self.name!r} needs a group")
 
 
-def _count(name: str, column: str, window: Window, what: str) -> Feature:
+def _count(name: str, column: str, window: Window, what: str,
+           group: Group = Group.ACTIVITY) -> Feature:
     return Feature(name, "int64", f"coalesce(sum({column}) OVER {window.name}, 0)",
-                   f"{what} in the {window.days} days before the as-of day", default=0)
+                   f"{what} in the {window.days} days before the as-of day", default=0,
+                   group=group)
 
 
 def _latest(column: str, window: Window) -> str:
@@ -107,20 +136,24 @@ WINDOWED: tuple[Feature, ...] = (
     _count("event_count_90d", "n_events", W90, "Events"),
     Feature("event_count_prev30d", "int64", f"coalesce(sum(n_events) OVER {PREV_30.name}, 0)",
             "Events in the 30 days before the last 30 (days 31-60 before the as-of day)",
-            default=0),
-    *(_count(f"{t.value}_count_30d", f"n_{t.value}", W30, f"{t.value} events") for t in EventType),
+            default=0, group=Group.DECAY),
+    *(_count(f"{t.value}_count_30d", f"n_{t.value}", W30, f"{t.value} events",
+             _TYPE_GROUPS.get(t, Group.ACTIVITY)) for t in EventType),
     _count("integration_connect_count_90d", "n_integration_connect", W90,
-           "integration_connect events (a retention signal)"),
+           "integration_connect events (a retention signal)", Group.INTEGRATION_MONITORING),
     Feature("active_days_30d", "int64",
             f"coalesce(sum(CASE WHEN n_events > 0 THEN 1 ELSE 0 END) OVER {W30.name}, 0)",
-            "Distinct UTC days with at least one event in the last 30 days", default=0),
+            "Distinct UTC days with at least one event in the last 30 days", default=0,
+            group=Group.ACTIVITY),
     Feature("adoption_score_latest", "float64", _latest("last_score", HISTORY),
-            "Adoption score of the latest event before the as-of day; null if none"),
+            "Adoption score of the latest event before the as-of day; null if none",
+            group=Group.ADOPTION),
     Feature("adoption_score_30d_ago", "float64", _latest("last_score", HISTORY_30D_AGO),
             "Adoption score as of 30 days before the as-of day", stored=False, served=False),
     Feature("adoption_score_mean_30d", "float64",
             f"sum(score_sum) OVER {W30.name} / nullif(sum(n_events) OVER {W30.name}, 0)",
-            "Mean adoption score of the events in the last 30 days; null if none"),
+            "Mean adoption score of the events in the last 30 days; null if none",
+            group=Group.ADOPTION),
     Feature("last_event_at", "timestamp", f"max(last_event_at) OVER {HISTORY.name}",
             "Time (to the second) of the latest event before the as-of day (input to recency)",
             served=False),
@@ -133,30 +166,33 @@ WINDOWED: tuple[Feature, ...] = (
             "CASE WHEN event_count_30d > 0 "
             "THEN CAST(event_count_7d AS DOUBLE) * 30 / (event_count_30d * 7) ELSE 0.0 END",
             "Last 7 days' events vs the weekly rate of the last 30 (1 steady, <1 decaying); "
-            "0 with no events in 30 days", derived=True, default=0.0),
+            "0 with no events in 30 days", derived=True, default=0.0, group=Group.DECAY),
     Feature("decay_ratio_30d_prev30d", "float64",
             "CASE WHEN event_count_prev30d > 0 "
             "THEN CAST(event_count_30d AS DOUBLE) / event_count_prev30d "
             "WHEN event_count_30d > 0 THEN 1.0 ELSE 0.0 END",
             "Last 30 days' events vs the 30 before; 1.0 when only the last 30 have events, "
-            "0 when neither has", derived=True, default=0.0),
+            "0 when neither has", derived=True, default=0.0, group=Group.DECAY),
     Feature("adoption_score_change_30d", "float64",
             "adoption_score_latest - adoption_score_30d_ago",
             "Adoption score now minus 30 days earlier; null without history on both sides",
-            derived=True),
+            derived=True, group=Group.ADOPTION),
 )
 
 #: Computed at request time by an on-demand feature view, exact at ``t``.
 REQUEST_TIME: tuple[Feature, ...] = (
-    Feature("days_since_last_event", "float64", "", "Days from the latest event to t"),
+    Feature("days_since_last_event", "float64", "", "Days from the latest event to t",
+            group=Group.RECENCY),
     Feature("days_since_last_monitoring_run", "float64", "",
-            "Days from the latest monitoring_run to t (its absence is an early churn signal)"),
+            "Days from the latest monitoring_run to t (its absence is an early churn signal)",
+            group=Group.INTEGRATION_MONITORING),
     Feature("tenure_days", "float64", "", "Days from signup to t; null for an unknown customer",
-            grows_with_time=True),
-    Feature("is_first_90_days", "bool", "", "Tenure is within the first 90 days", default=False),
+            grows_with_time=True, group=Group.TENURE),
+    Feature("is_first_90_days", "bool", "", f"Tenure is within the first {EARLY_LIFE_DAYS} days",
+            default=False, group=Group.TENURE),
     Feature("low_adoption_early_life", "bool", "",
-            "First 90 days, adoption below 0.2 and declining frequency (decay_ratio_7d_30d < 1)",
-            default=False),
+            f"First {EARLY_LIFE_DAYS} days, adoption below {LOW_ADOPTION_THRESHOLD} and "
+            "declining frequency (decay_ratio_7d_30d < 1)", default=False, group=Group.ADOPTION),
 )
 
 #: The customer table's columns served as features (churned_at never is: it is the label).
@@ -173,6 +209,18 @@ def stored_features() -> list[Feature]:
 def served_features() -> list[Feature]:
     """The model's inputs, in the order the feature service returns them."""
     return [f for f in (*WINDOWED, *REQUEST_TIME) if f.served]
+
+
+def feature_groups() -> dict[Group, list[str]]:
+    """Each group's served features, in served order; groups in declaration order, every group
+    with at least one feature."""
+    groups: dict[Group, list[str]] = {group: [] for group in Group}
+    for feature in served_features():
+        groups[feature.group].append(feature.name)
+    empty = [group.value for group, names in groups.items() if not names]
+    if empty:
+        raise ValueError(f"feature group(s) without a served feature: {', '.join(empty)}")
+    return groups
 
 
 def change_offsets() -> list[int]:

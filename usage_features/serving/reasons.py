@@ -1,55 +1,210 @@
-"""Why a customer scores as they do, in plain words drawn from the served features.
+"""Why a customer scores as they do: the model's own attribution to each feature group.
 
-Each rule reads a few features and, when its signal is present, returns a sentence and a
-severity; the most severe few are shown. A rule whose features contradict each other (a
-recency that the windowed counts rule out, a negative recency: features not of one moment)
-gives no reason rather than a sentence that contradicts itself. The rules follow the domain's churn signals: silence,
-usage decay, no monitoring runs, low adoption early in life, no integrations.
+For each customer and each feature :class:`~usage_features.features.spec.Group`, the model
+scores the customer once more with that group's features set to reference values (each
+feature's median over the training rows, stored with the model). The difference, the customer's
+probability minus that one, is how much the group's values raise this customer's churn
+probability. The groups that raise it by at least :data:`MIN_RAISE`, largest first, are the
+reasons (at most :data:`LIMIT`); a group whose values lower it is never one. Each reason is worded
+from :data:`TEMPLATES` with the customer's own feature values, the numbers the model saw.
+
+All rows, the customers and each customer with each group at reference, go to the model in one
+batch (:meth:`GroupReasons.score`). A model saved without reference values (trained before
+they were recorded) scores as before and gives no reasons, with a
+:class:`ReasonsUnavailableWarning` when loaded.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+import string
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cached_property
 
-from usage_features.domain.value_objects import LOW_ADOPTION_THRESHOLD
+import numpy as np
+
+from usage_features.domain.value_objects import EARLY_LIFE_DAYS, LOW_ADOPTION_THRESHOLD
+from usage_features.features.spec import Group, feature_groups
+
+#: At most this many reasons per customer.
+LIMIT = 3
+#: A group raising the probability by less than this (0.1 percentage point) is not stated.
+MIN_RAISE = 0.001
 
 
-def _value(features: Mapping[str, object], name: str) -> float:
-    value = features.get(name)
-    return math.nan if value is None else float(value)
+@dataclass(frozen=True)
+class Template:
+    """A reason's wording: ``str.format`` fields name served features (the customer's values).
+
+    It applies when every field it names has a known value for the customer and, with
+    ``when``, that (boolean) feature is true.
+    """
+
+    text: str
+    when: str | None = None
+
+    @cached_property
+    def fields(self) -> tuple[str, ...]:
+        return tuple(name for _, name, _, _ in string.Formatter().parse(self.text) if name)
 
 
-def explain(features: Mapping[str, object], limit: int = 3) -> list[str]:
-    """Up to ``limit`` reasons, most severe first (empty when no risk signal is present)."""
-    f = lambda name: _value(features, name)  # noqa: E731
-    found: list[tuple[float, str]] = []
-    silent = f("days_since_last_event")
-    if math.isnan(silent) and f("event_count_90d") == 0:
-        found.append((4.0, "no product activity recorded"))
-    elif silent >= 14 and not f("event_count_7d") > 0:  # a count in [D - 7 d, D) rules it out
-        found.append((3.0 + min(silent, 90) / 90, f"no activity for {silent:.0f} days"))
-    ratio, before = f("decay_ratio_30d_prev30d"), f("event_count_prev30d")
-    if before >= 5 and ratio < 0.8:
-        found.append((2.0 + (1 - ratio),
-                      f"30-day activity down {(1 - ratio) * 100:.0f}% vs the previous 30 days"))
-    weekly = f("decay_ratio_7d_30d")
-    if f("event_count_30d") >= 4 and weekly < 0.5:
-        found.append((1.5 + (1 - weekly),
-                      f"last 7 days at {weekly * 100:.0f}% of the month's weekly rate"))
-    last = f("days_since_last_monitoring_run")
-    # no run in the window [D - 30 d, D) means the last one is over 30 days before t >= D
-    if f("monitoring_run_count_30d") == 0 and (math.isnan(last) or last > 30):
-        found.append((2.2, "never ran a monitoring_run" if math.isnan(last) else
-                      f"no monitoring_run in 30 days (last {last:.0f} days ago)"))
-    adoption = f("adoption_score_latest")
-    if bool(features.get("is_first_90_days")) and adoption < LOW_ADOPTION_THRESHOLD:
-        severity = 3.5 if bool(features.get("low_adoption_early_life")) else 2.5
-        found.append((severity, f"adoption {adoption:.2f} in first 90 days"))
-    change = f("adoption_score_change_30d")
-    if change <= -0.1:
-        found.append((1.8, f"adoption score fell {-change:.2f} in 30 days"))
-    if f("integration_connect_count_90d") == 0:
-        found.append((1.0, "no integration connected in 90 days"))
-    found.sort(key=lambda item: -item[0])
-    return [text for _, text in found[:limit]]
+#: Each group's wordings, the first that applies is used (the last always applies).
+TEMPLATES: dict[Group, tuple[Template, ...]] = {
+    Group.ACTIVITY: (
+        Template("active on {active_days_30d:.0f} of the last 30 days, "
+                 "{event_count_90d:.0f} events in 90 days"),
+    ),
+    Group.RECENCY: (
+        Template("last active {days_since_last_event:.0f} days ago"),
+        Template("no activity recorded"),
+    ),
+    Group.DECAY: (
+        Template("{event_count_30d:.0f} events in the last 30 days against "
+                 "{event_count_prev30d:.0f} in the 30 before ({event_count_7d:.0f} in the last 7)"),
+    ),
+    Group.ADOPTION: (
+        Template(f"adoption score {{adoption_score_latest:.2f}}, below {LOW_ADOPTION_THRESHOLD}, "
+                 f"with usage slowing in the first {EARLY_LIFE_DAYS} days "
+                 "({tenure_days:.0f} since signup)", when="low_adoption_early_life"),
+        Template("adoption score {adoption_score_latest:.2f}, "
+                 "{adoption_score_change_30d:+.2f} over 30 days"),
+        Template("adoption score {adoption_score_latest:.2f}"),
+        Template("no adoption score yet"),
+    ),
+    Group.INTEGRATION_MONITORING: (
+        Template("monitoring runs in the last 30 days: {monitoring_run_count_30d:.0f} (the latest "
+                 "{days_since_last_monitoring_run:.0f} days ago); integrations connected in 90 "
+                 "days: {integration_connect_count_90d:.0f}"),
+        Template("never ran a monitoring_run; integrations connected in 90 days: "
+                 "{integration_connect_count_90d:.0f}"),
+    ),
+    Group.TENURE: (
+        Template("{tenure_days:.0f} days since signup"),
+        Template("signup date unknown"),
+    ),
+}
+
+
+def render(group: Group, values: Mapping[str, float]) -> str:
+    """The group's first applicable wording, filled in with ``values`` (NaN: unknown)."""
+    for template in TEMPLATES[group]:
+        if template.when is not None and not _true(values.get(template.when)):
+            continue
+        if all(_known(values.get(name)) for name in template.fields):
+            return template.text.format(**values)
+    return f"{group.value} features"  # unreachable while each group's last template applies
+
+
+def _known(value: float | None) -> bool:
+    return value is not None and math.isfinite(value)
+
+
+def _true(value: float | None) -> bool:
+    return _known(value) and bool(value)
+
+
+@dataclass(frozen=True)
+class Reason:
+    """One group's share of a customer's churn probability, in words."""
+
+    group: Group
+    #: The customer's probability minus the probability with the group at reference values.
+    raises_by: float
+    text: str
+
+
+class ReasonsUnavailableWarning(UserWarning):
+    """The model carries no reference values: its scores come without reasons."""
+
+
+class GroupReasons:
+    """Scores and per-group reasons for rows of a model's features (columns ``features``).
+
+    ``reference`` maps each feature to the value a group's features are set to when the group
+    is neutralised (the training rows' medians); ``None`` (a model saved before they were
+    recorded) gives scores without reasons.
+    """
+
+    def __init__(self, features: Sequence[str], reference: Mapping[str, float] | None,
+                 limit: int = LIMIT, min_raise: float = MIN_RAISE):
+        self.features = list(features)
+        self.limit, self.min_raise = limit, min_raise
+        column = {name: i for i, name in enumerate(self.features)}
+        groups = {group: [column[n] for n in names if n in column]
+                  for group, names in feature_groups().items()}
+        ungrouped = set(self.features) - {n for names in feature_groups().values() for n in names}
+        if ungrouped:
+            raise ValueError(f"feature(s) in no feature group: {sorted(ungrouped)}")
+        self.groups = [group for group, columns in groups.items() if columns]
+        self._columns = [np.array(groups[group], dtype=np.intp) for group in self.groups]
+        self.reference: np.ndarray | None = None
+        if reference is not None:
+            missing = [f for f in self.features if not _known(reference.get(f))]
+            if missing:
+                raise ValueError(f"the model's reference values lack feature(s): {missing}")
+            self.reference = np.array([float(reference[f]) for f in self.features])
+
+    @property
+    def available(self) -> bool:
+        return self.reference is not None
+
+    def neutralised(self, matrix: np.ndarray) -> np.ndarray:
+        """``matrix`` followed by one copy per group with that group's columns at reference:
+        ``(1 + groups) * rows`` rows, block ``g + 1`` for ``self.groups[g]``."""
+        blocks = np.repeat(matrix[None], 1 + len(self.groups), axis=0)
+        for block, columns in zip(blocks[1:], self._columns):
+            block[:, columns] = self.reference[columns]
+        return blocks.reshape(-1, matrix.shape[1])
+
+    def score(self, predict: Callable[[np.ndarray], np.ndarray], matrix: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Probabilities ``(rows,)`` and each group's raise ``(rows, groups)`` (None without
+        reference values), from one ``predict`` call."""
+        matrix = np.asarray(matrix, dtype=np.float64)
+        if not len(matrix):
+            return np.zeros(0), None
+        if self.reference is None:
+            return predict(matrix), None
+        out = predict(self.neutralised(matrix))
+        rows = len(matrix)
+        probabilities = out[:rows]
+        return probabilities, probabilities[:, None] - out[rows:].reshape(-1, rows).T
+
+    def explain(self, matrix: np.ndarray, raises: np.ndarray | None) -> list[list[Reason]]:
+        """Each row's reasons: the groups raising its probability most (ties in group order),
+        at most ``limit``. ``matrix`` and ``raises`` as given to and by :meth:`score`."""
+        if raises is None:
+            return [[] for _ in range(len(matrix))]
+        order = np.argsort(-raises, axis=1, kind="stable")[:, :self.limit]
+        top = np.take_along_axis(raises, order, axis=1)
+        out: list[list[Reason]] = []
+        for i, (groups, amounts) in enumerate(zip(order.tolist(), top.tolist())):
+            if not amounts or amounts[0] < self.min_raise:
+                out.append([])
+                continue
+            named = dict(zip(self.features, matrix[i].tolist()))
+            out.append([Reason(self.groups[g], amount, render(self.groups[g], named))
+                        for g, amount in zip(groups, amounts) if amount >= self.min_raise])
+        return out
+
+    def reasons(self, values: np.ndarray, raises: np.ndarray | None) -> list[Reason]:
+        """One customer's reasons (:meth:`explain` of one row)."""
+        return self.explain(np.asarray(values)[None],
+                            None if raises is None else np.asarray(raises)[None])[0]
+
+    def warn_if_unavailable(self, model_version: str) -> None:
+        if self.reference is None:
+            warnings.warn(ReasonsUnavailableWarning(
+                f"model {model_version} has no reference values (saved before reasons came "
+                "from the model): its scores come without reasons; retrain it "
+                "(`usage-features train`) to get them"), stacklevel=3)
+
+
+def groups_table() -> str:
+    """The feature groups as a Markdown table (group, features), for the README."""
+    lines = ["| group | served features |", "|---|---|"]
+    lines += [f"| {group.value} | {', '.join(f'`{n}`' for n in names)} |"
+              for group, names in feature_groups().items()]
+    return "\n".join(lines)

@@ -27,10 +27,10 @@ from usage_features.features.retrieval import (
 )
 from usage_features.features.store import DEFAULT_CONFIG, check_online_tables, open_store
 from usage_features.serving.freshness import Freshness, freshness, online_day_problem
-from usage_features.serving.reasons import explain
+from usage_features.serving.reasons import GroupReasons
 from usage_features.serving.status import ACTIVE, CHURNED, ChurnDates, statuses
 from usage_features.serving.status import UNKNOWN as UNKNOWN_STATUS
-from usage_features.training.model import TrainedModel
+from usage_features.training.model import ModelMismatchError, TrainedModel
 from usage_features.training.persistence import load_model
 
 UNKNOWN = ("unknown customer: no events before the scoring day and not in the customers table "
@@ -88,6 +88,10 @@ class ChurnScorer:
             for name in dict.fromkeys(r.split(":")[0]
                                       for r in self._refs.features + self._refs.inputs)])
         self.model.compiled
+        # Reasons: each feature group's share of the probability, against the model's
+        # reference values (none for a model saved before they were recorded: a warning).
+        self.reasons = GroupReasons(model.metadata.features, model.metadata.reference_values)
+        self.reasons.warn_if_unavailable(model.metadata.model_version)
         self._threads = ThreadpoolController()
         self._state: Freshness | None = None
         self._build_state = RepoPaths(self.repo).build_state
@@ -137,11 +141,7 @@ class ChurnScorer:
                 raise OnlineTimeError(as_of, problem)
         moment = (as_of or datetime.now(timezone.utc)).timestamp()
         online = read_online(self.store, list(customer_ids), as_of, self._refs)
-        # One thread: for request-sized batches OpenMP's start-up and spin-waits on a busy
-        # machine cost far more than they save (milliseconds, seconds at the tail).
-        with self._threads.limit(limits=1, user_api="openmp"):
-            probabilities = self.model.predict_matrix(online.matrix(self.model.metadata.features))
-        return self._scores(online.customer_ids, probabilities.tolist(), online.records(),
+        return self._scores(online.customer_ids, online.matrix(self.model.metadata.features),
                             online.values["days_since_last_event"],
                             online.values["tenure_days"], moment)
 
@@ -151,31 +151,41 @@ class ChurnScorer:
             return []
         entities = pd.DataFrame({"customer_id": list(customer_ids), "event_timestamp": as_of})
         frame = historical_features(self.store, entities, self.model.metadata.feature_service)
-        probabilities = self.model.predict_proba(frame).to_numpy().tolist()
-        features = served_feature_names()
-        records = frame[features].astype(object).where(frame[features].notna(), None).to_dict(
-            "records")
-        return self._scores(list(customer_ids), probabilities, records,
+        missing = [f for f in self.model.metadata.features if f not in frame.columns]
+        if missing:
+            raise ModelMismatchError(f"the historical features lack the model's: {missing}")
+        matrix = frame[self.model.metadata.features].to_numpy(dtype=float, na_value=np.nan)
+        return self._scores(list(customer_ids), matrix,
                             frame.days_since_last_event.to_numpy(dtype=float),
                             frame.tenure_days.to_numpy(dtype=float), as_of.timestamp())
 
-    def _scores(self, customer_ids: list[str], probabilities: list[float], records: list[dict],
+    def _scores(self, customer_ids: list[str], matrix: np.ndarray,
                 days_since_last_event: np.ndarray, tenure_days: np.ndarray,
                 moment: float) -> list[Score]:
+        """Probability and reasons for each active customer's row of ``matrix`` (the model's
+        features), all in one batch through the model (see :class:`GroupReasons`); churned and
+        unknown customers are not scored."""
         version = self.model.metadata.model_version
         churned_at = self.churn_dates.seconds(customer_ids)
         status = statuses(days_since_last_event, tenure_days, churned_at,
                           np.full(len(customer_ids), moment))
+        active = matrix[status == ACTIVE]
+        # One thread: for request-sized batches OpenMP's start-up and spin-waits on a busy
+        # machine cost far more than they save (milliseconds, seconds at the tail).
+        with self._threads.limit(limits=1, user_api="openmp"):
+            probabilities, raises = self.reasons.score(self.model.predict_matrix, active)
+        scored = iter(zip(probabilities.tolist(), self.reasons.explain(active, raises)))
         scores = []
-        for customer, state, p, record, gone in zip(customer_ids, status.tolist(),
-                                                   probabilities, records, churned_at.tolist()):
+        for customer, state, gone in zip(customer_ids, status.tolist(), churned_at.tolist()):
             if state == CHURNED:
                 when = datetime.fromtimestamp(gone, timezone.utc).isoformat()
                 scores.append(Score(customer, version, status=CHURNED, churned_at=when))
             elif state == UNKNOWN_STATUS:
                 scores.append(Score(customer, version, error=UNKNOWN, status=UNKNOWN_STATUS))
             else:
-                scores.append(Score(customer, version, p, self.band(p), explain(record)))
+                p, reasons = next(scored)
+                scores.append(Score(customer, version, p, self.band(p),
+                                    [reason.text for reason in reasons]))
         return scores
 
 

@@ -28,16 +28,16 @@ each event type used recently (30-day half-life average; monitoring, alerts and 
 count most); depth grows with recent volume (14-day half-life). Scores start near 0 at signup
 and grow as a customer uses more features more often; they fall when usage fades.
 
-*Churn.* Every day an active customer may decide to leave, with a hazard of about 0.11 %/day
-for a starter plan (x1.6 free, x0.7 pro, x0.45 enterprise), times an unobserved per-customer
-risk (lognormal), times x3 while the adoption score is below 0.2 between days 14 and 90 of
-tenure (the domain's early-life signal), x2.2 while the customer runs no monitoring (from day
-14), and x0.35 once an integration is connected. 85 % of decisions start a usage decay of
-3-9 weeks (activity falls smoothly to 5 %, advanced features first, so the score falls too)
-that ends at ``churned_at``; 15 % churn at once, with no warning. Independently, any customer
-may have temporary dips (3-9 weeks, usage down by 50-85 % then back) that are not followed by
-churn, and a decay still under way at the end of the period has no ``churned_at`` yet. No
-event is at or after ``churned_at``, none before ``signup_at``.
+*Churn.* Every day an active customer may decide to leave, with a hazard of about 0.11 %/day for a
+starter plan (x1.6 free, x0.7 pro, x0.45 enterprise), times an unobserved per-customer risk
+(lognormal), times x3 while the adoption score is below ``LOW_ADOPTION_THRESHOLD`` from day 14 to
+``EARLY_LIFE_DAYS`` of tenure (the domain's early-life signal), x2.2 while the customer runs no
+monitoring (from day 14), and x0.35 once an integration is connected. 85 % of decisions start a
+usage decay of 3-9 weeks (activity falls smoothly to 5 %, advanced features first, so the score
+falls too) that ends at ``churned_at``; 15 % churn at once, with no warning. Independently, any
+customer may have temporary dips (3-9 weeks, usage down by 50-85 % then back) that are not followed
+by churn, and a decay still under way at the end of the period has no ``churned_at`` yet. No event
+is at or after ``churned_at``, none before ``signup_at``.
 
 *Calibration (defaults).* 10,000 customers over 365 days give about 10 M events (about 5 per
 customer per day alive; 11 per active day on average, median 6), and about a quarter of the

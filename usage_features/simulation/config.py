@@ -24,7 +24,7 @@ class Behaviour:
     launch_cohort_days: int = 14
     #: Daily churn hazard of a ``starter`` customer with no risk factor (plans scale it).
     base_churn_hazard: float = 0.0011
-    #: Adoption below 0.2 between day 14 and day 90 of tenure.
+    #: Adoption below the domain's ``LOW_ADOPTION_THRESHOLD`` from day 14 to ``EARLY_LIFE_DAYS``.
     low_adoption_hazard_ratio: float = 3.0
     #: No recent ``monitoring_run`` (from day 14 of tenure).
     no_monitoring_hazard_ratio: float = 2.2

@@ -32,6 +32,10 @@ class ModelMetadata:
     #: ``train --backtest K``: ``folds`` and, per candidate and metric, the ``mean``, ``std``,
     #: ``min`` and ``max`` over the folds. Empty without a backtest.
     backtest: dict = field(default_factory=dict)
+    #: Each feature's median over the training rows: what a score's reasons compare the
+    #: customer with (see :mod:`usage_features.serving.reasons`). None for a model saved before
+    #: they were recorded: it scores the same, without reasons.
+    reference_values: dict[str, float] | None = None
 
     @property
     def model_version(self) -> str:

@@ -11,8 +11,10 @@ import pandas as pd
 from sklearn.inspection import permutation_importance
 from sklearn.pipeline import Pipeline
 
+from usage_features.features.spec import Group, feature_groups
 from usage_features.features.store import SERVICE_NAME
 from usage_features.training import evaluate
+from usage_features.training.reference_values import reference_values
 from usage_features.training.metadata import (
     ModelMetadata,
     installed_versions,
@@ -31,17 +33,14 @@ from usage_features.training.selection import (
 if TYPE_CHECKING:
     from usage_features.training.train import Periods, TrainConfig
 
-#: Feature groups removed in the ablation, to measure the domain's claims.
+#: The feature groups whose worth the ablation measures: the domain's claims (usage decay, low
+#: adoption, no integrations or monitoring runs). Each refit costs a model fit, so not every
+#: group is refit without.
+ABLATED_GROUPS = (Group.DECAY, Group.ADOPTION, Group.INTEGRATION_MONITORING)
+#: One refit without each ablated group's served features, as the spec groups them (a renamed
+#: or added feature is dropped with its group).
 ABLATIONS: dict[str, tuple[str, ...]] = {
-    "without decay features": ("decay_ratio_7d_30d", "decay_ratio_30d_prev30d",
-                               "event_count_prev30d", "low_adoption_early_life"),
-    "without adoption features": ("adoption_score_latest", "adoption_score_mean_30d",
-                                  "adoption_score_change_30d", "low_adoption_early_life"),
-    "without integration/monitoring": ("integration_connect_count_30d",
-                                       "integration_connect_count_90d",
-                                       "monitoring_run_count_30d",
-                                       "days_since_last_monitoring_run"),
-}
+    f"without {group} features": tuple(feature_groups()[group]) for group in ABLATED_GROUPS}
 
 
 def compare_candidates(models: list[Candidate], periods: Periods
@@ -132,4 +131,5 @@ def model_metadata(config: TrainConfig, features: list[str], periods: Periods,
                                                        *features]]),
         versions=installed_versions(), created_at=datetime.now(timezone.utc).isoformat(),
         selection={**selection.as_dict(), "refit_rows": len(frame)},
-        backtest=backtest_summary(backtest, config.backtest, selection.winner))
+        backtest=backtest_summary(backtest, config.backtest, selection.winner),
+        reference_values=reference_values(frame, features))

@@ -32,6 +32,7 @@ from usage_features.training.persistence import save_model
 from usage_features.training.report import REFERENCE_FILE, Report, write_report
 from usage_features.training.selection import Candidate, Selection, candidates
 from usage_features.training.steps import (
+    ABLATED_GROUPS,
     ABLATIONS,
     ablation_table,
     compare_candidates,
@@ -285,6 +286,6 @@ def predict(repo: Path, entities: pd.DataFrame, model_path: Path | None = None) 
     return out
 
 
-__all__ = ["ABLATIONS", "REFERENCE_FILE", "FeatureDataError", "FeatureDataWarning", "TrainConfig",
+__all__ = ["ABLATED_GROUPS", "ABLATIONS", "REFERENCE_FILE", "FeatureDataError", "FeatureDataWarning", "TrainConfig",
            "TrainResult",
            "adopt_customers", "check_features", "predict", "train", "training_frame"]
