@@ -11,7 +11,7 @@ from usage_features.training.estimators import churn_classifier
 from usage_features.training.metadata import ModelMetadata
 from usage_features.training.model import TrainedModel
 from usage_features.training.persistence import metadata_path, save_model
-from tests.integration.test_compiled_model import FEATURES, training_frame
+from tests.factories import FEATURES, training_frame
 from tests.integration.test_model_persistence import issue_attack
 
 runner = CliRunner()

@@ -6,34 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.factories import FEATURES, training_frame
 from usage_features.training.compiled import COMPILED_MAX_ROWS, CompiledBoosting
 from usage_features.training.estimators import churn_classifier, logistic_baseline
 from usage_features.training.metadata import ModelMetadata
 from usage_features.training.model import TrainedModel
 from usage_features.training.persistence import load_model, save_model
-
-FEATURES = ["events", "silence_days", "ratio", "adoption", "flag"]
-
-
-def training_frame(rows: int = 3000, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
-    """Churn depends on every feature, and on whether ``silence_days`` is missing at all."""
-    rng = np.random.default_rng(seed)
-    frame = pd.DataFrame({
-        "events": rng.poisson(20, rows).astype(float),
-        "silence_days": rng.exponential(10, rows),
-        "ratio": rng.normal(1, 0.4, rows),
-        "adoption": rng.random(rows),
-        "flag": (rng.random(rows) < 0.3).astype(float),
-    })
-    never_active = rng.random(rows) < 0.2
-    frame.loc[never_active, "silence_days"] = np.nan
-    frame.loc[rng.random(rows) < 0.1, "ratio"] = np.nan
-    frame.loc[rng.random(rows) < 0.1, "adoption"] = np.nan
-    risk = (0.08 * np.nan_to_num(frame.silence_days.to_numpy(), nan=5) - 0.05 * frame.events
-            - 2 * np.nan_to_num(frame.adoption.to_numpy(), nan=0.1) + 1.5 * never_active
-            + frame.flag - np.nan_to_num(frame.ratio.to_numpy(), nan=0.5))
-    churned = (risk + rng.normal(0, 1, rows) > 0).astype(int)
-    return frame, churned
 
 
 @pytest.fixture(scope="module")

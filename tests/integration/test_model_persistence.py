@@ -17,7 +17,7 @@ from usage_features.training.metadata import ModelMetadata
 from usage_features.training.model import ModelMismatchError, TrainedModel
 from usage_features.training.persistence import (TRUSTED_TYPES, ModelFileError, load_model,
                                                  metadata_path, model_types, save_model)
-from tests.integration.test_compiled_model import FEATURES, training_frame
+from tests.factories import FEATURES, training_frame
 
 FACTORIES = {"churn_classifier": churn_classifier, "logistic_baseline": logistic_baseline}
 

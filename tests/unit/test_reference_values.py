@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import skops.io as sio
 
-from tests.unit.test_compiled_model import FEATURES, training_frame
+from tests.factories import FEATURES, training_frame
 from usage_features.training.estimators import churn_classifier
 from usage_features.training.metadata import ModelMetadata
 from usage_features.training.model import TrainedModel
