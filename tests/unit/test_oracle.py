@@ -132,4 +132,4 @@ def test_the_hidden_risk_carries_information_the_events_do_not(simulated):
         sim.hidden, latent_risk=np.ones_like(sim.hidden.latent_risk)), rows, 30)
     y = rows.label.to_numpy()
     open_ = (p > 0) & (p < 1)
-    assert roc_auc_score(y[open_], p[open_]) > roc_auc_score(y[open_], blind[open_]) + 0.02
+    assert roc_auc_score(y[open_], p[open_]) > roc_auc_score(y[open_], blind[open_]) + 0.01
