@@ -24,7 +24,7 @@ class TestWindows:
         assert Window("w", 30).change_offsets() == {1, 31}
 
     def test_features_can_only_change_on_these_days_after_an_event(self):
-        assert change_offsets() == [1, 8, 31, 61, 91]
+        assert change_offsets() == [1, 8, 15, 22, 29, 31, 61, 91]
 
 
 class TestTheFeatureList:
