@@ -166,12 +166,40 @@ def summarize(runs: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def compare(before: list[dict], after: list[dict]) -> str:
+    """Shipped-model ROC/PR AUC and the oracle gap, before vs after, same sizes and seeds."""
+    lines = ["| customers | metric | before mean ± sd | after mean ± sd | oracle | "
+             "gap before | gap after | gap closed |", "|---|---|---|---|---|---|---|---|"]
+    for size in sorted({r["customers"] for r in after if "scores" in r}):
+        pairs = [(b, a) for a in after for b in before if "scores" in a and "scores" in b
+                 and a["customers"] == b["customers"] == size and a["seed"] == b["seed"]]
+        for metric in ("roc_auc", "pr_auc"):
+            def shipped(run: dict) -> float:
+                return run["scores"]["shipped (recomputed)"][metric]
+
+            def gap(run: dict) -> float:
+                return run["scores"]["oracle"][metric] - shipped(run)
+
+            b_mean, b_sd = _mean_sd([shipped(b) for b, _ in pairs])
+            a_mean, a_sd = _mean_sd([shipped(a) for _, a in pairs])
+            oracle = _mean_sd([a["scores"]["oracle"][metric] for _, a in pairs])[0]
+            g_b, g_a = (_mean_sd([gap(b) for b, _ in pairs])[0],
+                        _mean_sd([gap(a) for _, a in pairs])[0])
+            lines.append(f"| {size:,} ({len(pairs)} seeds) | {metric} | {b_mean:.4f} ± {b_sd:.4f}"
+                         f" | {a_mean:.4f} ± {a_sd:.4f} | {oracle:.4f} | {g_b:.4f} | {g_a:.4f} | "
+                         f"{(g_b - g_a) / g_b:.0%} |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command")
     one = sub.add_parser("one", help="one size and seed, in this process (prints JSON)")
     one.add_argument("--customers", type=int, required=True)
     one.add_argument("--seed", type=int, required=True)
+    versus = sub.add_parser("compare", help="before.json after.json -> a Markdown table")
+    versus.add_argument("before", type=Path)
+    versus.add_argument("after", type=Path)
     for p in (parser, one):
         p.add_argument("--days", type=int, default=365)
         p.add_argument("--drop-each", default="", help="comma-separated served features")
@@ -179,6 +207,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--name", default="model", help="results/NAME.md and NAME.json")
     args = parser.parse_args(argv)
+    if args.command == "compare":
+        print(compare(json.loads(args.before.read_text()), json.loads(args.after.read_text())))
+        return
     drop = [f for f in args.drop_each.split(",") if f]
     if args.command == "one":
         print(json.dumps(run_one(args.customers, args.seed, args.days, drop)))
