@@ -29,6 +29,7 @@ TYPE_COUNT_FEATURES = [f"{event_type.value}_count_30d" for event_type in EventTy
 #: Features computed over [D - N days, D) windows (or "latest event before D").
 WINDOWED_FEATURES = [
     "event_count_7d",
+    "event_count_14d",
     "event_count_30d",
     "event_count_90d",
     *TYPE_COUNT_FEATURES,
@@ -36,6 +37,9 @@ WINDOWED_FEATURES = [
     "event_count_prev30d",
     "decay_ratio_7d_30d",
     "decay_ratio_30d_prev30d",
+    "decay_ratio_7d_90d",
+    "event_trend_4w",
+    "advanced_share_ratio_7d_90d",
     "active_days_30d",
     "adoption_score_latest",
     "adoption_score_mean_30d",
@@ -57,6 +61,7 @@ ALL_FEATURES = WINDOWED_FEATURES + REQUEST_TIME_FEATURES
 
 _INT_FEATURES = [
     "event_count_7d",
+    "event_count_14d",
     "event_count_30d",
     "event_count_90d",
     *TYPE_COUNT_FEATURES,
@@ -130,6 +135,32 @@ def _features_for_row(
         row["decay_ratio_30d_prev30d"] = count_30 / count_prev
     else:
         row["decay_ratio_30d_prev30d"] = 0.0 if count_30 == 0 else 1.0
+
+    # The customer's own typical level: the weekly rate over 90 days.
+    count_90 = len(last_90)
+    row["decay_ratio_7d_90d"] = count_7 * 90 / (count_90 * 7) if count_90 > 0 else 0.0
+
+    # Weekly counts, oldest first: [D-28, D-21), [D-21, D-14), [D-14, D-7), [D-7, D).
+    weeks = [len(_in_window(customer_events, day - (k + 1) * 7 * ONE_DAY, day - k * 7 * ONE_DAY))
+             for k in (3, 2, 1, 0)]
+    row["event_count_14d"] = weeks[2] + weeks[3]
+    if sum(weeks) > 0:
+        xs = [0, 1, 2, 3]
+        x_mean, y_mean = sum(xs) / 4, sum(weeks) / 4
+        slope = (sum((x - x_mean) * (y - y_mean) for x, y in zip(xs, weeks))
+                 / sum((x - x_mean) ** 2 for x in xs))
+        row["event_trend_4w"] = slope / y_mean
+    else:
+        row["event_trend_4w"] = 0.0
+
+    def advanced_share(window: pd.DataFrame) -> float:
+        basic = window["event_type"].isin([EventType.LOGIN.value, EventType.DASHBOARD_VIEW.value])
+        return float((~basic).sum()) / len(window)
+
+    if count_7 > 0 and count_90 > 0 and advanced_share(last_90) > 0:
+        row["advanced_share_ratio_7d_90d"] = advanced_share(last_7) / advanced_share(last_90)
+    else:
+        row["advanced_share_ratio_7d_90d"] = math.nan
 
     row["active_days_30d"] = len({ts.date() for ts in last_30["timestamp"]})
 

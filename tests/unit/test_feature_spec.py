@@ -38,7 +38,7 @@ class TestWindows:
         assert Window("w", 30).change_offsets() == {1, 31}
 
     def test_features_can_only_change_on_these_days_after_an_event(self):
-        assert change_offsets() == [1, 8, 31, 61, 91]
+        assert change_offsets() == [1, 8, 15, 22, 29, 31, 61, 91]
 
 
 class TestTheFeatureList:
@@ -75,10 +75,14 @@ class TestTheCompiledQuery:
         rows = compiled_feature_rows(event)
         day = pd.Timestamp("2026-03-01", tz="UTC")
         assert rows.feature_timestamp.tolist() == [day + pd.Timedelta(days=k)
-                                                   for k in (1, 8, 31, 61, 91)]
-        counts = ["event_count_7d", "event_count_30d", "event_count_prev30d", "event_count_90d"]
+                                                   for k in (1, 8, 15, 22, 29, 31, 61, 91)]
+        counts = ["event_count_7d", "event_count_14d", "event_count_30d", "event_count_prev30d",
+                  "event_count_90d"]
         assert rows[counts].to_numpy().tolist() == [
-            [1, 1, 0, 1], [0, 1, 0, 1], [0, 0, 1, 1], [0, 0, 0, 1], [0, 0, 0, 0]]
+            [1, 1, 1, 0, 1], [0, 1, 1, 0, 1], [0, 0, 1, 0, 1], [0, 0, 1, 0, 1], [0, 0, 1, 0, 1],
+            [0, 0, 0, 1, 1], [0, 0, 0, 0, 1], [0, 0, 0, 0, 0]]
+        # the event walks through the four weeks behind the trend, newest (weight 6) to oldest
+        assert rows.event_trend_4w.tolist()[:5] == pytest.approx([6 / 5, 2 / 5, -2 / 5, -6 / 5, 0])
 
     def test_a_row_equal_to_the_customers_previous_one_is_dropped(self):
         rows = compiled_feature_rows(random_events(seed=2, customers=3, days=60))

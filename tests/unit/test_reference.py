@@ -308,7 +308,7 @@ class TestOutputShape:
 
     def test_every_event_type_count_is_a_windowed_feature(self):
         assert {f"{t.value}_count_30d" for t in EventType} <= set(WINDOWED_FEATURES)
-        assert len(WINDOWED_FEATURES) + len(REQUEST_TIME_FEATURES) == 26
+        assert len(WINDOWED_FEATURES) + len(REQUEST_TIME_FEATURES) == 30
 
 
 class TestEventCountInAWindow:
@@ -330,3 +330,45 @@ class TestEventCountInAWindow:
         raw = [ev(D - k * DAY / 3) for k in range(1, 300, 7)] + [ev(D + US)]
         expected = features_at(raw, t=D)[f"event_count_{n_days}d"]
         assert brute_force_event_count(events_frame(*raw), "c1", D - n_days * DAY, D) == expected
+
+
+class TestDecayShapeFeatures:
+    """Hand-worked values of the 14-day count, the 4-week trend and the two 7-vs-90-day ratios."""
+
+    def test_the_14_day_window_starts_at_d_minus_14_days_inclusive(self):
+        row = features_at([ev(D - 14 * DAY), ev(D - 14 * DAY - US), ev(D - US), ev(D)])
+        assert row["event_count_14d"] == 2
+
+    def test_a_steady_customer_has_no_trend(self):
+        row = features_at([ev(D - (7 * k + 3) * DAY) for k in range(4)])
+        assert row["event_trend_4w"] == 0.0
+
+    def test_the_trend_is_the_weekly_slope_over_the_mean_level(self):
+        # weekly counts, oldest first: 4, 3, 2, 1 -> slope -1 a week, mean 2.5
+        weeks = {3: 4, 2: 3, 1: 2, 0: 1}
+        events = [ev(D - (7 * k + 1) * DAY - i * US) for k, n in weeks.items() for i in range(n)]
+        assert features_at(events)["event_trend_4w"] == pytest.approx(-1 / 2.5)
+
+    def test_the_trend_ignores_events_28_days_back_or_more(self):
+        events = [ev(D - 28 * DAY - US), ev(D - 40 * DAY)]
+        assert features_at(events)["event_trend_4w"] == 0.0
+        # an event exactly at D - 28 days is the oldest week: slope -0.3 over mean 0.25
+        assert features_at([ev(D - 28 * DAY)])["event_trend_4w"] == pytest.approx(-1.2)
+
+    def test_last_week_against_the_90_day_weekly_rate(self):
+        # 2 events in the last 7 days, 18 in the 90: weekly rate 18 * 7 / 90 = 1.4
+        events = [ev(D - DAY), ev(D - 2 * DAY)] + [ev(D - (10 + 4 * i) * DAY) for i in range(16)]
+        assert features_at(events)["decay_ratio_7d_90d"] == pytest.approx(2 / 1.4)
+        assert features_at([ev(D - 91 * DAY)])["decay_ratio_7d_90d"] == 0.0
+
+    def test_the_advanced_share_of_last_week_against_the_90_days(self):
+        events = [ev(D - DAY, "login"), ev(D - DAY, "monitoring_run"),  # last 7 days: 1/2
+                  ev(D - 30 * DAY, "api_call"), ev(D - 31 * DAY, "alert_configured")]
+        # 90 days: 3 of 4 beyond login and dashboard views
+        assert features_at(events)["advanced_share_ratio_7d_90d"] == pytest.approx(0.5 / 0.75)
+
+    def test_the_advanced_share_ratio_is_null_when_undefined(self):
+        assert math.isnan(features_at([ev(D - 30 * DAY, "api_call")])[
+            "advanced_share_ratio_7d_90d"])  # nothing in the last 7 days
+        assert math.isnan(features_at([ev(D - DAY, "login"), ev(D - 9 * DAY, "dashboard_view")])[
+            "advanced_share_ratio_7d_90d"])  # nothing beyond the basics in 90 days

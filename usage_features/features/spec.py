@@ -48,12 +48,18 @@ class Window:
 
 
 W7 = Window("w7", 7)
+W14 = Window("w14", 14)
+W21 = Window("w21", 21)
+W28 = Window("w28", 28)
 W30 = Window("w30", 30)
 W90 = Window("w90", 90)
 PREV_30 = Window("w_prev30", 30, offset=30)
 HISTORY = Window("w_history", None)
 HISTORY_30D_AGO = Window("w_history_30d_ago", None, offset=30)
-WINDOWS = (W7, W30, W90, PREV_30, HISTORY, HISTORY_30D_AGO)
+WINDOWS = (W7, W14, W21, W28, W30, W90, PREV_30, HISTORY, HISTORY_30D_AGO)
+
+#: Login and dashboard views: what a customer on the way out keeps doing longest.
+_BASIC = f"n_{EventType.LOGIN.value} + n_{EventType.DASHBOARD_VIEW.value}"
 
 #: Per (customer, UTC day) aggregates of the raw events; ``{event_order}`` is the engine's
 #: ordering key (timestamp, then event_id) for "the latest event".
@@ -126,12 +132,21 @@ def _count(name: str, column: str, window: Window, what: str,
                    group=group)
 
 
+def _internal(feature: Feature) -> Feature:
+    """An input of derived features only: neither stored nor served."""
+    return Feature(feature.name, feature.dtype, feature.sql, feature.description,
+                   stored=False, served=False, default=feature.default)
+
+
 def _latest(column: str, window: Window) -> str:
     return f"max_by({column}, CASE WHEN n_events > 0 THEN day END) OVER {window.name}"
 
 
 WINDOWED: tuple[Feature, ...] = (
     _count("event_count_7d", "n_events", W7, "Events"),
+    _count("event_count_14d", "n_events", W14, "Events", Group.DECAY),
+    _internal(_count("event_count_21d", "n_events", W21, "Events")),
+    _internal(_count("event_count_28d", "n_events", W28, "Events")),
     _count("event_count_30d", "n_events", W30, "Events"),
     _count("event_count_90d", "n_events", W90, "Events"),
     Feature("event_count_prev30d", "int64", f"coalesce(sum(n_events) OVER {PREV_30.name}, 0)",
@@ -145,6 +160,8 @@ WINDOWED: tuple[Feature, ...] = (
             f"coalesce(sum(CASE WHEN n_events > 0 THEN 1 ELSE 0 END) OVER {W30.name}, 0)",
             "Distinct UTC days with at least one event in the last 30 days", default=0,
             group=Group.ACTIVITY),
+    _internal(_count("basic_count_7d", _BASIC, W7, "login and dashboard_view events")),
+    _internal(_count("basic_count_90d", _BASIC, W90, "login and dashboard_view events")),
     Feature("adoption_score_latest", "float64", _latest("last_score", HISTORY),
             "Adoption score of the latest event before the as-of day; null if none",
             group=Group.ADOPTION),
@@ -173,6 +190,27 @@ WINDOWED: tuple[Feature, ...] = (
             "WHEN event_count_30d > 0 THEN 1.0 ELSE 0.0 END",
             "Last 30 days' events vs the 30 before; 1.0 when only the last 30 have events, "
             "0 when neither has", derived=True, default=0.0, group=Group.DECAY),
+    Feature("decay_ratio_7d_90d", "float64",
+            "CASE WHEN event_count_90d > 0 "
+            "THEN CAST(event_count_7d AS DOUBLE) * 90 / (event_count_90d * 7) ELSE 0.0 END",
+            "Last 7 days' events vs the customer's weekly rate over 90 days (its own typical "
+            "level); 0 with no events in 90 days", derived=True, default=0.0, group=Group.DECAY),
+    Feature("event_trend_4w", "float64",
+            "CASE WHEN event_count_28d > 0 "
+            "THEN CAST(6 * event_count_7d + 2 * (event_count_14d - event_count_7d) "
+            "- 2 * (event_count_21d - event_count_14d) - 6 * (event_count_28d - event_count_21d) "
+            "AS DOUBLE) / (5 * event_count_28d) ELSE 0.0 END",
+            "Least-squares slope of the last 4 weekly event counts (oldest to newest) over "
+            "their mean: the weekly change as a share of the level (-1.2 to 1.2); 0 with no "
+            "events in 28 days", derived=True, default=0.0, group=Group.DECAY),
+    Feature("advanced_share_ratio_7d_90d", "float64",
+            "CASE WHEN event_count_7d > 0 AND event_count_90d > basic_count_90d "
+            "THEN (CAST(event_count_7d - basic_count_7d AS DOUBLE) / event_count_7d) "
+            "/ (CAST(event_count_90d - basic_count_90d AS DOUBLE) / event_count_90d) END",
+            "Share of events beyond login and dashboard_view in the last 7 days vs in the "
+            "last 90 (advanced features are dropped first on the way out); null with no "
+            "events in 7 days or none beyond those two in 90", derived=True,
+            group=Group.DECAY),
     Feature("adoption_score_change_30d", "float64",
             "adoption_score_latest - adoption_score_30d_ago",
             "Adoption score now minus 30 days earlier; null without history on both sides",

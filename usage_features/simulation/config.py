@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
+
+if TYPE_CHECKING:
+    from usage_features.simulation.oracle import HiddenState
 
 
 @dataclass(frozen=True)
@@ -84,7 +88,9 @@ class Simulation:
     ``config.dirty_fraction > 0``); ``customers``: ``CUSTOMER_SCHEMA`` sorted by customer_id.
     ``truth`` holds the hidden per-customer state that generated them (for notebooks and tests,
     never written by :func:`write_simulation`); ``corruption`` names, per event row, the kind of
-    corruption applied (null for a clean row), or is ``None`` for clean output.
+    corruption applied (null for a clean row), or is ``None`` for clean output. ``hidden`` is
+    the same hidden state as arrays, with the hazard's daily state, for the churn oracle
+    (:mod:`usage_features.simulation.oracle`; never written either).
     """
 
     config: SimulationConfig
@@ -92,3 +98,4 @@ class Simulation:
     customers: pa.Table
     truth: pa.Table
     corruption: pa.Array | None = None
+    hidden: HiddenState | None = None

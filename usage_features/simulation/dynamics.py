@@ -65,6 +65,10 @@ class Outcome:
     churn_day: np.ndarray  # int32, NEVER if the customer did not decide to leave
     decay_start: np.ndarray  # int32, NEVER for sudden churners and customers who stay
     dips: np.ndarray  # int32, how many temporary dips the customer had
+    #: uint8 (days x customers): the hazard's state each day, before its tenure gates:
+    #: bit 0 the published score is below the low-adoption threshold, bit 1 the customer's
+    #: monitoring_run average is below ``MONITORING_FLOOR`` (hidden state, for the oracle).
+    risk_flags: np.ndarray | None = None
 
 
 class _State:
@@ -90,9 +94,12 @@ def simulate_days(rng: np.random.Generator, pop: Population, days: int, start_us
     state = _State(pop.size)
     plan_hazard = np.array([p.hazard for p in PLANS])[pop.plan]
     parts: list[tuple[np.ndarray, ...]] = []
+    risk_flags = np.zeros((days, pop.size), np.uint8)
     for day in range(days):
         state.status[(pop.signup_day == day) & (state.status == PENDING)] = ACTIVE
         score = _published_score(rng, state, pop)
+        risk_flags[day] = ((score < LOW_ADOPTION_THRESHOLD).astype(np.uint8)
+                           | (state.breadth_avg[:, MONITORING] < MONITORING_FLOOR) * np.uint8(2))
         _decide(rng, state, pop, day, score, plan_hazard, behaviour)
         multiplier, decay = _usage_multiplier(rng, state, day, behaviour)
         counts, active = _daily_counts(rng, state, pop, day, multiplier, decay,
@@ -105,7 +112,7 @@ def simulate_days(rng: np.random.Generator, pop: Population, days: int, start_us
         np.concatenate([p[i] for p in parts]) if parts else np.empty(0) for i in range(4))
     return Outcome(customer.astype(np.int32), event_type.astype(np.int8),
                    timestamp.astype(np.int64), scores.astype(np.float64),
-                   state.churn_day, state.decay_start, state.dips)
+                   state.churn_day, state.decay_start, state.dips, risk_flags)
 
 
 def _published_score(rng: np.random.Generator, state: _State, pop: Population) -> np.ndarray:

@@ -9,6 +9,7 @@ import numpy as np
 from usage_features.simulation.config import Simulation, SimulationConfig
 from usage_features.simulation.dirty import corrupt
 from usage_features.simulation.dynamics import simulate_days
+from usage_features.simulation.oracle import HiddenState
 from usage_features.simulation.population import draw_population
 from usage_features.simulation.tables import (
     customer_ids,
@@ -43,5 +44,6 @@ def simulate(config: SimulationConfig | None = None) -> Simulation:
         del events  # so that each clean batch is freed once corrupted
         events, corruption = corrupt(np.random.default_rng(dirt_seed), batches,
                                      config.dirty_fraction)
+    hidden = HiddenState.of(population, outcome, ids, start_us, config.days, config.behaviour)
     return Simulation(config=config, events=events, customers=customers, truth=truth,
-                      corruption=corruption)
+                      corruption=corruption, hidden=hidden)
