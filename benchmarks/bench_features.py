@@ -25,12 +25,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def phase_simulate(work: Path, customers: int, days: int, seed: int) -> None:
-    from usage_features.simulation import SimulationConfig, simulate, write_simulation
+    from usage_features.simulation import SimulationConfig, simulate_to_files
 
     started = time.perf_counter()
-    sim = simulate(SimulationConfig(customers=customers, days=days, seed=seed))
-    write_simulation(sim, work / "raw")
-    report(phase="simulate", events=sim.events.num_rows,
+    written = simulate_to_files(SimulationConfig(customers=customers, days=days, seed=seed),
+                                work / "raw")
+    report(phase="simulate", events=written.events,
            seconds=round(time.perf_counter() - started, 2))
 
 
