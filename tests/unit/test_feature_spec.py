@@ -46,6 +46,12 @@ class TestTheFeatureList:
         for feature in WINDOWED:
             assert f"AS {feature.name}" in sql
 
+    def test_every_engine_speaks_a_dialect_the_sql_is_compiled_for(self):
+        from usage_features.adapters.duckdb_engine import DuckDBEngine
+        from usage_features.adapters.spark_engine import SparkEngine
+
+        assert {DuckDBEngine.dialect, SparkEngine.dialect} == set(DIALECTS)
+
 
 class TestRequestTimeFeatures:
     def inputs(self, **columns):

@@ -231,8 +231,8 @@ def build(
     as_json: JsonOption = False,
 ) -> None:
     """Compute the feature tables from the event log (incrementally), then `feast apply`."""
+    from usage_features.adapters.sql_engine import EngineUnavailable
     from usage_features.features.build import NoEventsError, build_features
-    from usage_features.features.engines import EngineUnavailable
     from usage_features.features.store import apply_definitions
 
     with console.status(f"building features with {engine.value}") as status:

@@ -22,9 +22,9 @@ from datetime import date, timedelta
 from usage_features.adapters.duckdb_connection import connect, copy_atomically, parquet_list
 from usage_features.adapters.event_log import EventLog
 from usage_features.adapters.spark_session import repo_spark_conf
+from usage_features.adapters.sql_engine import Engine, open_engine
 from usage_features.config import RepoPaths
-from usage_features.features.engines import Engine, open_engine
-from usage_features.features.sql import daily_sql, features_sql
+from usage_features.features.sql import DIALECTS, daily_sql, features_sql
 from usage_features.features.spec import DAILY, stored_features
 from usage_features.features.state import load_state, save_state
 from usage_features.schema import CUSTOMER_SCHEMA
@@ -101,12 +101,13 @@ def _aggregate_touched(sql: Engine, repo: RepoPaths, log: EventLog, new_files,
                        full: bool) -> int:
     """Daily rows for every (customer, day) the new files touch, merged into ``daily``."""
     columns = ", ".join(["customer_id", "day", *DAILY])
+    dialect = DIALECTS[sql.dialect]
     if full:  # every pair is touched: one pass over the log
-        everything = daily_sql(sql.files(log.files()), sql.dialect)
+        everything = daily_sql(sql.files(log.files()), dialect)
         sql.create("daily", f"SELECT {columns} FROM ({everything}) AS fresh")
         sql.create("touched", "SELECT customer_id, day FROM daily")
         return sql.rows("SELECT count(*) FROM touched")[0][0]
-    day = sql.dialect.day_of
+    day = dialect.day_of
     sql.create("touched", f"SELECT DISTINCT customer_id, {day('timestamp')} AS day "
                           f"FROM {sql.files(new_files)}")
     days = [EPOCH + timedelta(days=d) for (d,) in sql.rows("SELECT DISTINCT day FROM touched")]
@@ -116,17 +117,18 @@ def _aggregate_touched(sql: Engine, repo: RepoPaths, log: EventLog, new_files,
     kept = (f"SELECT {columns} FROM {sql.files([repo.daily])} d WHERE NOT EXISTS "
             "(SELECT 1 FROM touched t WHERE t.customer_id = d.customer_id AND t.day = d.day) "
             "UNION ALL " if repo.daily.exists() else "")
-    sql.create("daily", f"{kept}SELECT {columns} FROM ({daily_sql(source, sql.dialect)}) AS fresh")
+    sql.create("daily", f"{kept}SELECT {columns} FROM ({daily_sql(source, dialect)}) AS fresh")
     return sql.rows("SELECT count(*) FROM touched")[0][0]
 
 
 def _recompute(sql: Engine, repo: RepoPaths, summary: BuildSummary) -> None:
+    dialect = DIALECTS[sql.dialect]
     sql.create("starts", "SELECT customer_id, min(day) + 1 AS first_day "
                          "FROM touched GROUP BY customer_id")
     affected = "(SELECT d.* FROM daily d JOIN starts s ON d.customer_id = s.customer_id)"
     columns = ["customer_id", "feature_timestamp", "day", *(f.name for f in stored_features())]
     sql.create("fresh", f"SELECT {', '.join('f.' + c for c in columns)} "
-                        f"FROM ({features_sql(affected, sql.dialect)}) f "
+                        f"FROM ({features_sql(affected, dialect)}) f "
                         "JOIN starts s ON f.customer_id = s.customer_id AND f.day >= s.first_day")
     first_day = sql.rows("SELECT min(first_day) FROM starts")[0][0]
     first_month = (EPOCH + timedelta(days=first_day)).strftime("%Y-%m")
@@ -138,7 +140,7 @@ def _recompute(sql: Engine, repo: RepoPaths, summary: BuildSummary) -> None:
         if existing else ""
     )
     sql.create("merged", f"{kept}SELECT {', '.join(columns)} FROM fresh")
-    month = sql.dialect.month.format(ts="feature_timestamp")
+    month = dialect.month.format(ts="feature_timestamp")
     months = sql.write_split(f"SELECT *, {month} AS month FROM merged", "month",
                              repo.customer_usage, order_by="customer_id, day")
     for stale in set(p.stem for p in existing) - set(months):

@@ -1,0 +1,47 @@
+"""The build's default SQL engine: DuckDB in process over the local Parquet files."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from usage_features.adapters.duckdb_connection import (
+    connect,
+    copy_atomically,
+    parquet_list,
+    run,
+    sql_string,
+)
+from usage_features.adapters.sql_engine import Engine
+
+
+class DuckDBEngine(Engine):
+    """In-process DuckDB over the local Parquet files."""
+
+    dialect = "duckdb"
+
+    def __init__(self) -> None:
+        self.con = connect()
+
+    def files(self, paths: Sequence[Path]) -> str:
+        return f"read_parquet({parquet_list(paths)}, hive_partitioning = false)"
+
+    def create(self, name: str, query: str) -> None:
+        run(self.con, f"CREATE OR REPLACE TABLE {name} AS {query}")
+
+    def rows(self, query: str) -> list[tuple]:
+        return self.con.execute(query).fetchall()
+
+    def write(self, query: str, target: Path, order_by: str) -> None:
+        copy_atomically(self.con, f"SELECT * FROM ({query}) ORDER BY {order_by}", target)
+
+    def write_split(self, query: str, key: str, directory: Path, order_by: str) -> list[str]:
+        self.create("_split", query)
+        values = [v for (v,) in self.rows(f"SELECT DISTINCT {key} FROM _split ORDER BY 1")]
+        for value in values:
+            self.write(f"SELECT * EXCLUDE ({key}) FROM _split WHERE {key} = {sql_string(value)}",
+                       directory / f"{value}.parquet", order_by)
+        return values
+
+    def close(self) -> None:
+        self.con.close()

@@ -1,0 +1,76 @@
+"""The SQL engines the feature build runs on: DuckDB (embedded default) and Spark.
+
+The build (:mod:`usage_features.features.build`) is written once as SQL in the shared subset of
+both dialects; an engine only knows how to read Parquet files, keep an intermediate table, fetch
+a few rows and write Parquet files atomically. Every write goes to a temporary file in the
+target's directory and is renamed into place only after the engine has finished reading, so a
+failed build leaves the tables as they were.
+
+An engine names the SQL dialect it speaks (``dialect``); the expressions of each dialect belong
+to the SQL the build compiles (:data:`usage_features.features.sql.DIALECTS`), not to the engine.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from pathlib import Path
+
+ENGINES = ("duckdb", "spark")
+
+
+class EngineUnavailable(RuntimeError):
+    """The engine's software is not installed here."""
+
+
+class Engine(ABC):
+    """What the build needs from a SQL engine."""
+
+    dialect: str  # the name of the SQL dialect the engine speaks: "duckdb" or "spark"
+
+    @abstractmethod
+    def files(self, paths: Sequence[Path]) -> str:
+        """A relation (usable after FROM) over the Parquet files ``paths``."""
+
+    @abstractmethod
+    def create(self, name: str, query: str) -> None:
+        """Compute ``query`` once into the table ``name``."""
+
+    @abstractmethod
+    def rows(self, query: str) -> list[tuple]:
+        """The (few) rows of ``query``."""
+
+    @abstractmethod
+    def write(self, query: str, target: Path, order_by: str) -> None:
+        """``query`` as the single Parquet file ``target``, sorted by ``order_by``."""
+
+    @abstractmethod
+    def write_split(self, query: str, key: str, directory: Path, order_by: str) -> list[str]:
+        """``query`` as one Parquet file ``<directory>/<key value>.parquet`` per value of its
+        column ``key`` (left out of the files); returns the values written."""
+
+    def close(self) -> None:
+        """Release what the engine holds for this build."""
+
+
+def open_engine(name: str, conf: dict[str, str] | None = None) -> Engine:
+    """The engine called ``name`` (one of :data:`ENGINES`)."""
+    if name == "duckdb":
+        from usage_features.adapters.duckdb_engine import DuckDBEngine
+
+        return DuckDBEngine()
+    if name == "spark":
+        import importlib.util
+
+        if importlib.util.find_spec("pyspark") is None:
+            raise EngineUnavailable("the spark engine needs PySpark: pip install "
+                                    "'usage-features[spark]' (and a Java 17+ runtime)")
+        if not (shutil.which("java") or os.environ.get("JAVA_HOME")):
+            raise EngineUnavailable("the spark engine needs a Java 17+ runtime (java on PATH "
+                                    "or JAVA_HOME), e.g. apt-get install openjdk-17-jre-headless")
+        from usage_features.adapters.spark_engine import SparkEngine
+
+        return SparkEngine(conf=conf)
+    raise ValueError(f"unknown engine {name!r}; choose one of {', '.join(ENGINES)}")
