@@ -72,7 +72,8 @@ def build_features(repo: RepoPaths, on_step: Callable[[str], None] | None = None
         state = load_state(repo)
         new = sorted(set(files) - set(state["event_files"]))
         summary = BuildSummary(new_event_files=len(new))
-        sql = open_engine(engine, repo_spark_conf(repo.repo) if engine == "spark" else None)
+        sql = open_engine(engine, repo_spark_conf(repo.repo) if engine == "spark" else None,
+                          spill_to=repo.data / ".spill")
         try:
             if new:
                 step(f"aggregating {len(new)} new event file(s) with {engine}")

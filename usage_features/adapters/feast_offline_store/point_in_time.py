@@ -141,11 +141,13 @@ def plan_view(con: duckdb.DuckDBPyConnection, config: RepoConfig, view: FeatureV
 
 
 def join(con: duckdb.DuckDBPyConnection, entity: pa.Table, views: list[ViewJoin],
-         created_cutoff: bool = False) -> pa.Table:
+         created_cutoff: bool = False, prune: bool = True) -> pa.Table:
     """The feature columns for ``entity`` (columns ``ROW``, ``TS`` and the join keys), in row order.
 
     ``entity[ROW]`` must be 0..n-1; row i of the result belongs to entity row i.
     ``created_cutoff``: Feast's ``filter_by_created_timestamp`` (views with a created column).
+    ``prune``: keyed views without a created column read only the rows the entity rows can
+    match (:meth:`ViewJoin.pruned_join`); ``False`` joins every row (the tests compare both).
     """
     con.register("__entity", entity)
     bounds = _entity_time_bounds(con)
@@ -154,7 +156,7 @@ def join(con: duckdb.DuckDBPyConnection, entity: pa.Table, views: list[ViewJoin]
         a = ident(view.alias + "__j")
         if created_cutoff and view.created:
             joins.append(view.cutoff_join(a))
-        elif view.keys and not view.created:
+        elif prune and view.keys and not view.created:
             joins.append(view.pruned_join(a, bounds))
         else:
             on = [f"e.{ident(col)} = {a}.{ident(key)}" for key, col in view.keys.items()]
