@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: demo test test-all bench install clean
+.PHONY: demo test test-all bench bench-large install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,11 @@ test-all: $(STAMP)
 ## Every benchmark at ~10^5, 10^6 and 10^7 events -> benchmarks/results/latest.{json,md}.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
+
+## Opt-in: every phase at 10^7 and 10^8 events in one run, time and peak memory, growth
+## factors -> benchmarks/results/large.{json,md} (about 20 minutes; ~20 GB of disk in /tmp).
+bench-large: $(STAMP)
+	$(BIN)/python benchmarks/bench_large.py
 
 clean:
 	rm -rf $(VENV) demo .pytest_cache .hypothesis

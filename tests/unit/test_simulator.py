@@ -163,3 +163,29 @@ class TestTruth:
         churned = sim.customers["churned_at"].is_valid().to_numpy(zero_copy_only=False)
         assert (truth.churn_mode[churned] != "none").all()
 
+
+
+class TestStreamingToFiles:
+    """``simulate_to_files`` writes a day at a time: the same bytes as the in-memory path."""
+
+    def test_writes_the_same_bytes_as_simulating_in_memory(self, tmp_path, monkeypatch):
+        from usage_features.simulation import simulate_to_files, tables, writer
+
+        # small chunks (and row groups to match) so that days straddle many chunk boundaries
+        monkeypatch.setattr(tables, "CHUNK_ROWS", 997)
+        monkeypatch.setitem(writer.PARQUET_OPTIONS, "row_group_size", 997)
+        config = SimulationConfig(customers=40, days=60, seed=5)
+        memory = file_bytes(simulate(config), tmp_path / "memory")
+        written = simulate_to_files(config, tmp_path / "stream")
+        assert [written.events_path.read_bytes(), written.customers_path.read_bytes()] == memory
+        sim = simulate(config)
+        assert written.events == sim.events.num_rows > 997 * 3
+        assert written.churned == len(sim.customers.column("churned_at").drop_null())
+
+    def test_dirty_output_is_the_in_memory_simulation_written(self, tmp_path):
+        from usage_features.simulation import simulate_to_files
+
+        config = SimulationConfig(customers=20, days=30, seed=2, dirty_fraction=0.05)
+        written = simulate_to_files(config, tmp_path / "stream")
+        memory = file_bytes(simulate(config), tmp_path / "memory")
+        assert [written.events_path.read_bytes(), written.customers_path.read_bytes()] == memory

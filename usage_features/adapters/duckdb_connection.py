@@ -2,16 +2,69 @@
 
 from __future__ import annotations
 
+import os
+import re
+from pathlib import Path
+
 import duckdb
 
+#: The environment variable that sets DuckDB's working memory (``memory_limit``) for every
+#: connection the project opens: ``4GiB``, ``2.5GB``, ``800MiB``... Beyond it, DuckDB spills
+#: intermediate results to disk.
+MEMORY_LIMIT_VARIABLE = "USAGE_FEATURES_MEMORY_LIMIT"
+#: Without the variable: this share of the machine's memory (or of the cgroup's limit).
+DEFAULT_MEMORY_SHARE = 1 / 6
+_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-z]+)\s*$", re.IGNORECASE)
 
-def connect(database: str = ":memory:") -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection whose session time zone is UTC.
+
+def parse_memory_size(text: str) -> int:
+    """``text`` (``4GiB``, ``2.5 GB``, ``800MiB``...) in bytes; a clear error otherwise."""
+    match = _SIZE.match(str(text))
+    unit = match and _UNITS.get(match.group(2).lower())
+    if not unit:
+        raise ValueError(f"{MEMORY_LIMIT_VARIABLE}={text!r}: not a memory size; write a number "
+                         "and a unit, e.g. 4GiB, 2.5GB or 800MiB")
+    size = int(float(match.group(1)) * unit)
+    if size < 64 * 2**20:
+        raise ValueError(f"{MEMORY_LIMIT_VARIABLE}={text!r}: below 64MiB, DuckDB cannot work")
+    return size
+
+
+def machine_memory() -> int:
+    """Bytes of memory this process may use: the machine's, or its cgroup's limit if lower."""
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    limit = Path("/sys/fs/cgroup/memory.max")
+    try:
+        text = limit.read_text().strip()
+    except OSError:
+        return total
+    return min(total, int(text)) if text.isdigit() else total
+
+
+def memory_limit_bytes() -> int:
+    """DuckDB's ``memory_limit`` for the project's connections: ``$USAGE_FEATURES_MEMORY_LIMIT``
+    or :data:`DEFAULT_MEMORY_SHARE` of :func:`machine_memory` (at least 1 GiB)."""
+    setting = os.environ.get(MEMORY_LIMIT_VARIABLE, "").strip()
+    if setting:
+        return parse_memory_size(setting)
+    return max(2**30, int(machine_memory() * DEFAULT_MEMORY_SHARE))
+
+
+def connect(database: str = ":memory:", spill_to=None) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection whose session time zone is UTC and whose working memory is bounded
+    by :func:`memory_limit_bytes`; beyond it, DuckDB spills to ``spill_to`` (a directory; by
+    default DuckDB's own, ``.tmp`` in the working directory).
 
     Dates derived from timestamps (partitions, day truncation) are UTC dates everywhere.
     """
     con = duckdb.connect(database)
     run(con, "SET TimeZone = 'UTC'")
+    run(con, f"SET memory_limit = '{memory_limit_bytes() // 2**20}MiB'")
+    if spill_to is not None:
+        Path(spill_to).mkdir(parents=True, exist_ok=True)
+        run(con, f"SET temp_directory = {sql_string(spill_to)}")
     return con
 
 

@@ -16,12 +16,20 @@ from usage_features.adapters.sql_engine import Engine
 
 
 class DuckDBEngine(Engine):
-    """In-process DuckDB over the local Parquet files."""
+    """In-process DuckDB over the local Parquet files.
+
+    Its working memory is bounded (``$USAGE_FEATURES_MEMORY_LIMIT``, see
+    :func:`~usage_features.adapters.duckdb_connection.memory_limit_bytes`); beyond it the
+    aggregation, window and sort steps spill to ``spill_to`` (the build passes the repo's
+    ``data/.spill``).
+    """
 
     dialect = "duckdb"
 
-    def __init__(self) -> None:
-        self.con = connect()
+    def __init__(self, spill_to: Path | None = None) -> None:
+        self.con = connect(spill_to=spill_to)
+        # rows are ordered explicitly where order matters (every write has an ORDER BY)
+        run(self.con, "SET preserve_insertion_order = false")
 
     def files(self, paths: Sequence[Path]) -> str:
         return f"read_parquet({parquet_list(paths)}, hive_partitioning = false)"

@@ -55,12 +55,12 @@ class Engine(ABC):
         """Release what the engine holds for this build."""
 
 
-def open_engine(name: str, conf: dict[str, str] | None = None) -> Engine:
-    """The engine called ``name`` (one of :data:`ENGINES`)."""
+def open_engine(name: str, conf: dict[str, str] | None = None, spill_to=None) -> Engine:
+    """The engine called ``name`` (one of :data:`ENGINES`); DuckDB spills to ``spill_to``."""
     if name == "duckdb":
         from usage_features.adapters.duckdb_engine import DuckDBEngine
 
-        return DuckDBEngine()
+        return DuckDBEngine(spill_to=spill_to)
     if name == "spark":
         import importlib.util
 

@@ -39,17 +39,15 @@ def simulate(
         help="Share of rows to corrupt (bad ids, duplicates, naive times...).")] = 0.0,
 ) -> None:
     """Simulate SaaS usage events and customers with known churn dynamics."""
-    from usage_features.simulation import SimulationConfig, write_simulation
-    from usage_features.simulation import simulate as run
+    from usage_features.simulation import SimulationConfig, simulate_to_files
 
     with console.status("simulating"):
-        sim = run(SimulationConfig(customers=customers, days=days, seed=seed,
-                                   start=start.date(), dirty_fraction=dirty_fraction))
-        events_path, customers_path = write_simulation(sim, out_dir)
-    churned = sim.customers.column("churned_at").null_count
-    out.print(f"{sim.events.num_rows:,} events -> {events_path}")
-    out.print(f"{sim.customers.num_rows:,} customers ({sim.customers.num_rows - churned:,} "
-              f"churned) -> {customers_path}")
+        written = simulate_to_files(SimulationConfig(
+            customers=customers, days=days, seed=seed, start=start.date(),
+            dirty_fraction=dirty_fraction), out_dir)
+    out.print(f"{written.events:,} events -> {written.events_path}")
+    out.print(f"{written.customers:,} customers ({written.churned:,} "
+              f"churned) -> {written.customers_path}")
 
 
 MapOption = Annotated[list[str] | None, typer.Option(

@@ -79,7 +79,7 @@ def build_features(repo: RepoPaths, on_step: Callable[[str], None] | None = None
         if engine == "spark":
             conf = repo_spark_conf(repo.repo) | ({"spark.master": spark_master}
                                                  if spark_master else {})
-        sql = open_engine(engine, conf)
+        sql = open_engine(engine, conf, spill_to=repo.data / ".spill")
         try:
             if new:
                 step(f"aggregating {len(new)} new event file(s) with {engine}")

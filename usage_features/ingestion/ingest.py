@@ -42,8 +42,6 @@ from usage_features.ingestion.settings import Limits, load_settings
 from usage_features.ingestion.staging import RAW, create_staging_table, stage, stage_parquet
 from usage_features.schema import EVENT_COLUMNS
 
-#: DuckDB's working memory for one ingest; larger inputs spill to ``DIR/data/.spill``.
-MEMORY_LIMIT = "2GB"
 _EVENT = ", ".join(EVENT_COLUMNS)
 _SAME_VALUES = " AND ".join(f"v.{c} = ref_{c}" for c in EVENT_COLUMNS[1:])
 
@@ -102,13 +100,10 @@ def event_repository(repo: RepoPaths) -> ParquetUsageRepository:
 
 
 def _connect(repo: RepoPaths) -> duckdb.DuckDBPyConnection:
-    """A connection whose working memory is bounded; beyond it DuckDB spills to disk."""
-    con = connect()
-    spill = repo.data / ".spill"
-    spill.mkdir(parents=True, exist_ok=True)
-    run(con, f"SET memory_limit = {sql_string(MEMORY_LIMIT)}")
-    run(con, f"SET temp_directory = {sql_string(spill)}")
-    return con
+    """A connection whose working memory is bounded (``$USAGE_FEATURES_MEMORY_LIMIT``, see
+    :func:`~usage_features.adapters.duckdb_connection.memory_limit_bytes`); beyond it DuckDB
+    spills to ``DIR/data/.spill``."""
+    return connect(spill_to=repo.data / ".spill")
 
 
 def _ingest(con, sources: dict[Path | None, Input], repo, now, on_rows, limits: Limits,

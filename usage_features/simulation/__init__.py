@@ -48,8 +48,8 @@ alone: about 0.71): learnable, not trivial. :class:`Behaviour` holds every knob.
 
 from usage_features.simulation.config import Behaviour, Simulation, SimulationConfig
 from usage_features.simulation.dirty import CORRUPTIONS, DIRTY_EVENT_SCHEMA
-from usage_features.simulation.simulator import simulate
+from usage_features.simulation.simulator import simulate, simulate_to_files
 from usage_features.simulation.writer import write_simulation
 
 __all__ = ["CORRUPTIONS", "DIRTY_EVENT_SCHEMA", "Behaviour", "Simulation", "SimulationConfig",
-           "simulate", "write_simulation"]
+           "simulate", "simulate_to_files", "write_simulation"]

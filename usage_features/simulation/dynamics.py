@@ -91,28 +91,52 @@ class _State:
 def simulate_days(rng: np.random.Generator, pop: Population, days: int, start_us: int,
                   first_weekday: int, behaviour: Behaviour) -> Outcome:
     """Run the loop over ``days`` days from ``start_us`` (a UTC midnight)."""
-    state = _State(pop.size)
-    plan_hazard = np.array([p.hazard for p in PLANS])[pop.plan]
-    parts: list[tuple[np.ndarray, ...]] = []
-    risk_flags = np.zeros((days, pop.size), np.uint8)
-    for day in range(days):
-        state.status[(pop.signup_day == day) & (state.status == PENDING)] = ACTIVE
-        score = _published_score(rng, state, pop)
-        risk_flags[day] = ((score < LOW_ADOPTION_THRESHOLD).astype(np.uint8)
-                           | (state.breadth_avg[:, MONITORING] < MONITORING_FLOOR) * np.uint8(2))
-        _decide(rng, state, pop, day, score, plan_hazard, behaviour)
-        multiplier, decay = _usage_multiplier(rng, state, day, behaviour)
-        counts, active = _daily_counts(rng, state, pop, day, multiplier, decay,
-                                       WEEKDAY_FACTOR[(first_weekday + day) % 7])
-        parts.append(_events_of_day(rng, pop, state, day, start_us + day * DAY_US,
-                                    counts, active, score))
-        _update_usage(state, counts, active)
-        state.status[state.churn_day == day] = CHURNED
+    run = DayByDay(rng, pop, days, start_us, first_weekday, behaviour)
+    parts = list(run.days())
     customer, event_type, timestamp, scores = (
         np.concatenate([p[i] for p in parts]) if parts else np.empty(0) for i in range(4))
-    return Outcome(customer.astype(np.int32), event_type.astype(np.int8),
-                   timestamp.astype(np.int64), scores.astype(np.float64),
-                   state.churn_day, state.decay_start, state.dips, risk_flags)
+    return run.outcome(customer.astype(np.int32), event_type.astype(np.int8),
+                       timestamp.astype(np.int64), scores.astype(np.float64))
+
+
+class DayByDay:
+    """The loop, one day at a time: :meth:`days` yields each day's events (customer, type,
+    timestamp, score arrays, sorted by time) as it simulates it, so a caller can write them
+    out without holding the whole period; the customers' fates are final once it is done."""
+
+    def __init__(self, rng: np.random.Generator, pop: Population, days: int, start_us: int,
+                 first_weekday: int, behaviour: Behaviour) -> None:
+        self.rng, self.pop, self.n_days, self.start_us = rng, pop, days, start_us
+        self.first_weekday, self.behaviour = first_weekday, behaviour
+        self.state = _State(pop.size)
+        #: per day and customer: 1 adoption below the threshold, 2 not monitoring (the hazard's
+        #: state, for the oracle)
+        self.risk_flags = np.zeros((days, pop.size), np.uint8)
+
+    def days(self):
+        rng, pop, state, behaviour = self.rng, self.pop, self.state, self.behaviour
+        plan_hazard = np.array([p.hazard for p in PLANS])[pop.plan]
+        for day in range(self.n_days):
+            state.status[(pop.signup_day == day) & (state.status == PENDING)] = ACTIVE
+            score = _published_score(rng, state, pop)
+            self.risk_flags[day] = ((score < LOW_ADOPTION_THRESHOLD).astype(np.uint8)
+                                    | (state.breadth_avg[:, MONITORING] < MONITORING_FLOOR)
+                                    * np.uint8(2))
+            _decide(rng, state, pop, day, score, plan_hazard, behaviour)
+            multiplier, decay = _usage_multiplier(rng, state, day, behaviour)
+            counts, active = _daily_counts(rng, state, pop, day, multiplier, decay,
+                                           WEEKDAY_FACTOR[(self.first_weekday + day) % 7])
+            yield _events_of_day(rng, pop, state, day, self.start_us + day * DAY_US,
+                                 counts, active, score)
+            _update_usage(state, counts, active)
+            state.status[state.churn_day == day] = CHURNED
+
+    def outcome(self, customer: np.ndarray, event_type: np.ndarray, timestamp_us: np.ndarray,
+                score: np.ndarray) -> Outcome:
+        """The run's :class:`Outcome` (after :meth:`days` is exhausted) with these events."""
+        state = self.state
+        return Outcome(customer, event_type, timestamp_us, score, state.churn_day,
+                       state.decay_start, state.dips, self.risk_flags)
 
 
 def _published_score(rng: np.random.Generator, state: _State, pop: Population) -> np.ndarray:

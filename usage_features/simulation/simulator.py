@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, time, timezone
+from pathlib import Path
 
 import numpy as np
 
 from usage_features.simulation.config import Simulation, SimulationConfig
 from usage_features.simulation.dirty import corrupt
-from usage_features.simulation.dynamics import simulate_days
+from usage_features.simulation.dynamics import DayByDay, simulate_days
 from usage_features.simulation.oracle import HiddenState
 from usage_features.simulation.population import draw_population
 from usage_features.simulation.tables import (
     customer_ids,
     customers_table,
+    event_batches,
     events_table,
     truth_table,
 )
+from usage_features.simulation.writer import write_event_batches, write_simulation, write_table
 
 
 def simulate(config: SimulationConfig | None = None) -> Simulation:
@@ -47,3 +51,54 @@ def simulate(config: SimulationConfig | None = None) -> Simulation:
     hidden = HiddenState.of(population, outcome, ids, start_us, config.days, config.behaviour)
     return Simulation(config=config, events=events, customers=customers, truth=truth,
                       corruption=corruption, hidden=hidden)
+
+
+@dataclass(frozen=True)
+class WrittenSimulation:
+    """What :func:`simulate_to_files` wrote: paths and counts."""
+
+    events_path: Path
+    customers_path: Path
+    events: int
+    customers: int
+    churned: int
+
+
+def simulate_to_files(config: SimulationConfig, out_dir) -> WrittenSimulation:
+    """Simulate ``config`` straight into ``out_dir/events.parquet`` and
+    ``out_dir/customers.parquet``, the same bytes as ``write_simulation(simulate(config))``.
+
+    Clean output is written a day's events at a time (memory grows with customers, not
+    events); dirty output (``dirty_fraction`` > 0) picks its corrupted rows among all of them,
+    so it is simulated in memory first.
+    """
+    out = Path(out_dir)
+    if config.dirty_fraction > 0:
+        sim = simulate(config)
+        events_path, customers_path = write_simulation(sim, out)
+        return WrittenSimulation(events_path, customers_path, sim.events.num_rows,
+                                 sim.customers.num_rows, _churned(sim.customers))
+    behaviour_seed, id_seed, _ = np.random.SeedSequence(config.seed).spawn(3)
+    rng = np.random.default_rng(behaviour_seed)
+    start = datetime.combine(config.start, time(), tzinfo=timezone.utc)
+    start_us = int(start.timestamp()) * 1_000_000
+    population = draw_population(rng, config.customers, config.days, config.behaviour)
+    run = DayByDay(rng, population, config.days, start_us, config.start.weekday(),
+                   config.behaviour)
+    ids = customer_ids(config.customers)
+    out.mkdir(parents=True, exist_ok=True)
+    events_path, customers_path = out / "events.parquet", out / "customers.parquet"
+    from usage_features.schema import EVENT_SCHEMA
+
+    rows = write_event_batches(event_batches(np.random.default_rng(id_seed), run.days(), ids),
+                               EVENT_SCHEMA, events_path)
+    empty = np.empty(0, np.int32)
+    customers = customers_table(population, run.outcome(empty, empty, empty, empty), ids,
+                                start_us, config.days)
+    write_table(customers, customers_path)
+    return WrittenSimulation(events_path, customers_path, rows, customers.num_rows,
+                             _churned(customers))
+
+
+def _churned(customers) -> int:
+    return customers.num_rows - customers.column("churned_at").null_count

@@ -33,18 +33,47 @@ def customer_ids(n: int) -> pa.Array:
 
 def events_table(rng: np.random.Generator, outcome: Outcome, ids: pa.Array) -> pa.Table:
     """The events as ``EVENT_SCHEMA``, built in chunks of ``CHUNK_ROWS`` rows."""
+    day = (outcome.customer, outcome.event_type, outcome.timestamp_us, outcome.score)
+    return pa.Table.from_batches(list(event_batches(rng, [day], ids)), schema=EVENT_SCHEMA)
+
+
+def event_batches(rng: np.random.Generator, days, ids: pa.Array):
+    """``EVENT_SCHEMA`` batches of exactly ``CHUNK_ROWS`` rows (the last may be shorter) from
+    an iterable of (customer, type, timestamp, score) arrays: the same batches, ids drawn in
+    the same order, however the events are split into days."""
     types = pa.array(EVENT_TYPES, pa.string())
-    batches = []
-    for lo in range(0, len(outcome.customer), CHUNK_ROWS):
-        part = slice(lo, lo + CHUNK_ROWS)
-        batches.append(pa.record_batch([
-            uuid_strings(rng, len(outcome.customer[part])),
-            ids.take(pa.array(outcome.customer[part])),
-            pa.array(outcome.timestamp_us[part], TIMESTAMP),
-            types.take(pa.array(outcome.event_type[part])),
-            pa.array(outcome.score[part], pa.float64()),
-        ], schema=EVENT_SCHEMA))
-    return pa.Table.from_batches(batches, schema=EVENT_SCHEMA)
+    pending: list[tuple[np.ndarray, ...]] = []
+    held = 0
+
+    def batch(arrays) -> pa.RecordBatch:
+        customer, event_type, timestamp_us, score = arrays
+        return pa.record_batch([
+            uuid_strings(rng, len(customer)),
+            ids.take(pa.array(customer)),
+            pa.array(timestamp_us, TIMESTAMP),
+            types.take(pa.array(event_type)),
+            pa.array(score, pa.float64()),
+        ], schema=EVENT_SCHEMA)
+
+    for part in days:
+        pending.append(part)
+        held += len(part[0])
+        while held >= CHUNK_ROWS:
+            taken, need = [], CHUNK_ROWS
+            while need:
+                first = pending[0]
+                size = len(first[0])
+                if size <= need:
+                    taken.append(pending.pop(0))
+                    need -= size
+                else:
+                    taken.append(tuple(a[:need] for a in first))
+                    pending[0] = tuple(a[need:] for a in first)
+                    need = 0
+            yield batch([np.concatenate([p[i] for p in taken]) for i in range(4)])
+            held -= CHUNK_ROWS
+    if held:
+        yield batch([np.concatenate([p[i] for p in pending]) for i in range(4)])
 
 
 def _day_timestamps(days: np.ndarray, tod: np.ndarray | int, start_us: int,

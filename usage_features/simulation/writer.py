@@ -24,11 +24,28 @@ PARQUET_OPTIONS = dict(
 _DICTIONARY_COLUMNS = ["customer_id", "event_type", "plan"]
 
 
-def _write(table: pa.Table, path: Path) -> None:
+def write_table(table: pa.Table, path: Path) -> None:
     columns = [c for c in _DICTIONARY_COLUMNS if c in table.column_names]
     partial = path.with_name(f".{path.name}.partial")
     pq.write_table(table, partial, use_dictionary=columns, **PARQUET_OPTIONS)
     os.replace(partial, path)
+
+
+def write_event_batches(batches, schema: pa.Schema, path: Path) -> int:
+    """Write record batches to the Parquet file ``path`` as they come (one row group per
+    ``CHUNK_ROWS`` batch): the same bytes :func:`write_simulation` writes for the same rows,
+    without holding them all. Returns the number of rows written."""
+    columns = [c for c in _DICTIONARY_COLUMNS if c in schema.names]
+    partial = path.with_name(f".{path.name}.partial")
+    rows = 0
+    with pq.ParquetWriter(partial, schema, use_dictionary=columns, **{
+            k: v for k, v in PARQUET_OPTIONS.items() if k != "row_group_size"}) as writer:
+        for batch in batches:
+            writer.write_table(pa.Table.from_batches([batch], schema=schema),
+                               row_group_size=PARQUET_OPTIONS["row_group_size"])
+            rows += batch.num_rows
+    os.replace(partial, path)
+    return rows
 
 
 def write_simulation(sim: Simulation, out_dir: str | Path) -> tuple[Path, Path]:
@@ -40,6 +57,6 @@ def write_simulation(sim: Simulation, out_dir: str | Path) -> tuple[Path, Path]:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     events, customers = out / "events.parquet", out / "customers.parquet"
-    _write(sim.events, events)
-    _write(sim.customers, customers)
+    write_table(sim.events, events)
+    write_table(sim.customers, customers)
     return events, customers

@@ -28,6 +28,7 @@ TS = "__entity_ts"
 FEATURE_TS = "__feature_ts"
 CREATED = "__feature_created"
 ROW_OF = "__row_of"
+MATCH_TS = "__match_ts"
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,50 @@ class ViewJoin:
             sql += (f" QUALIFY row_number() OVER (PARTITION BY {partition} "
                     f"ORDER BY {ident(self.created)} DESC NULLS LAST) = 1")
         return sql
+
+    def pruned_join(self, alias: str, bounds: tuple[str, str] | None) -> str:
+        """The ASOF join in two passes that read only what the entity rows can match.
+
+        1. On the narrow relation (keys, timestamp) of the view's rows whose keys occur in the
+           entity rows and whose timestamp is at most the latest entity timestamp (and, with a
+           ``ttl``, at least the earliest minus the ttl): each entity row's matching timestamp.
+        2. The feature columns of exactly those (keys, timestamp) rows, by a hash join whose
+           small side (the matches) filters the scan.
+
+        For views without a created column (one row per keys and timestamp, or ties that the
+        ASOF join would break arbitrarily too: here the first match is kept).
+        """
+        keys = list(self.keys.items())  # (view column, entity column)
+
+        def within(stamp: str) -> str:
+            if bounds is None:
+                return ""
+            low, high = bounds
+            where = [f"{stamp} <= {high}"]
+            if self.ttl is not None:
+                micros = int(self.ttl / timedelta(microseconds=1))
+                where.append(f"{stamp} >= {low} - INTERVAL '{micros} microseconds'")
+            return f" WHERE {' AND '.join(where)}"
+
+        stamp = f"CAST(v.{ident(self.timestamp)} AS TIMESTAMPTZ)"
+        entity_keys = ", ".join(ident(col) for _, col in keys)
+        narrow = (f"SELECT {', '.join(f'v.{ident(key)}' for key, _ in keys)}, "
+                  f"{stamp} AS {ident(FEATURE_TS)} FROM {ident(self.alias)} v "
+                  f"SEMI JOIN (SELECT DISTINCT {entity_keys} FROM __entity) k ON "
+                  + " AND ".join(f"v.{ident(key)} = k.{ident(col)}" for key, col in keys)
+                  + within(stamp))
+        asof_on = " AND ".join([*(f"e.{ident(col)} = r.{ident(key)}" for key, col in keys),
+                                f"e.{ident(TS)} >= r.{ident(FEATURE_TS)}"])
+        matches = (f"SELECT e.{ident(ROW)} AS {ident(ROW_OF)}, "
+                   f"{', '.join(f'e.{ident(col)}' for _, col in keys)}, "
+                   f"r.{ident(FEATURE_TS)} AS {ident(MATCH_TS)} "
+                   f"FROM __entity e ASOF JOIN ({narrow}) r ON {asof_on}")
+        fetch_on = " AND ".join([*(f"m.{ident(col)} = f.{ident(key)}" for key, col in keys),
+                                 f"f.{ident(FEATURE_TS)} = m.{ident(MATCH_TS)}"])
+        rows = f"SELECT * FROM ({self.relation()}) w{within(ident(FEATURE_TS))}"
+        fetched = (f"SELECT m.{ident(ROW_OF)}, f.* FROM ({matches}) m JOIN ({rows}) f "
+                   f"ON {fetch_on} QUALIFY row_number() OVER (PARTITION BY m.{ident(ROW_OF)}) = 1")
+        return f"LEFT JOIN ({fetched}) {alias} ON {alias}.{ident(ROW_OF)} = e.{ident(ROW)}"
 
     def cutoff_join(self, alias: str) -> str:
         """Feast's ``filter_by_created_timestamp``: only rows created at or before the entity
@@ -96,18 +141,23 @@ def plan_view(con: duckdb.DuckDBPyConnection, config: RepoConfig, view: FeatureV
 
 
 def join(con: duckdb.DuckDBPyConnection, entity: pa.Table, views: list[ViewJoin],
-         created_cutoff: bool = False) -> pa.Table:
+         created_cutoff: bool = False, prune: bool = True) -> pa.Table:
     """The feature columns for ``entity`` (columns ``ROW``, ``TS`` and the join keys), in row order.
 
     ``entity[ROW]`` must be 0..n-1; row i of the result belongs to entity row i.
     ``created_cutoff``: Feast's ``filter_by_created_timestamp`` (views with a created column).
+    ``prune``: keyed views without a created column read only the rows the entity rows can
+    match (:meth:`ViewJoin.pruned_join`); ``False`` joins every row (the tests compare both).
     """
     con.register("__entity", entity)
+    bounds = _entity_time_bounds(con)
     selects, joins, params = [f"e.{ident(ROW)}"], [], {}
     for view in views:
         a = ident(view.alias + "__j")
         if created_cutoff and view.created:
             joins.append(view.cutoff_join(a))
+        elif prune and view.keys and not view.created:
+            joins.append(view.pruned_join(a, bounds))
         else:
             on = [f"e.{ident(col)} = {a}.{ident(key)}" for key, col in view.keys.items()]
             on.append(f"e.{ident(TS)} >= {a}.{ident(FEATURE_TS)}")
@@ -128,6 +178,16 @@ def join(con: duckdb.DuckDBPyConnection, entity: pa.Table, views: list[ViewJoin]
         raise RuntimeError(f"point-in-time join returned {result.num_rows} rows for "
                            f"{entity.num_rows} entity rows")
     return result.drop_columns([ROW])
+
+
+def _entity_time_bounds(con: duckdb.DuckDBPyConnection) -> tuple[str, str] | None:
+    """The entity rows' earliest and latest timestamps as SQL literals (literals, not
+    parameters, so that DuckDB prunes Parquet row groups with them); None without any."""
+    low, high = con.execute(f"SELECT min({ident(TS)}), max({ident(TS)}) FROM __entity"
+                            ).fetchall()[0]
+    if low is None:
+        return None
+    return tuple(f"TIMESTAMPTZ '{t.isoformat()}'" for t in (low, high))
 
 
 def range_rows(con: duckdb.DuckDBPyConnection, views: list[ViewJoin], start, end,

@@ -1,0 +1,162 @@
+"""Pruned historical retrieval returns exactly what the plain ASOF join returns.
+
+The pruned join reads only the view rows whose keys occur in the entity rows and whose time can
+match (at most the latest entity time; with a ttl, at least the earliest minus the ttl), then
+fetches the feature columns of just the matched rows. Here both paths run on the same rows,
+value by value, with entity rows on every edge of the pruned range, and against brute force.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from usage_features.adapters.duckdb_connection import connect
+from usage_features.adapters.feast_offline_store import point_in_time as pit
+
+US = pd.Timedelta(microseconds=1)
+T0 = pd.Timestamp("2025-01-01", tz="UTC")
+
+
+def feature_rows(seed: int, customers: int = 25, per_customer: int = 40) -> pd.DataFrame:
+    """Distinct (customer, time) rows, times to the microsecond, with nulls among the values."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    for c in range(customers):
+        offsets = np.sort(rng.choice(400 * 86_400_000_000, per_customer, replace=False))
+        frames.append(pd.DataFrame({
+            "cid": f"c{c:03d}", "region": f"r{c % 3}",
+            "ts": T0 + pd.to_timedelta(offsets, "us"),
+        }))
+    rows = pd.concat(frames, ignore_index=True)
+    rows["count"] = rng.integers(0, 1000, len(rows))
+    rows["score"] = np.where(rng.random(len(rows)) < 0.1, np.nan, rng.random(len(rows)))
+    return rows.sample(frac=1, random_state=seed).reset_index(drop=True)  # files are unsorted
+
+
+def entity_rows(rows: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """Random rows, and rows on each edge: at a feature row's time and 1 µs either side, the
+    latest entity time exactly on a feature row (the upper bound of the pruned range), before
+    every row, unknown customers, customers whose rows all lie after the latest entity time."""
+    rng = np.random.default_rng(seed)
+    picked = rows.sample(40, random_state=seed)
+    edges = pd.concat([picked.ts, picked.ts - US, picked.ts + US], ignore_index=True)
+    customers = pd.concat([picked.cid] * 3, ignore_index=True)
+    random_t = T0 + pd.to_timedelta(rng.integers(0, 420 * 86_400_000_000, 60), "us") \
+        - pd.Timedelta(days=5)
+    late = rows[rows.cid == "c024"].ts.min() - US  # c024's rows all lie after the latest time
+    frame = pd.DataFrame({
+        "customer": [*customers, *rng.choice(rows.cid.unique()[:20], 60), "nobody", "c024",
+                     "c000"],
+        "t": [*edges, *random_t, T0, late, T0 - pd.Timedelta(days=1)],
+    })
+    frame["t"] = pd.to_datetime(frame.t, utc=True)
+    cap = rows[rows.cid != "c024"].ts.max()  # the latest entity time: exactly a feature row's
+    frame = frame[frame.t <= cap]
+    frame = pd.concat([frame, pd.DataFrame({"customer": [rows.loc[rows.ts == cap, "cid"].iloc[0]],
+                                            "t": [cap]})], ignore_index=True)
+    frame["region"] = frame.customer.map(dict(zip(rows.cid, rows.region))).fillna("r0")
+    return frame
+
+
+def join(rows: pd.DataFrame, entity: pd.DataFrame, prune: bool, ttl=None,
+         two_keys: bool = False) -> pd.DataFrame:
+    con = connect()
+    con.register("v0", pa.Table.from_pandas(rows, preserve_index=False))
+    keys = {"cid": "customer", "region": "region"} if two_keys else {"cid": "customer"}
+    view = pit.ViewJoin(name="v", alias="v0", keys=keys, timestamp="ts", created=None,
+                        features=[("count", "count"), ("score", "score"), ("ts", "row_ts")],
+                        ttl=ttl)
+    table = pa.table({
+        pit.ROW: pa.array(range(len(entity)), pa.int64()),
+        pit.TS: pa.array(entity.t).cast(pa.timestamp("us", tz="UTC")),
+        "customer": pa.array(entity.customer), "region": pa.array(entity.region),
+    })
+    return pit.join(con, table, [view], prune=prune).to_pandas()
+
+
+def brute_force(rows: pd.DataFrame, entity: pd.DataFrame, ttl=None) -> pd.DataFrame:
+    out = []
+    for customer, t in zip(entity.customer, entity.t):
+        mine = rows[(rows.cid == customer) & (rows.ts <= t)]
+        if ttl is not None:
+            mine = mine[mine.ts >= t - ttl]
+        best = mine.loc[mine.ts.idxmax()] if len(mine) else None
+        out.append({"count": None if best is None else best["count"],
+                    "score": None if best is None else best["score"],
+                    "row_ts": None if best is None else best["ts"]})
+    return pd.DataFrame(out)
+
+
+def assert_same(actual: pd.DataFrame, expected: pd.DataFrame) -> None:
+    assert len(actual) == len(expected)
+    for column in ("count", "score", "row_ts"):
+        got, want = actual[column].tolist(), expected[column].tolist()
+        for i, (a, b) in enumerate(zip(got, want)):
+            assert (pd.isna(a) and pd.isna(b)) or a == b, (column, i, a, b)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_pruned_equals_unpruned_and_brute_force_value_by_value(seed):
+    rows = feature_rows(seed)
+    entity = entity_rows(rows, seed)
+    pruned, plain = join(rows, entity, prune=True), join(rows, entity, prune=False)
+    assert_same(pruned, plain)
+    assert_same(pruned, brute_force(rows, entity))
+    # the edges are there: matches exactly on the latest entity time, misses and nulls
+    assert (pruned.row_ts == entity.t.max()).any()
+    assert pruned.row_ts.isna().sum() >= 3
+
+
+def test_with_a_ttl_the_earliest_time_minus_the_ttl_is_kept_and_older_is_stale():
+    rows = feature_rows(4)
+    entity = entity_rows(rows, 4)
+    ttl = timedelta(days=20)
+    earliest = entity.t.min()
+    # a row exactly at (earliest - ttl) is fresh for the earliest entity row; 1 µs older is not
+    edge = pd.DataFrame({"cid": ["c001", "c002"], "region": ["r1", "r2"],
+                         "ts": [earliest - ttl, earliest - ttl - US], "count": [7, 8],
+                         "score": [0.5, 0.25]})
+    rows = pd.concat([rows[~rows.cid.isin(["c001", "c002"]) | (rows.ts > earliest)], edge],
+                     ignore_index=True)
+    entity = pd.concat([entity, pd.DataFrame({"customer": ["c001", "c002"], "t": [earliest] * 2,
+                                              "region": ["r1", "r2"]})], ignore_index=True)
+    pruned, plain = join(rows, entity, True, ttl), join(rows, entity, False, ttl)
+    assert_same(pruned, plain)
+    assert_same(pruned, brute_force(rows, entity, ttl))
+    assert pruned["count"].iloc[-2] == 7 and pd.isna(pruned["count"].iloc[-1])
+
+
+def test_two_join_keys_prune_on_both():
+    rows = feature_rows(5)
+    entity = entity_rows(rows, 5)
+    entity.loc[entity.index[::7], "region"] = "r9"  # a key pair with no rows
+    pruned, plain = join(rows, entity, True, two_keys=True), join(rows, entity, False,
+                                                                   two_keys=True)
+    assert_same(pruned, plain)
+    assert pruned.loc[entity.region.to_numpy() == "r9", "count"].isna().all()
+
+
+def test_tied_rows_give_one_of_the_tied_values_and_one_row_per_entity_row():
+    rows = feature_rows(6, customers=3, per_customer=5)
+    tie = rows.iloc[[0]].assign(count=-1)
+    rows = pd.concat([rows, tie], ignore_index=True)
+    entity = pd.DataFrame({"customer": [tie.cid.iloc[0]] * 2, "region": ["r0"] * 2,
+                           "t": [tie.ts.iloc[0], tie.ts.iloc[0] + US]})
+    pruned = join(rows, entity, True)
+    assert len(pruned) == 2
+    assert set(pruned["count"]) <= {-1, rows["count"].iloc[0]}
+
+
+def test_no_entity_rows_and_null_times_are_joined_too():
+    rows = feature_rows(7, customers=3, per_customer=5)
+    empty = pd.DataFrame({"customer": pd.Series([], dtype=str), "region": pd.Series([], dtype=str),
+                          "t": pd.Series([], dtype="datetime64[us, UTC]")})
+    assert len(join(rows, empty, True)) == 0
+    nulls = pd.DataFrame({"customer": ["c000"], "region": ["r0"],
+                          "t": pd.Series([pd.NaT], dtype="datetime64[us, UTC]")})
+    assert join(rows, nulls, True)["count"].isna().all()
