@@ -20,7 +20,19 @@ from usage_features.simulation.tables import (
     events_table,
     truth_table,
 )
+from usage_features.schema import EVENT_SCHEMA
 from usage_features.simulation.writer import write_event_batches, write_simulation, write_table
+
+
+def _set_up(config: SimulationConfig):
+    """What every run starts from: the behaviour stream, the id and corruption seeds, the
+    first day's UTC midnight (microseconds) and the drawn population."""
+    behaviour_seed, id_seed, dirt_seed = np.random.SeedSequence(config.seed).spawn(3)
+    rng = np.random.default_rng(behaviour_seed)
+    start = datetime.combine(config.start, time(), tzinfo=timezone.utc)
+    start_us = int(start.timestamp()) * 1_000_000
+    population = draw_population(rng, config.customers, config.days, config.behaviour)
+    return rng, id_seed, dirt_seed, start_us, population
 
 
 def simulate(config: SimulationConfig | None = None) -> Simulation:
@@ -31,11 +43,7 @@ def simulate(config: SimulationConfig | None = None) -> Simulation:
     never shift the behaviour.
     """
     config = config or SimulationConfig()
-    behaviour_seed, id_seed, dirt_seed = np.random.SeedSequence(config.seed).spawn(3)
-    rng = np.random.default_rng(behaviour_seed)
-    start = datetime.combine(config.start, time(), tzinfo=timezone.utc)
-    start_us = int(start.timestamp()) * 1_000_000
-    population = draw_population(rng, config.customers, config.days, config.behaviour)
+    rng, id_seed, dirt_seed, start_us, population = _set_up(config)
     outcome = simulate_days(rng, population, config.days, start_us, config.start.weekday(),
                             config.behaviour)
     ids = customer_ids(config.customers)
@@ -78,18 +86,12 @@ def simulate_to_files(config: SimulationConfig, out_dir) -> WrittenSimulation:
         events_path, customers_path = write_simulation(sim, out)
         return WrittenSimulation(events_path, customers_path, sim.events.num_rows,
                                  sim.customers.num_rows, _churned(sim.customers))
-    behaviour_seed, id_seed, _ = np.random.SeedSequence(config.seed).spawn(3)
-    rng = np.random.default_rng(behaviour_seed)
-    start = datetime.combine(config.start, time(), tzinfo=timezone.utc)
-    start_us = int(start.timestamp()) * 1_000_000
-    population = draw_population(rng, config.customers, config.days, config.behaviour)
+    rng, id_seed, _, start_us, population = _set_up(config)
     run = DayByDay(rng, population, config.days, start_us, config.start.weekday(),
                    config.behaviour)
     ids = customer_ids(config.customers)
     out.mkdir(parents=True, exist_ok=True)
     events_path, customers_path = out / "events.parquet", out / "customers.parquet"
-    from usage_features.schema import EVENT_SCHEMA
-
     rows = write_event_batches(event_batches(np.random.default_rng(id_seed), run.days(), ids),
                                EVENT_SCHEMA, events_path)
     empty = np.empty(0, np.int32)
