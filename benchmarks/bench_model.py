@@ -98,7 +98,7 @@ def _drop_each(repo: Path, horizon: int, features: list[str]) -> dict:
     from usage_features.features.retrieval import served_feature_names
     from usage_features.training import evaluate
     from usage_features.training.labels import time_split
-    from usage_features.training.model import churn_classifier
+    from usage_features.training.estimators import churn_classifier
     from usage_features.training.train import TrainConfig, training_frame
 
     config = TrainConfig(repo=repo)
@@ -110,7 +110,10 @@ def _drop_each(repo: Path, horizon: int, features: list[str]) -> dict:
         kept = [f for f in served if f != name and (name == "(none)" or name in served)]
         if name != "(none)" and name not in served:
             continue
-        model = churn_classifier(kept, config.random_state).fit(train_rows, train_rows.label)
+        y = train_rows.label.to_numpy()
+        # sized for the rows as train sizes its boosted candidate
+        model = churn_classifier(kept, config.random_state, rows=len(y),
+                                 positives=int(y.sum())).fit(train_rows, y)
         m = evaluate.metrics(validate.label, model.predict_proba(validate)[:, 1])
         out[name] = {"roc_auc": m["roc_auc"], "pr_auc": m["pr_auc"]}
     return out
