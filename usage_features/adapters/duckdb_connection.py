@@ -73,7 +73,8 @@ def run(con: duckdb.DuckDBPyConnection, statement: str, params=None) -> None:
     con.execute(statement, params).fetchall()
 
 
-def copy_atomically(con: duckdb.DuckDBPyConnection, query: str, target) -> None:
+def copy_atomically(con: duckdb.DuckDBPyConnection, query: str, target,
+                    compression: str = "zstd") -> None:
     """Write ``query`` to the Parquet file ``target`` via a temporary file and a rename."""
     import os
     from pathlib import Path
@@ -81,7 +82,7 @@ def copy_atomically(con: duckdb.DuckDBPyConnection, query: str, target) -> None:
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp")
-    run(con, f"COPY ({query}) TO {sql_string(tmp)} (FORMAT parquet, COMPRESSION zstd)")
+    run(con, f"COPY ({query}) TO {sql_string(tmp)} (FORMAT parquet, COMPRESSION {compression})")
     os.replace(tmp, target)
 
 

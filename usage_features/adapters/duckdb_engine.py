@@ -14,6 +14,11 @@ from usage_features.adapters.duckdb_connection import (
 )
 from usage_features.adapters.sql_engine import Engine
 
+#: The feature tables' codec. Retrieval decodes every feature column of the rows it reads, and
+#: LZ4 decodes in about two thirds of ZSTD's CPU time (measured on the 10^7 tables: 0.49 s
+#: against 0.76 s for a full read), for files about 30 % larger.
+FEATURE_TABLE_COMPRESSION = "lz4"
+
 
 class DuckDBEngine(Engine):
     """In-process DuckDB over the local Parquet files.
@@ -41,7 +46,8 @@ class DuckDBEngine(Engine):
         return self.con.execute(query).fetchall()
 
     def write(self, query: str, target: Path, order_by: str) -> None:
-        copy_atomically(self.con, f"SELECT * FROM ({query}) ORDER BY {order_by}", target)
+        copy_atomically(self.con, f"SELECT * FROM ({query}) ORDER BY {order_by}", target,
+                        compression=FEATURE_TABLE_COMPRESSION)
 
     def write_split(self, query: str, key: str, directory: Path, order_by: str) -> list[str]:
         self.create("_split", query)
