@@ -29,6 +29,7 @@ FEATURE_TS = "__feature_ts"
 CREATED = "__feature_created"
 ROW_OF = "__row_of"
 MATCH_TS = "__match_ts"
+KEY_ID = "__key_id"
 
 
 @dataclass(frozen=True)
@@ -79,21 +80,32 @@ class ViewJoin:
                 where.append(f"{stamp} >= {low} - INTERVAL '{micros} microseconds'")
             return f" WHERE {' AND '.join(where)}"
 
-        stamp = f"CAST(v.{ident(self.timestamp)} AS TIMESTAMPTZ)"
+        def same_keys(view: str, entity: str) -> str:
+            return " AND ".join(f"{view}.{ident(key)} = {entity}.{ident(col)}"
+                                for key, col in keys)
+
+        # The entity rows' distinct keys, each numbered: the ASOF join partitions and compares
+        # on that integer instead of the key values (text, usually). Numbered in key order, so
+        # that both places this subquery is evaluated number alike. Inner joins on the keys
+        # leave out null keys, which match nothing.
         entity_keys = ", ".join(ident(col) for _, col in keys)
-        narrow = (f"SELECT {', '.join(f'v.{ident(key)}' for key, _ in keys)}, "
-                  f"{stamp} AS {ident(FEATURE_TS)} FROM {ident(self.alias)} v "
-                  f"SEMI JOIN (SELECT DISTINCT {entity_keys} FROM __entity) k ON "
-                  + " AND ".join(f"v.{ident(key)} = k.{ident(col)}" for key, col in keys)
+        numbered = (f"SELECT {entity_keys}, row_number() OVER (ORDER BY {entity_keys}) "
+                    f"AS {ident(KEY_ID)} "
+                    f"FROM (SELECT DISTINCT {entity_keys} FROM __entity)")
+        stamp = f"CAST(v.{ident(self.timestamp)} AS TIMESTAMPTZ)"
+        narrow = (f"SELECT k.{ident(KEY_ID)}, {stamp} AS {ident(FEATURE_TS)} "
+                  f"FROM {ident(self.alias)} v JOIN ({numbered}) k ON {same_keys('v', 'k')}"
                   + within(stamp))
-        asof_on = " AND ".join([*(f"e.{ident(col)} = r.{ident(key)}" for key, col in keys),
-                                f"e.{ident(TS)} >= r.{ident(FEATURE_TS)}"])
+        entity = (f"SELECT e.{ident(ROW)}, e.{ident(TS)}, "
+                  f"{', '.join(f'e.{ident(col)}' for _, col in keys)}, k.{ident(KEY_ID)} "
+                  f"FROM __entity e JOIN ({numbered}) k ON "
+                  + " AND ".join(f"e.{ident(col)} = k.{ident(col)}" for _, col in keys))
         matches = (f"SELECT e.{ident(ROW)} AS {ident(ROW_OF)}, "
                    f"{', '.join(f'e.{ident(col)}' for _, col in keys)}, "
                    f"r.{ident(FEATURE_TS)} AS {ident(MATCH_TS)} "
-                   f"FROM __entity e ASOF JOIN ({narrow}) r ON {asof_on}")
-        fetch_on = " AND ".join([*(f"m.{ident(col)} = f.{ident(key)}" for key, col in keys),
-                                 f"f.{ident(FEATURE_TS)} = m.{ident(MATCH_TS)}"])
+                   f"FROM ({entity}) e ASOF JOIN ({narrow}) r ON e.{ident(KEY_ID)} = "
+                   f"r.{ident(KEY_ID)} AND e.{ident(TS)} >= r.{ident(FEATURE_TS)}")
+        fetch_on = f"{same_keys('f', 'm')} AND f.{ident(FEATURE_TS)} = m.{ident(MATCH_TS)}"
         rows = f"SELECT * FROM ({self.relation()}) w{within(ident(FEATURE_TS))}"
         fetched = (f"SELECT m.{ident(ROW_OF)}, f.* FROM ({matches}) m JOIN ({rows}) f "
                    f"ON {fetch_on} QUALIFY row_number() OVER (PARTITION BY m.{ident(ROW_OF)}) = 1")
