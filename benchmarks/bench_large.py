@@ -7,7 +7,9 @@
 Opt-in (``make bench-large``; about 20 minutes on 2 cores, and ~10 GB of disk per 10^8 events
 under ``--workdir``). Each phase runs in its own process, so its wall time and peak memory
 (``ru_maxrss``) are its own: simulate, ingest, a full DuckDB build, and historical retrieval of
-100,000 and of 1,000 entity rows through ``churn_model_v1`` with this project's offline store.
+100,000 and of 1,000 entity rows through ``churn_model_v1`` with this project's offline store;
+on the first size, an incremental build of the last day's events checked row for row against
+the full build (``bench_features.py incremental``).
 ``--compare-stores`` adds Feast's ``duckdb`` store on the first size. DuckDB's working memory is
 ``$USAGE_FEATURES_MEMORY_LIMIT`` (default: a sixth of the machine's memory). Writes
 ``results/large.json`` and ``results/large.md``: each phase's time and peak memory per size,
@@ -29,14 +31,17 @@ HERE = Path(__file__).resolve().parent
 FEATURES = str(HERE / "bench_features.py")
 
 
-def phases(customers: int, work: Path, build_only: bool, compare: bool) -> list[tuple]:
+def phases(customers: int, work: Path, build_only: bool, first: bool,
+           compare: bool) -> list[tuple]:
     common = ["--workdir", str(work)]
     out = [("simulate", ["simulate", *common, "--customers", str(customers), "--days", "365"]),
            ("ingest", ["ingest", *common]), ("build", ["build", *common])]
     if not build_only:
         out += [("retrieve 100,000 rows", ["retrieve", *common, "--entity-rows", "100000"]),
                 ("retrieve 1,000 rows", ["retrieve", *common, "--entity-rows", "1000"])]
-        if compare:
+        if first:  # the daily loop at scale: incremental build == full build, exactly
+            out.append(("incremental build of the last day", ["incremental", *common]))
+        if first and compare:
             out.append(("retrieve 100,000 rows, Feast duckdb store",
                         ["retrieve", *common, "--entity-rows", "100000", "--store", "duckdb"]))
     return out
@@ -57,7 +62,7 @@ def markdown(runs: dict[int, dict[str, dict]], events: dict[int, int], about: di
         for size in sizes:
             r = runs[size].get(name)
             cells.append("" if r is None else "error: " + r["error"][:60] if "error" in r
-                         else f"{r['seconds']} s, {r['peak_rss_mib']:,} MiB")
+                         else f"{r['seconds']} s, {r['peak_rss_mib']:,} MiB" + _differing(r))
         growth = []
         for size in sizes[1:]:
             a, b = runs[first].get(name), runs[size].get(name)
@@ -70,6 +75,14 @@ def markdown(runs: dict[int, dict[str, dict]], events: dict[int, int], about: di
             growth.append(f"x{factor:.2f}{per_event}")
         lines.append(f"| {name} | " + " | ".join(cells + growth) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _differing(result: dict) -> str:
+    """The incremental phase's check: rows differing from the full build, in both tables."""
+    if "differing_usage_rows" not in result:
+        return ""
+    return (f"; rows differing from the full build: {result['differing_usage_rows']} feature, "
+            f"{result['differing_daily_rows']} daily")
 
 
 def main() -> None:
@@ -86,7 +99,7 @@ def main() -> None:
         work = args.workdir / str(customers)
         build_only = customers in args.build_only and customers not in args.sizes
         runs[customers] = {}
-        for name, phase in phases(customers, work, build_only, args.compare_stores and i == 0):
+        for name, phase in phases(customers, work, build_only, i == 0, args.compare_stores):
             result = run_phase(FEATURES, *phase)
             print(json.dumps({"customers": customers, "step": name, **result}), flush=True)
             runs[customers][name] = result
