@@ -3,6 +3,7 @@
     python benchmarks/bench_large.py                      # 10,000 and 100,000 customers x 365 days
     python benchmarks/bench_large.py --sizes 10000 30000  # other sizes (customers)
     python benchmarks/bench_large.py --build-only 300000  # add a build-only size (3 x 10^8)
+    python benchmarks/bench_large.py --reuse-raw          # events simulated by an earlier run
 
 Opt-in (``make bench-large``; about 20 minutes on 2 cores, and ~10 GB of disk per 10^8 events
 under ``--workdir``). Each phase runs in its own process, so its wall time and peak memory
@@ -22,6 +23,8 @@ import argparse
 import json
 import sys
 from pathlib import Path
+
+import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _measure import run_phase  # noqa: E402
@@ -90,6 +93,9 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--build-only", type=int, nargs="*", default=[])
     parser.add_argument("--compare-stores", action="store_true")
+    parser.add_argument("--reuse-raw", action="store_true",
+                        help="skip simulating a size whose raw events are already in --workdir "
+                             "(same customers, 365 days, seed 1): its other phases still run")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/usage-features-large"))
     parser.add_argument("--out", type=Path, default=HERE / "results" / "large")
     args = parser.parse_args()
@@ -100,6 +106,13 @@ def main() -> None:
         build_only = customers in args.build_only and customers not in args.sizes
         runs[customers] = {}
         for name, phase in phases(customers, work, build_only, i == 0, args.compare_stores):
+            raw = work / "raw" / "events.parquet"
+            if name == "simulate" and args.reuse_raw and raw.exists():
+                result = {"phase": "simulate", "reused": str(raw),
+                          "events": pq.ParquetFile(raw).metadata.num_rows}
+                print(json.dumps({"customers": customers, "step": name, **result}), flush=True)
+                events[customers] = result["events"]
+                continue
             result = run_phase(FEATURES, *phase)
             print(json.dumps({"customers": customers, "step": name, **result}), flush=True)
             runs[customers][name] = result
