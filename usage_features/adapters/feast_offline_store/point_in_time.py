@@ -30,6 +30,7 @@ CREATED = "__feature_created"
 ROW_OF = "__row_of"
 MATCH_TS = "__match_ts"
 KEY_ID = "__key_id"
+KEY_LATEST = "__key_latest"
 
 
 @dataclass(frozen=True)
@@ -70,32 +71,33 @@ class ViewJoin:
         """
         keys = list(self.keys.items())  # (view column, entity column)
 
-        def within(stamp: str) -> str:
-            if bounds is None:
-                return ""
-            low, high = bounds
-            where = [f"{stamp} <= {high}"]
-            if self.ttl is not None:
-                micros = int(self.ttl / timedelta(microseconds=1))
-                where.append(f"{stamp} >= {low} - INTERVAL '{micros} microseconds'")
-            return f" WHERE {' AND '.join(where)}"
+        def within(stamp: str, *more: str) -> str:
+            where = list(more)
+            if bounds is not None:
+                low, high = bounds
+                where.append(f"{stamp} <= {high}")
+                if self.ttl is not None:
+                    micros = int(self.ttl / timedelta(microseconds=1))
+                    where.append(f"{stamp} >= {low} - INTERVAL '{micros} microseconds'")
+            return f" WHERE {' AND '.join(where)}" if where else ""
 
         def same_keys(view: str, entity: str) -> str:
             return " AND ".join(f"{view}.{ident(key)} = {entity}.{ident(col)}"
                                 for key, col in keys)
 
-        # The entity rows' distinct keys, each numbered: the ASOF join partitions and compares
-        # on that integer instead of the key values (text, usually). Numbered in key order, so
-        # that both places this subquery is evaluated number alike. Inner joins on the keys
-        # leave out null keys, which match nothing.
+        # The entity rows' distinct keys, each numbered, with its latest entity time: the ASOF
+        # join partitions and compares on that integer instead of the key values (text,
+        # usually), and leaves out each key's rows after its latest entity time. Numbered in key
+        # order, so that both places this subquery is evaluated number alike. Inner joins on
+        # the keys leave out null keys, which match nothing.
         entity_keys = ", ".join(ident(col) for _, col in keys)
-        numbered = (f"SELECT {entity_keys}, row_number() OVER (ORDER BY {entity_keys}) "
-                    f"AS {ident(KEY_ID)} "
-                    f"FROM (SELECT DISTINCT {entity_keys} FROM __entity)")
+        numbered = (f"SELECT {entity_keys}, max({ident(TS)}) AS {ident(KEY_LATEST)}, "
+                    f"row_number() OVER (ORDER BY {entity_keys}) AS {ident(KEY_ID)} "
+                    f"FROM __entity GROUP BY {entity_keys}")
         stamp = f"CAST(v.{ident(self.timestamp)} AS TIMESTAMPTZ)"
         narrow = (f"SELECT k.{ident(KEY_ID)}, {stamp} AS {ident(FEATURE_TS)} "
                   f"FROM {ident(self.alias)} v JOIN ({numbered}) k ON {same_keys('v', 'k')}"
-                  + within(stamp))
+                  + within(stamp, f"{stamp} <= k.{ident(KEY_LATEST)}"))
         entity = (f"SELECT e.{ident(ROW)}, e.{ident(TS)}, "
                   f"{', '.join(f'e.{ident(col)}' for _, col in keys)}, k.{ident(KEY_ID)} "
                   f"FROM __entity e JOIN ({numbered}) k ON "
