@@ -25,7 +25,7 @@ from usage_features.adapters.spark_session import repo_spark_conf
 from usage_features.adapters.sql_engine import Engine, open_engine
 from usage_features.config import RepoPaths
 from usage_features.features.sql import DIALECTS, daily_sql, features_sql
-from usage_features.features.spec import DAILY, stored_features
+from usage_features.features.spec import DAILY, EXACT_SCORE, stored_features
 from usage_features.features.state import load_state, save_state
 from usage_features.schema import CUSTOMER_SCHEMA
 
@@ -121,7 +121,9 @@ def _aggregate_touched(sql: Engine, repo: RepoPaths, log: EventLog, new_files,
     partitions = [p for d in days for p in (log.root / f"event_date={d}").glob("*.parquet")]
     source = (f"(SELECT e.* FROM {sql.files(partitions)} e JOIN touched t "
               f"ON e.customer_id = t.customer_id AND t.day = {day('e.timestamp')})")
-    kept = (f"SELECT {columns} FROM {sql.files([repo.daily])} d WHERE NOT EXISTS "
+    # a daily table from before the exact score sum holds doubles: read as the exact type
+    stored = columns.replace("score_sum", f"CAST(score_sum AS {EXACT_SCORE}) AS score_sum")
+    kept = (f"SELECT {stored} FROM {sql.files([repo.daily])} d WHERE NOT EXISTS "
             "(SELECT 1 FROM touched t WHERE t.customer_id = d.customer_id AND t.day = d.day) "
             "UNION ALL " if repo.daily.exists() else "")
     sql.create("daily", f"{kept}SELECT {columns} FROM ({daily_sql(source, dialect)}) AS fresh")

@@ -61,6 +61,9 @@ WINDOWS = (W7, W14, W21, W28, W30, W90, PREV_30, HISTORY, HISTORY_30D_AGO)
 #: Login and dashboard views: what a customer on the way out keeps doing longest.
 _BASIC = f"n_{EventType.LOGIN.value} + n_{EventType.DASHBOARD_VIEW.value}"
 
+#: The type adoption scores are summed in: exact to 18 decimals (a score is in [0, 1]).
+EXACT_SCORE = "DECIMAL(38, 18)"
+
 #: Per (customer, UTC day) aggregates of the raw events; ``{event_order}`` is the engine's
 #: ordering key (timestamp, then event_id) for "the latest event".
 DAILY: dict[str, str] = {
@@ -69,7 +72,10 @@ DAILY: dict[str, str] = {
         f"n_{t.value}": f"count(CASE WHEN event_type = {sql_string(t.value)} THEN 1 END)"
         for t in EventType
     },
-    "score_sum": "sum(feature_adoption_score)",
+    # Exact (a decimal sum is integer arithmetic): a sum of doubles depends on the order the
+    # engine adds them in, which varies between runs and between a full and an incremental
+    # build, and a last-bit difference would make the compaction keep or drop a row.
+    "score_sum": f"sum(CAST(feature_adoption_score AS {EXACT_SCORE}))",
     "last_score": "max_by(feature_adoption_score, {event_order})",
     # To the second: what Feast's online stores keep of a timestamp, so recency online and
     # offline agree exactly.
@@ -168,7 +174,8 @@ WINDOWED: tuple[Feature, ...] = (
     Feature("adoption_score_30d_ago", "float64", _latest("last_score", HISTORY_30D_AGO),
             "Adoption score as of 30 days before the as-of day", stored=False, served=False),
     Feature("adoption_score_mean_30d", "float64",
-            f"sum(score_sum) OVER {W30.name} / nullif(sum(n_events) OVER {W30.name}, 0)",
+            f"CAST(sum(score_sum) OVER {W30.name} AS DOUBLE) "
+            f"/ nullif(sum(n_events) OVER {W30.name}, 0)",
             "Mean adoption score of the events in the last 30 days; null if none",
             group=Group.ADOPTION),
     Feature("last_event_at", "timestamp", f"max(last_event_at) OVER {HISTORY.name}",
