@@ -29,6 +29,10 @@ class Engine(ABC):
     """What the build needs from a SQL engine."""
 
     dialect: str  # the name of the SQL dialect the engine speaks: "duckdb" or "spark"
+    #: Daily rows the build turns into feature rows per pass (customers split by a hash, so
+    #: every pass fits in memory and costs the same per row); None: one pass, the engine
+    #: partitions the work itself.
+    rows_per_pass: int | None = None
 
     @abstractmethod
     def files(self, paths: Sequence[Path]) -> str:
@@ -37,6 +41,10 @@ class Engine(ABC):
     @abstractmethod
     def create(self, name: str, query: str) -> None:
         """Compute ``query`` once into the table ``name``."""
+
+    def append(self, name: str, query: str) -> None:
+        """Add the rows of ``query`` to the table ``name`` (for builds in several passes)."""
+        raise NotImplementedError(f"the {self.dialect} engine builds in one pass")
 
     @abstractmethod
     def rows(self, query: str) -> list[tuple]:

@@ -136,9 +136,16 @@ def _recompute(sql: Engine, repo: RepoPaths, summary: BuildSummary) -> None:
                          "FROM touched GROUP BY customer_id")
     affected = "(SELECT d.* FROM daily d JOIN starts s ON d.customer_id = s.customer_id)"
     columns = ["customer_id", "feature_timestamp", "day", *(f.name for f in stored_features())]
-    sql.create("fresh", f"SELECT {', '.join('f.' + c for c in columns)} "
-                        f"FROM ({features_sql(affected, dialect)}) f "
-                        "JOIN starts s ON f.customer_id = s.customer_id AND f.day >= s.first_day")
+    passes = _passes(sql, affected)
+    if passes > 1:  # each customer's daily rows in one bucket: windows never cross buckets
+        bucket = dialect.bucket.format(key="customer_id", n=passes)
+        sql.create("affected", f"SELECT *, {bucket} AS bucket FROM {affected} a")
+    for k in range(passes):
+        part = affected if passes == 1 else f"(SELECT * FROM affected WHERE bucket = {k})"
+        (sql.append if k else sql.create)(
+            "fresh", f"SELECT {', '.join('f.' + c for c in columns)} "
+                     f"FROM ({features_sql(part, dialect)}) f "
+                     "JOIN starts s ON f.customer_id = s.customer_id AND f.day >= s.first_day")
     first_day = sql.rows("SELECT min(first_day) FROM starts")[0][0]
     first_month = (EPOCH + timedelta(days=first_day)).strftime("%Y-%m")
     existing = sorted(p for p in repo.customer_usage.glob("*.parquet") if p.stem >= first_month)
@@ -158,6 +165,15 @@ def _recompute(sql: Engine, repo: RepoPaths, summary: BuildSummary) -> None:
     summary.customers_recomputed = sql.rows("SELECT count(*) FROM starts")[0][0]
     summary.first_changed_day = str(EPOCH + timedelta(days=first_day))
     summary.months_rewritten = months
+
+
+def _passes(sql: Engine, affected: str) -> int:
+    """How many passes turn the ``affected`` daily rows into feature rows (see
+    :attr:`~usage_features.adapters.sql_engine.Engine.rows_per_pass`)."""
+    if not sql.rows_per_pass:
+        return 1
+    (rows,), = sql.rows(f"SELECT count(*) FROM {affected} a")
+    return max(1, -(-rows // sql.rows_per_pass))
 
 
 def _refresh_profile(repo: RepoPaths, state: dict) -> int | None:

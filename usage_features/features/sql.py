@@ -27,6 +27,7 @@ class Dialect:
     row: str  # {values} -> a comparable row value
     distinct: str  # {a}, {b} -> null-safe "differ"
     month: str  # {ts} -> 'YYYY-MM' of a timestamp
+    bucket: str  # {key}, {n} -> a number in [0, n) from a hash of the value ``key``
 
     def day_of(self, ts: str) -> str:
         """The UTC day number (days since 1970-01-01) of the timestamp expression ``ts``."""
@@ -42,6 +43,7 @@ DUCKDB = Dialect(
     row="row({values})",
     distinct="{a} IS DISTINCT FROM {b}",
     month="strftime({ts}, '%Y-%m')",
+    bucket="hash({key}) % {n}",
 )
 SPARK = Dialect(
     "spark",
@@ -52,6 +54,7 @@ SPARK = Dialect(
     row="struct({values})",
     distinct="NOT ({a} <=> {b})",
     month="date_format({ts}, 'yyyy-MM')",
+    bucket="pmod(hash({key}), {n})",
 )
 DIALECTS = {d.name: d for d in (DUCKDB, SPARK)}
 
