@@ -51,11 +51,10 @@ def one_pass(events, tmp_path_factory) -> dict[str, pd.DataFrame]:
 def test_a_build_in_many_passes_equals_a_build_in_one(events, one_pass, tmp_path, monkeypatch,
                                                       batches):
     passes = []
-    original = DuckDBEngine.append
+    original = DuckDBEngine.stage
     monkeypatch.setattr(DuckDBEngine, "rows_per_pass", 300)  # ~4,000 daily rows: 10+ passes
-    monkeypatch.setattr(DuckDBEngine, "append",
-                        lambda self, name, query: (passes.append(name),
-                                                   original(self, name, query)))
+    monkeypatch.setattr(DuckDBEngine, "stage", lambda self, query, key, directory, part: (
+        passes.append(part), original(self, query, key, directory, part)))
 
     tables = built(events, tmp_path, batches)
 

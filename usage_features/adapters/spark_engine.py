@@ -51,17 +51,9 @@ class SparkEngine(Engine):
             frame.write.parquet(str(out))
             os.replace(_single_part(out), target)
 
-    def write_split(self, query: str, key: str, directory: Path, order_by: str) -> list[str]:
-        # One task per key value (a month of feature rows), each writing one sorted file.
-        frame = (self.spark.sql(query).repartition(key)
-                 .sortWithinPartitions(*(c.strip() for c in order_by.split(","))))
-        with _staging(directory) as staging:
-            out = Path(staging) / "out"
-            frame.write.partitionBy(key).parquet(str(out))
-            parts = {p.name.split("=", 1)[1]: _single_part(p) for p in out.glob(f"{key}=*")}
-            for value, part in sorted(parts.items()):
-                os.replace(part, directory / f"{value}.parquet")
-        return sorted(parts)
+    def stage(self, query: str, key: str, directory: Path, part: int) -> None:
+        frame = self.spark.sql(query)
+        frame.write.mode("append").partitionBy(key).parquet(hadoop_literal(directory))
 
     def close(self) -> None:
         for name in self._views:

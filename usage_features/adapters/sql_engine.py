@@ -42,10 +42,6 @@ class Engine(ABC):
     def create(self, name: str, query: str) -> None:
         """Compute ``query`` once into the table ``name``."""
 
-    def append(self, name: str, query: str) -> None:
-        """Add the rows of ``query`` to the table ``name`` (for builds in several passes)."""
-        raise NotImplementedError(f"the {self.dialect} engine builds in one pass")
-
     @abstractmethod
     def rows(self, query: str) -> list[tuple]:
         """The (few) rows of ``query``."""
@@ -55,9 +51,9 @@ class Engine(ABC):
         """``query`` as the single Parquet file ``target``, sorted by ``order_by``."""
 
     @abstractmethod
-    def write_split(self, query: str, key: str, directory: Path, order_by: str) -> list[str]:
-        """``query`` as one Parquet file ``<directory>/<key value>.parquet`` per value of its
-        column ``key`` (left out of the files); returns the values written."""
+    def stage(self, query: str, key: str, directory: Path, part: int) -> None:
+        """Add the rows of ``query`` to ``<directory>/<key>=<value>/`` by the value of its
+        column ``key`` (left out of the files), in files named after ``part``, unsorted."""
 
     def close(self) -> None:
         """Release what the engine holds for this build."""

@@ -15,6 +15,7 @@ sees half an ingest.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
@@ -131,34 +132,45 @@ def _aggregate_touched(sql: Engine, repo: RepoPaths, log: EventLog, new_files,
 
 
 def _recompute(sql: Engine, repo: RepoPaths, summary: BuildSummary) -> None:
+    """Feature rows of the touched customers from their first touched day + 1, with every other
+    row of the month files from that day's month on, rewritten month by month.
+
+    The touched customers' rows are computed in passes (customers split by a hash; see
+    :attr:`~usage_features.adapters.sql_engine.Engine.rows_per_pass`) and staged by month, so no
+    step holds the whole table: each month file is then written from its own staged rows.
+    """
     dialect = DIALECTS[sql.dialect]
     sql.create("starts", "SELECT customer_id, min(day) + 1 AS first_day "
                          "FROM touched GROUP BY customer_id")
     affected = "(SELECT d.* FROM daily d JOIN starts s ON d.customer_id = s.customer_id)"
     columns = ["customer_id", "feature_timestamp", "day", *(f.name for f in stored_features())]
-    passes = _passes(sql, affected)
-    if passes > 1:  # each customer's daily rows in one bucket: windows never cross buckets
-        bucket = dialect.bucket.format(key="customer_id", n=passes)
-        sql.create("affected", f"SELECT *, {bucket} AS bucket FROM {affected} a")
-    for k in range(passes):
-        part = affected if passes == 1 else f"(SELECT * FROM affected WHERE bucket = {k})"
-        (sql.append if k else sql.create)(
-            "fresh", f"SELECT {', '.join('f.' + c for c in columns)} "
-                     f"FROM ({features_sql(part, dialect)}) f "
-                     "JOIN starts s ON f.customer_id = s.customer_id AND f.day >= s.first_day")
+    month = dialect.month.format(ts="feature_timestamp")
     first_day = sql.rows("SELECT min(first_day) FROM starts")[0][0]
     first_month = (EPOCH + timedelta(days=first_day)).strftime("%Y-%m")
     existing = sorted(p for p in repo.customer_usage.glob("*.parquet") if p.stem >= first_month)
-    kept = (
-        f"SELECT {', '.join('e.' + c for c in columns)} FROM {sql.files(existing)} e "
-        "LEFT JOIN starts s ON e.customer_id = s.customer_id "
-        "WHERE s.first_day IS NULL OR e.day < s.first_day UNION ALL "
-        if existing else ""
-    )
-    sql.create("merged", f"{kept}SELECT {', '.join(columns)} FROM fresh")
-    month = dialect.month.format(ts="feature_timestamp")
-    months = sql.write_split(f"SELECT *, {month} AS month FROM merged", "month",
-                             repo.customer_usage, order_by="customer_id, day")
+    staging = repo.data / ".build"
+    shutil.rmtree(staging, ignore_errors=True)
+    passes = _passes(sql, affected)
+    for k in range(passes):  # each customer in one pass: windows never cross passes
+        part = affected if passes == 1 else (
+            f"(SELECT * FROM {affected} a "
+            f"WHERE {dialect.bucket.format(key='a.customer_id', n=passes)} = {k})")
+        sql.stage(f"SELECT {', '.join('f.' + c for c in columns)}, {month} AS month "
+                  f"FROM ({features_sql(part, dialect)}) f "
+                  "JOIN starts s ON f.customer_id = s.customer_id AND f.day >= s.first_day",
+                  "month", staging, part=k)
+    if existing:  # the rows the touched customers' new rows do not replace
+        sql.stage(f"SELECT {', '.join('e.' + c for c in columns)}, {month} AS month "
+                  f"FROM {sql.files(existing)} e LEFT JOIN starts s "
+                  "ON e.customer_id = s.customer_id "
+                  "WHERE s.first_day IS NULL OR e.day < s.first_day", "month", staging,
+                  part=passes)
+    months = sorted(d.name.split("=", 1)[1] for d in staging.glob("month=*"))
+    for value in months:
+        parts = sorted((staging / f"month={value}").glob("*.parquet"))
+        sql.write(f"SELECT * FROM {sql.files(parts)}",
+                  repo.customer_usage / f"{value}.parquet", order_by="customer_id, day")
+    shutil.rmtree(staging, ignore_errors=True)
     for stale in set(p.stem for p in existing) - set(months):
         (repo.customer_usage / f"{stale}.parquet").unlink()
     sql.write("SELECT * FROM daily", repo.daily, order_by="customer_id, day")
