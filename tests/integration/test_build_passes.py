@@ -1,6 +1,7 @@
-"""A build in several passes (customers split by a hash) writes exactly the one-pass tables.
+"""A build in several passes writes exactly the one-pass tables.
 
-The DuckDB engine turns a bounded number of daily rows into feature rows per pass, so a build's
+The DuckDB engine aggregates the event log a batch of whole days at a time, and turns a bounded
+number of daily rows into feature rows per pass (customers split by a hash), so a build's
 memory and time per event stay the same at any scale. Windows are per customer and every
 customer's rows fall in one pass, so nothing may change: here the pass size is forced small
 enough for many passes and every table is compared value for value with a one-pass build, for
@@ -44,21 +45,26 @@ def events() -> pd.DataFrame:
 def one_pass(events, tmp_path_factory) -> dict[str, pd.DataFrame]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(DuckDBEngine, "rows_per_pass", None)
+        patch.setattr(DuckDBEngine, "event_bytes_per_pass", None)
         return built(events, tmp_path_factory.mktemp("one"), batches=1)
 
 
 @pytest.mark.parametrize("batches", [1, 3])
 def test_a_build_in_many_passes_equals_a_build_in_one(events, one_pass, tmp_path, monkeypatch,
                                                       batches):
-    passes = []
-    original = DuckDBEngine.stage
+    passes, appended = [], []
+    stage, append = DuckDBEngine.stage, DuckDBEngine.append
     monkeypatch.setattr(DuckDBEngine, "rows_per_pass", 300)  # ~4,000 daily rows: 10+ passes
+    monkeypatch.setattr(DuckDBEngine, "event_bytes_per_pass", 20_000)  # days in many batches
     monkeypatch.setattr(DuckDBEngine, "stage", lambda self, query, key, directory, part: (
-        passes.append(part), original(self, query, key, directory, part)))
+        passes.append(part), stage(self, query, key, directory, part)))
+    monkeypatch.setattr(DuckDBEngine, "append", lambda self, name, query: (
+        appended.append(name), append(self, name, query)))
 
     tables = built(events, tmp_path, batches)
 
     assert len(passes) >= 5 * batches
+    assert appended.count("daily") >= 5 * batches
     for name, expected in one_pass.items():
         pd.testing.assert_frame_equal(tables[name].reset_index(drop=True),
                                       expected.reset_index(drop=True), check_exact=True, obj=name)

@@ -33,6 +33,8 @@ class DuckDBEngine(Engine):
     #: About 1 GiB of window state per pass; the same pass size at every scale, so the build's
     #: time per event stays the same from 10^7 events (one pass) to 3 x 10^8.
     rows_per_pass = 1_000_000
+    #: About 5 M events (Parquet at ~40 bytes an event) aggregated into daily rows per pass.
+    event_bytes_per_pass = 200_000_000
 
     def __init__(self, spill_to: Path | None = None) -> None:
         self.con = connect(spill_to=spill_to)
@@ -44,6 +46,9 @@ class DuckDBEngine(Engine):
 
     def create(self, name: str, query: str) -> None:
         run(self.con, f"CREATE OR REPLACE TABLE {name} AS {query}")
+
+    def append(self, name: str, query: str) -> None:
+        run(self.con, f"INSERT INTO {name} {query}")
 
     def rows(self, query: str) -> list[tuple]:
         return self.con.execute(query).fetchall()

@@ -53,7 +53,7 @@ class SparkEngine(Engine):
 
     def stage(self, query: str, key: str, directory: Path, part: int) -> None:
         frame = self.spark.sql(query)
-        frame.write.mode("append").partitionBy(key).parquet(hadoop_literal(directory))
+        frame.write.mode("append").partitionBy(key).parquet(str(directory))  # writes: no globs
 
     def close(self) -> None:
         for name in self._views:

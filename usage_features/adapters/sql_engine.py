@@ -33,6 +33,8 @@ class Engine(ABC):
     #: every pass fits in memory and costs the same per row); None: one pass, the engine
     #: partitions the work itself.
     rows_per_pass: int | None = None
+    #: Bytes of event-log files aggregated per pass (whole days); None: one pass.
+    event_bytes_per_pass: int | None = None
 
     @abstractmethod
     def files(self, paths: Sequence[Path]) -> str:
@@ -41,6 +43,10 @@ class Engine(ABC):
     @abstractmethod
     def create(self, name: str, query: str) -> None:
         """Compute ``query`` once into the table ``name``."""
+
+    def append(self, name: str, query: str) -> None:
+        """Add the rows of ``query`` to the table ``name`` (builds in several passes only)."""
+        raise NotImplementedError(f"the {self.dialect} engine builds in one pass")
 
     @abstractmethod
     def rows(self, query: str) -> list[tuple]:

@@ -19,6 +19,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
+from pathlib import Path
 
 from usage_features.adapters.duckdb_connection import connect, copy_atomically, parquet_list
 from usage_features.adapters.event_log import EventLog
@@ -107,28 +108,60 @@ def build_features(repo: RepoPaths, on_step: Callable[[str], None] | None = None
 
 def _aggregate_touched(sql: Engine, repo: RepoPaths, log: EventLog, new_files,
                        full: bool) -> int:
-    """Daily rows for every (customer, day) the new files touch, merged into ``daily``."""
+    """Daily rows for every (customer, day) the new files touch, merged into ``daily``.
+
+    A day's events all lie in its ``event_date`` partition, so the partitions are aggregated in
+    batches of whole days (:func:`_day_batches`): each batch's groups are complete on their own.
+    """
     columns = ", ".join(["customer_id", "day", *DAILY])
     dialect = DIALECTS[sql.dialect]
-    if full:  # every pair is touched: one pass over the log
-        everything = daily_sql(sql.files(log.files()), dialect)
-        sql.create("daily", f"SELECT {columns} FROM ({everything}) AS fresh")
-        sql.create("touched", "SELECT customer_id, day FROM daily")
-        return sql.rows("SELECT count(*) FROM touched")[0][0]
     day = dialect.day_of
-    sql.create("touched", f"SELECT DISTINCT customer_id, {day('timestamp')} AS day "
-                          f"FROM {sql.files(new_files)}")
-    days = [EPOCH + timedelta(days=d) for (d,) in sql.rows("SELECT DISTINCT day FROM touched")]
-    partitions = [p for d in days for p in (log.root / f"event_date={d}").glob("*.parquet")]
-    source = (f"(SELECT e.* FROM {sql.files(partitions)} e JOIN touched t "
-              f"ON e.customer_id = t.customer_id AND t.day = {day('e.timestamp')})")
-    # a daily table from before the exact score sum holds doubles: read as the exact type
-    stored = columns.replace("score_sum", f"CAST(score_sum AS {EXACT_SCORE}) AS score_sum")
-    kept = (f"SELECT {stored} FROM {sql.files([repo.daily])} d WHERE NOT EXISTS "
-            "(SELECT 1 FROM touched t WHERE t.customer_id = d.customer_id AND t.day = d.day) "
-            "UNION ALL " if repo.daily.exists() else "")
-    sql.create("daily", f"{kept}SELECT {columns} FROM ({daily_sql(source, dialect)}) AS fresh")
+    kept = ""
+    if full:  # every pair is touched: every partition, once
+        partitions = log.files()
+    else:
+        sql.create("touched", f"SELECT DISTINCT customer_id, {day('timestamp')} AS day "
+                              f"FROM {sql.files(new_files)}")
+        days = [EPOCH + timedelta(days=d)
+                for (d,) in sql.rows("SELECT DISTINCT day FROM touched")]
+        partitions = [p for d in days for p in (log.root / f"event_date={d}").glob("*.parquet")]
+        # a daily table from before the exact score sum holds doubles: read as the exact type
+        stored = columns.replace("score_sum", f"CAST(score_sum AS {EXACT_SCORE}) AS score_sum")
+        kept = (f"SELECT {stored} FROM {sql.files([repo.daily])} d WHERE NOT EXISTS "
+                "(SELECT 1 FROM touched t WHERE t.customer_id = d.customer_id AND t.day = d.day)"
+                " UNION ALL " if repo.daily.exists() else "")
+    for k, batch in enumerate(_day_batches(partitions, sql.event_bytes_per_pass)):
+        source = sql.files(batch) if full else (
+            f"(SELECT e.* FROM {sql.files(batch)} e JOIN touched t "
+            f"ON e.customer_id = t.customer_id AND t.day = {day('e.timestamp')})")
+        fresh = f"SELECT {columns} FROM ({daily_sql(source, dialect)}) AS fresh"
+        if k:
+            sql.append("daily", fresh)
+        else:
+            sql.create("daily", kept + fresh)
+    if full:
+        sql.create("touched", "SELECT customer_id, day FROM daily")
     return sql.rows("SELECT count(*) FROM touched")[0][0]
+
+
+def _day_batches(partitions: list[Path], limit: int | None) -> list[list[Path]]:
+    """The event-log files in batches of whole ``event_date`` partitions, each of at most
+    ``limit`` bytes unless one day alone is larger; one batch without a limit."""
+    if not limit:
+        return [list(partitions)]
+    by_day: dict[Path, list[Path]] = {}
+    for path in sorted(partitions):
+        by_day.setdefault(path.parent, []).append(path)
+    batches: list[list[Path]] = [[]]
+    size = 0
+    for files in by_day.values():
+        day_size = sum(f.stat().st_size for f in files)
+        if batches[-1] and size + day_size > limit:
+            batches.append([])
+            size = 0
+        batches[-1].extend(files)
+        size += day_size
+    return batches
 
 
 def _recompute(sql: Engine, repo: RepoPaths, summary: BuildSummary) -> None:
