@@ -60,7 +60,7 @@ class DuckDBEngine(Engine):
     def stage(self, query: str, key: str, directory: Path, part: int) -> None:
         run(self.con, f"COPY ({query}) TO {sql_string(directory)} (FORMAT parquet, "
                       f"PARTITION_BY ({key}), FILENAME_PATTERN {sql_string(f'part-{part}-{{i}}')}, "
-                      "COMPRESSION lz4, OVERWRITE_OR_IGNORE true)")
+                      f"COMPRESSION {FEATURE_TABLE_COMPRESSION}, OVERWRITE_OR_IGNORE true)")
 
     def close(self) -> None:
         self.con.close()
