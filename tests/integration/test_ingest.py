@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import threading
 import uuid
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 import duckdb
@@ -16,7 +17,7 @@ import pytest
 from usage_features.adapters.duckdb_connection import parquet_list
 from usage_features.adapters.event_log import EventLog
 from usage_features.config import RepoPaths
-from usage_features.ingestion import ingest_files
+from usage_features.ingestion import ingest, ingest_files
 from usage_features.ingestion.readers import InputError
 from usage_features.schema import EVENT_COLUMNS
 
@@ -244,3 +245,53 @@ class TestDurability:
         assert errors == []
         assert sorted(r.accepted for r in results) == [0, 0, 0, 2000]
         assert stored(repo).event_id.is_unique and len(stored(repo)) == 2000
+
+
+class TestCommittingInBatchesOfDays:
+    """The commit sorts and writes a few whole days at a time (``COMMIT_ROWS``): the log it
+    writes does not depend on the batch size."""
+
+    @staticmethod
+    def events() -> list[dict]:
+        rng = random.Random(7)
+        rows = [row(day=rng.randint(1, 9), hour=rng.randint(0, 23),
+                    customer=f"c{rng.randint(1, 30)}") for _ in range(400)]
+        rows += [dict(rows[5]), {**rows[9], "feature_adoption_score": "0.9"}]
+        rng.shuffle(rows)
+        return rows
+
+    @staticmethod
+    def log_files(repo: RepoPaths) -> dict[str, pd.DataFrame]:
+        files = EventLog(repo).files()
+        assert len(files) == len({f.parent for f in files}), "one file per day"
+        return {f.parent.name: pd.read_parquet(f) for f in files}
+
+    def test_the_log_is_the_same_whatever_the_batch_size(self, tmp_path, monkeypatch):
+        source = write(tmp_path / "in.parquet", self.events())
+        whole = ingest_files([source], RepoPaths(tmp_path / "whole"), now=NOW)
+        ranges = []
+        real = ingest._day_ranges
+        monkeypatch.setattr(ingest, "_day_ranges",
+                            lambda days, limit: ranges.extend(real(days, limit)) or ranges)
+        monkeypatch.setattr(ingest, "COMMIT_ROWS", 60)
+
+        batched = ingest_files([source], RepoPaths(tmp_path / "batched"), now=NOW)
+
+        assert len(ranges) >= 6
+        counts = ("read", "accepted", "rejected", "duplicates", "rejected_by_reason")
+        assert [getattr(batched, c) for c in counts] == [getattr(whole, c) for c in counts]
+        assert (batched.accepted, batched.duplicates, batched.rejected) == (400, 1, 1)
+        expected = self.log_files(RepoPaths(tmp_path / "whole"))
+        got = self.log_files(RepoPaths(tmp_path / "batched"))
+        assert list(got) == list(expected) and len(got) == 9
+        for day, frame in got.items():
+            assert frame.customer_id.is_monotonic_increasing, day
+            key = list(EVENT_COLUMNS)
+            pd.testing.assert_frame_equal(frame.sort_values(key).reset_index(drop=True),
+                                          expected[day].sort_values(key).reset_index(drop=True))
+
+    def test_days_are_batched_in_order_up_to_the_limit(self):
+        days = [(date(2026, 3, d), n) for d, n in [(1, 5), (2, 5), (3, 20), (4, 1), (5, 9)]]
+        assert ingest._day_ranges(days, 10) == [
+            (date(2026, 3, 1), date(2026, 3, 2)), (date(2026, 3, 3), date(2026, 3, 3)),
+            (date(2026, 3, 4), date(2026, 3, 5))]

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import duckdb
@@ -39,11 +39,21 @@ from usage_features.domain.repository import ConflictingEventError
 from usage_features.adapters.parquet_repository import ParquetUsageRepository
 from usage_features.ingestion.readers import Input, LinkDirectory, open_input, table_input
 from usage_features.ingestion.settings import Limits, load_settings
-from usage_features.ingestion.staging import RAW, create_staging_table, stage, stage_parquet
+from usage_features.ingestion.staging import (
+    RAW,
+    STAGED_EVENT,
+    create_staging_table,
+    stage,
+    stage_parquet,
+)
 from usage_features.schema import EVENT_COLUMNS
 
-_EVENT = ", ".join(EVENT_COLUMNS)
+#: A staged valid row's event columns compared with stored rows: ids as UUIDs, types as text.
+_COMPARED = ("event_id, customer_id, timestamp, CAST(event_type AS VARCHAR) AS event_type, "
+             "feature_adoption_score")
 _SAME_VALUES = " AND ".join(f"v.{c} = ref_{c}" for c in EVENT_COLUMNS[1:])
+#: Accepted rows sorted and written at a time (whole days; see :func:`_commit_accepted`).
+COMMIT_ROWS = 8_000_000
 
 
 @dataclass
@@ -129,7 +139,7 @@ def _ingest(con, sources: dict[Path | None, Input], repo, now, on_rows, limits: 
 
 def _refuse(con, summary: IngestSummary) -> None:
     if "conflicting_event_id" in summary.rejected_by_reason:
-        ids = con.execute("SELECT s.event_id FROM special JOIN staged s "
+        ids = con.execute("SELECT CAST(s.event_id AS VARCHAR) FROM special JOIN staged s "
                           "USING (file_index, source_row) WHERE status = 'conflict' LIMIT 3")
         raise ConflictingEventError(
             "event(s) already stored with different values, e.g. "
@@ -141,26 +151,35 @@ def _refuse(con, summary: IngestSummary) -> None:
 def _classify(con: duckdb.DuckDBPyConnection, log: EventLog) -> None:
     """``special``: the valid rows whose id repeats in the input or is already stored, with
     status ``accepted`` (first of a new id), ``duplicate`` or ``conflict``. Every other valid
-    row is accepted; finding them needs a hash aggregate, not a sort of the whole input."""
-    run(con, "CREATE TABLE repeated AS SELECT event_id FROM staged WHERE reason IS NULL "
-             "GROUP BY event_id HAVING count(*) > 1")
+    row is accepted without a sort or an aggregate of the whole input's rows.
+
+    Repeated ids are rare: the candidates are the ids whose 64-bit hash repeats (a sort of
+    8-byte values; an aggregate of every id spilled at 10^8 events), checked on the ids."""
+    run(con, """CREATE TABLE repeated AS
+        WITH hashes AS (SELECT hash(event_id) AS h FROM staged WHERE reason IS NULL),
+        candidates AS (SELECT h FROM (SELECT h, lead(h) OVER (ORDER BY h) AS next FROM hashes)
+                       WHERE h = next)
+        SELECT event_id FROM staged
+        WHERE reason IS NULL AND hash(event_id) IN (SELECT h FROM candidates)
+        GROUP BY event_id HAVING count(*) > 1""")
     stored = (
-        f"SELECT {_EVENT} FROM staged WHERE false" if log.is_empty()
-        else f"SELECT {_EVENT} FROM read_parquet({parquet_list(log.files())}, "
+        f"SELECT {_COMPARED} FROM staged WHERE false" if log.is_empty()
+        else f"SELECT CAST(event_id AS UUID) AS event_id, {', '.join(EVENT_COLUMNS[1:])} "
+        f"FROM read_parquet({parquet_list(log.files())}, "
         "hive_partitioning = false) "
-        "WHERE event_id IN (SELECT event_id FROM staged WHERE reason IS NULL)"
+        "WHERE CAST(event_id AS UUID) IN (SELECT event_id FROM staged WHERE reason IS NULL)"
     )
     run(con, f"CREATE TABLE stored AS {stored}")
     columns = ", ".join(f"{c} AS ref_{c}" for c in EVENT_COLUMNS)
     run(con, f"""
         CREATE TABLE special AS
         WITH ranked AS (
-            SELECT file_index, source_row, {_EVENT}, row_number() OVER (
+            SELECT file_index, source_row, {_COMPARED}, row_number() OVER (
                 PARTITION BY event_id ORDER BY file_index, source_row) AS occurrence
             FROM staged SEMI JOIN repeated USING (event_id)
             WHERE reason IS NULL),
         single AS (
-            SELECT file_index, source_row, {_EVENT}, 1 AS occurrence
+            SELECT file_index, source_row, {_COMPARED}, 1 AS occurrence
             FROM staged SEMI JOIN stored USING (event_id) ANTI JOIN repeated USING (event_id)
             WHERE reason IS NULL),
         v AS (SELECT * FROM ranked UNION ALL SELECT * FROM single),
@@ -218,20 +237,47 @@ def _write_quarantine(con, sources: list[Path | None], repo: RepoPaths) -> list[
 
 
 def _commit_accepted(con: duckdb.DuckDBPyConnection, log: EventLog) -> None:
+    """Write the accepted rows to a new batch of the log, then commit it. The rows are sorted
+    and written in batches of whole days (:func:`_day_ranges`), so no step sorts the whole
+    input: each ``event_date`` partition gets one file, its rows in customer order."""
+    accepted = ("FROM staged s ANTI JOIN dropped d USING (file_index, source_row) "
+                "WHERE s.reason IS NULL")
+    days = con.execute(f"SELECT CAST(timestamp AS DATE) AS day, count(*) {accepted} "
+                       "GROUP BY day ORDER BY day").fetchall()
     batch, staging = log.new_staging_dir()
     try:
-        run(con, f"""COPY (
-                SELECT {_EVENT}, CAST(timestamp AS DATE) AS event_date
-                FROM staged s ANTI JOIN dropped d USING (file_index, source_row)
-                WHERE s.reason IS NULL
-                ORDER BY event_date, customer_id)
-            TO {sql_string(staging)} (FORMAT parquet, PARTITION_BY (event_date),
-                FILENAME_PATTERN {sql_string(f"part-{batch}-{{i}}")}, ROW_GROUP_SIZE 16384)""")
+        for k, (first, last) in enumerate(_day_ranges(days, COMMIT_ROWS)):
+            # a range on the timestamp itself, so that DuckDB can skip row groups outside it
+            in_range = (f"timestamp >= CAST({sql_string(str(first))} AS TIMESTAMPTZ) AND "
+                        f"timestamp < CAST({sql_string(str(last + timedelta(days=1)))} "
+                        "AS TIMESTAMPTZ)")
+            run(con, f"""COPY (
+                    SELECT {STAGED_EVENT}, CAST(timestamp AS DATE) AS event_date
+                    {accepted} AND {in_range}
+                    ORDER BY event_date, customer_id)
+                TO {sql_string(staging)} (FORMAT parquet, PARTITION_BY (event_date),
+                    FILENAME_PATTERN {sql_string(f"part-{batch}-{k}-{{i}}")},
+                    ROW_GROUP_SIZE 16384, OVERWRITE_OR_IGNORE true)""")
         moves = {f: log.root / f.relative_to(staging) for f in staging.rglob("*.parquet")}
         log.commit(batch, moves)
     except BaseException:
         log.discard(batch)
         raise
+
+
+def _day_ranges(days: list[tuple[date, int]], limit: int) -> list[tuple[date, date]]:
+    """(first, last) day of consecutive runs of ``days`` (day, rows; in order) holding at most
+    ``limit`` rows each, unless one day alone holds more."""
+    ranges: list[tuple[date, date]] = []
+    rows = 0
+    for day, count in days:
+        if ranges and rows + count <= limit:
+            ranges[-1] = (ranges[-1][0], day)
+            rows += count
+        else:
+            ranges.append((day, day))
+            rows = count
+    return ranges
 
 
 def _digest(path: Path) -> str:

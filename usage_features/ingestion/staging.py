@@ -1,5 +1,10 @@
 """Stage inputs for ingest: every row of every input, validated column-wise (SQL) into the
-table ``staged`` with its raw text, its typed values and the reason it is rejected, if any."""
+table ``staged`` with its raw text, its typed values and the reason it is rejected, if any.
+
+A rejected row keeps its raw text only; a valid row keeps its typed values only, in compact
+types (the id a 16-byte ``UUID``, the event type an ``ENUM``): at 10^8 events the table is
+some 9 GB instead of 13, and DuckDB spills less of it. Read them back as text with
+:data:`STAGED_EVENT`."""
 
 from __future__ import annotations
 
@@ -9,7 +14,8 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from usage_features.adapters.duckdb_connection import run
+from usage_features.adapters.duckdb_connection import run, sql_string
+from usage_features.domain.value_objects import EventType
 from usage_features.ingestion.readers import Input, InputError, count_rows_hint
 from usage_features.ingestion.validation import validated_sql
 from usage_features.schema import EVENT_COLUMNS
@@ -18,14 +24,28 @@ from usage_features.schema import EVENT_COLUMNS
 CHUNK_ROWS = 1_000_000
 #: The columns holding each row's values as read.
 RAW = [f"raw_{c}" for c in EVENT_COLUMNS]
+#: A staged valid row's event columns, as the event log stores them (text id and type).
+STAGED_EVENT = ("CAST(event_id AS VARCHAR) AS event_id, customer_id, timestamp, "
+                "CAST(event_type AS VARCHAR) AS event_type, feature_adoption_score")
 
 
 def create_staging_table(con: duckdb.DuckDBPyConnection) -> None:
     raw = ", ".join(f"{c} VARCHAR" for c in RAW)
+    types = ", ".join(sql_string(t.value) for t in EventType)
+    run(con, f"CREATE TYPE staged_event_type AS ENUM ({types})")
     run(con, f"""CREATE TABLE staged (
             file_index INTEGER, source_row BIGINT, {raw},
-            event_id VARCHAR, customer_id VARCHAR, timestamp TIMESTAMPTZ,
-            event_type VARCHAR, feature_adoption_score DOUBLE, reason VARCHAR)""")
+            event_id UUID, customer_id VARCHAR, timestamp TIMESTAMPTZ,
+            event_type staged_event_type, feature_adoption_score DOUBLE, reason VARCHAR)""")
+
+
+def _insert(source: str, types: dict[str, str], now, limits) -> str:
+    """INSERT INTO ``staged`` the validated rows of ``source``, typed values for valid rows
+    only (a rejected row's invalid id or type has no compact form; its raw text is kept)."""
+    valid = "CASE WHEN reason IS NULL THEN CAST({0} AS {1}) END AS {0}"
+    return (f"INSERT INTO staged SELECT * REPLACE ({valid.format('event_id', 'UUID')}, "
+            f"{valid.format('event_type', 'staged_event_type')}) "
+            f"FROM ({validated_sql(source, types, now, limits)})")
 
 
 def stage_parquet(con, index: int, source: Input, now, limits, on_rows) -> None:
@@ -33,7 +53,7 @@ def stage_parquet(con, index: int, source: Input, now, limits, on_rows) -> None:
     numbers from the reader); progress is polled from DuckDB while it runs."""
     view = f"input_{index}"
     source.relation.select(f"{index} AS file_index, *").create_view(view)
-    insert = f"INSERT INTO staged {validated_sql(view, source.types, now, limits)}"
+    insert = _insert(view, source.types, now, limits)
     total = count_rows_hint(source.path) or 0
     failure: list[BaseException] = []
 
@@ -62,7 +82,7 @@ def stage_parquet(con, index: int, source: Input, now, limits, on_rows) -> None:
 
 def stage(con, index, source: Input, now, limits, on_rows) -> None:
     """Validate ``source`` chunk by chunk into ``staged`` (a million rows at a time)."""
-    insert = f"INSERT INTO staged {validated_sql('chunk', source.types, now, limits)}"
+    insert = _insert("chunk", source.types, now, limits)
     for batch in source.batches(CHUNK_ROWS):
         n = batch.num_rows
         chunk = pa.Table.from_batches([batch])
