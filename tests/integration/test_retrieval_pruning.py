@@ -15,8 +15,10 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+from usage_features.adapters import row_sidecar
 from usage_features.adapters.duckdb_connection import connect
 from usage_features.adapters.feast_offline_store import point_in_time as pit
+from usage_features.adapters.row_sidecar import write_sidecar
 
 US = pd.Timedelta(microseconds=1)
 T0 = pd.Timestamp("2025-01-01", tz="UTC")
@@ -160,3 +162,70 @@ def test_no_entity_rows_and_null_times_are_joined_too():
     nulls = pd.DataFrame({"customer": ["c000"], "region": ["r0"],
                           "t": pd.Series([pd.NaT], dtype="datetime64[us, UTC]")})
     assert join(rows, nulls, True)["count"].isna().all()
+
+
+class TestRowSidecars:
+    """Pass 2 from the row sidecars (:mod:`usage_features.adapters.row_sidecar`) gives what the
+    Parquet scan gives, value by value; a sidecar the Parquet file no longer matches is not read."""
+
+    @staticmethod
+    def files(rows: pd.DataFrame, directory) -> tuple:
+        paths = []
+        for i, part in enumerate(np.array_split(np.arange(len(rows)), 3)):
+            path = directory / f"part-{i}.parquet"
+            rows.iloc[part].to_parquet(path, index=False)
+            write_sidecar(path)
+            paths.append(path)
+        return tuple(paths)
+
+    @staticmethod
+    def join(files: tuple, entity: pd.DataFrame, prune: bool = True) -> pd.DataFrame:
+        con = connect()
+        con.read_parquet([str(f) for f in files]).create_view("v0")
+        view = pit.ViewJoin(name="v", alias="v0", keys={"cid": "customer"}, timestamp="ts",
+                            created=None, features=[("count", "count"), ("score", "score"),
+                                                    ("ts", "row_ts")], ttl=None, files=files)
+        table = pa.table({
+            pit.ROW: pa.array(range(len(entity)), pa.int64()),
+            pit.TS: pa.array(entity.t).cast(pa.timestamp("us", tz="UTC")),
+            "customer": pa.array(entity.customer), "region": pa.array(entity.region),
+        })
+        return pit.join(con, table, [view], prune=prune).to_pandas()
+
+    @pytest.fixture
+    def taken(self, monkeypatch) -> list[int]:
+        """Small batches, sidecars read whatever the entity rows; the rows each take fetched."""
+        monkeypatch.setattr(row_sidecar, "BATCH_ROWS", 7)
+        monkeypatch.setattr(pit, "SIDECAR_BATCHES_PER_ROW", 0)
+        calls: list[int] = []
+        real = row_sidecar.Sidecar.take
+        monkeypatch.setattr(row_sidecar.Sidecar, "take",
+                            lambda self, rows, columns: calls.append(len(rows))
+                            or real(self, rows, columns))
+        return calls
+
+    @pytest.mark.parametrize("seed", [1, 2])
+    def test_sidecar_rows_equal_the_parquet_scan_and_brute_force(self, tmp_path, taken, seed):
+        rows = feature_rows(seed)
+        entity = entity_rows(rows, seed)
+        files = self.files(rows, tmp_path)
+
+        fetched = self.join(files, entity)
+
+        assert sum(taken) == fetched.row_ts.notna().sum() > 100
+        assert_same(fetched, join(rows, entity, prune=False))
+        assert_same(fetched, brute_force(rows, entity))
+
+    def test_a_sidecar_older_than_its_parquet_file_is_not_read(self, tmp_path, taken):
+        rows = feature_rows(3)
+        entity = entity_rows(rows, 3)
+        files = self.files(rows, tmp_path)
+        changed = pd.read_parquet(files[0]).assign(count=-5)
+        changed.to_parquet(files[0], index=False)  # rewritten without its sidecar
+        rows = pd.concat([changed, *(pd.read_parquet(f) for f in files[1:])], ignore_index=True)
+
+        got = self.join(files, entity)
+
+        assert taken == []
+        assert_same(got, brute_force(rows, entity))
+        assert (got["count"] == -5).any()

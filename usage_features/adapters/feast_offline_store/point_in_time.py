@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 from feast.feature_view import FeatureView
 from feast.repo_config import RepoConfig
@@ -19,7 +21,9 @@ from usage_features.adapters.feast_offline_store.sources import (
     ident,
     register_source,
     resolve_column,
+    source_path,
 )
+from usage_features.adapters.row_sidecar import Sidecar
 
 ROW = "__entity_row"
 TS = "__entity_ts"
@@ -31,6 +35,11 @@ ROW_OF = "__row_of"
 MATCH_TS = "__match_ts"
 KEY_ID = "__key_id"
 KEY_LATEST = "__key_latest"
+FILE = "__file"
+FILE_ROW = "__file_row"
+#: Row sidecars are read when their batches number at least this many per entity row (each
+#: row reads one batch; past a quarter of them, a scan of the Parquet files is faster).
+SIDECAR_BATCHES_PER_ROW = 4
 
 
 @dataclass(frozen=True)
@@ -44,6 +53,8 @@ class ViewJoin:
     created: str | None
     features: list[tuple[str, str]]  # (view column, output column)
     ttl: timedelta | None
+    files: tuple[Path, ...] = ()     # the source's Parquet files
+    mapped: bool = False             # the source renames columns (its field mapping)
 
     def relation(self) -> str:
         """The view's rows, one per (keys, timestamp): the latest created wins."""
@@ -69,17 +80,31 @@ class ViewJoin:
         For views without a created column (one row per keys and timestamp, or ties that the
         ASOF join would break arbitrarily too: here the first match is kept).
         """
-        keys = list(self.keys.items())  # (view column, entity column)
+        matches = self.matches_sql(bounds)
+        fetch_on = " AND ".join([*(f"f.{ident(key)} = m.{ident(col)}"
+                                   for key, col in self.keys.items()),
+                                 f"f.{ident(FEATURE_TS)} = m.{ident(MATCH_TS)}"])
+        rows = f"SELECT * FROM ({self.relation()}) w{self._within(ident(FEATURE_TS), bounds)}"
+        fetched = (f"SELECT m.{ident(ROW_OF)}, f.* FROM ({matches}) m JOIN ({rows}) f "
+                   f"ON {fetch_on} QUALIFY row_number() OVER (PARTITION BY m.{ident(ROW_OF)}) = 1")
+        return f"LEFT JOIN ({fetched}) {alias} ON {alias}.{ident(ROW_OF)} = e.{ident(ROW)}"
 
-        def within(stamp: str, *more: str) -> str:
-            where = list(more)
-            if bounds is not None:
-                low, high = bounds
-                where.append(f"{stamp} <= {high}")
-                if self.ttl is not None:
-                    micros = int(self.ttl / timedelta(microseconds=1))
-                    where.append(f"{stamp} >= {low} - INTERVAL '{micros} microseconds'")
-            return f" WHERE {' AND '.join(where)}" if where else ""
+    def _within(self, stamp: str, bounds: tuple[str, str] | None, *more: str) -> str:
+        """WHERE: ``more``, and ``stamp`` within what the entity rows can match."""
+        where = list(more)
+        if bounds is not None:
+            low, high = bounds
+            where.append(f"{stamp} <= {high}")
+            if self.ttl is not None:
+                micros = int(self.ttl / timedelta(microseconds=1))
+                where.append(f"{stamp} >= {low} - INTERVAL '{micros} microseconds'")
+        return f" WHERE {' AND '.join(where)}" if where else ""
+
+    def matches_sql(self, bounds: tuple[str, str] | None, located: str | None = None) -> str:
+        """Pass 1 of :meth:`pruned_join`: each entity row's (``ROW_OF``, keys, ``MATCH_TS``).
+        ``located``: read the view's rows from this relation instead, which has the columns
+        ``filename`` and ``file_row_number``, and add them as ``FILE`` and ``FILE_ROW``."""
+        keys = list(self.keys.items())  # (view column, entity column)
 
         def same_keys(view: str, entity: str) -> str:
             return " AND ".join(f"{view}.{ident(key)} = {entity}.{ident(col)}"
@@ -95,23 +120,56 @@ class ViewJoin:
                     f"row_number() OVER (ORDER BY {entity_keys}) AS {ident(KEY_ID)} "
                     f"FROM __entity GROUP BY {entity_keys}")
         stamp = f"CAST(v.{ident(self.timestamp)} AS TIMESTAMPTZ)"
-        narrow = (f"SELECT k.{ident(KEY_ID)}, {stamp} AS {ident(FEATURE_TS)} "
-                  f"FROM {ident(self.alias)} v JOIN ({numbered}) k ON {same_keys('v', 'k')}"
-                  + within(stamp, f"{stamp} <= k.{ident(KEY_LATEST)}"))
+        place = (f", v.filename AS {ident(FILE)}, v.file_row_number AS {ident(FILE_ROW)}"
+                 if located else "")
+        narrow = (f"SELECT k.{ident(KEY_ID)}, {stamp} AS {ident(FEATURE_TS)}{place} "
+                  f"FROM {ident(located or self.alias)} v JOIN ({numbered}) k ON "
+                  f"{same_keys('v', 'k')}"
+                  + self._within(stamp, bounds, f"{stamp} <= k.{ident(KEY_LATEST)}"))
         entity = (f"SELECT e.{ident(ROW)}, e.{ident(TS)}, "
                   f"{', '.join(f'e.{ident(col)}' for _, col in keys)}, k.{ident(KEY_ID)} "
                   f"FROM __entity e JOIN ({numbered}) k ON "
                   + " AND ".join(f"e.{ident(col)} = k.{ident(col)}" for _, col in keys))
-        matches = (f"SELECT e.{ident(ROW)} AS {ident(ROW_OF)}, "
-                   f"{', '.join(f'e.{ident(col)}' for _, col in keys)}, "
-                   f"r.{ident(FEATURE_TS)} AS {ident(MATCH_TS)} "
-                   f"FROM ({entity}) e ASOF JOIN ({narrow}) r ON e.{ident(KEY_ID)} = "
-                   f"r.{ident(KEY_ID)} AND e.{ident(TS)} >= r.{ident(FEATURE_TS)}")
-        fetch_on = f"{same_keys('f', 'm')} AND f.{ident(FEATURE_TS)} = m.{ident(MATCH_TS)}"
-        rows = f"SELECT * FROM ({self.relation()}) w{within(ident(FEATURE_TS))}"
-        fetched = (f"SELECT m.{ident(ROW_OF)}, f.* FROM ({matches}) m JOIN ({rows}) f "
-                   f"ON {fetch_on} QUALIFY row_number() OVER (PARTITION BY m.{ident(ROW_OF)}) = 1")
-        return f"LEFT JOIN ({fetched}) {alias} ON {alias}.{ident(ROW_OF)} = e.{ident(ROW)}"
+        found = f", r.{ident(FILE)}, r.{ident(FILE_ROW)}" if located else ""
+        return (f"SELECT e.{ident(ROW)} AS {ident(ROW_OF)}, "
+                f"{', '.join(f'e.{ident(col)}' for _, col in keys)}, "
+                f"r.{ident(FEATURE_TS)} AS {ident(MATCH_TS)}{found} "
+                f"FROM ({entity}) e ASOF JOIN ({narrow}) r ON e.{ident(KEY_ID)} = "
+                f"r.{ident(KEY_ID)} AND e.{ident(TS)} >= r.{ident(FEATURE_TS)}")
+
+    def sidecar_join(self, con: duckdb.DuckDBPyConnection, alias: str,
+                     bounds: tuple[str, str] | None, entity_rows: int) -> str | None:
+        """:meth:`pruned_join` with pass 2 from the files' row sidecars
+        (:mod:`~usage_features.adapters.row_sidecar`): the feature columns of just the matched
+        rows, by file and row number. None, and the caller joins as usual, unless every file has
+        a current sidecar, the source renames no column, and the entity rows would read at most
+        a quarter of the sidecars' batches (beyond that, a scan of the Parquet files is faster).
+        """
+        columns = list(dict.fromkeys(c for c, _ in self.features))
+        if self.mapped or not self.files:
+            return None
+        sidecars = {str(f): Sidecar.open(f) for f in self.files}
+        cars = list(sidecars.values())
+        if (any(c is None for c in cars)
+                or SIDECAR_BATCHES_PER_ROW * entity_rows > sum(c.batches for c in cars)
+                or any(not {*columns, self.timestamp} <= set(c.names)
+                       or {"filename", "file_row_number"} & set(c.names) for c in cars)):
+            return None
+        located = f"{self.alias}__located"
+        con.read_parquet([str(f) for f in self.files], union_by_name=True, filename=True,
+                         file_row_number=True).create_view(located, replace=True)
+        matches = con.sql(self.matches_sql(bounds, located)).to_arrow_table()
+        files = matches.column(FILE).to_numpy(zero_copy_only=False)
+        rows = matches.column(FILE_ROW).to_numpy()
+        parts = []
+        for name in sorted(set(files)) or [next(iter(sidecars))]:
+            at = np.flatnonzero(files == name)
+            part = sidecars[name].take(rows[at], columns)
+            parts.append(part.append_column(ROW_OF, matches.column(ROW_OF).take(at))
+                         .append_column(FEATURE_TS, matches.column(MATCH_TS).take(at)))
+        fetched = f"{self.alias}__fetched"
+        con.register(fetched, pa.concat_tables(parts))
+        return f"LEFT JOIN {ident(fetched)} {alias} ON {alias}.{ident(ROW_OF)} = e.{ident(ROW)}"
 
     def cutoff_join(self, alias: str) -> str:
         """Feast's ``filter_by_created_timestamp``: only rows created at or before the entity
@@ -151,7 +209,14 @@ def plan_view(con: duckdb.DuckDBPyConnection, config: RepoConfig, view: FeatureV
         features=[(resolve_column(f, columns, source, "feature"),
                    f"{base}__{f}" if full_feature_names else f) for f in wanted],
         ttl=view.ttl if view.ttl and view.ttl > timedelta(0) else None,
+        files=_parquet_files(source_path(config, source)),
+        mapped=any(old != new for old, new in source.field_mapping.items()),
     )
+
+
+def _parquet_files(path: Path) -> tuple[Path, ...]:
+    """The Parquet files a source reads (see :func:`register_source`)."""
+    return tuple(sorted(path.rglob("*.parquet"))) if path.is_dir() else (path,)
 
 
 def join(con: duckdb.DuckDBPyConnection, entity: pa.Table, views: list[ViewJoin],
@@ -171,7 +236,8 @@ def join(con: duckdb.DuckDBPyConnection, entity: pa.Table, views: list[ViewJoin]
         if created_cutoff and view.created:
             joins.append(view.cutoff_join(a))
         elif prune and view.keys and not view.created:
-            joins.append(view.pruned_join(a, bounds))
+            joins.append(view.sidecar_join(con, a, bounds, entity.num_rows)
+                         or view.pruned_join(a, bounds))
         else:
             on = [f"e.{ident(col)} = {a}.{ident(key)}" for key, col in view.keys.items()]
             on.append(f"e.{ident(TS)} >= {a}.{ident(FEATURE_TS)}")
