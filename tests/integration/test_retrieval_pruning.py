@@ -194,9 +194,8 @@ class TestRowSidecars:
 
     @pytest.fixture
     def taken(self, monkeypatch) -> list[int]:
-        """Small batches, sidecars read whatever the entity rows; the rows each take fetched."""
-        monkeypatch.setattr(row_sidecar, "BATCH_ROWS", 7)
-        monkeypatch.setattr(pit, "SIDECAR_BATCHES_PER_ROW", 0)
+        """Sidecars read whatever the entity rows; the rows each take fetched."""
+        monkeypatch.setattr(pit, "SIDECAR_ROWS_PER_ENTITY_ROW", 0)
         calls: list[int] = []
         real = row_sidecar.Sidecar.take
         monkeypatch.setattr(row_sidecar.Sidecar, "take",
@@ -229,3 +228,25 @@ class TestRowSidecars:
         assert taken == []
         assert_same(got, brute_force(rows, entity))
         assert (got["count"] == -5).any()
+
+    def test_a_file_replaced_while_retrieval_reads_it_is_joined_from_parquet(
+            self, tmp_path, taken, monkeypatch):
+        rows = feature_rows(5)
+        entity = entity_rows(rows, 5)
+        files = self.files(rows, tmp_path)
+        changed = pd.read_parquet(files[1]).assign(count=-7)
+        real = pit.ViewJoin.matches_sql
+
+        def replaced_meanwhile(view, bounds, located=None):
+            sql = real(view, bounds, located)
+            if located:  # the sidecars are open: a writer replaces a file now
+                changed.to_parquet(files[1], index=False)
+            return sql
+
+        monkeypatch.setattr(pit.ViewJoin, "matches_sql", replaced_meanwhile)
+        got = self.join(files, entity)
+
+        assert taken == []
+        rows = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+        assert_same(got, brute_force(rows, entity))
+        assert (got["count"] == -7).any()

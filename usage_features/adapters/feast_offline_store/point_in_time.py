@@ -37,9 +37,9 @@ KEY_ID = "__key_id"
 KEY_LATEST = "__key_latest"
 FILE = "__file"
 FILE_ROW = "__file_row"
-#: Row sidecars are read when their batches number at least this many per entity row (each
-#: row reads one batch; past a quarter of them, a scan of the Parquet files is faster).
-SIDECAR_BATCHES_PER_ROW = 4
+#: Row sidecars are read when their files hold at least this many rows per entity row: a row
+#: read (~1.5 us) costs about what scanning and joining 25 Parquet rows does (~60 ns each).
+SIDECAR_ROWS_PER_ENTITY_ROW = 25
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,8 @@ class ViewJoin:
     def matches_sql(self, bounds: tuple[str, str] | None, located: str | None = None) -> str:
         """Pass 1 of :meth:`pruned_join`: each entity row's (``ROW_OF``, keys, ``MATCH_TS``).
         ``located``: read the view's rows from this relation instead, which has the columns
-        ``filename`` and ``file_row_number``, and add them as ``FILE`` and ``FILE_ROW``."""
+        ``FILE`` (a file's number) and ``file_row_number``, and add them (the latter as
+        ``FILE_ROW``)."""
         keys = list(self.keys.items())  # (view column, entity column)
 
         def same_keys(view: str, entity: str) -> str:
@@ -120,7 +121,7 @@ class ViewJoin:
                     f"row_number() OVER (ORDER BY {entity_keys}) AS {ident(KEY_ID)} "
                     f"FROM __entity GROUP BY {entity_keys}")
         stamp = f"CAST(v.{ident(self.timestamp)} AS TIMESTAMPTZ)"
-        place = (f", v.filename AS {ident(FILE)}, v.file_row_number AS {ident(FILE_ROW)}"
+        place = (f", v.{ident(FILE)}, v.file_row_number AS {ident(FILE_ROW)}"
                  if located else "")
         narrow = (f"SELECT k.{ident(KEY_ID)}, {stamp} AS {ident(FEATURE_TS)}{place} "
                   f"FROM {ident(located or self.alias)} v JOIN ({numbered}) k ON "
@@ -142,29 +143,35 @@ class ViewJoin:
         """:meth:`pruned_join` with pass 2 from the files' row sidecars
         (:mod:`~usage_features.adapters.row_sidecar`): the feature columns of just the matched
         rows, by file and row number. None, and the caller joins as usual, unless every file has
-        a current sidecar, the source renames no column, and the entity rows would read at most
-        a quarter of the sidecars' batches (beyond that, a scan of the Parquet files is faster).
+        a current sidecar holding the columns, the source renames no column, and the entity
+        rows are few enough for reads by row to beat a scan (:data:`SIDECAR_ROWS_PER_ENTITY_ROW`).
         """
         columns = list(dict.fromkeys(c for c, _ in self.features))
         if self.mapped or not self.files:
             return None
-        sidecars = {str(f): Sidecar.open(f) for f in self.files}
-        cars = list(sidecars.values())
+        cars = [Sidecar.open(f) for f in self.files]
         if (any(c is None for c in cars)
-                or SIDECAR_BATCHES_PER_ROW * entity_rows > sum(c.batches for c in cars)
+                or SIDECAR_ROWS_PER_ENTITY_ROW * entity_rows > sum(c.rows for c in cars)
                 or any(not {*columns, self.timestamp} <= set(c.names)
-                       or {"filename", "file_row_number"} & set(c.names) for c in cars)):
+                       or {FILE, "file_row_number"} & set(c.names) for c in cars)):
             return None
+        # each file's rows with its index in self.files (a number: no path per row)
+        for i, path in enumerate(self.files):
+            con.read_parquet(str(path), file_row_number=True).create_view(
+                f"{self.alias}__file{i}", replace=True)
         located = f"{self.alias}__located"
-        con.read_parquet([str(f) for f in self.files], union_by_name=True, filename=True,
-                         file_row_number=True).create_view(located, replace=True)
+        con.execute(f"CREATE OR REPLACE VIEW {ident(located)} AS " + " UNION ALL BY NAME ".join(
+            f"SELECT *, {i} AS {ident(FILE)} FROM {ident(f'{self.alias}__file{i}')}"
+            for i in range(len(self.files))))
         matches = con.sql(self.matches_sql(bounds, located)).to_arrow_table()
-        files = matches.column(FILE).to_numpy(zero_copy_only=False)
+        if not all(c.is_current() for c in cars):  # a file replaced while it was read
+            return None
+        files = matches.column(FILE).to_numpy()
         rows = matches.column(FILE_ROW).to_numpy()
         parts = []
-        for name in sorted(set(files)) or [next(iter(sidecars))]:
-            at = np.flatnonzero(files == name)
-            part = sidecars[name].take(rows[at], columns)
+        for index in np.unique(files) if len(files) else [0]:
+            at = np.flatnonzero(files == index)
+            part = cars[index].take(rows[at], columns)
             parts.append(part.append_column(ROW_OF, matches.column(ROW_OF).take(at))
                          .append_column(FEATURE_TS, matches.column(MATCH_TS).take(at)))
         fetched = f"{self.alias}__fetched"

@@ -1,0 +1,61 @@
+"""Row sidecars: any row of a Parquet file's fixed-width columns, read back exactly."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from usage_features.adapters.row_sidecar import Sidecar, sidecar_path, write_sidecar
+
+
+def table(n: int = 3000) -> pa.Table:
+    rng = np.random.default_rng(0)
+    nulls = rng.random(n) < 0.2
+    return pa.table({
+        "customer_id": pa.array([f"c{i % 17}" for i in range(n)]),  # text: not stored
+        "count": pa.array(rng.integers(-5, 10**12, n), mask=nulls),
+        "small": pa.array(rng.integers(0, 100, n).astype(np.int16)),
+        "score": pa.array(np.where(rng.random(n) < 0.1, np.nan, rng.random(n)), mask=~nulls
+                          & (rng.random(n) < 0.1)),  # NaN and null, both
+        "flag": pa.array(rng.random(n) < 0.5, mask=rng.random(n) < 0.1),
+        "at": pa.array([datetime(2025, 1, 1, tzinfo=timezone.utc).timestamp() * 1e6
+                        + int(x) for x in rng.integers(0, 10**13, n)],
+                       pa.int64()).cast(pa.timestamp("us", tz="UTC")),
+        "day": pa.array([date(2025, 1, 1)] * n, pa.date32()),
+    })
+
+
+def test_taken_rows_equal_the_parquet_rows_in_any_order(tmp_path):
+    path = tmp_path / "2025-01.parquet"
+    pq.write_table(table(), path, row_group_size=700)
+    write_sidecar(path)
+    car = Sidecar.open(path)
+    columns = ["count", "small", "score", "flag", "at", "day"]
+    assert "customer_id" not in car.names and set(columns) <= set(car.names)
+    rows = np.random.default_rng(1).choice(3000, 500)  # repeats, any order
+    rows[:2] = [0, 2999]
+    got = car.take(rows, columns)
+    want = pq.read_table(path).select(columns).take(pa.array(rows))
+    assert got.schema == want.schema
+    for name in columns:  # NaN is not null, and equal to itself here
+        assert got.column(name).is_null().equals(want.column(name).is_null()), name
+        a = got.column(name).to_numpy(zero_copy_only=False)
+        b = want.column(name).to_numpy(zero_copy_only=False)
+        assert ((a == b) | (a != a) & (b != b) | got.column(name).is_null().to_numpy(
+            zero_copy_only=False)).all(), name
+    assert car.take(np.array([], dtype=np.int64), columns).num_rows == 0
+
+
+def test_a_sidecar_is_not_opened_once_its_parquet_file_changes(tmp_path):
+    path = tmp_path / "2025-01.parquet"
+    pq.write_table(table(), path)
+    write_sidecar(path)
+    assert Sidecar.open(path) is not None
+    pq.write_table(table(2999), path)
+    assert Sidecar.open(path) is None
+    sidecar_path(path).write_bytes(b"junk")
+    assert Sidecar.open(path) is None
+    assert Sidecar.open(tmp_path / "missing.parquet") is None
