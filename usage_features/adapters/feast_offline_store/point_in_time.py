@@ -17,6 +17,7 @@ import pyarrow as pa
 from feast.feature_view import FeatureView
 from feast.repo_config import RepoConfig
 
+from usage_features.adapters.duckdb_connection import literal_path
 from usage_features.adapters.feast_offline_store.sources import (
     ident,
     register_source,
@@ -157,7 +158,7 @@ class ViewJoin:
             return None
         # each file's rows with its index in self.files (a number: no path per row)
         for i, path in enumerate(self.files):
-            con.read_parquet(str(path), file_row_number=True).create_view(
+            con.read_parquet(literal_path(path), file_row_number=True).create_view(
                 f"{self.alias}__file{i}", replace=True)
         located = f"{self.alias}__located"
         con.execute(f"CREATE OR REPLACE VIEW {ident(located)} AS " + " UNION ALL BY NAME ".join(
