@@ -33,7 +33,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
 
 ## Opt-in: every phase at 10^7 and 10^8 events in one run, time and peak memory, growth
-## factors -> benchmarks/results/large.{json,md} (about 25 minutes; ~25 GB of disk in /tmp).
+## factors -> benchmarks/results/large.{json,md} (about 10 minutes; ~20 GB of disk in /tmp).
 bench-large: $(STAMP)
 	$(BIN)/python benchmarks/bench_large.py
 

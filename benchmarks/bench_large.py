@@ -5,7 +5,7 @@
     python benchmarks/bench_large.py --build-only 300000  # add a build-only size (3 x 10^8)
     python benchmarks/bench_large.py --reuse-raw          # events simulated by an earlier run
 
-Opt-in (``make bench-large``; about 25 minutes on 2 cores, and ~10 GB of disk per 10^8 events
+Opt-in (``make bench-large``; about 10 minutes on 2 cores, and ~20 GB of disk per 10^8 events
 under ``--workdir``). Each phase runs in its own process, so its wall time and peak memory
 (``ru_maxrss``) are its own: simulate, ingest, a full DuckDB build, and historical retrieval of
 100,000 and of 1,000 entity rows through ``churn_model_v1`` with this project's offline store;
