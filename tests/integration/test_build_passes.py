@@ -17,6 +17,7 @@ import pytest
 from tests.conftest import copy_feature_repo
 from tests.factories import random_events
 from usage_features.adapters.duckdb_engine import DuckDBEngine
+from usage_features.adapters.row_sidecar import Sidecar, sidecar_path
 from usage_features.config import RepoPaths
 from usage_features.features.build import build_features
 from usage_features.ingestion import ingest_files
@@ -69,3 +70,25 @@ def test_a_build_in_many_passes_equals_a_build_in_one(events, one_pass, tmp_path
         pd.testing.assert_frame_equal(tables[name].reset_index(drop=True),
                                       expected.reset_index(drop=True), check_exact=True, obj=name)
     assert len(tables["customer_usage"]) > 1000
+
+
+def test_every_month_file_has_a_current_sidecar_after_a_build(events, tmp_path):
+    """Rewritten months get a new sidecar; a month left alone keeps its own, or gets one if it
+    has none (a repo built before sidecars, or one deleted)."""
+    paths = RepoPaths(copy_feature_repo(tmp_path / "repo"))
+    late = events.timestamp >= events.timestamp.max().normalize()
+    for part, name in ((events[~late], "early"), (events[late], "late")):
+        part.to_parquet(tmp_path / f"{name}.parquet", index=False)
+    ingest_files([tmp_path / "early.parquet"], paths)
+    build_features(paths)
+    months = sorted(paths.customer_usage.glob("*.parquet"))
+    first, last = months[0], months[-1]
+    kept = sidecar_path(first).read_bytes()
+    sidecar_path(months[1]).unlink()
+
+    ingest_files([tmp_path / "late.parquet"], paths)
+    summary = build_features(paths)
+
+    assert first.stem not in summary.months_rewritten and last.stem in summary.months_rewritten
+    assert all(Sidecar.open(m) is not None for m in paths.customer_usage.glob("*.parquet"))
+    assert sidecar_path(first).read_bytes() == kept

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from usage_features.adapters.duckdb_connection import connect, copy_atomically, parquet_list
 from usage_features.adapters.event_log import EventLog
-from usage_features.adapters.row_sidecar import remove_sidecar, write_sidecar
+from usage_features.adapters.row_sidecar import Sidecar, remove_sidecar, write_sidecar
 from usage_features.adapters.spark_session import repo_spark_conf
 from usage_features.adapters.sql_engine import Engine, open_engine
 from usage_features.config import RepoPaths
@@ -202,13 +202,17 @@ def _recompute(sql: Engine, repo: RepoPaths, summary: BuildSummary) -> None:
     months = sorted(d.name.split("=", 1)[1] for d in staging.glob("month=*"))
     for value in months:
         parts = sorted((staging / f"month={value}").glob("*.parquet"))
-        target = repo.customer_usage / f"{value}.parquet"
-        sql.write(f"SELECT * FROM {sql.files(parts)}", target, order_by="customer_id, day")
-        write_sidecar(target)  # row-level fetch for retrieval (see adapters.row_sidecar)
+        sql.write(f"SELECT * FROM {sql.files(parts)}",
+                  repo.customer_usage / f"{value}.parquet", order_by="customer_id, day")
     shutil.rmtree(staging, ignore_errors=True)
     for stale in set(p.stem for p in existing) - set(months):
         (repo.customer_usage / f"{stale}.parquet").unlink()
         remove_sidecar(repo.customer_usage / f"{stale}.parquet")
+    # row-level fetch for retrieval (see adapters.row_sidecar): the months just written, and
+    # any other without a current sidecar (a repo built before sidecars, one deleted)
+    for month in sorted(repo.customer_usage.glob("*.parquet")):
+        if Sidecar.open(month) is None:
+            write_sidecar(month)
     sql.write("SELECT * FROM daily", repo.daily, order_by="customer_id, day")
     summary.customers_recomputed = sql.rows("SELECT count(*) FROM starts")[0][0]
     summary.first_changed_day = str(EPOCH + timedelta(days=first_day))
