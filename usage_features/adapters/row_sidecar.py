@@ -5,7 +5,7 @@ DuckDB reads no page index: fetching the feature columns of 1,000 rows spread ov
 table decodes all of it. The sidecar ``.<name>.rows`` holds the file's fixed-width columns
 (numbers, booleans, dates, timestamps) row by row, each row one record of the same size with a
 bitmap of its nulls: row ``r`` is one read at ``r * record size``, and nothing is decoded. It
-costs disk, some 6x the LZ4 Parquet file. (Read, not memory-mapped: the kernel maps page-cache
+costs disk, about 5x the LZ4 Parquet file. (Read, not memory-mapped: the kernel maps page-cache
 folios of up to 2 MB at a time, so a few rows per megabyte would map the whole file.)
 
 The sidecar names the Parquet file's size and modification time it was written from; one that
@@ -66,16 +66,15 @@ def _record(schema: pa.Schema) -> np.dtype:
 
 def write_sidecar(parquet: Path) -> Path:
     """Write ``parquet``'s sidecar (via a temporary file and a rename)."""
-    source = pq.ParquetFile(parquet)
     stamp = _stamp(parquet)
-    schema = pa.schema([f for f in source.schema_arrow if _storage(f.type) is not None])
-    record = _record(schema)
-    header = json.dumps({"stamp": stamp, "rows": source.metadata.num_rows,
-                         "schema": schema.serialize().to_pybytes().hex()}).encode()
-    start = len(_MAGIC) + 8 + len(header)
     target = sidecar_path(parquet)
     temporary = target.with_name(target.name + ".tmp")
-    with open(temporary, "wb") as out:
+    with pq.ParquetFile(parquet) as source, open(temporary, "wb") as out:
+        schema = pa.schema([f for f in source.schema_arrow if _storage(f.type) is not None])
+        record = _record(schema)
+        rows_in_file = source.metadata.num_rows
+        header = json.dumps({"stamp": stamp, "rows": rows_in_file,
+                             "schema": schema.serialize().to_pybytes().hex()}).encode()
         out.write(_MAGIC + struct.pack("<Q", len(header)) + header)
         for batch in source.iter_batches(batch_size=_WRITE_ROWS, columns=schema.names):
             rows = np.zeros(batch.num_rows, dtype=record)
@@ -89,9 +88,21 @@ def write_sidecar(parquet: Path) -> Path:
                 rows[f"c{i}"] = column.to_numpy(zero_copy_only=False)
             rows["nulls"] = np.packbits(~valid, axis=1, bitorder="little")
             out.write(rows.tobytes())
-    assert os.path.getsize(temporary) == start + source.metadata.num_rows * record.itemsize
+    expected = len(_MAGIC) + 8 + len(header) + rows_in_file * record.itemsize
+    if os.path.getsize(temporary) != expected:
+        temporary.unlink()
+        raise OSError(f"{target}: wrote {os.path.getsize(temporary)} bytes, expected {expected}")
     os.replace(temporary, target)
     return target
+
+
+def has_current_sidecar(parquet: Path) -> bool:
+    """Whether ``parquet`` has a sidecar written from the file as it is now."""
+    sidecar = Sidecar.open(parquet)
+    if sidecar is None:
+        return False
+    sidecar.close()
+    return True
 
 
 def remove_sidecar(parquet: Path) -> None:
@@ -139,6 +150,9 @@ class Sidecar:
     @property
     def names(self) -> list[str]:
         return self.schema.names
+
+    def close(self) -> None:
+        self._handle.close()
 
     def take(self, rows: np.ndarray, columns: list[str]) -> pa.Table:
         """``columns`` of the file's rows ``rows`` (0-based row numbers), in that order."""

@@ -23,7 +23,11 @@ from pathlib import Path
 
 from usage_features.adapters.duckdb_connection import connect, copy_atomically, parquet_list
 from usage_features.adapters.event_log import EventLog
-from usage_features.adapters.row_sidecar import Sidecar, remove_sidecar, write_sidecar
+from usage_features.adapters.row_sidecar import (
+    has_current_sidecar,
+    remove_sidecar,
+    write_sidecar,
+)
 from usage_features.adapters.spark_session import repo_spark_conf
 from usage_features.adapters.sql_engine import Engine, open_engine
 from usage_features.config import RepoPaths
@@ -211,7 +215,7 @@ def _recompute(sql: Engine, repo: RepoPaths, summary: BuildSummary) -> None:
     # row-level fetch for retrieval (see adapters.row_sidecar): the months just written, and
     # any other without a current sidecar (a repo built before sidecars, one deleted)
     for month in sorted(repo.customer_usage.glob("*.parquet")):
-        if Sidecar.open(month) is None:
+        if not has_current_sidecar(month):
             write_sidecar(month)
     sql.write("SELECT * FROM daily", repo.daily, order_by="customer_id, day")
     summary.customers_recomputed = sql.rows("SELECT count(*) FROM starts")[0][0]

@@ -151,33 +151,40 @@ class ViewJoin:
         if self.mapped or not self.files:
             return None
         cars = [Sidecar.open(f) for f in self.files]
-        if (any(c is None for c in cars)
-                or SIDECAR_ROWS_PER_ENTITY_ROW * entity_rows > sum(c.rows for c in cars)
-                or any(not {*columns, self.timestamp} <= set(c.names)
-                       or {FILE, "file_row_number"} & set(c.names) for c in cars)):
-            return None
-        # each file's rows with its index in self.files (a number: no path per row)
-        for i, path in enumerate(self.files):
-            con.read_parquet(literal_path(path), file_row_number=True).create_view(
-                f"{self.alias}__file{i}", replace=True)
-        located = f"{self.alias}__located"
-        con.execute(f"CREATE OR REPLACE VIEW {ident(located)} AS " + " UNION ALL BY NAME ".join(
-            f"SELECT *, {i} AS {ident(FILE)} FROM {ident(f'{self.alias}__file{i}')}"
-            for i in range(len(self.files))))
-        matches = con.sql(self.matches_sql(bounds, located)).to_arrow_table()
-        if not all(c.is_current() for c in cars):  # a file replaced while it was read
-            return None
-        files = matches.column(FILE).to_numpy()
-        rows = matches.column(FILE_ROW).to_numpy()
-        parts = []
-        for index in np.unique(files) if len(files) else [0]:
-            at = np.flatnonzero(files == index)
-            part = cars[index].take(rows[at], columns)
-            parts.append(part.append_column(ROW_OF, matches.column(ROW_OF).take(at))
-                         .append_column(FEATURE_TS, matches.column(MATCH_TS).take(at)))
-        fetched = f"{self.alias}__fetched"
-        con.register(fetched, pa.concat_tables(parts))
-        return f"LEFT JOIN {ident(fetched)} {alias} ON {alias}.{ident(ROW_OF)} = e.{ident(ROW)}"
+        try:
+            if (any(c is None for c in cars)
+                    or SIDECAR_ROWS_PER_ENTITY_ROW * entity_rows > sum(c.rows for c in cars)
+                    or any(not {*columns, self.timestamp} <= set(c.names)
+                           or {FILE, "file_row_number"} & set(c.names) for c in cars)):
+                return None
+            # each file's rows with its index in self.files (a number: no path per row)
+            for i, path in enumerate(self.files):
+                con.read_parquet(literal_path(path), file_row_number=True).create_view(
+                    f"{self.alias}__file{i}", replace=True)
+            located = f"{self.alias}__located"
+            files = " UNION ALL BY NAME ".join(
+                f"SELECT *, {i} AS {ident(FILE)} FROM {ident(f'{self.alias}__file{i}')}"
+                for i in range(len(self.files)))
+            con.execute(f"CREATE OR REPLACE VIEW {ident(located)} AS {files}")
+            matches = con.sql(self.matches_sql(bounds, located)).to_arrow_table()
+            if not all(c.is_current() for c in cars):  # a file replaced while it was read
+                return None
+            files = matches.column(FILE).to_numpy()
+            rows = matches.column(FILE_ROW).to_numpy()
+            parts = []
+            for index in np.unique(files) if len(files) else [0]:
+                at = np.flatnonzero(files == index)
+                part = cars[index].take(rows[at], columns)
+                parts.append(part.append_column(ROW_OF, matches.column(ROW_OF).take(at))
+                             .append_column(FEATURE_TS, matches.column(MATCH_TS).take(at)))
+            fetched = f"{self.alias}__fetched"
+            con.register(fetched, pa.concat_tables(parts))
+            return (f"LEFT JOIN {ident(fetched)} {alias} "
+                    f"ON {alias}.{ident(ROW_OF)} = e.{ident(ROW)}")
+        finally:
+            for car in cars:
+                if car is not None:
+                    car.close()
 
     def cutoff_join(self, alias: str) -> str:
         """Feast's ``filter_by_created_timestamp``: only rows created at or before the entity
