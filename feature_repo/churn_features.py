@@ -1,8 +1,10 @@
 """Feast definitions for the churn model, in dependency order.
 
 Entity -> sources -> feature views -> on-demand view -> feature service. The columns come from
-``usage_features.features.spec`` (one list of features for the build, the views and the model);
-the tables behind the sources are written by ``usage-features build``.
+``usage_features.features.spec`` (one list of features for the build, the views and the model),
+for the event vocabulary declared in this directory's ``usage_features.yaml`` (the seed's event
+types when it declares none); the tables behind the sources are written by
+``usage-features build``.
 """
 
 from datetime import timedelta
@@ -15,11 +17,15 @@ from feast.on_demand_feature_view import on_demand_feature_view
 from usage_features.adapters.feast_registry import repoint_copied_registries
 from usage_features.config import CUSTOMER_PROFILE_TABLE, CUSTOMER_USAGE_TABLE, SERVICE_NAME
 from usage_features.features import describe, feast_schema, table_source
-from usage_features.features.spec import PROFILE, REQUEST_TIME, stored_features
+from usage_features.features.spec import PROFILE, feature_spec
+from usage_features.ingestion.settings import load_vocabulary
 
 # In a copy of this repo (cp -a) the registry still names the original's online tables, which
 # `feast apply` would drop: point it at this directory first (a no-op anywhere else).
 repoint_copied_registries(Path(__file__).resolve().parent)
+
+# This repo's event vocabulary decides the per-type and role features.
+spec = feature_spec(load_vocabulary(Path(__file__).resolve().parent))
 
 # A customer of the SaaS product; every feature is keyed by it.
 customer = Entity(
@@ -52,7 +58,7 @@ customer_usage_fv = FeatureView(
     name="customer_usage",
     entities=[customer],
     ttl=timedelta(0),
-    schema=feast_schema(stored_features()),
+    schema=feast_schema(spec.stored),
     source=customer_usage_source,
     online=True,
     tags={"team": "churn", "semantics": "window [D - N days, D), D = UTC day of t"},
@@ -73,10 +79,10 @@ customer_profile_fv = FeatureView(
 # Recency and tenure, exact at the request time (the entity row's timestamp; now online).
 @on_demand_feature_view(
     sources=[customer_usage_fv, customer_profile_fv],
-    schema=feast_schema(REQUEST_TIME, describe=False),
+    schema=feast_schema(spec.request_time, describe=False),
     mode="pandas",
     description="Request-time recency, tenure and the early-life low-adoption signal",
-    tags=describe(REQUEST_TIME),
+    tags=describe(spec.request_time),
 )
 def customer_recency(inputs: pd.DataFrame) -> pd.DataFrame:
     # Feast stores this body as source and runs it without this module's globals.
@@ -85,13 +91,14 @@ def customer_recency(inputs: pd.DataFrame) -> pd.DataFrame:
     return compute(inputs)
 
 
-# The churn model's inputs, version 1: training and scoring both read exactly this.
+# The churn model's inputs, version 1 of the spec over this repo's vocabulary (its hash in the
+# tags): training and scoring both read exactly this.
 churn_model_v1 = FeatureService(
     name=SERVICE_NAME,
     features=[
-        customer_usage_fv[[f.name for f in stored_features() if f.served]],
+        customer_usage_fv[[f.name for f in spec.stored if f.served]],
         customer_recency,
     ],
     description="Inputs of the churn classifier v1",
-    tags={"model": "churn", "version": "1"},
+    tags={"model": "churn", "version": "1", "vocabulary_sha256": spec.vocabulary.sha256},
 )

@@ -81,10 +81,9 @@ def refresh(config: RefreshConfig, progress: Callable[[str], None] | None = None
     with _exclusive(paths), _timer(summary) as timed:
         with timed("load model"):  # first: a missing or refused model changes nothing
             say("loading the model")
-            from usage_features.features.retrieval import served_feature_names
             from usage_features.training.persistence import load_model
 
-            model = load_model(config.model_path or paths.model, served_feature_names())
+            model = load_model(config.model_path or paths.model, repo=paths.repo)
         with timed("ingest"):
             say("ingesting new inbox files")
             _ingest_inbox(paths, config, now, summary)

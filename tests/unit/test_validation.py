@@ -64,10 +64,18 @@ class TestValidRows:
 
 
 class TestRejectionReasons:
-    @pytest.mark.parametrize("event_id", ["abc", "", None, "6f1c2a7e8b1d4c1e9f3a1b2c3d4e5f60",
-                                          "6f1c2a7e-8b1d-4c1e-9f3a-1b2c3d4e5f6z"])
-    def test_an_event_id_that_is_not_a_uuid(self, event_id):
+    @pytest.mark.parametrize("event_id", ["", "   ", None, "x" * 257, "ab\tc", "ab\u200bc",
+                                          "ab\ufffdc"])
+    def test_an_event_id_that_is_empty_too_long_or_has_invisible_characters(self, event_id):
         assert reasons(raw_event_id=event_id) == {"invalid_event_id"}
+
+    @pytest.mark.parametrize("event_id, stored", [
+        ("42", "42"), (" evt-7 ", "evt-7"), ("x" * 256, "x" * 256),
+        ("6F1C2A7E-8B1D-4C1E-9F3A-1B2C3D4E5F60", "6f1c2a7e-8b1d-4c1e-9f3a-1b2c3d4e5f60"),
+        ("ABC", "ABC")])
+    def test_any_other_text_is_an_id_trimmed_and_a_uuid_lower_cased(self, event_id, stored):
+        row = validate(raw_event_id=event_id, columns="event_id, reason")
+        assert row == {"event_id": stored, "reason": None}
 
     @pytest.mark.parametrize("customer_id", ["", "   ", None])
     def test_an_empty_customer_id(self, customer_id):
@@ -104,7 +112,7 @@ class TestRejectionReasons:
         assert reasons(raw_feature_adoption_score=score) == {"score_out_of_range"}
 
     def test_every_broken_rule_is_listed(self):
-        assert reasons(raw_event_id="x", raw_customer_id="", raw_event_type="nope") == {
+        assert reasons(raw_event_id="", raw_customer_id="", raw_event_type="nope") == {
             "invalid_event_id", "empty_customer_id", "unknown_event_type"}
 
     def test_every_reason_code_is_documented(self):

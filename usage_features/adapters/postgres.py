@@ -1,6 +1,6 @@
 """UsageRepository on PostgreSQL (psycopg 3).
 
-Table ``usage_events`` (name configurable, for test isolation): ``event_id UUID PRIMARY KEY``,
+Table ``usage_events`` (name configurable, for test isolation): ``event_id TEXT PRIMARY KEY``,
 ``customer_id``, ``timestamp TIMESTAMPTZ``, ``event_type``, ``feature_adoption_score`` (checked
 within [0, 1]), with an index on ``(customer_id, timestamp)`` for every lookup the port makes.
 
@@ -96,11 +96,11 @@ class PostgresUsageRepository(WritableUsageRepository):
         with self.connection.transaction():
             self.connection.execute(sql.SQL(
                 """CREATE TABLE IF NOT EXISTS {} (
-                    event_id UUID PRIMARY KEY,
+                    event_id TEXT PRIMARY KEY,
                     customer_id TEXT NOT NULL,
                     timestamp TIMESTAMPTZ NOT NULL,
                     event_type TEXT NOT NULL,
-                    feature_adoption_score DOUBLE PRECISION NOT NULL
+                    feature_adoption_score DOUBLE PRECISION
                         CHECK (feature_adoption_score BETWEEN 0 AND 1))""").format(self.table))
             self.connection.execute(sql.SQL(
                 "CREATE INDEX IF NOT EXISTS {} ON {} (customer_id, timestamp)"
@@ -113,13 +113,14 @@ class PostgresUsageRepository(WritableUsageRepository):
         ids, whose rows the next statement then sees. Every id of the batch is then stored, so
         one join finds both stored ids with other content and in-batch duplicates that differ.
         """
-        rows = [(e.event_id, e.customer_id, e.timestamp, e.event_type.value,
-                 e.feature_adoption_score.value) for e in events]
+        rows = [(e.event_id, e.customer_id, e.timestamp, e.event_type,
+                 None if e.feature_adoption_score is None else e.feature_adoption_score.value)
+                for e in events]
         if not rows:
             return 0
         with self.connection.transaction(), self.connection.cursor() as cursor:
             cursor.execute(sql.SQL(
-                "CREATE TEMP TABLE {} (event_id UUID, customer_id TEXT, timestamp TIMESTAMPTZ, "
+                "CREATE TEMP TABLE {} (event_id TEXT, customer_id TEXT, timestamp TIMESTAMPTZ, "
                 "event_type TEXT, feature_adoption_score DOUBLE PRECISION) ON COMMIT DROP"
             ).format(self._staging))
             with cursor.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(

@@ -83,4 +83,4 @@ def main() -> None:  # pragma: no cover - console entry point
 
 
 # Register the commands (each module adds its own to ``app``).
-from usage_features.cli import daily, data, demo, model, serving  # noqa: E402,F401
+from usage_features.cli import daily, data, demo, model, serving, vocabulary  # noqa: E402,F401

@@ -29,7 +29,7 @@ from usage_features.config import RepoPaths
 @app.command()
 def simulate(
     out_dir: Annotated[Path, typer.Option("--out", help="Directory for events.parquet and "
-                                          "customers.parquet.")],
+                                          "customers.parquet (see --vocabulary).")],
     customers: Annotated[int, typer.Option(help="Number of customers.")] = 1000,
     days: Annotated[int, typer.Option(help="Length of the period in days.")] = 365,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same bytes).")] = 0,
@@ -37,14 +37,42 @@ def simulate(
                                             formats=["%Y-%m-%d"])] = datetime(2025, 1, 1),
     dirty_fraction: Annotated[float, typer.Option(
         help="Share of rows to corrupt (bad ids, duplicates, naive times...).")] = 0.0,
+    vocabulary: Annotated[str | None, typer.Option(
+        metavar="FILE|crm[:N]",
+        help="Write the events as a foreign product's export in this vocabulary (a "
+             "usage_features.yaml declaring events.types, or the built-in N-type CRM): "
+             "events.csv and accounts.csv (no event ids, no adoption score), customers.parquet "
+             "and the matching usage_features.yaml.")] = None,
 ) -> None:
     """Simulate SaaS usage events and customers with known churn dynamics."""
     from usage_features.simulation import SimulationConfig, simulate_to_files
 
+    config = SimulationConfig(customers=customers, days=days, seed=seed, start=start.date(),
+                              dirty_fraction=dirty_fraction)
+    if vocabulary is not None:
+        from usage_features.domain.vocabulary import VocabularyError
+        from usage_features.simulation import simulate as simulate_events
+        from usage_features.simulation.foreign import vocabulary_from_spec, write_foreign_simulation
+
+        if dirty_fraction > 0:
+            raise fail("--dirty-fraction is for the usual events.parquet, not --vocabulary "
+                       "(a foreign export has its own duplicates and spellings)")
+        try:
+            declared = vocabulary_from_spec(vocabulary)
+        except (VocabularyError, ValueError) as exc:
+            raise fail(str(exc)) from None
+        with console.status("simulating"):
+            sim = simulate_events(config)
+            written = write_foreign_simulation(sim, declared, out_dir)
+        out.print(f"{written.events:,} events ({len(declared.types)} types) -> "
+                  f"{written.events_path}")
+        churned = sim.customers.num_rows - sim.customers.column("churned_at").null_count
+        out.print(f"{sim.customers.num_rows:,} customers ({churned:,} churned) -> "
+                  f"{written.accounts_path}, {written.customers_path}")
+        out.print(f"settings -> {written.settings_path}")
+        return
     with console.status("simulating"):
-        written = simulate_to_files(SimulationConfig(
-            customers=customers, days=days, seed=seed, start=start.date(),
-            dirty_fraction=dirty_fraction), out_dir)
+        written = simulate_to_files(config, out_dir)
     out.print(f"{written.events:,} events -> {written.events_path}")
     out.print(f"{written.customers:,} customers ({written.churned:,} "
               f"churned) -> {written.customers_path}")
@@ -174,8 +202,9 @@ def events(
     for column in ("timestamp", "event_type", "adoption"):
         table.add_column(column)
     for event in shown:
-        table.add_row(str(event.timestamp), event.event_type.value,
-                      f"{event.feature_adoption_score.value:.3f}")
+        score = event.feature_adoption_score
+        table.add_row(str(event.timestamp), event.event_type,
+                      "" if score is None else f"{score.value:.3f}")
     out.print(table)
     counts = {n: repository.count_events_last_n_days(customer_id, n, as_of=day)
               for n in (7, 30, 90)}
@@ -253,6 +282,10 @@ def build(
     if as_json:
         out.print_json(json.dumps(summary.to_dict()))
         return
+    if summary.vocabulary_changed:
+        out.print("the event vocabulary changed (a schema change): rebuilt every feature table "
+                  "and re-registered the feature service; retrain the model "
+                  "(`usage-features train`): a model of the old vocabulary is refused")
     if not summary.changed:
         out.print("feature tables are up to date (no new events)")
     else:

@@ -5,7 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from usage_features.domain.value_objects import EventType, FeatureAdoptionScore, is_valid_uuid
+from usage_features.domain.value_objects import (
+    MAX_EVENT_ID_LENGTH,
+    FeatureAdoptionScore,
+    is_valid_uuid,
+)
+from usage_features.domain.vocabulary import normalise_event_name
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,27 +20,34 @@ class UsageEvent:
     Parameters
     ----------
     event_id : str
-        UUID primary key (canonical form, stored lower-case). Identity of the event.
+        Primary key: any non-empty text up to 256 characters (a UUID is stored lower-case).
+        Identity of the event.
     customer_id : str
         Foreign key to the Customer entity; must not be empty.
     timestamp : datetime
         When the event happened; must be timezone-aware, stored in UTC.
-    event_type : EventType
-        The product action taken (strings are coerced; unknown ones are an error).
-    feature_adoption_score : FeatureAdoptionScore
-        Adoption score snapshot at the time of the event (floats are coerced).
+    event_type : str
+        The product action taken, a name of the repo's event vocabulary (an ``EventType`` of
+        the default one), trimmed and lower-cased.
+    feature_adoption_score : FeatureAdoptionScore or None
+        Adoption score snapshot at the time of the event (floats are coerced); None when the
+        product exports none (adoption then comes from breadth).
     """
 
     event_id: str
     customer_id: str = field(compare=False)
     timestamp: datetime = field(compare=False)
-    event_type: EventType = field(compare=False)
-    feature_adoption_score: FeatureAdoptionScore = field(compare=False)
+    event_type: str = field(compare=False)
+    feature_adoption_score: FeatureAdoptionScore | None = field(compare=False, default=None)
 
     def __post_init__(self) -> None:
-        if not is_valid_uuid(self.event_id):
-            raise ValueError(f"event_id must be a UUID, got {self.event_id!r}")
-        object.__setattr__(self, "event_id", self.event_id.lower())
+        if (not isinstance(self.event_id, str) or not self.event_id.strip()
+                or len(self.event_id.strip()) > MAX_EVENT_ID_LENGTH):
+            raise ValueError(f"event_id must be non-empty text of at most {MAX_EVENT_ID_LENGTH} "
+                             f"characters, got {self.event_id!r}")
+        event_id = self.event_id.strip()
+        object.__setattr__(self, "event_id", event_id.lower() if is_valid_uuid(event_id)
+                           else event_id)
         if not isinstance(self.customer_id, str) or not self.customer_id.strip():
             raise ValueError(f"customer_id must be a non-empty string, got {self.customer_id!r}")
         if not isinstance(self.timestamp, datetime):
@@ -43,14 +55,11 @@ class UsageEvent:
         if self.timestamp.tzinfo is None or self.timestamp.utcoffset() is None:
             raise ValueError(f"timestamp must be timezone-aware, got naive {self.timestamp!r}")
         object.__setattr__(self, "timestamp", self.timestamp.astimezone(timezone.utc))
-        try:
-            object.__setattr__(self, "event_type", EventType(self.event_type))
-        except ValueError:
-            known = ", ".join(t.value for t in EventType)
-            raise ValueError(
-                f"unknown event_type {self.event_type!r}; expected one of: {known}"
-            ) from None
-        if not isinstance(self.feature_adoption_score, FeatureAdoptionScore):
+        if not isinstance(self.event_type, str) or not normalise_event_name(self.event_type):
+            raise ValueError(f"event_type must be a non-empty name, got {self.event_type!r}")
+        object.__setattr__(self, "event_type", normalise_event_name(self.event_type))
+        if self.feature_adoption_score is not None and not isinstance(
+                self.feature_adoption_score, FeatureAdoptionScore):
             object.__setattr__(
                 self, "feature_adoption_score", FeatureAdoptionScore(self.feature_adoption_score)
             )

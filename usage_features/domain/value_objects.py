@@ -15,6 +15,8 @@ EARLY_LIFE_DAYS = 90
 #: The canonical 8-4-4-4-12 hexadecimal UUID form accepted for event ids (any case).
 UUID_PATTERN = r"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$"
 _UUID_RE = re.compile(UUID_PATTERN)
+#: The longest event id, in characters (warehouse ids are integers, UUIDs or other text).
+MAX_EVENT_ID_LENGTH = 256
 
 
 class EventType(StrEnum):

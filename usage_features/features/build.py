@@ -32,8 +32,9 @@ from usage_features.adapters.spark_session import repo_spark_conf
 from usage_features.adapters.sql_engine import Engine, open_engine
 from usage_features.config import RepoPaths
 from usage_features.features.sql import DIALECTS, daily_sql, features_sql
-from usage_features.features.spec import DAILY, EXACT_SCORE, stored_features
+from usage_features.features.spec import EXACT_SCORE, FeatureSpec, feature_spec
 from usage_features.features.state import load_state, save_state
+from usage_features.ingestion.settings import load_vocabulary
 from usage_features.schema import CUSTOMER_SCHEMA
 
 EPOCH = date(1970, 1, 1)
@@ -53,10 +54,13 @@ class BuildSummary:
     customers: int = 0
     customer_days: int = 0
     profile_rows: int | None = None
+    #: The event vocabulary changed since the last build: every table was rebuilt.
+    vocabulary_changed: bool = False
 
     @property
     def changed(self) -> bool:
-        return bool(self.new_event_files) or self.profile_rows is not None
+        return (bool(self.new_event_files) or self.profile_rows is not None
+                or self.vocabulary_changed)
 
     def to_dict(self) -> dict:
         return {**asdict(self), "changed": self.changed}
@@ -80,8 +84,17 @@ def build_features(repo: RepoPaths, on_step: Callable[[str], None] | None = None
         if not files:
             raise NoEventsError(f"no events in {log.root}; run `usage-features ingest` first")
         state = load_state(repo)
+        vocabulary = load_vocabulary(repo.repo)
+        spec = feature_spec(vocabulary)
+        summary = BuildSummary()
+        if state.get("vocabulary_sha256", feature_spec().vocabulary.sha256) != vocabulary.sha256:
+            step("the event vocabulary changed (a schema change): rebuilding every feature table")
+            _drop_feature_tables(repo)
+            state["event_files"] = []
+            summary.vocabulary_changed = True
+        state["vocabulary_sha256"] = vocabulary.sha256
         new = sorted(set(files) - set(state["event_files"]))
-        summary = BuildSummary(new_event_files=len(new))
+        summary.new_event_files = len(new)
         conf = None
         if engine == "spark":
             conf = repo_spark_conf(repo.repo) | ({"spark.master": spark_master}
@@ -91,9 +104,9 @@ def build_features(repo: RepoPaths, on_step: Callable[[str], None] | None = None
             if new:
                 step(f"aggregating {len(new)} new event file(s) with {engine}")
                 touched_days = _aggregate_touched(sql, repo, log, [files[n] for n in new],
-                                                  full=not state["event_files"])
+                                                  spec, full=not state["event_files"])
                 step(f"recomputing {touched_days} touched customer-day(s) with {engine}")
-                _recompute(sql, repo, summary)
+                _recompute(sql, repo, spec, summary)
             summary.profile_rows = _refresh_profile(repo, state)
             _table_stats(sql, repo, summary)
         finally:
@@ -111,14 +124,23 @@ def build_features(repo: RepoPaths, on_step: Callable[[str], None] | None = None
     return summary
 
 
+def _drop_feature_tables(repo: RepoPaths) -> None:
+    """Remove the daily and feature tables (their columns follow the vocabulary)."""
+    for month in repo.customer_usage.glob("*.parquet"):
+        month.unlink()
+        remove_sidecar(month)
+    repo.daily.unlink(missing_ok=True)
+
+
 def _aggregate_touched(sql: Engine, repo: RepoPaths, log: EventLog, new_files,
-                       full: bool) -> int:
+                       spec: FeatureSpec, full: bool) -> int:
     """Daily rows for every (customer, day) the new files touch, merged into ``daily``.
 
     A day's events all lie in its ``event_date`` partition, so the partitions are aggregated in
     batches of whole days (:func:`_day_batches`): each batch's groups are complete on their own.
     """
-    columns = ", ".join(["customer_id", "day", *DAILY])
+    names = ["customer_id", "day", *spec.daily]
+    columns = ", ".join(names)
     dialect = DIALECTS[sql.dialect]
     day = dialect.day_of
     kept = ""
@@ -131,7 +153,8 @@ def _aggregate_touched(sql: Engine, repo: RepoPaths, log: EventLog, new_files,
                 for (d,) in sql.rows("SELECT DISTINCT day FROM touched")]
         partitions = [p for d in days for p in (log.root / f"event_date={d}").glob("*.parquet")]
         # a daily table from before the exact score sum holds doubles: read as the exact type
-        stored = columns.replace("score_sum", f"CAST(score_sum AS {EXACT_SCORE}) AS score_sum")
+        stored = ", ".join(f"CAST(score_sum AS {EXACT_SCORE}) AS score_sum" if n == "score_sum"
+                           else n for n in names)
         kept = (f"SELECT {stored} FROM {sql.files([repo.daily])} d WHERE NOT EXISTS "
                 "(SELECT 1 FROM touched t WHERE t.customer_id = d.customer_id AND t.day = d.day)"
                 " UNION ALL " if repo.daily.exists() else "")
@@ -139,7 +162,7 @@ def _aggregate_touched(sql: Engine, repo: RepoPaths, log: EventLog, new_files,
         source = sql.files(batch) if full else (
             f"(SELECT e.* FROM {sql.files(batch)} e JOIN touched t "
             f"ON e.customer_id = t.customer_id AND t.day = {day('e.timestamp')})")
-        fresh = f"SELECT {columns} FROM ({daily_sql(source, dialect)}) AS fresh"
+        fresh = f"SELECT {columns} FROM ({daily_sql(source, dialect, spec)}) AS fresh"
         if k:
             sql.append("daily", fresh)
         else:
@@ -169,7 +192,7 @@ def _day_batches(partitions: list[Path], limit: int | None) -> list[list[Path]]:
     return batches
 
 
-def _recompute(sql: Engine, repo: RepoPaths, summary: BuildSummary) -> None:
+def _recompute(sql: Engine, repo: RepoPaths, spec: FeatureSpec, summary: BuildSummary) -> None:
     """Feature rows of the touched customers from their first touched day + 1, with every other
     row of the month files from that day's month on, rewritten month by month.
 
@@ -181,7 +204,7 @@ def _recompute(sql: Engine, repo: RepoPaths, summary: BuildSummary) -> None:
     sql.create("starts", "SELECT customer_id, min(day) + 1 AS first_day "
                          "FROM touched GROUP BY customer_id")
     affected = "(SELECT d.* FROM daily d JOIN starts s ON d.customer_id = s.customer_id)"
-    columns = ["customer_id", "feature_timestamp", "day", *(f.name for f in stored_features())]
+    columns = ["customer_id", "feature_timestamp", "day", *(f.name for f in spec.stored)]
     month = dialect.month.format(ts="feature_timestamp")
     first_day = sql.rows("SELECT min(first_day) FROM starts")[0][0]
     first_month = (EPOCH + timedelta(days=first_day)).strftime("%Y-%m")
@@ -194,7 +217,7 @@ def _recompute(sql: Engine, repo: RepoPaths, summary: BuildSummary) -> None:
             f"(SELECT * FROM {affected} a "
             f"WHERE {dialect.bucket.format(key='a.customer_id', n=passes)} = {k})")
         sql.stage(f"SELECT {', '.join('f.' + c for c in columns)}, {month} AS month "
-                  f"FROM ({features_sql(part, dialect)}) f "
+                  f"FROM ({features_sql(part, dialect, spec)}) f "
                   "JOIN starts s ON f.customer_id = s.customer_id AND f.day >= s.first_day",
                   "month", staging, part=k)
     if existing:  # the rows the touched customers' new rows do not replace

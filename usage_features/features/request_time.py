@@ -19,21 +19,26 @@ from usage_features.domain.value_objects import early_life_churn_signal, is_earl
 
 #: Column of the request time in the on-demand view's input (Feast's entity-row timestamp).
 AS_OF_COLUMN = "event_timestamp"
-#: The stored features the request-time features are computed from.
-INPUTS = ("last_event_at", "last_monitoring_run_at", "signup_at", "adoption_score_latest",
-          "decay_ratio_7d_30d")
+#: The stored features the request-time features are computed from, beside the recency times
+#: (see :func:`is_recency_time`).
+INPUTS = ("signup_at", "adoption_score_latest", "decay_ratio_7d_30d")
 DAY_SECONDS = 86_400.0
 
 
-def days_since_last_event(last_event_at: np.ndarray, as_of: np.ndarray) -> np.ndarray:
-    """Days from the latest event before the as-of day to ``as_of``; NaN if none."""
-    return (as_of - last_event_at) / DAY_SECONDS
+def is_recency_time(name: str) -> bool:
+    """A stored ``last_<what>_at`` time: each gives the feature ``days_since_last_<what>``
+    (``last_event_at``, and the core role's latest event when the vocabulary has one)."""
+    return name.startswith("last_") and name.endswith("_at")
 
 
-def days_since_last_monitoring_run(last_monitoring_run_at: np.ndarray,
-                                   as_of: np.ndarray) -> np.ndarray:
-    """Days from the latest monitoring_run to ``as_of``; NaN if none."""
-    return (as_of - last_monitoring_run_at) / DAY_SECONDS
+def is_input(name: str) -> bool:
+    """Whether the stored feature ``name`` is an input of the request-time features."""
+    return name in INPUTS or is_recency_time(name)
+
+
+def days_since(last_at: np.ndarray, as_of: np.ndarray) -> np.ndarray:
+    """Days from a latest event before the as-of day to ``as_of``; NaN if none."""
+    return (as_of - last_at) / DAY_SECONDS
 
 
 def tenure_days(signup_at: np.ndarray, as_of: np.ndarray) -> np.ndarray:
@@ -55,12 +60,12 @@ def low_adoption_early_life(tenure_days: np.ndarray, adoption_score_latest: np.n
 
 
 def compute_arrays(inputs: dict[str, np.ndarray], as_of: np.ndarray) -> dict[str, np.ndarray]:
-    """All request-time features from :data:`INPUTS` (times as epoch seconds) and ``as_of``."""
+    """All request-time features from the inputs (:func:`is_input`; times as epoch seconds)
+    and ``as_of``: one recency per ``last_<what>_at`` input, in the inputs' order."""
     tenure = tenure_days(inputs["signup_at"], as_of)
     return {
-        "days_since_last_event": days_since_last_event(inputs["last_event_at"], as_of),
-        "days_since_last_monitoring_run": days_since_last_monitoring_run(
-            inputs["last_monitoring_run_at"], as_of),
+        **{f"days_since_{name[:-3]}": days_since(values, as_of)
+           for name, values in inputs.items() if is_recency_time(name)},
         "tenure_days": tenure,
         "is_first_90_days": is_first_90_days(tenure),
         "low_adoption_early_life": low_adoption_early_life(
@@ -89,5 +94,5 @@ def compute(inputs: pd.DataFrame, as_of: datetime | None = None) -> pd.DataFrame
         moment = np.full(len(inputs), datetime.now(timezone.utc).timestamp())
     arrays = {name: epoch_seconds(inputs[name]) if name.endswith("_at")
               else pd.to_numeric(inputs[name], errors="coerce").to_numpy(dtype=float)
-              for name in INPUTS}
+              for name in inputs.columns if is_input(name)}
     return pd.DataFrame(compute_arrays(arrays, moment), index=inputs.index)

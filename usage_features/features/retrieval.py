@@ -14,6 +14,7 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -25,8 +26,9 @@ from usage_features.adapters.feast_online import (
 )
 from usage_features.features import request_time
 from usage_features.features.request_time import epoch_seconds
-from usage_features.features.spec import REQUEST_TIME, Feature, served_features
+from usage_features.features.spec import Feature, FeatureSpec, feature_spec
 from usage_features.features.store import SERVICE_NAME
+from usage_features.ingestion.settings import load_vocabulary
 
 ENTITY = "customer_id"
 TIMESTAMP = "event_timestamp"
@@ -34,8 +36,14 @@ _ROW = "__row"
 _NUMPY_TYPES = {"int64": np.int64, "bool": bool}
 
 
-def served_feature_names() -> list[str]:
-    return [f.name for f in served_features()]
+def served_feature_names(repo: Path | None = None) -> list[str]:
+    """The served features of ``repo``'s vocabulary (without a repo: the default's)."""
+    return feature_spec(None if repo is None else load_vocabulary(Path(repo))).served_names
+
+
+def store_spec(store) -> FeatureSpec:
+    """The feature spec of the store's repo (its declared event vocabulary)."""
+    return feature_spec(load_vocabulary(Path(store.repo_path)))
 
 
 @dataclass(frozen=True)
@@ -55,6 +63,7 @@ class OnlineRefs:
     inputs: list[str]
     views: tuple[tuple[object, tuple[str, ...]], ...] | None = None
     join_key: str = ENTITY
+    spec: FeatureSpec | None = None
 
 
 def online_refs(store, service: str = SERVICE_NAME, direct: bool = True) -> OnlineRefs:
@@ -65,19 +74,19 @@ def online_refs(store, service: str = SERVICE_NAME, direct: bool = True) -> Onli
     views unresolved: :func:`read_online` then goes through ``get_online_features`` (the
     reference the direct read is tested against).
     """
-    request_time_names = {f.name for f in REQUEST_TIME}
+    request_time_names = {f.name for f in store_spec(store).request_time}
     refs, inputs = [], []
     for projection in store.get_feature_service(service).feature_view_projections:
         if any(f.name in request_time_names for f in projection.features):
             odfv = store.get_on_demand_feature_view(projection.name)
             for source in odfv.source_feature_view_projections.values():
                 inputs += [f"{source.name_to_use()}:{f.name}" for f in source.features
-                           if f.name in request_time.INPUTS]
+                           if request_time.is_input(f.name)]
         else:
             refs += [f"{projection.name_to_use()}:{f.name}" for f in projection.features]
     inputs = [r for r in dict.fromkeys(inputs) if r not in refs]
     views = directly_readable_views(store, refs + inputs, ENTITY) if direct else None
-    return OnlineRefs(refs, inputs, views)
+    return OnlineRefs(refs, inputs, views, spec=store_spec(store))
 
 
 def historical_features(store, entity_df: pd.DataFrame,
@@ -100,7 +109,8 @@ def historical_features(store, entity_df: pd.DataFrame,
     # As the caller gave it (some offline stores, Spark's among them, return it naive).
     frame[TIMESTAMP] = entity[TIMESTAMP].array
     extra = [c for c in entity_df.columns if c not in (ENTITY, TIMESTAMP)]
-    return conform(frame, [ENTITY, TIMESTAMP, *extra]).set_index(entity_df.index)
+    return conform(frame, [ENTITY, TIMESTAMP, *extra], store_spec(store)
+                   ).set_index(entity_df.index)
 
 
 @dataclass(frozen=True)
@@ -139,6 +149,7 @@ def read_online(store, customer_ids: Sequence[str], as_of: datetime | None = Non
     is read directly (see :class:`OnlineRefs`).
     """
     refs = refs or online_refs(store)
+    spec = refs.spec or store_spec(store)
     if refs.views is not None:
         arrays, known = read_online_store(store, refs.views, refs.join_key, customer_ids)
     else:
@@ -146,7 +157,7 @@ def read_online(store, customer_ids: Sequence[str], as_of: datetime | None = Non
                                                   customer_ids)
     moment = (as_of or datetime.now(timezone.utc)).timestamp()
     arrays.update(request_time.compute_arrays(arrays, np.full(len(customer_ids), moment)))
-    values = {f.name: typed(arrays[f.name], f) for f in served_features()}
+    values = {f.name: typed(arrays[f.name], f) for f in spec.served}
     return OnlineFeatures(list(customer_ids), values, known)
 
 
@@ -184,10 +195,12 @@ def typed(values: np.ndarray, feature: Feature) -> np.ndarray:
     return values.astype(_NUMPY_TYPES.get(feature.dtype, np.float64))
 
 
-def conform(frame: pd.DataFrame, keep: Sequence[str]) -> pd.DataFrame:
-    """``keep`` columns then the served features, :func:`typed`."""
+def conform(frame: pd.DataFrame, keep: Sequence[str], spec: FeatureSpec | None = None
+            ) -> pd.DataFrame:
+    """``keep`` columns then the served features (of ``spec``, default the default
+    vocabulary's), :func:`typed`."""
     out = frame[list(keep)].copy()
-    for feature in served_features():
+    for feature in (spec or feature_spec()).served:
         values = frame[feature.name].to_numpy(dtype=float, na_value=np.nan)
         out[feature.name] = typed(values, feature)
     return out

@@ -14,16 +14,33 @@ the lists below, so a feature is added in exactly one place.
 Every served feature belongs to one :class:`Group` (what it measures): the training ablation
 refits without each group and the scorer's reasons attribute the churn probability to groups,
 both derived from the ``group`` declared here.
+
+**The event vocabulary.** The features follow the repo's declared event types
+(:mod:`usage_features.domain.vocabulary`): one 30-day count per type, the role features
+(core recency, lock-in count, the share beyond basic events) from the types of each role, and
+the adoption features from the export's score or from breadth. :func:`feature_spec` builds the
+spec of a vocabulary; the module-level names (``WINDOWED``, ``DAILY``, ``served_features()``...)
+are the default vocabulary's, whose names and values are the seed product's.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
+from functools import cached_property, lru_cache
 from enum import StrEnum
 from typing import Literal
 
 from usage_features.adapters.duckdb_connection import sql_string
-from usage_features.domain.value_objects import EARLY_LIFE_DAYS, LOW_ADOPTION_THRESHOLD, EventType
+from usage_features.domain.value_objects import EARLY_LIFE_DAYS, LOW_ADOPTION_THRESHOLD
+from usage_features.domain.vocabulary import (
+    Adoption,
+    EventVocabulary,
+    Role,
+    Unlisted,
+    VocabularyError,
+    default_vocabulary,
+)
 
 Dtype = Literal["int64", "float64", "timestamp", "bool", "string"]
 
@@ -58,32 +75,13 @@ HISTORY = Window("w_history", None)
 HISTORY_30D_AGO = Window("w_history_30d_ago", None, offset=30)
 WINDOWS = (W7, W14, W21, W28, W30, W90, PREV_30, HISTORY, HISTORY_30D_AGO)
 
-#: Login and dashboard views: what a customer on the way out keeps doing longest.
-_BASIC = f"n_{EventType.LOGIN.value} + n_{EventType.DASHBOARD_VIEW.value}"
 
 #: The type adoption scores are summed in: exact to 18 decimals (a score is in [0, 1]).
 EXACT_SCORE = "DECIMAL(38, 18)"
-
-#: Per (customer, UTC day) aggregates of the raw events; ``{event_order}`` is the engine's
-#: ordering key (timestamp, then event_id) for "the latest event".
-DAILY: dict[str, str] = {
-    "n_events": "count(*)",
-    **{
-        f"n_{t.value}": f"count(CASE WHEN event_type = {sql_string(t.value)} THEN 1 END)"
-        for t in EventType
-    },
-    # Exact (a decimal sum is integer arithmetic): a sum of doubles depends on the order the
-    # engine adds them in, which varies between runs and between a full and an incremental
-    # build, and a last-bit difference would make the compaction keep or drop a row.
-    "score_sum": f"sum(CAST(feature_adoption_score AS {EXACT_SCORE}))",
-    "last_score": "max_by(feature_adoption_score, {event_order})",
-    # To the second: what Feast's online stores keep of a timestamp, so recency online and
-    # offline agree exactly.
-    "last_event_at": "date_trunc('second', max(timestamp))",
-    "last_monitoring_run_at":
-        "date_trunc('second', max(CASE WHEN event_type = "
-        f"{sql_string(EventType.MONITORING_RUN.value)} THEN timestamp END))",
-}
+#: Breadth: a type counts as used at day ``d`` with an event in ``[d - 29, d]`` (the daily
+#: rows' own window, for the breadth snapshot at each event's day).
+BREADTH_DAY_WINDOW = "w_breadth_day"
+BREADTH_DAY_FRAME = "RANGE BETWEEN 29 PRECEDING AND CURRENT ROW"
 
 
 class Group(StrEnum):
@@ -92,14 +90,10 @@ class Group(StrEnum):
     ACTIVITY = "activity"  # how much the customer uses the product, by event type
     RECENCY = "recency"  # how long since the customer last did anything
     DECAY = "decay"  # usage now against usage before
-    ADOPTION = "adoption"  # the adoption score, and its early-life signal
-    INTEGRATION_MONITORING = "integration/monitoring"  # the product's core job and lock-in
+    ADOPTION = "adoption"  # the adoption score (or breadth), and its early-life signal
+    INTEGRATION_MONITORING = "integration/monitoring"  # the seed's core job and lock-in
+    CORE_LOCK_IN = "core/lock-in"  # a declared vocabulary's core and lock-in roles
     TENURE = "tenure"  # how long the customer has been one
-
-
-#: Event types whose counts measure integration and monitoring rather than general activity.
-_TYPE_GROUPS = {EventType.MONITORING_RUN: Group.INTEGRATION_MONITORING,
-                EventType.INTEGRATION_CONNECT: Group.INTEGRATION_MONITORING}
 
 
 @dataclass(frozen=True)
@@ -148,97 +142,292 @@ def _latest(column: str, window: Window) -> str:
     return f"max_by({column}, CASE WHEN n_events > 0 THEN day END) OVER {window.name}"
 
 
-WINDOWED: tuple[Feature, ...] = (
-    _count("event_count_7d", "n_events", W7, "Events"),
-    _count("event_count_14d", "n_events", W14, "Events", Group.DECAY),
-    _internal(_count("event_count_21d", "n_events", W21, "Events")),
-    _internal(_count("event_count_28d", "n_events", W28, "Events")),
-    _count("event_count_30d", "n_events", W30, "Events"),
-    _count("event_count_90d", "n_events", W90, "Events"),
-    Feature("event_count_prev30d", "int64", f"coalesce(sum(n_events) OVER {PREV_30.name}, 0)",
-            "Events in the 30 days before the last 30 (days 31-60 before the as-of day)",
-            default=0, group=Group.DECAY),
-    *(_count(f"{t.value}_count_30d", f"n_{t.value}", W30, f"{t.value} events",
-             _TYPE_GROUPS.get(t, Group.ACTIVITY)) for t in EventType),
-    _count("integration_connect_count_90d", "n_integration_connect", W90,
-           "integration_connect events (a retention signal)", Group.INTEGRATION_MONITORING),
-    Feature("active_days_30d", "int64",
-            f"coalesce(sum(CASE WHEN n_events > 0 THEN 1 ELSE 0 END) OVER {W30.name}, 0)",
-            "Distinct UTC days with at least one event in the last 30 days", default=0,
-            group=Group.ACTIVITY),
-    _internal(_count("basic_count_7d", _BASIC, W7, "login and dashboard_view events")),
-    _internal(_count("basic_count_90d", _BASIC, W90, "login and dashboard_view events")),
-    Feature("adoption_score_latest", "float64", _latest("last_score", HISTORY),
-            "Adoption score of the latest event before the as-of day; null if none",
-            group=Group.ADOPTION),
-    Feature("adoption_score_30d_ago", "float64", _latest("last_score", HISTORY_30D_AGO),
-            "Adoption score as of 30 days before the as-of day", stored=False, served=False),
-    Feature("adoption_score_mean_30d", "float64",
-            f"CAST(sum(score_sum) OVER {W30.name} AS DOUBLE) "
-            f"/ nullif(sum(n_events) OVER {W30.name}, 0)",
-            "Mean adoption score of the events in the last 30 days; null if none",
-            group=Group.ADOPTION),
-    Feature("last_event_at", "timestamp", f"max(last_event_at) OVER {HISTORY.name}",
-            "Time (to the second) of the latest event before the as-of day (input to recency)",
-            served=False),
-    Feature("last_monitoring_run_at", "timestamp",
-            f"max(last_monitoring_run_at) OVER {HISTORY.name}",
-            "Time (to the second) of the latest monitoring_run before the as-of day",
-            served=False),
-    # Derived from the columns above.
-    Feature("decay_ratio_7d_30d", "float64",
-            "CASE WHEN event_count_30d > 0 "
-            "THEN CAST(event_count_7d AS DOUBLE) * 30 / (event_count_30d * 7) ELSE 0.0 END",
-            "Last 7 days' events vs the weekly rate of the last 30 (1 steady, <1 decaying); "
-            "0 with no events in 30 days", derived=True, default=0.0, group=Group.DECAY),
-    Feature("decay_ratio_30d_prev30d", "float64",
-            "CASE WHEN event_count_prev30d > 0 "
-            "THEN CAST(event_count_30d AS DOUBLE) / event_count_prev30d "
-            "WHEN event_count_30d > 0 THEN 1.0 ELSE 0.0 END",
-            "Last 30 days' events vs the 30 before; 1.0 when only the last 30 have events, "
-            "0 when neither has", derived=True, default=0.0, group=Group.DECAY),
-    Feature("decay_ratio_7d_90d", "float64",
-            "CASE WHEN event_count_90d > 0 "
-            "THEN CAST(event_count_7d AS DOUBLE) * 90 / (event_count_90d * 7) ELSE 0.0 END",
-            "Last 7 days' events vs the customer's weekly rate over 90 days (its own typical "
-            "level); 0 with no events in 90 days", derived=True, default=0.0, group=Group.DECAY),
-    Feature("event_trend_4w", "float64",
-            "CASE WHEN event_count_28d > 0 "
-            "THEN CAST(6 * event_count_7d + 2 * (event_count_14d - event_count_7d) "
-            "- 2 * (event_count_21d - event_count_14d) - 6 * (event_count_28d - event_count_21d) "
-            "AS DOUBLE) / (5 * event_count_28d) ELSE 0.0 END",
-            "Least-squares slope of the last 4 weekly event counts (oldest to newest) over "
-            "their mean: the weekly change as a share of the level (-1.2 to 1.2); 0 with no "
-            "events in 28 days", derived=True, default=0.0, group=Group.DECAY),
-    Feature("advanced_share_ratio_7d_90d", "float64",
+def _sum(terms: list[str]) -> str:
+    return " + ".join(terms) if terms else "0"
+
+
+def _types_used(columns: list[str], window: str) -> str:
+    """SQL: how many of the per-type daily ``columns`` have an event in the window."""
+    return _sum([f"CASE WHEN sum({c}) OVER {window} > 0 THEN 1 ELSE 0 END" for c in columns])
+
+
+@dataclass(frozen=True)
+class RoleNames:
+    """How the role features are named: the seed's names on the default vocabulary (its core
+    type is ``monitoring_run``, its lock-in type ``integration_connect``), the role's own on
+    any declared one (``days_since_last_core_event``, ``lock_in_event_count_90d``)."""
+
+    core: str  # ``last_<core>_at``, ``days_since_last_<core>``
+    lock_in: str  # ``<lock_in>_count_90d``
+    group: Group
+
+    @staticmethod
+    def of(vocabulary: EventVocabulary) -> RoleNames:
+        if vocabulary.declared:
+            return RoleNames("core_event", "lock_in_event", Group.CORE_LOCK_IN)
+        return RoleNames("monitoring_run", "integration_connect", Group.INTEGRATION_MONITORING)
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """Every feature of one event vocabulary: the daily aggregates, the windowed and derived
+    features, the request-time ones, and what each measures."""
+
+    vocabulary: EventVocabulary
+    daily: dict[str, str]
+    #: Per daily row, over the daily rows' own window (breadth only): name -> expression.
+    daily_windowed: dict[str, str]
+    windowed: tuple[Feature, ...]
+    request_time: tuple[Feature, ...]
+    roles: RoleNames
+
+    @cached_property
+    def stored(self) -> list[Feature]:
+        return [f for f in self.windowed if f.stored]
+
+    @cached_property
+    def served(self) -> list[Feature]:
+        """The model's inputs, in the order the feature service returns them."""
+        return [f for f in (*self.windowed, *self.request_time) if f.served]
+
+    @cached_property
+    def served_names(self) -> list[str]:
+        return [f.name for f in self.served]
+
+    @cached_property
+    def groups(self) -> dict[Group, list[str]]:
+        """Each group's served features, in served order; groups in declaration order, only
+        groups with a feature (a role no type has drops its group)."""
+        groups: dict[Group, list[str]] = {group: [] for group in Group}
+        for feature in self.served:
+            groups[feature.group].append(feature.name)
+        return {group: names for group, names in groups.items() if names}
+
+    @property
+    def timeline_columns(self) -> list[str]:
+        """The daily columns the window features read."""
+        return [*self.daily, *self.daily_windowed]
+
+    def recency_inputs(self) -> list[str]:
+        """The stored times the request-time recency features are computed from."""
+        return [f.name for f in self.windowed if f.dtype == "timestamp"]
+
+    def column(self, name: str) -> Feature:
+        """The stored or served feature ``name``."""
+        for feature in (*self.windowed, *self.request_time, *PROFILE):
+            if feature.name == name:
+                return feature
+        raise KeyError(name)
+
+
+def _daily(vocabulary: EventVocabulary, roles: RoleNames) -> dict[str, str]:
+    """Per (customer, UTC day) aggregates of the raw events; ``{event_order}`` is the engine's
+    ordering key (timestamp, then event_id) for "the latest event"."""
+    declared = ", ".join(sql_string(name) for name in vocabulary.names)
+    daily = {"n_events": "count(*)"}
+    daily.update({f"n_{t.stem}": f"count(CASE WHEN event_type = {sql_string(t.name)} THEN 1 END)"
+                  for t in vocabulary.types})
+    if vocabulary.unlisted == Unlisted.OTHER:
+        daily["n_other"] = f"count(CASE WHEN event_type NOT IN ({declared}) THEN 1 END)"
+    if vocabulary.adoption == Adoption.SCORE:
+        # Exact (a decimal sum is integer arithmetic): a sum of doubles depends on the order
+        # the engine adds them in, which varies between runs and between a full and an
+        # incremental build, and a last-bit difference would make the compaction keep or drop
+        # a row.
+        daily["score_sum"] = f"sum(CAST(feature_adoption_score AS {EXACT_SCORE}))"
+        daily["last_score"] = "max_by(feature_adoption_score, {event_order})"
+    # To the second: what Feast's online stores keep of a timestamp, so recency online and
+    # offline agree exactly.
+    daily["last_event_at"] = "date_trunc('second', max(timestamp))"
+    core = vocabulary.of_role(Role.CORE)
+    if core:
+        names = ", ".join(sql_string(t.name) for t in core)
+        daily[f"last_{roles.core}_at"] = (f"date_trunc('second', max(CASE WHEN event_type IN "
+                                          f"({names}) THEN timestamp END))")
+    return daily
+
+
+def _adoption(vocabulary: EventVocabulary, stems: list[str]
+              ) -> tuple[dict[str, str], list[Feature], list[Feature]]:
+    """(daily windowed columns, base features, derived features) of the adoption group."""
+    if vocabulary.adoption == Adoption.SCORE:
+        return {}, [
+            Feature("adoption_score_latest", "float64", _latest("last_score", HISTORY),
+                    "Adoption score of the latest event before the as-of day; null if none",
+                    group=Group.ADOPTION),
+            Feature("adoption_score_30d_ago", "float64", _latest("last_score", HISTORY_30D_AGO),
+                    "Adoption score as of 30 days before the as-of day", stored=False,
+                    served=False),
+            Feature("adoption_score_mean_30d", "float64",
+                    f"CAST(sum(score_sum) OVER {W30.name} AS DOUBLE) "
+                    f"/ nullif(sum(n_events) OVER {W30.name}, 0)",
+                    "Mean adoption score of the events in the last 30 days; null if none",
+                    group=Group.ADOPTION),
+        ], [Feature("adoption_score_change_30d", "float64",
+                    "adoption_score_latest - adoption_score_30d_ago",
+                    "Adoption score now minus 30 days earlier; null without history on both "
+                    "sides", derived=True, group=Group.ADOPTION)]
+    n = len(stems)
+    used_now = _sum([f"CASE WHEN {s}_count_30d > 0 THEN 1 ELSE 0 END" for s in stems])
+    used_before = _sum([f"CASE WHEN {s}_count_prev30d > 0 THEN 1 ELSE 0 END" for s in stems])
+    daily = {"breadth_weight": f"n_events * ({_types_used([f'n_{s}' for s in stems], BREADTH_DAY_WINDOW)})"}
+    return daily, [
+        *(_internal(_count(f"{s}_count_prev30d", f"n_{s}", PREV_30, f"{s} events"))
+          for s in stems),
+        Feature("adoption_score_mean_30d", "float64",
+                f"CAST(sum(breadth_weight) OVER {W30.name} AS DOUBLE) "
+                f"/ ({n} * nullif(sum(n_events) OVER {W30.name}, 0))",
+                "Breadth: the mean, over the events of the last 30 days, of the share of the "
+                "declared event types used in the 30 days up to each event's day; null if none",
+                group=Group.ADOPTION),
+    ], [
+        Feature("adoption_score_latest", "float64", f"CAST({used_now} AS DOUBLE) / {n}",
+                "Breadth: the share of the declared event types with an event in the 30 days "
+                "before the as-of day", derived=True, default=0.0, group=Group.ADOPTION),
+        Feature("adoption_score_change_30d", "float64",
+                f"CAST(({used_now}) - ({used_before}) AS DOUBLE) / {n}",
+                "Breadth now minus breadth 30 days earlier", derived=True, default=0.0,
+                group=Group.ADOPTION),
+    ]
+
+
+def _build(vocabulary: EventVocabulary) -> FeatureSpec:
+    roles = RoleNames.of(vocabulary)
+    role_group = roles.group
+    stems = [t.stem for t in vocabulary.types]
+    per_type = [(t.stem, t.name, role_group if t.role in (Role.CORE, Role.LOCK_IN)
+                 else Group.ACTIVITY) for t in vocabulary.types]
+    if vocabulary.unlisted == Unlisted.OTHER:
+        per_type.append(("other", "undeclared", Group.ACTIVITY))
+    lock_in = [f"n_{t.stem}" for t in vocabulary.of_role(Role.LOCK_IN)]
+    basic = [f"n_{t.stem}" for t in vocabulary.of_role(Role.BASIC)]
+    core = vocabulary.of_role(Role.CORE)
+    basic_names = " and ".join(t.name for t in vocabulary.of_role(Role.BASIC))
+    breadth_daily, adoption_base, adoption_derived = _adoption(vocabulary, stems)
+    basic_sum = _sum(basic)
+    windowed = [
+        _count("event_count_7d", "n_events", W7, "Events"),
+        _count("event_count_14d", "n_events", W14, "Events", Group.DECAY),
+        _internal(_count("event_count_21d", "n_events", W21, "Events")),
+        _internal(_count("event_count_28d", "n_events", W28, "Events")),
+        _count("event_count_30d", "n_events", W30, "Events"),
+        _count("event_count_90d", "n_events", W90, "Events"),
+        Feature("event_count_prev30d", "int64",
+                f"coalesce(sum(n_events) OVER {PREV_30.name}, 0)",
+                "Events in the 30 days before the last 30 (days 31-60 before the as-of day)",
+                default=0, group=Group.DECAY),
+        *(_count(f"{stem}_count_30d", f"n_{stem}", W30, f"{name} events", group)
+          for stem, name, group in per_type),
+    ]
+    if lock_in:
+        what = " and ".join(t.name for t in vocabulary.of_role(Role.LOCK_IN))
+        windowed.append(_count(f"{roles.lock_in}_count_90d", _sum(lock_in), W90,
+                               f"{what} events (a retention signal)", role_group))
+    windowed.append(Feature(
+        "active_days_30d", "int64",
+        f"coalesce(sum(CASE WHEN n_events > 0 THEN 1 ELSE 0 END) OVER {W30.name}, 0)",
+        "Distinct UTC days with at least one event in the last 30 days", default=0,
+        group=Group.ACTIVITY))
+    if basic:
+        windowed += [_internal(_count("basic_count_7d", basic_sum, W7, f"{basic_names} events")),
+                     _internal(_count("basic_count_90d", basic_sum, W90,
+                                      f"{basic_names} events"))]
+    windowed += adoption_base
+    windowed.append(Feature("last_event_at", "timestamp", f"max(last_event_at) OVER {HISTORY.name}",
+                            "Time (to the second) of the latest event before the as-of day "
+                            "(input to recency)", served=False))
+    if core:
+        what = " or ".join(t.name for t in core)
+        windowed.append(Feature(
+            f"last_{roles.core}_at", "timestamp",
+            f"max(last_{roles.core}_at) OVER {HISTORY.name}",
+            f"Time (to the second) of the latest {what} before the as-of day", served=False))
+    windowed += [
+        # Derived from the columns above.
+        Feature("decay_ratio_7d_30d", "float64",
+                "CASE WHEN event_count_30d > 0 "
+                "THEN CAST(event_count_7d AS DOUBLE) * 30 / (event_count_30d * 7) ELSE 0.0 END",
+                "Last 7 days' events vs the weekly rate of the last 30 (1 steady, <1 decaying); "
+                "0 with no events in 30 days", derived=True, default=0.0, group=Group.DECAY),
+        Feature("decay_ratio_30d_prev30d", "float64",
+                "CASE WHEN event_count_prev30d > 0 "
+                "THEN CAST(event_count_30d AS DOUBLE) / event_count_prev30d "
+                "WHEN event_count_30d > 0 THEN 1.0 ELSE 0.0 END",
+                "Last 30 days' events vs the 30 before; 1.0 when only the last 30 have events, "
+                "0 when neither has", derived=True, default=0.0, group=Group.DECAY),
+        Feature("decay_ratio_7d_90d", "float64",
+                "CASE WHEN event_count_90d > 0 "
+                "THEN CAST(event_count_7d AS DOUBLE) * 90 / (event_count_90d * 7) ELSE 0.0 END",
+                "Last 7 days' events vs the customer's weekly rate over 90 days (its own "
+                "typical level); 0 with no events in 90 days", derived=True, default=0.0,
+                group=Group.DECAY),
+        Feature("event_trend_4w", "float64",
+                "CASE WHEN event_count_28d > 0 "
+                "THEN CAST(6 * event_count_7d + 2 * (event_count_14d - event_count_7d) "
+                "- 2 * (event_count_21d - event_count_14d) "
+                "- 6 * (event_count_28d - event_count_21d) "
+                "AS DOUBLE) / (5 * event_count_28d) ELSE 0.0 END",
+                "Least-squares slope of the last 4 weekly event counts (oldest to newest) over "
+                "their mean: the weekly change as a share of the level (-1.2 to 1.2); 0 with no "
+                "events in 28 days", derived=True, default=0.0, group=Group.DECAY),
+    ]
+    if basic:
+        windowed.append(Feature(
+            "advanced_share_ratio_7d_90d", "float64",
             "CASE WHEN event_count_7d > 0 AND event_count_90d > basic_count_90d "
             "THEN (CAST(event_count_7d - basic_count_7d AS DOUBLE) / event_count_7d) "
             "/ (CAST(event_count_90d - basic_count_90d AS DOUBLE) / event_count_90d) END",
-            "Share of events beyond login and dashboard_view in the last 7 days vs in the "
+            f"Share of events beyond {basic_names} in the last 7 days vs in the "
             "last 90 (advanced features are dropped first on the way out); null with no "
-            "events in 7 days or none beyond those two in 90", derived=True,
-            group=Group.DECAY),
-    Feature("adoption_score_change_30d", "float64",
-            "adoption_score_latest - adoption_score_30d_ago",
-            "Adoption score now minus 30 days earlier; null without history on both sides",
-            derived=True, group=Group.ADOPTION),
-)
+            f"events in 7 days or none beyond {basic_names} in 90", derived=True,
+            group=Group.DECAY))
+    windowed += adoption_derived
+    request_time = [Feature("days_since_last_event", "float64", "",
+                            "Days from the latest event to t", group=Group.RECENCY)]
+    if core:
+        what = " or ".join(t.name for t in core)
+        request_time.append(Feature(
+            f"days_since_last_{roles.core}", "float64", "",
+            f"Days from the latest {what} to t (its absence is an early churn signal)",
+            group=role_group))
+    adoption = ("breadth" if vocabulary.adoption == Adoption.BREADTH else "adoption")
+    request_time += [
+        Feature("tenure_days", "float64", "", "Days from signup to t; null for an unknown "
+                "customer", grows_with_time=True, group=Group.TENURE),
+        Feature("is_first_90_days", "bool", "",
+                f"Tenure is within the first {EARLY_LIFE_DAYS} days", default=False,
+                group=Group.TENURE),
+        Feature("low_adoption_early_life", "bool", "",
+                f"First {EARLY_LIFE_DAYS} days, {adoption} below {LOW_ADOPTION_THRESHOLD} and "
+                "declining frequency (decay_ratio_7d_30d < 1)", default=False,
+                group=Group.ADOPTION),
+    ]
+    spec = FeatureSpec(vocabulary, _daily(vocabulary, roles), breadth_daily, tuple(windowed),
+                       tuple(request_time), roles)
+    _check_names(spec)
+    return spec
 
-#: Computed at request time by an on-demand feature view, exact at ``t``.
-REQUEST_TIME: tuple[Feature, ...] = (
-    Feature("days_since_last_event", "float64", "", "Days from the latest event to t",
-            group=Group.RECENCY),
-    Feature("days_since_last_monitoring_run", "float64", "",
-            "Days from the latest monitoring_run to t (its absence is an early churn signal)",
-            group=Group.INTEGRATION_MONITORING),
-    Feature("tenure_days", "float64", "", "Days from signup to t; null for an unknown customer",
-            grows_with_time=True, group=Group.TENURE),
-    Feature("is_first_90_days", "bool", "", f"Tenure is within the first {EARLY_LIFE_DAYS} days",
-            default=False, group=Group.TENURE),
-    Feature("low_adoption_early_life", "bool", "",
-            f"First {EARLY_LIFE_DAYS} days, adoption below {LOW_ADOPTION_THRESHOLD} and "
-            "declining frequency (decay_ratio_7d_30d < 1)", default=False, group=Group.ADOPTION),
-)
+
+def _check_names(spec: FeatureSpec) -> None:
+    """Every feature and daily column name once: a declared type whose column meets a built-in
+    one is an error naming both."""
+    features = [*(f.name for f in (*spec.windowed, *spec.request_time, *PROFILE)),
+                "customer_id", "day", "feature_timestamp", "event_timestamp"]
+    made_by = {name: t.name for t in spec.vocabulary.types
+               for name in (f"n_{t.stem}", f"{t.stem}_count_30d", f"{t.stem}_count_prev30d")}
+    for columns in (spec.timeline_columns, features):
+        for name, count in Counter(columns).items():
+            if count > 1:
+                raise VocabularyError(
+                    f"event type {made_by.get(name, '?')!r} makes the column {name!r}, which "
+                    "is also a built-in feature or column; rename the event type")
+
+
+@lru_cache(maxsize=32)
+def feature_spec(vocabulary: EventVocabulary | None = None) -> FeatureSpec:
+    """The features of ``vocabulary`` (default: the seed's :class:`EventType`)."""
+    return _build(vocabulary or default_vocabulary())
+
 
 #: The customer table's columns served as features (churned_at never is: it is the label).
 PROFILE: tuple[Feature, ...] = (
@@ -246,26 +435,25 @@ PROFILE: tuple[Feature, ...] = (
     Feature("plan", "string", "", "Subscription plan at signup", served=False),
 )
 
+_DEFAULT = feature_spec()
+#: The default vocabulary's features (see :func:`feature_spec` for any other).
+DAILY = _DEFAULT.daily
+WINDOWED = _DEFAULT.windowed
+REQUEST_TIME = _DEFAULT.request_time
 
-def stored_features() -> list[Feature]:
-    return [f for f in WINDOWED if f.stored]
+
+def stored_features(spec: FeatureSpec | None = None) -> list[Feature]:
+    return (spec or _DEFAULT).stored
 
 
-def served_features() -> list[Feature]:
+def served_features(spec: FeatureSpec | None = None) -> list[Feature]:
     """The model's inputs, in the order the feature service returns them."""
-    return [f for f in (*WINDOWED, *REQUEST_TIME) if f.served]
+    return (spec or _DEFAULT).served
 
 
-def feature_groups() -> dict[Group, list[str]]:
-    """Each group's served features, in served order; groups in declaration order, every group
-    with at least one feature."""
-    groups: dict[Group, list[str]] = {group: [] for group in Group}
-    for feature in served_features():
-        groups[feature.group].append(feature.name)
-    empty = [group.value for group, names in groups.items() if not names]
-    if empty:
-        raise ValueError(f"feature group(s) without a served feature: {', '.join(empty)}")
-    return groups
+def feature_groups(spec: FeatureSpec | None = None) -> dict[Group, list[str]]:
+    """Each group's served features, in served order (groups without one left out)."""
+    return (spec or _DEFAULT).groups
 
 
 def change_offsets() -> list[int]:

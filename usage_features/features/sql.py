@@ -14,7 +14,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from usage_features.features.spec import DAILY, WINDOWED, WINDOWS, Feature, change_offsets
+from usage_features.features.spec import (
+    BREADTH_DAY_FRAME,
+    BREADTH_DAY_WINDOW,
+    WINDOWS,
+    Feature,
+    FeatureSpec,
+    change_offsets,
+    feature_spec,
+)
 
 
 @dataclass(frozen=True)
@@ -59,10 +67,12 @@ SPARK = Dialect(
 DIALECTS = {d.name: d for d in (DUCKDB, SPARK)}
 
 
-def daily_sql(events: str, dialect: Dialect) -> str:
+def daily_sql(events: str, dialect: Dialect, spec: FeatureSpec | None = None) -> str:
     """Per (customer, day) aggregates of the events in relation ``events``."""
+    spec = spec or feature_spec()
     aggregates = ",\n       ".join(
-        f"{sql.format(event_order=dialect.event_order)} AS {name}" for name, sql in DAILY.items()
+        f"{sql.format(event_order=dialect.event_order)} AS {name}"
+        for name, sql in spec.daily.items()
     )
     day = dialect.day_of("timestamp")
     return f"""
@@ -72,12 +82,19 @@ FROM {events}
 GROUP BY customer_id, {day}"""
 
 
-def features_sql(daily: str, dialect: Dialect) -> str:
+def features_sql(daily: str, dialect: Dialect, spec: FeatureSpec | None = None) -> str:
     """Compact feature rows from the daily rows in relation ``daily`` (all days per customer)."""
+    spec = spec or feature_spec()
     offsets = " UNION ALL ".join(f"SELECT {k} AS k" for k in change_offsets())
-    base = [f for f in WINDOWED if not f.derived]
-    derived = [f for f in WINDOWED if f.derived]
-    stored = [f.name for f in WINDOWED if f.stored]
+    base = [f for f in spec.windowed if not f.derived]
+    derived = [f for f in spec.windowed if f.derived]
+    stored = [f.name for f in spec.stored]
+    columns = spec.timeline_columns
+    source = daily
+    if spec.daily_windowed:  # per daily row, over the customer's own days around it
+        extra = ", ".join(f"{sql} AS {name}" for name, sql in spec.daily_windowed.items())
+        source = (f"(SELECT *, {extra} FROM {daily} WINDOW {BREADTH_DAY_WINDOW} AS "
+                 f"(PARTITION BY customer_id ORDER BY day {BREADTH_DAY_FRAME}))")
     windows = ",\n       ".join(
         f"{w.name} AS (PARTITION BY customer_id ORDER BY day {w.frame()})" for w in WINDOWS
     )
@@ -90,9 +107,9 @@ WITH candidates AS (
     SELECT DISTINCT customer_id, day + k AS day
     FROM {daily} CROSS JOIN ({offsets}) AS offsets),
 timeline AS (
-    SELECT customer_id, day, {", ".join(DAILY)}, false AS is_candidate FROM {daily}
+    SELECT customer_id, day, {", ".join(columns)}, false AS is_candidate FROM {source} AS d
     UNION ALL
-    SELECT customer_id, day, {", ".join(f"NULL AS {c}" for c in DAILY)}, true AS is_candidate
+    SELECT customer_id, day, {", ".join(f"NULL AS {c}" for c in columns)}, true AS is_candidate
     FROM candidates),
 windowed AS (
     SELECT customer_id, day, is_candidate,

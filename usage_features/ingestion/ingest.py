@@ -38,20 +38,25 @@ from usage_features.config import RepoPaths
 from usage_features.domain.repository import ConflictingEventError
 from usage_features.adapters.parquet_repository import ParquetUsageRepository
 from usage_features.ingestion.readers import Input, LinkDirectory, open_input, table_input
-from usage_features.ingestion.settings import Limits, load_settings
+from usage_features.ingestion.validation import stripped
+from usage_features.domain.vocabulary import Adoption
+from usage_features.ingestion.readers import InputError
+from usage_features.ingestion.settings import IngestSettings, load_settings
 from usage_features.ingestion.staging import (
     RAW,
     STAGED_EVENT,
+    Rules,
     create_staging_table,
+    number_identical_rows,
     stage,
     stage_parquet,
 )
 from usage_features.schema import EVENT_COLUMNS
 
-#: A staged valid row's event columns compared with stored rows: ids as UUIDs, types as text.
-_COMPARED = ("event_id, customer_id, timestamp, CAST(event_type AS VARCHAR) AS event_type, "
-             "feature_adoption_score")
-_SAME_VALUES = " AND ".join(f"v.{c} = ref_{c}" for c in EVENT_COLUMNS[1:])
+#: A staged valid row's event columns compared with stored rows.
+_COMPARED = STAGED_EVENT
+#: Null-safe: a log without adoption scores stores none.
+_SAME_VALUES = " AND ".join(f"v.{c} IS NOT DISTINCT FROM ref_{c}" for c in EVENT_COLUMNS[1:])
 #: Accepted rows sorted and written at a time (whole days; see :func:`_commit_accepted`).
 COMMIT_ROWS = 8_000_000
 
@@ -66,6 +71,9 @@ class IngestSummary:
     duplicates: int = 0
     rejected_by_reason: dict[str, int] = field(default_factory=dict)
     quarantine_files: list[str] = field(default_factory=list)
+    #: Rows per event name the repo's vocabulary does not declare (kept under ``unlisted:
+    #: other``, quarantined as ``unknown_event_type`` under ``reject``), most frequent first.
+    unlisted_by_name: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -84,12 +92,41 @@ def ingest_files(
     in the repo's ``usage_features.yaml`` (whose limits apply either way).
     """
     settings = load_settings(repo.repo)
-    mapping = settings.event_columns if columns is None else columns
+    rules = _rules(settings, now)
+    mapping = dict(settings.event_columns if columns is None else columns)
+    mapping |= dict(zip(settings.event_key, rules.key_targets()))
+    required, optional = event_columns(settings)
     con = _connect(repo)
     with LinkDirectory() as links:
-        sources = {Path(p): open_input(con.cursor(), Path(p), links, mapping=mapping)
+        sources = {Path(p): _open(con, Path(p), links, required, optional, mapping, rules)
                    for p in paths}
-        return _ingest(con, sources, repo, now, on_rows, settings.limits)
+        return _ingest(con, sources, repo, rules, on_rows)
+
+
+def event_columns(settings: IngestSettings) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(required, optional) event columns of an input: the id is optional (derived from the
+    content when absent), the score required only when the adoption features come from it."""
+    scored = settings.vocabulary.adoption == Adoption.SCORE
+    required = ("customer_id", "timestamp", "event_type",
+                *(("feature_adoption_score",) if scored else ()))
+    return required, tuple(c for c in EVENT_COLUMNS if c not in required)
+
+
+def _rules(settings: IngestSettings, now: datetime | None) -> Rules:
+    return Rules(now or datetime.now(timezone.utc), settings.limits, settings.vocabulary,
+                 settings.event_key)
+
+
+def _open(con, path: Path, links, required, optional, mapping, rules: Rules):
+    source = open_input(con.cursor(), path, links, required,
+                        optional + rules.key_targets(), mapping)
+    missing = [k for k, target in zip(rules.key_columns, rules.key_targets())
+               if target in source.absent]
+    if "event_id" in source.absent and missing:
+        raise InputError(f"{path}: no event_id column, and the key column(s) "
+                         f"{', '.join(missing)} (events.key) that would identify its events "
+                         "are absent")
+    return source
 
 
 def ingest_table(table: pa.Table, repo: RepoPaths, now: datetime | None = None) -> IngestSummary:
@@ -100,7 +137,7 @@ def ingest_table(table: pa.Table, repo: RepoPaths, now: datetime | None = None) 
     """
     con = _connect(repo)
     source = table_input(con.cursor(), table)
-    return _ingest(con, {None: source}, repo, now, None, load_settings(repo.repo).limits,
+    return _ingest(con, {None: source}, repo, _rules(load_settings(repo.repo), now), None,
                    all_or_nothing=True)
 
 
@@ -116,19 +153,21 @@ def _connect(repo: RepoPaths) -> duckdb.DuckDBPyConnection:
     return connect(spill_to=repo.data / ".spill")
 
 
-def _ingest(con, sources: dict[Path | None, Input], repo, now, on_rows, limits: Limits,
+def _ingest(con, sources: dict[Path | None, Input], repo, rules: Rules, on_rows,
             all_or_nothing=False) -> IngestSummary:
-    now = now or datetime.now(timezone.utc)
     create_staging_table(con)
     for index, source in enumerate(sources.values()):
         if source.relation is not None:
-            stage_parquet(con, index, source, now, limits, on_rows)
+            stage_parquet(con, index, source, rules, on_rows)
         else:
-            stage(con, index, source, now, limits, on_rows)
+            stage(con, index, source, rules, on_rows)
+    number_identical_rows(con, [i for i, s in enumerate(sources.values())
+                                if "event_id" in s.absent])
     log = EventLog(repo)
     with log.write_lock():
         _classify(con, log)
         summary = _summarise(con)
+        summary.unlisted_by_name = _unlisted(con, rules)
         if all_or_nothing and summary.rejected:
             _refuse(con, summary)
         summary.quarantine_files = _write_quarantine(con, list(sources), repo)
@@ -137,9 +176,21 @@ def _ingest(con, sources: dict[Path | None, Input], repo, now, on_rows, limits: 
     return summary
 
 
+def _unlisted(con, rules: Rules) -> dict[str, int]:
+    """Rows per event name the vocabulary does not declare, most frequent first."""
+    declared = ", ".join(sql_string(n) for n in rules.vocabulary.names)
+    name = f"lower({stripped('raw_event_type')})"
+    rows = con.execute(f"""
+        SELECT name, count(*) FROM (
+            SELECT coalesce(event_type, {name}) AS name FROM staged)
+        WHERE coalesce(name, '') <> '' AND name NOT IN ({declared})
+        GROUP BY 1 ORDER BY 2 DESC, 1""").fetchall()
+    return dict(rows)
+
+
 def _refuse(con, summary: IngestSummary) -> None:
     if "conflicting_event_id" in summary.rejected_by_reason:
-        ids = con.execute("SELECT CAST(s.event_id AS VARCHAR) FROM special JOIN staged s "
+        ids = con.execute("SELECT s.event_id FROM special JOIN staged s "
                           "USING (file_index, source_row) WHERE status = 'conflict' LIMIT 3")
         raise ConflictingEventError(
             "event(s) already stored with different values, e.g. "
@@ -164,10 +215,10 @@ def _classify(con: duckdb.DuckDBPyConnection, log: EventLog) -> None:
         GROUP BY event_id HAVING count(*) > 1""")
     stored = (
         f"SELECT {_COMPARED} FROM staged WHERE false" if log.is_empty()
-        else f"SELECT CAST(event_id AS UUID) AS event_id, {', '.join(EVENT_COLUMNS[1:])} "
+        else f"SELECT {', '.join(EVENT_COLUMNS)} "
         f"FROM read_parquet({parquet_list(log.files())}, "
-        "hive_partitioning = false) "
-        "WHERE CAST(event_id AS UUID) IN (SELECT event_id FROM staged WHERE reason IS NULL)"
+        "hive_partitioning = false, union_by_name = true) "
+        "WHERE event_id IN (SELECT event_id FROM staged WHERE reason IS NULL)"
     )
     run(con, f"CREATE TABLE stored AS {stored}")
     columns = ", ".join(f"{c} AS ref_{c}" for c in EVENT_COLUMNS)

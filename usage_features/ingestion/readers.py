@@ -86,6 +86,8 @@ class Input:
     #: Parquet only: a relation of ``source_row``, ``raw_<column>``..., ``malformed`` that
     #: DuckDB can scan in one statement (and report progress on).
     relation: duckdb.DuckDBPyRelation | None = None
+    #: The optional columns the input does not have (read as nulls).
+    absent: frozenset[str] = frozenset()
 
 
 class LinkDirectory:
@@ -143,7 +145,7 @@ def open_input(con: duckdb.DuckDBPyConnection, path: Path, links: LinkDirectory,
     except text_formats.MalformedFileError as exc:
         raise InputError(f"{path}: cannot be read: {exc}") from None
     return Input(path, {c: "VARCHAR" for c in wanted},
-                 lambda n: _with_absent(read(n), wanted))
+                 lambda n: _with_absent(read(n), wanted), absent=frozenset(wanted) - set(sources))
 
 
 def _check_delimiter(path: Path, header: list[str]) -> None:
@@ -175,7 +177,7 @@ def _open_parquet(con, path: Path, links: LinkDirectory, required, wanted, mappi
     except duckdb.Error as exc:
         raise InputError(f"{path}: cannot be read as Parquet: {exc}") from None
     return Input(path, {c: types[f"raw_{c}"] for c in wanted},
-                 lambda n: _numbered(relation, n), relation)
+                 lambda n: _numbered(relation, n), relation, frozenset(wanted) - set(sources))
 
 
 def table_input(con: duckdb.DuckDBPyConnection, table: pa.Table) -> Input:

@@ -6,6 +6,12 @@ The file is optional; every key in it is optional::
       columns:                    # source column: event column (`ingest --map SRC=DEST`)
         occurred_at: timestamp
         account_id: customer_id
+      types:                      # the event vocabulary (default: the seed's EventType)
+        create_opportunity: {role: core}
+        search: {}
+      unlisted: reject            # or other
+      adoption: breadth           # or score (the feature_adoption_score column)
+      key: [session_id]           # without an event_id column: more columns of an event's id
     customers:
       columns:                    # source column: customers column (`load-customers --map`)
         account_id: customer_id
@@ -26,6 +32,13 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 from usage_features.config import MAX_FUTURE_SKEW_HOURS
+from usage_features.domain.vocabulary import (
+    EventVocabulary,
+    VocabularyError,
+    default_vocabulary,
+    parse_vocabulary,
+)
+from usage_features.features.spec import feature_spec
 
 SETTINGS_FILE = "usage_features.yaml"
 DEFAULT_EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -51,6 +64,9 @@ class IngestSettings:
     limits: Limits = field(default_factory=Limits)
     event_columns: dict[str, str] = field(default_factory=dict)
     customer_columns: dict[str, str] = field(default_factory=dict)
+    vocabulary: EventVocabulary = field(default_factory=default_vocabulary)
+    #: Columns of the input that, with customer, time and type, identify an event without an id.
+    event_key: tuple[str, ...] = ()
 
 
 def settings_path(repo: Path) -> Path:
@@ -73,11 +89,44 @@ def load_settings(repo: Path) -> IngestSettings:
     unknown = set(raw) - {"events", "customers", "limits"}
     if unknown:
         raise SettingsError(f"{path}: unknown section(s): {', '.join(sorted(unknown))}")
+    events = raw.get("events") or {}
+    if not isinstance(events, dict):
+        raise SettingsError(f"{path}: events must be a mapping")
+    unknown = set(events) - {"columns", "types", "unlisted", "adoption", "key"}
+    if unknown:
+        raise SettingsError(f"{path}: unknown events key(s): {', '.join(sorted(unknown))}")
     return IngestSettings(
         limits=_limits(path, raw.get("limits") or {}),
-        event_columns=_columns(path, raw.get("events") or {}, "events"),
+        event_columns=_columns(path, events, "events"),
         customer_columns=_columns(path, raw.get("customers") or {}, "customers"),
+        vocabulary=_vocabulary(path, events),
+        event_key=_key(path, events.get("key")),
     )
+
+
+def load_vocabulary(repo: Path) -> EventVocabulary:
+    """The repo's event vocabulary (the default when its settings declare none)."""
+    return load_settings(repo).vocabulary
+
+
+def _vocabulary(path: Path, events: dict) -> EventVocabulary:
+    """The declared vocabulary, checked against the features it makes (a type whose feature
+    name meets a built-in one is an error here, when the file is read)."""
+    try:
+        vocabulary = parse_vocabulary(events.get("types"), events.get("unlisted"),
+                                      events.get("adoption"))
+        feature_spec(vocabulary)
+    except VocabularyError as exc:
+        raise SettingsError(f"{path}: {exc}") from None
+    return vocabulary
+
+
+def _key(path: Path, key) -> tuple[str, ...]:
+    if key is None:
+        return ()
+    if not isinstance(key, list) or not all(isinstance(k, str) and k for k in key):
+        raise SettingsError(f"{path}: events.key must be a list of column names")
+    return tuple(key)
 
 
 def _columns(path: Path, section: dict, name: str) -> dict[str, str]:

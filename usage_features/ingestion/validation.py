@@ -13,14 +13,21 @@ from __future__ import annotations
 from datetime import datetime
 
 from usage_features.adapters.duckdb_connection import sql_string
-from usage_features.domain.value_objects import UUID_PATTERN, EventType
+from usage_features.domain.value_objects import MAX_EVENT_ID_LENGTH, UUID_PATTERN
+from usage_features.domain.vocabulary import (
+    Adoption,
+    EventVocabulary,
+    Unlisted,
+    default_vocabulary,
+)
 from usage_features.ingestion.settings import Limits
 
 #: Rejection reason codes and what they mean.
 REASONS: dict[str, str] = {
     "malformed_row": "the row is not a record: a CSV row with more or fewer fields than the "
                      "header, or a JSON Lines line that is not a JSON object",
-    "invalid_event_id": "event_id is missing or not a UUID (8-4-4-4-12 hex digits)",
+    "invalid_event_id": f"event_id is missing, empty, longer than {MAX_EVENT_ID_LENGTH} "
+                        "characters, or holds a control or invisible formatting character",
     "empty_customer_id": "customer_id is missing or empty",
     "customer_id_too_long": "customer_id is longer than the limit (default 256 characters)",
     "invalid_customer_id": "customer_id contains a control or invisible formatting character "
@@ -32,8 +39,9 @@ REASONS: dict[str, str] = {
                              "(default 1970-01-01T00:00:00Z)",
     "future_timestamp": "timestamp is later than the time of ingestion plus the allowed skew "
                         "(default 24 hours)",
-    "unknown_event_type": "event_type is missing or not one of the EventType values "
-                          "(compared after trimming and lower-casing)",
+    "unknown_event_type": "event_type is missing, or (with `unlisted: reject`) not one of the "
+                          "repo's declared event types (compared after trimming and "
+                          "lower-casing)",
     "missing_score": "feature_adoption_score is missing",
     "invalid_score": "feature_adoption_score is not a number (or is NaN)",
     "score_out_of_range": "feature_adoption_score is outside [0, 1]",
@@ -124,45 +132,91 @@ def reason_sql(rules: dict[str, str]) -> str:
     return f"CASE WHEN malformed THEN 'malformed_row' ELSE nullif(concat_ws(';', {parts}), '') END"
 
 
-def validated_sql(source: str, types: dict[str, str], now: datetime, limits: Limits) -> str:
+def event_id_sql(column: str) -> str:
+    """SQL: the canonical form of a given event id: trimmed, and a UUID lower-cased (as stored
+    before ids were any text), every other id as written."""
+    trimmed = stripped(column)
+    return (f"CASE WHEN regexp_full_match({trimmed}, {sql_string(UUID_PATTERN.strip('^$'))}) "
+            f"THEN lower({trimmed}) ELSE {trimmed} END")
+
+
+def derived_id_sql(parts: list[str]) -> str:
+    """SQL: an event id from an event's content (``parts``, text expressions), shaped as a
+    UUID: the MD5 of the parts joined by a unit separator."""
+    digest = f"md5(concat_ws(chr(31), {', '.join(parts)}))"
+    return ("concat_ws('-', " + ", ".join(f"substr({digest}, {start}, {length})" for start, length
+                                        in ((1, 8), (9, 4), (13, 4), (17, 4), (21, 12))) + ")")
+
+
+def content_id_sql(key_columns: tuple[str, ...]) -> str:
+    """SQL: the first occurrence's id of an event without an id column, from the canonical
+    customer, the timestamp (microseconds since the epoch, so any offset of the same instant
+    gives the same id), the event type and the raw ``key_columns`` (trimmed text)."""
+    return derived_id_sql(["customer_id", "CAST(epoch_us(timestamp) AS VARCHAR)", "event_type",
+                           *(f"coalesce({stripped(f'CAST({c} AS VARCHAR)')}, '')"
+                             for c in key_columns)])
+
+
+def validated_sql(source: str, types: dict[str, str], now: datetime, limits: Limits,
+                  vocabulary: EventVocabulary | None = None, derive_id: bool = False,
+                  key_columns: tuple[str, ...] = ()) -> str:
     """SELECT over ``source`` (columns ``file_index``, ``source_row``, ``raw_<name>`` of the
     given DuckDB ``types``, ``malformed``) adding parsed canonical columns and ``reason``; the
     raw values are kept as text for rejected rows only. Typed inputs (a Parquet TIMESTAMPTZ or
     DOUBLE column) are checked without a detour through text.
 
+    The event type is checked against ``vocabulary`` (any non-empty name with ``unlisted:
+    other``), the score only when the vocabulary's adoption comes from it (else it is null).
+    With ``derive_id`` the id is :func:`content_id_sql` of the row (``key_columns``: source
+    columns that are part of it); the occurrence number among identical rows is added after
+    staging.
+
     Three steps, so that each value is parsed once: canonical values, then the timestamp's
     flags, then the reasons from both."""
-    event_types = ", ".join(sql_string(t.value) for t in EventType)
+    vocabulary = vocabulary or default_vocabulary()
     ts, unparseable, naive = timestamp_rules("raw_timestamp", types["timestamp"])
     too_early, in_future = time_range_rules("timestamp", now, limits)
-    score, missing, not_a_number = _score_rules(types["feature_adoption_score"])
     usable = "NOT ts_unparseable AND NOT ts_naive"
+    if vocabulary.unlisted == Unlisted.REJECT:
+        declared = ", ".join(sql_string(name) for name in vocabulary.names)
+        unknown_type = f"coalesce(event_type NOT IN ({declared}), true)"
+    else:
+        unknown_type = "coalesce(event_type, '') = ''"
     rules = {
-        "invalid_event_id": f"NOT coalesce(regexp_full_match(event_id, "
-        f"{sql_string(UUID_PATTERN.strip('^$'))}), false)",
+        **({} if derive_id else {"invalid_event_id": (
+            f"coalesce(event_id, '') = '' OR length(event_id) > {MAX_EVENT_ID_LENGTH} "
+            f"OR regexp_matches(event_id, {sql_string(FORBIDDEN_ID_CHARACTERS)})")}),
         **customer_id_rules("customer_id", limits, canonical=True),
         "unparseable_timestamp": "ts_unparseable",
         "naive_timestamp": "NOT ts_unparseable AND ts_naive",
         "implausible_timestamp": f"{usable} AND {too_early}",
         "future_timestamp": f"{usable} AND {in_future}",
-        "unknown_event_type": f"coalesce(event_type NOT IN ({event_types}), true)",
-        "missing_score": missing,
-        "invalid_score": not_a_number,
-        "score_out_of_range": "NOT isnan(feature_adoption_score) AND "
-                              "(feature_adoption_score < 0 OR feature_adoption_score > 1)",
+        "unknown_event_type": unknown_type,
     }
+    if vocabulary.adoption == Adoption.SCORE:
+        score, missing, not_a_number = _score_rules(types["feature_adoption_score"])
+        rules |= {
+            "missing_score": missing,
+            "invalid_score": not_a_number,
+            "score_out_of_range": "NOT isnan(feature_adoption_score) AND "
+                                  "(feature_adoption_score < 0 OR feature_adoption_score > 1)",
+        }
+    else:
+        score = "CAST(NULL AS DOUBLE)"
+    event_id = content_id_sql(key_columns) if derive_id else "event_id"
     raw = ", ".join(f"CASE WHEN reason IS NOT NULL THEN CAST(raw_{c} AS VARCHAR) END AS raw_{c}"
                     for c in ("event_id", "customer_id", "timestamp", "event_type",
                               "feature_adoption_score"))
     return f"""
-        SELECT file_index, source_row, {raw}, event_id, customer_id, timestamp, event_type,
-               feature_adoption_score, reason
+        SELECT file_index, source_row, {raw},
+               CASE WHEN reason IS NULL THEN {event_id} END AS event_id, customer_id, timestamp,
+               event_type, feature_adoption_score, reason
         FROM (SELECT *, {reason_sql(rules)} AS reason
               FROM (SELECT *,
                       {ts} AS timestamp,
                       coalesce({unparseable}, true) AS ts_unparseable,
                       coalesce({naive}, false) AS ts_naive,
-                      lower(trim(raw_event_id)) AS event_id,
+                      {event_id_sql('CAST(raw_event_id AS VARCHAR)')} AS event_id,
                       {stripped('raw_customer_id')} AS customer_id,
                       lower({stripped('raw_event_type')}) AS event_type,
                       {score} AS feature_adoption_score

@@ -65,8 +65,7 @@ class MonitorReport:
 
 
 def monitor(config: MonitorConfig) -> MonitorReport:
-    from usage_features.features.retrieval import historical_features, served_feature_names
-    from usage_features.features.spec import served_features
+    from usage_features.features.retrieval import historical_features, store_spec
     from usage_features.features.store import open_store
     from usage_features.serving.freshness import freshness
     from usage_features.serving.snapshots import read_snapshot, snapshot_days
@@ -78,7 +77,7 @@ def monitor(config: MonitorConfig) -> MonitorReport:
     if not days:
         raise FileNotFoundError(f"no score snapshots in {paths.scores}: run "
                                 "`usage-features refresh` first")
-    model = load_model(config.model_path or paths.model, served_feature_names())
+    model = load_model(config.model_path or paths.model, repo=paths.repo)
     snapshot = read_snapshot(paths.scores, days[-1])
     as_of = snapshot.as_of.max().to_pydatetime()
     now = config.now or as_of
@@ -96,7 +95,7 @@ def monitor(config: MonitorConfig) -> MonitorReport:
     reference["churn_probability"] = model.predict_proba(reference).to_numpy()
     rows = pd.DataFrame({"customer_id": snapshot.customer_id, "event_timestamp": snapshot.as_of})
     current = historical_features(store, rows)
-    trending = {f.name for f in served_features() if f.grows_with_time}
+    trending = {f.name for f in store_spec(store).served if f.grows_with_time}
     for name in model.metadata.features:
         drift = feature_drift(name, reference[name], current[name])
         alarm = drift.alarm and name not in trending

@@ -26,7 +26,8 @@ from functools import cached_property
 import numpy as np
 
 from usage_features.domain.value_objects import EARLY_LIFE_DAYS, LOW_ADOPTION_THRESHOLD
-from usage_features.features.spec import Group, feature_groups
+from usage_features.domain.vocabulary import Adoption, Role
+from usage_features.features.spec import FeatureSpec, Group, feature_spec
 
 #: At most this many reasons per customer.
 LIMIT = 3
@@ -50,7 +51,8 @@ class Template:
         return tuple(name for _, name, _, _ in string.Formatter().parse(self.text) if name)
 
 
-#: Each group's wordings, the first that applies is used (the last always applies).
+#: Each group's wordings, the first that applies is used (the last always applies); the
+#: adoption and role groups' depend on the vocabulary (:func:`templates`).
 TEMPLATES: dict[Group, tuple[Template, ...]] = {
     Group.ACTIVITY: (
         Template("active on {active_days_30d:.0f} of the last 30 days, "
@@ -86,10 +88,45 @@ TEMPLATES: dict[Group, tuple[Template, ...]] = {
     ),
 }
 
+#: Breadth's wording (a vocabulary without an adoption score).
+_BREADTH = (
+    Template(f"used {{adoption_score_latest:.0%}} of the product's event types in 30 days, "
+             f"below {LOW_ADOPTION_THRESHOLD:.0%}, with usage slowing in the first "
+             f"{EARLY_LIFE_DAYS} days ({{tenure_days:.0f}} since signup)",
+             when="low_adoption_early_life"),
+    Template("used {adoption_score_latest:.0%} of the product's event types in 30 days, "
+             "{adoption_score_change_30d:+.0%} against 30 days before"),
+)
 
-def render(group: Group, values: Mapping[str, float]) -> str:
+
+def _core_lock_in(spec: FeatureSpec) -> tuple[Template, ...]:
+    """A declared vocabulary's core and lock-in wording, of the roles it has."""
+    vocabulary = spec.vocabulary
+    core = " or ".join(t.name for t in vocabulary.of_role(Role.CORE))
+    lock_in = " or ".join(t.name for t in vocabulary.of_role(Role.LOCK_IN))
+    tail = (f"; {lock_in} events in 90 days: {{{spec.roles.lock_in}_count_90d:.0f}}"
+            if lock_in else "")
+    if not core:
+        return (Template(tail[2:]),)
+    return (Template(f"the latest {core} {{days_since_last_{spec.roles.core}:.0f}} days ago"
+                     + tail),
+            Template(f"never did {core}" + tail))
+
+
+def templates(spec: FeatureSpec) -> dict[Group, tuple[Template, ...]]:
+    """Each of ``spec``'s groups' wordings."""
+    out = dict(TEMPLATES)
+    if spec.vocabulary.adoption == Adoption.BREADTH:
+        out[Group.ADOPTION] = _BREADTH
+    if spec.roles.group == Group.CORE_LOCK_IN:
+        out[Group.CORE_LOCK_IN] = _core_lock_in(spec)
+    return {group: out[group] for group in spec.groups}
+
+
+def render(group: Group, values: Mapping[str, float],
+           wordings: Mapping[Group, tuple[Template, ...]] = TEMPLATES) -> str:
     """The group's first applicable wording, filled in with ``values`` (NaN: unknown)."""
-    for template in TEMPLATES[group]:
+    for template in wordings[group]:
         if template.when is not None and not _true(values.get(template.when)):
             continue
         if all(_known(values.get(name)) for name in template.fields):
@@ -128,13 +165,16 @@ class GroupReasons:
     """
 
     def __init__(self, features: Sequence[str], reference: Mapping[str, float] | None,
-                 limit: int = LIMIT, min_raise: float = MIN_RAISE):
+                 limit: int = LIMIT, min_raise: float = MIN_RAISE,
+                 spec: FeatureSpec | None = None):
         self.features = list(features)
         self.limit, self.min_raise = limit, min_raise
+        spec = spec or feature_spec()
+        self.wordings = templates(spec)
         column = {name: i for i, name in enumerate(self.features)}
         groups = {group: [column[n] for n in names if n in column]
-                  for group, names in feature_groups().items()}
-        ungrouped = set(self.features) - {n for names in feature_groups().values() for n in names}
+                  for group, names in spec.groups.items()}
+        ungrouped = set(self.features) - {n for names in spec.groups.values() for n in names}
         if ungrouped:
             raise ValueError(f"feature(s) in no feature group: {sorted(ungrouped)}")
         self.groups = [group for group, columns in groups.items() if columns]
@@ -185,7 +225,8 @@ class GroupReasons:
                 out.append([])
                 continue
             named = dict(zip(self.features, matrix[i].tolist()))
-            out.append([Reason(self.groups[g], amount, render(self.groups[g], named))
+            out.append([Reason(self.groups[g], amount,
+                               render(self.groups[g], named, self.wordings))
                         for g, amount in zip(groups, amounts) if amount >= self.min_raise])
         return out
 
@@ -202,9 +243,9 @@ class GroupReasons:
                 "(`usage-features train`) to get them"), stacklevel=3)
 
 
-def groups_table() -> str:
+def groups_table(spec: FeatureSpec | None = None) -> str:
     """The feature groups as a Markdown table (group, features), for the README."""
     lines = ["| group | served features |", "|---|---|"]
     lines += [f"| {group.value} | {', '.join(f'`{n}`' for n in names)} |"
-              for group, names in feature_groups().items()]
+              for group, names in (spec or feature_spec()).groups.items()]
     return "\n".join(lines)

@@ -23,8 +23,8 @@ from usage_features.features.retrieval import (
     historical_features,
     online_refs,
     read_online,
-    served_feature_names,
 )
+from usage_features.features.spec import feature_spec
 from usage_features.features.store import DEFAULT_CONFIG, check_online_tables, open_store
 from usage_features.serving.freshness import Freshness, freshness, online_day_problem
 from usage_features.serving.reasons import GroupReasons
@@ -90,7 +90,8 @@ class ChurnScorer:
         self.model.compiled
         # Reasons: each feature group's share of the probability, against the model's
         # reference values (none for a model saved before they were recorded: a warning).
-        self.reasons = GroupReasons(model.metadata.features, model.metadata.reference_values)
+        self.reasons = GroupReasons(model.metadata.features, model.metadata.reference_values,
+                                    spec=feature_spec(model.metadata.event_vocabulary))
         self.reasons.warn_if_unavailable(model.metadata.model_version)
         self._threads = ThreadpoolController()
         self._state: Freshness | None = None
@@ -101,7 +102,7 @@ class ChurnScorer:
     def from_repo(cls, repo: Path, model_path: Path | None = None,
                   config: str = DEFAULT_CONFIG, max_lag: timedelta | None = None
                   ) -> ChurnScorer:
-        model = load_model(model_path or RepoPaths(repo).model, served_feature_names())
+        model = load_model(model_path or RepoPaths(repo).model, repo=repo)
         return cls(open_store(repo, config), model, repo=repo, config=config, max_lag=max_lag)
 
     def band(self, probability: float) -> str:

@@ -16,7 +16,8 @@ column                      type       valid rows
 ``round(F * N)`` of the N clean rows (chosen at random) are each given one kind of corruption,
 the kinds in equal shares (:data:`CORRUPTIONS`):
 
-- ``bad_uuid``: event_id truncated, with a non-hex digit, without dashes, in braces, or empty;
+- ``bad_event_id``: event_id empty, blank, longer than 256 characters, or with a control or
+  zero-width character inside;
 - ``duplicate``: the row is delivered twice (an exact copy right after it, the copy counts as
   the corrupt row; so the table has N + number-of-duplicates rows);
 - ``naive_timestamp``: the valid timestamp without its offset;
@@ -47,7 +48,7 @@ DIRTY_EVENT_SCHEMA = pa.schema([
     pa.field("feature_adoption_score", pa.float64()),
 ])
 
-CORRUPTIONS = ("bad_uuid", "duplicate", "naive_timestamp", "unparseable_timestamp",
+CORRUPTIONS = ("bad_event_id", "duplicate", "naive_timestamp", "unparseable_timestamp",
                "unknown_event_type", "score_out_of_range", "missing_score", "empty_customer_id")
 _KIND = {name: i for i, name in enumerate(CORRUPTIONS)}
 #: Offsets written on valid timestamps (chosen at random per row), and none for naive ones.
@@ -101,12 +102,12 @@ def _replace(rng: np.random.Generator, column: pa.Array, mask: np.ndarray,
     return pc.replace_with_mask(column, pa.array(mask), chosen.cast(column.type))
 
 
-def _bad_uuids(rng, ids: pa.Array, mask: np.ndarray) -> pa.Array:
+def _bad_event_ids(rng, ids: pa.Array, mask: np.ndarray) -> pa.Array:
     return _replace(rng, ids, mask, [
-        lambda v: pc.utf8_slice_codeunits(v, 0, 35),
-        lambda v: pc.binary_join_element_wise("g", pc.utf8_slice_codeunits(v, 1, 36), ""),
-        lambda v: pc.replace_substring(v, "-", ""),
-        lambda v: pc.binary_join_element_wise("{", v, "}", ""),
+        lambda v: pc.binary_repeat(v, 8),  # 288 characters
+        lambda v: pc.replace_substring(v, "-", "\t", max_replacements=1),
+        lambda v: pc.replace_substring(v, "-", "\u200b", max_replacements=1),
+        "   ",
         "",
     ])
 
@@ -138,7 +139,7 @@ def _corrupt_batch(rng: np.random.Generator, batch: pa.RecordBatch, kind: np.nda
         return kind == _KIND[name]
 
     columns = [
-        _bad_uuids(rng, batch.column("event_id"), rows("bad_uuid")),
+        _bad_event_ids(rng, batch.column("event_id"), rows("bad_event_id")),
         _replace(rng, batch.column("customer_id"), rows("empty_customer_id"), ["", "  "]),
         _timestamps(rng, batch.column("timestamp"), rows("naive_timestamp"),
                     rows("unparseable_timestamp")),

@@ -9,6 +9,8 @@ from importlib.metadata import version
 
 import pandas as pd
 
+from usage_features.domain.vocabulary import EventVocabulary, from_dict
+
 #: Packages whose versions are recorded with a model.
 RECORDED_VERSIONS = ("usage-features", "scikit-learn", "feast", "pandas", "numpy", "skops")
 
@@ -36,6 +38,14 @@ class ModelMetadata:
     #: customer with (see :mod:`usage_features.serving.reasons`). None for a model saved before
     #: they were recorded: it scores the same, without reasons.
     reference_values: dict[str, float] | None = None
+    #: The event vocabulary the features were built from (``EventVocabulary.to_dict``), and its
+    #: hash; None and "" for a model saved before vocabularies: the default one.
+    vocabulary: dict | None = None
+    vocabulary_sha256: str = ""
+
+    @property
+    def event_vocabulary(self) -> EventVocabulary:
+        return from_dict(self.vocabulary)
 
     @property
     def model_version(self) -> str:

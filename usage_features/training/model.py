@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
+from usage_features.domain.vocabulary import EventVocabulary
 from usage_features.training.compiled import COMPILED_MAX_ROWS, CompiledBoosting
 from usage_features.training.metadata import ModelMetadata
 
@@ -66,6 +67,20 @@ class TrainedModel:
                                                     len(self.metadata.features))
         except (AttributeError, KeyError, ValueError, TypeError, IndexError):
             return None
+
+    def check_vocabulary(self, vocabulary: EventVocabulary) -> None:
+        """Raise unless the model was trained on features of ``vocabulary`` (the repo's)."""
+        trained = self.metadata.event_vocabulary
+        if trained.sha256 == vocabulary.sha256:
+            return
+        added = sorted(set(vocabulary.names) - set(trained.names))
+        removed = sorted(set(trained.names) - set(vocabulary.names))
+        raise ModelMismatchError(
+            f"model {self.metadata.model_version} was trained on another event vocabulary "
+            f"(sha256 {trained.sha256[:12]}) than the repo declares now "
+            f"({vocabulary.sha256[:12]}): types added {added or 'none'}, removed "
+            f"{removed or 'none'}, or roles, order or the unlisted or adoption setting "
+            "changed; retrain it (`usage-features train`)")
 
     def check_features(self, served: list[str]) -> None:
         """Raise unless the model was trained on exactly ``served`` (in order)."""

@@ -28,6 +28,8 @@ import zipfile
 from dataclasses import asdict
 from pathlib import Path
 
+from usage_features.features.spec import feature_spec
+from usage_features.ingestion.settings import load_vocabulary
 from usage_features.training.metadata import ModelMetadata
 from usage_features.training.model import TrainedModel
 
@@ -133,10 +135,12 @@ def model_types(data: bytes) -> set[str]:
     return found
 
 
-def load_model(path: Path, served: list[str] | None = None) -> TrainedModel:
+def load_model(path: Path, served: list[str] | None = None, repo: Path | None = None
+               ) -> TrainedModel:
     """Load a model saved by :func:`save_model`, after checking its hash and every type in it.
 
-    With ``served`` (the feature service's current features) a mismatch is an error
+    With ``served`` (the feature service's current features), or ``repo`` (the repo whose
+    event vocabulary and features it must have been trained on), a mismatch is an error
     (:class:`~usage_features.training.model.ModelMismatchError`). Anything else wrong with the
     file is a :class:`ModelFileError` saying what and why, raised before any object is built.
     """
@@ -171,6 +175,10 @@ def load_model(path: Path, served: list[str] | None = None) -> TrainedModel:
         raise ModelFileError(f"{path} is not a model saved by usage-features "
                              f"({type(exc).__name__}: {exc}); {RETRAIN}") from None
     model = TrainedModel(pipeline, metadata)
+    if repo is not None:
+        vocabulary = load_vocabulary(Path(repo))
+        model.check_vocabulary(vocabulary)
+        served = feature_spec(vocabulary).served_names
     if served is not None:
         model.check_features(served)
     return model

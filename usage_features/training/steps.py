@@ -11,7 +11,8 @@ import pandas as pd
 from sklearn.inspection import permutation_importance
 from sklearn.pipeline import Pipeline
 
-from usage_features.features.spec import Group, feature_groups
+from usage_features.features.spec import FeatureSpec, Group, feature_spec
+from usage_features.ingestion.settings import load_vocabulary
 from usage_features.features.store import SERVICE_NAME
 from usage_features.training import evaluate
 from usage_features.training.reference_values import reference_values
@@ -36,11 +37,20 @@ if TYPE_CHECKING:
 #: The feature groups whose worth the ablation measures: the domain's claims (usage decay, low
 #: adoption, no integrations or monitoring runs). Each refit costs a model fit, so not every
 #: group is refit without.
-ABLATED_GROUPS = (Group.DECAY, Group.ADOPTION, Group.INTEGRATION_MONITORING)
-#: One refit without each ablated group's served features, as the spec groups them (a renamed
-#: or added feature is dropped with its group).
-ABLATIONS: dict[str, tuple[str, ...]] = {
-    f"without {group} features": tuple(feature_groups()[group]) for group in ABLATED_GROUPS}
+ABLATED_GROUPS = (Group.DECAY, Group.ADOPTION, Group.INTEGRATION_MONITORING, Group.CORE_LOCK_IN)
+
+
+def ablations(spec: FeatureSpec | None = None) -> dict[str, tuple[str, ...]]:
+    """One refit without each ablated group's served features, as the spec groups them (a
+    renamed or added feature is dropped with its group; a group the vocabulary lacks is
+    not refit)."""
+    groups = (spec or feature_spec()).groups
+    return {f"without {group} features": tuple(groups[group])
+            for group in ABLATED_GROUPS if group in groups}
+
+
+#: The default vocabulary's ablations.
+ABLATIONS = ablations()
 
 
 def compare_candidates(models: list[Candidate], periods: Periods
@@ -59,11 +69,11 @@ def compare_candidates(models: list[Candidate], periods: Periods
 
 
 def ablation_table(winner: str, features: list[str], periods: Periods, random_state: int,
-                   all_auc: float) -> pd.DataFrame:
+                   all_auc: float, spec: FeatureSpec | None = None) -> pd.DataFrame:
     """The winning kind of model refitted without each feature group: validation ROC AUC."""
     y_val = periods.validate.label.to_numpy()
     rows = [{"features": "all", "roc_auc": all_auc}]
-    for name, dropped in ABLATIONS.items():
+    for name, dropped in ablations(spec).items():
         kept = [f for f in features if f not in dropped]
         model = {c.name: c for c in candidates(kept, random_state)}.get(winner)
         if model is None:  # the winner needs a feature this group removes
@@ -117,6 +127,7 @@ def model_metadata(config: TrainConfig, features: list[str], periods: Periods,
                            if k not in ("model", "selected") and not k.endswith("_minus_winner")}
                for row in table.itertuples()}
     frame, train_rows, validate = periods.rows, periods.train, periods.validate
+    vocabulary = load_vocabulary(config.repo)
     return ModelMetadata(
         feature_service=SERVICE_NAME, features=features, horizon_days=config.horizon_days,
         interval_days=config.interval_days,
@@ -132,4 +143,5 @@ def model_metadata(config: TrainConfig, features: list[str], periods: Periods,
         versions=installed_versions(), created_at=datetime.now(timezone.utc).isoformat(),
         selection={**selection.as_dict(), "refit_rows": len(frame)},
         backtest=backtest_summary(backtest, config.backtest, selection.winner),
-        reference_values=reference_values(frame, features))
+        reference_values=reference_values(frame, features),
+        vocabulary=vocabulary.to_dict(), vocabulary_sha256=vocabulary.sha256)

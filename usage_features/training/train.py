@@ -24,7 +24,9 @@ from usage_features.features.retrieval import (
     historical_features,
     served_feature_names,
 )
+from usage_features.features.spec import feature_spec
 from usage_features.features.store import open_store
+from usage_features.ingestion.settings import load_vocabulary
 from usage_features.training import evaluate
 from usage_features.training.labels import LabelError, observation_rows, time_split
 from usage_features.training.model import TrainedModel
@@ -219,7 +221,7 @@ def train(config: TrainConfig, progress: Callable[[str], None] = lambda _: None)
     """Labels and features -> candidates compared on validation -> the best, refitted on every
     labelled row -> saved, with its report."""
     paths = RepoPaths(config.repo)
-    features = served_feature_names()
+    features = served_feature_names(paths.repo)
     periods = split_periods(training_frame(config, progress), features, config)
     models = candidates(features, config.random_state)
 
@@ -229,7 +231,8 @@ def train(config: TrainConfig, progress: Callable[[str], None] = lambda _: None)
 
     progress("ablation: refitting without each feature group")
     ablation = ablation_table(selection.winner, features, periods, config.random_state,
-                              float(table.set_index("model").roc_auc[selection.winner]))
+                              float(table.set_index("model").roc_auc[selection.winner]),
+                              feature_spec(load_vocabulary(paths.repo)))
     progress("permutation importance on the validation period")
     importance = importance_table(fitted[selection.winner], features, periods.validate, config)
 
@@ -268,7 +271,7 @@ def predict(repo: Path, entities: pd.DataFrame, model_path: Path | None = None) 
         raise ValueError("entity rows need a timezone-aware event_timestamp column "
                          "(naive times are ambiguous)")
     paths = RepoPaths(repo)
-    model = load_model(model_path or paths.model, served_feature_names())
+    model = load_model(model_path or paths.model, repo=paths.repo)
     frame = historical_features(open_store(repo), entities)
     moments = (times.dt.tz_convert("UTC") - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
     ids = entities["customer_id"].astype(str).tolist()
