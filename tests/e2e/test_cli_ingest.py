@@ -26,7 +26,7 @@ def raw_rows():
         ]
     ]
     bad = [
-        {**ok[0], "event_id": "nope"},
+        {**ok[0], "event_id": "bad\u200bid"},
         {**ok[1], "event_id": str(uuid.uuid4()), "timestamp": "2026-02-20 09:00:00"},
         {**ok[2], "event_id": str(uuid.uuid4()), "event_type": "teleport"},
     ]

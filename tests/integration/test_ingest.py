@@ -74,7 +74,7 @@ def mixed_rows() -> list[dict]:
         valid[2],
         dict(valid[0]),  # exact duplicate of an earlier row
         {**valid[1], "feature_adoption_score": "0.9"},  # same id, other values
-        row(event_id="not-a-uuid"),
+        row(event_id="   "),
     ]
 
 
@@ -95,7 +95,7 @@ class TestIngestingAMixedFile:
         assert list(rejected.reason) == [
             "score_out_of_range", "conflicting_event_id", "invalid_event_id"]
         assert rejected.feature_adoption_score.iloc[0] == "1.7"
-        assert rejected.event_id.iloc[2] == "not-a-uuid"
+        assert rejected.event_id.iloc[2] == "   "
         assert rejected.source_file.str.endswith("in.csv").all()
 
     def test_reasons_are_counted(self, tmp_path, repo, mixed_rows):
