@@ -30,8 +30,10 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import date
 from pathlib import Path
 
+from usage_features.adapters.duckdb_connection import connect, parquet_list
 from usage_features.config import RepoPaths
 
 PARTITION_GLOB = "event_date=*/*.parquet"
@@ -51,6 +53,22 @@ class EventLog:
     def is_empty(self) -> bool:
         """Whether the log has no file (under :meth:`write_lock`; readers use :meth:`snapshot`)."""
         return not any(self.root.glob(PARTITION_GLOB))
+
+    def event_names(self, first: date | None = None, last: date | None = None
+                    ) -> dict[str, int]:
+        """Events per stored event name on the UTC days ``first`` to ``last`` (inclusive; None:
+        unbounded), most frequent first. Reads only those days' partitions, one column."""
+        with self.snapshot() as files:
+            days = [p for p in files
+                    if (first is None or p.parent.name >= f"event_date={first}")
+                    and (last is None or p.parent.name <= f"event_date={last}")]
+            if not days:
+                return {}
+            with connect() as con:
+                rows = con.execute(
+                    f"SELECT event_type, count(*) FROM read_parquet({parquet_list(days)}, "
+                    "hive_partitioning = false) GROUP BY 1 ORDER BY 2 DESC, 1").fetchall()
+        return dict(rows)
 
     @contextmanager
     def snapshot(self) -> Iterator[list[Path]]:

@@ -154,6 +154,14 @@ def ingest(
         out.print(table)
         for path in summary.quarantine_files:
             out.print(f"rejected rows and reasons: {path}")
+        if summary.unlisted_by_name:
+            names = ", ".join(f"{name} ({n:,})" for name, n in
+                              list(summary.unlisted_by_name.items())[:10])
+            more = len(summary.unlisted_by_name) - 10
+            out.print(f"event names the vocabulary does not declare: {names}"
+                      + (f" and {more} more" if more > 0 else "")
+                      + " (declare them in usage_features.yaml, or see "
+                        "`usage-features vocabulary`)")
     _exit_on_rejections(summary, max_rejected_fraction)
 
 

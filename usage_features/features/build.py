@@ -87,7 +87,8 @@ def build_features(repo: RepoPaths, on_step: Callable[[str], None] | None = None
         vocabulary = load_vocabulary(repo.repo)
         spec = feature_spec(vocabulary)
         summary = BuildSummary()
-        if state.get("vocabulary_sha256", feature_spec().vocabulary.sha256) != vocabulary.sha256:
+        built_with = state.get("vocabulary_sha256", feature_spec().vocabulary.sha256)
+        if state["event_files"] and built_with != vocabulary.sha256:
             step("the event vocabulary changed (a schema change): rebuilding every feature table")
             _drop_feature_tables(repo)
             state["event_files"] = []

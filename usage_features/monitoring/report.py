@@ -1,6 +1,6 @@
 """``usage-features monitor``: can today's scores still be trusted?
 
-Five checks over the latest score snapshot (``refresh`` writes them), each with its alarms:
+Six checks over the latest score snapshot (``refresh`` writes them), each with its alarms:
 
 - **freshness**: the latest event, the last build and the last materialize, against a lag;
 - **feature drift**: per served feature, the PSI between the model's validation-period rows
@@ -12,6 +12,8 @@ Five checks over the latest score snapshot (``refresh`` writes them), each with 
   validation rows;
 - **training/serving skew**: for a sample of the snapshot's customers, the online features
   (read as the scorer reads them) must equal the historical path's, value for value;
+- **new event names**: names in the last 30 days' events that the model's training window
+  never had (an undeclared name counted as "other", or a type it never saw);
 - **realized performance**: for snapshots at least ``horizon`` days old, ROC AUC, PR AUC and
   top-decile lift against the churn that then happened (the customers table), beside the
   validation figures.
@@ -30,11 +32,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from usage_features.adapters.event_log import EventLog
 from usage_features.config import RepoPaths
 from usage_features.features.store import DEFAULT_CONFIG
 from usage_features.monitoring.drift import PSI_ALARM, Drift, feature_drift, psi
 
 DEFAULT_SKEW_SAMPLE = 500
+#: How far back ``monitor`` looks for event names the model was not trained on.
+NEW_NAMES_DAYS = 30
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,8 @@ class MonitorReport:
     score_psi: float | None = None
     skew: dict = field(default_factory=dict)
     realized: list[dict] = field(default_factory=list)
+    #: Event names in the last NEW_NAMES_DAYS days that the model's training data never had.
+    new_event_names: dict[str, int] = field(default_factory=dict)
     validation: dict = field(default_factory=dict)
     alarms: list[str] = field(default_factory=list)
     report_dir: str | None = None
@@ -115,11 +122,29 @@ def monitor(config: MonitorConfig) -> MonitorReport:
                              f"{report.skew['compared_customers']} customers' online features "
                              f"differ from the historical path ({report.skew['features']})")
 
+    report.new_event_names = new_event_names(paths, model.metadata.event_names, now)
+    if report.new_event_names:
+        listed = ", ".join(f"{name!r} ({n:,})" for name, n in report.new_event_names.items())
+        report.alarms.append(
+            f"event names new since training, events in the last {NEW_NAMES_DAYS} days: "
+            f"{listed}; declare them in usage_features.yaml (or check the export) and retrain")
+
     report.realized = realized_performance(paths, model.metadata.horizon_days, now)
     out = paths.reports / "monitor" / report.snapshot_day
     write_report(report, reference, snapshot, out)
     report.report_dir = str(out)
     return report
+
+
+def new_event_names(paths: RepoPaths, trained_on: dict[str, int] | None, now: datetime
+                    ) -> dict[str, int]:
+    """Events per name in the last :data:`NEW_NAMES_DAYS` days, for the names the model's
+    training window never had (none for a model that did not record its names)."""
+    if trained_on is None:
+        return {}
+    recent = EventLog(paths).event_names(first=(now - timedelta(days=NEW_NAMES_DAYS)).date(),
+                                         last=now.date())
+    return {name: n for name, n in recent.items() if name not in trained_on}
 
 
 def same_weekday_and_time(rows: pd.DataFrame, as_of: datetime) -> pd.DataFrame:

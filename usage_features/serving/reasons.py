@@ -95,7 +95,7 @@ _BREADTH = (
              f"{EARLY_LIFE_DAYS} days ({{tenure_days:.0f}} since signup)",
              when="low_adoption_early_life"),
     Template("used {adoption_score_latest:.0%} of the product's event types in 30 days, "
-             "{adoption_score_change_30d:+.0%} against 30 days before"),
+             "a change of {adoption_score_change_30d:+.0%} of them over 30 days"),
 )
 
 

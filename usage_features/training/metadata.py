@@ -42,6 +42,9 @@ class ModelMetadata:
     #: hash; None and "" for a model saved before vocabularies: the default one.
     vocabulary: dict | None = None
     vocabulary_sha256: str = ""
+    #: Events per stored event name up to the end of the training window (the names the
+    #: model has seen: ``monitor`` reports any new one). None for a model saved before.
+    event_names: dict[str, int] | None = None
 
     @property
     def event_vocabulary(self) -> EventVocabulary:

@@ -11,6 +11,8 @@ import pandas as pd
 from sklearn.inspection import permutation_importance
 from sklearn.pipeline import Pipeline
 
+from usage_features.adapters.event_log import EventLog
+from usage_features.config import RepoPaths
 from usage_features.features.spec import FeatureSpec, Group, feature_spec
 from usage_features.ingestion.settings import load_vocabulary
 from usage_features.features.store import SERVICE_NAME
@@ -144,4 +146,6 @@ def model_metadata(config: TrainConfig, features: list[str], periods: Periods,
         selection={**selection.as_dict(), "refit_rows": len(frame)},
         backtest=backtest_summary(backtest, config.backtest, selection.winner),
         reference_values=reference_values(frame, features),
-        vocabulary=vocabulary.to_dict(), vocabulary_sha256=vocabulary.sha256)
+        vocabulary=vocabulary.to_dict(), vocabulary_sha256=vocabulary.sha256,
+        event_names=EventLog(RepoPaths(config.repo)).event_names(
+            last=frame.event_timestamp.max().date()))
