@@ -39,8 +39,8 @@ class ParquetUsageRepository(WritableUsageRepository):
 
     def add(self, events: Iterable[UsageEvent]) -> int:
         rows = [
-            (e.event_id, e.customer_id, e.timestamp, e.event_type.value,
-             e.feature_adoption_score.value)
+            (e.event_id, e.customer_id, e.timestamp, e.event_type,
+             None if e.feature_adoption_score is None else e.feature_adoption_score.value)
             for e in events
         ]
         table = pa.Table.from_pylist(
