@@ -65,7 +65,7 @@ class TestColumnMapping:
     def test_without_a_mapping_the_missing_columns_are_named(self, tmp_path):
         result = ingest(warehouse_csv(tmp_path / "export.csv"), "--repo", tmp_path / "repo")
         assert result.exit_code == 2
-        assert "missing required column(s): event_id, customer_id, timestamp" in result.output
+        assert "missing required column(s): customer_id, timestamp, event_type" in result.output
         assert "(the file's other columns: id, occurred_at, account_id" in result.output
 
     def test_the_stored_mapping_is_used_without_flags(self, tmp_path):
@@ -126,7 +126,7 @@ class TestIngestExitStatus:
         summary = json.loads(result.stdout)
         assert (summary["read"], summary["rejected"]) == (2, 2)
         assert set(summary) == {"read", "accepted", "rejected", "duplicates",
-                                "rejected_by_reason", "quarantine_files"}
+                                "rejected_by_reason", "quarantine_files", "unlisted_by_name"}
         assert "every row read (2) was rejected" in result.stderr
 
     def test_rejections_over_the_allowed_fraction_exit_1_and_keep_the_valid_rows(self, tmp_path):
