@@ -61,12 +61,14 @@ def tables(paths: RepoPaths) -> dict[str, pd.DataFrame]:
 
 
 def build(events: pd.DataFrame, customers: pd.DataFrame, repo: Path, engine: str,
-          batches: int = 1) -> RepoPaths:
+          batches: int = 1, settings: str | None = None) -> RepoPaths:
     """Ingest ``events`` in ``batches`` (late, out-of-order events included), building after
-    each one with ``engine``."""
+    each one with ``engine``; ``settings``: the repo's usage_features.yaml."""
     from usage_features.ingestion.customers import load_customers
 
     paths = RepoPaths(copy_feature_repo(repo))
+    if settings is not None:
+        (repo / "usage_features.yaml").write_text(settings)
     customers.to_parquet(repo / "customers.parquet")
     load_customers(repo / "customers.parquet", paths)
     batch = np.random.default_rng(1).integers(0, batches, len(events))
@@ -110,6 +112,31 @@ class TestSparkBuild:
         plain = build(events, customers, work / "plain", "duckdb", batches=2)
         odd = build(events, customers, work / "it's {a,b} [x] repo*?", "spark", batches=2)
         assert_tables_equal(tables(odd), tables(plain))
+
+    def test_a_declared_vocabulary_builds_the_same_in_spark_incrementally(self, simulated):
+        import pyarrow as pa
+
+        from usage_features.simulation.foreign import (
+            as_foreign_export,
+            crm_vocabulary,
+            foreign_settings_yaml,
+        )
+
+        events, customers, work = simulated
+        vocabulary = crm_vocabulary(25)
+        export = as_foreign_export(pa.Table.from_pandas(events, preserve_index=False),
+                                   vocabulary, seed=5).to_pandas()
+        export.loc[export.index % 13 == 0, "event_type_name"] = "export_pdf"  # "other"
+        settings = foreign_settings_yaml(vocabulary).replace("unlisted: reject",
+                                                             "unlisted: other")
+        settings = settings[:settings.index("customers:")]  # the accounts are loaded as they are
+        accounts = customers.assign(customer_id=customers.customer_id.str.removeprefix(
+            "cust-").astype(int).astype(str))
+        full = build(export, accounts, work / "crm_full", "duckdb", settings=settings)
+        incremental = build(export, accounts, work / "crm_spark", "spark", batches=3,
+                            settings=settings)
+        assert "other_count_30d" in tables(full)["customer_usage"]
+        assert_tables_equal(tables(incremental), tables(full))
 
     def test_incremental_spark_builds_equal_a_full_duckdb_build(self, simulated):
         events, customers, work = simulated

@@ -64,8 +64,9 @@ def _print_step(step: str, result) -> None:
     elif step == "show":
         out.print(f"customer {result['customer_id']} as of {result['as_of']:%Y-%m-%d %H:%M} UTC")
         for event in result["latest_events"]:
+            score = event.feature_adoption_score
             out.print(f"  {event.timestamp:%Y-%m-%d %H:%M}  {event.event_type:<20} "
-                      f"adoption {_score(event.feature_adoption_score)}")
+                      + ("" if score is None else f"adoption {score.value:.2f}"))
         out.print("  events in the last " + ", ".join(
             f"{n} days: {c}" for n, c in result["counts"].items()))
         table = Table("feature (churn_model_v1)", "value", box=None)

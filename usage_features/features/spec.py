@@ -78,10 +78,10 @@ WINDOWS = (W7, W14, W21, W28, W30, W90, PREV_30, HISTORY, HISTORY_30D_AGO)
 
 #: The type adoption scores are summed in: exact to 18 decimals (a score is in [0, 1]).
 EXACT_SCORE = "DECIMAL(38, 18)"
-#: Breadth: a type counts as used at day ``d`` with an event in ``[d - 29, d]`` (the daily
-#: rows' own window, for the breadth snapshot at each event's day).
-BREADTH_DAY_WINDOW = "w_breadth_day"
-BREADTH_DAY_FRAME = "RANGE BETWEEN 29 PRECEDING AND CURRENT ROW"
+#: Breadth: how many days an event of a type keeps that type "used" (``[D - 30, D)``).
+BREADTH_DAYS = 30
+#: The columns breadth adds to the daily rows (see :func:`_adoption`).
+BREADTH_COLUMNS = ("breadth_delta", "breadth_weight")
 
 
 class Group(StrEnum):
@@ -146,11 +146,6 @@ def _sum(terms: list[str]) -> str:
     return " + ".join(terms) if terms else "0"
 
 
-def _types_used(columns: list[str], window: str) -> str:
-    """SQL: how many of the per-type daily ``columns`` have an event in the window."""
-    return _sum([f"CASE WHEN sum({c}) OVER {window} > 0 THEN 1 ELSE 0 END" for c in columns])
-
-
 @dataclass(frozen=True)
 class RoleNames:
     """How the role features are named: the seed's names on the default vocabulary (its core
@@ -175,8 +170,8 @@ class FeatureSpec:
 
     vocabulary: EventVocabulary
     daily: dict[str, str]
-    #: Per daily row, over the daily rows' own window (breadth only): name -> expression.
-    daily_windowed: dict[str, str]
+    #: Breadth adoption: the daily columns of the declared types (empty with a score).
+    breadth_counts: tuple[str, ...]
     windowed: tuple[Feature, ...]
     request_time: tuple[Feature, ...]
     roles: RoleNames
@@ -206,7 +201,7 @@ class FeatureSpec:
     @property
     def timeline_columns(self) -> list[str]:
         """The daily columns the window features read."""
-        return [*self.daily, *self.daily_windowed]
+        return [*self.daily, *(BREADTH_COLUMNS if self.breadth_counts else ())]
 
     def recency_inputs(self) -> list[str]:
         """The stored times the request-time recency features are computed from."""
@@ -248,10 +243,16 @@ def _daily(vocabulary: EventVocabulary, roles: RoleNames) -> dict[str, str]:
 
 
 def _adoption(vocabulary: EventVocabulary, stems: list[str]
-              ) -> tuple[dict[str, str], list[Feature], list[Feature]]:
-    """(daily windowed columns, base features, derived features) of the adoption group."""
+              ) -> tuple[list[Feature], list[Feature]]:
+    """(base features, derived features) of the adoption group.
+
+    Breadth reads two columns the feature query adds (:func:`features_sql`): ``breadth_delta``,
+    +1 on the day a declared type's run of use starts and -1 thirty days after its last day,
+    so that its running sum over the days before D is the number of types used in
+    ``[D - 30, D)``; and ``breadth_weight``, a day's events times the types used in the 30 days
+    up to and including that day."""
     if vocabulary.adoption == Adoption.SCORE:
-        return {}, [
+        return [
             Feature("adoption_score_latest", "float64", _latest("last_score", HISTORY),
                     "Adoption score of the latest event before the as-of day; null if none",
                     group=Group.ADOPTION),
@@ -268,27 +269,24 @@ def _adoption(vocabulary: EventVocabulary, stems: list[str]
                     "Adoption score now minus 30 days earlier; null without history on both "
                     "sides", derived=True, group=Group.ADOPTION)]
     n = len(stems)
-    used_now = _sum([f"CASE WHEN {s}_count_30d > 0 THEN 1 ELSE 0 END" for s in stems])
-    used_before = _sum([f"CASE WHEN {s}_count_prev30d > 0 THEN 1 ELSE 0 END" for s in stems])
-    daily = {"breadth_weight": f"n_events * ({_types_used([f'n_{s}' for s in stems], BREADTH_DAY_WINDOW)})"}
-    return daily, [
-        *(_internal(_count(f"{s}_count_prev30d", f"n_{s}", PREV_30, f"{s} events"))
-          for s in stems),
+    latest = f"CAST(coalesce(sum(breadth_delta) OVER {{}}, 0) AS DOUBLE) / {n}"
+    return [
+        Feature("adoption_score_latest", "float64", latest.format(HISTORY.name),
+                "Breadth: the share of the declared event types with an event in the 30 days "
+                "before the as-of day", default=0.0, group=Group.ADOPTION),
+        Feature("adoption_score_30d_ago", "float64", latest.format(HISTORY_30D_AGO.name),
+                "Breadth as of 30 days before the as-of day", stored=False, served=False,
+                default=0.0),
         Feature("adoption_score_mean_30d", "float64",
                 f"CAST(sum(breadth_weight) OVER {W30.name} AS DOUBLE) "
                 f"/ ({n} * nullif(sum(n_events) OVER {W30.name}, 0))",
                 "Breadth: the mean, over the events of the last 30 days, of the share of the "
                 "declared event types used in the 30 days up to each event's day; null if none",
                 group=Group.ADOPTION),
-    ], [
-        Feature("adoption_score_latest", "float64", f"CAST({used_now} AS DOUBLE) / {n}",
-                "Breadth: the share of the declared event types with an event in the 30 days "
-                "before the as-of day", derived=True, default=0.0, group=Group.ADOPTION),
-        Feature("adoption_score_change_30d", "float64",
-                f"CAST(({used_now}) - ({used_before}) AS DOUBLE) / {n}",
+    ], [Feature("adoption_score_change_30d", "float64",
+                "adoption_score_latest - adoption_score_30d_ago",
                 "Breadth now minus breadth 30 days earlier", derived=True, default=0.0,
-                group=Group.ADOPTION),
-    ]
+                group=Group.ADOPTION)]
 
 
 def _build(vocabulary: EventVocabulary) -> FeatureSpec:
@@ -303,7 +301,7 @@ def _build(vocabulary: EventVocabulary) -> FeatureSpec:
     basic = [f"n_{t.stem}" for t in vocabulary.of_role(Role.BASIC)]
     core = vocabulary.of_role(Role.CORE)
     basic_names = " and ".join(t.name for t in vocabulary.of_role(Role.BASIC))
-    breadth_daily, adoption_base, adoption_derived = _adoption(vocabulary, stems)
+    adoption_base, adoption_derived = _adoption(vocabulary, stems)
     basic_sum = _sum(basic)
     windowed = [
         _count("event_count_7d", "n_events", W7, "Events"),
@@ -402,7 +400,8 @@ def _build(vocabulary: EventVocabulary) -> FeatureSpec:
                 "declining frequency (decay_ratio_7d_30d < 1)", default=False,
                 group=Group.ADOPTION),
     ]
-    spec = FeatureSpec(vocabulary, _daily(vocabulary, roles), breadth_daily, tuple(windowed),
+    breadth = tuple(f"n_{s}" for s in stems) if vocabulary.adoption == Adoption.BREADTH else ()
+    spec = FeatureSpec(vocabulary, _daily(vocabulary, roles), breadth, tuple(windowed),
                        tuple(request_time), roles)
     _check_names(spec)
     return spec

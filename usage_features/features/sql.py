@@ -15,8 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from usage_features.features.spec import (
-    BREADTH_DAY_FRAME,
-    BREADTH_DAY_WINDOW,
+    BREADTH_DAYS,
     WINDOWS,
     Feature,
     FeatureSpec,
@@ -90,11 +89,8 @@ def features_sql(daily: str, dialect: Dialect, spec: FeatureSpec | None = None) 
     derived = [f for f in spec.windowed if f.derived]
     stored = [f.name for f in spec.stored]
     columns = spec.timeline_columns
-    source = daily
-    if spec.daily_windowed:  # per daily row, over the customer's own days around it
-        extra = ", ".join(f"{sql} AS {name}" for name, sql in spec.daily_windowed.items())
-        source = (f"(SELECT *, {extra} FROM {daily} WINDOW {BREADTH_DAY_WINDOW} AS "
-                 f"(PARTITION BY customer_id ORDER BY day {BREADTH_DAY_FRAME}))")
+    breadth, source = (_breadth_ctes(daily, spec), "with_breadth") if spec.breadth_counts else (
+        "", daily)
     windows = ",\n       ".join(
         f"{w.name} AS (PARTITION BY customer_id ORDER BY day {w.frame()})" for w in WINDOWS
     )
@@ -103,7 +99,7 @@ def features_sql(daily: str, dialect: Dialect, spec: FeatureSpec | None = None) 
     values = ", ".join(stored)
     row = dialect.row.format(values=values)
     return f"""
-WITH candidates AS (
+WITH {breadth}candidates AS (
     SELECT DISTINCT customer_id, day + k AS day
     FROM {daily} CROSS JOIN ({offsets}) AS offsets),
 timeline AS (
@@ -127,6 +123,42 @@ SELECT customer_id, {dialect.day_start.format(day="day")} AS feature_timestamp, 
        {values}
 FROM changes
 WHERE {dialect.distinct.format(a="previous", b=row)}"""
+
+
+def _breadth_ctes(daily: str, spec: FeatureSpec) -> str:
+    """CTEs ending in ``with_breadth``: the daily rows with ``breadth_weight`` (a day's events
+    times the declared types used in the 30 days up to and including it), and rows of
+    ``breadth_delta`` alone: +1 on the day a type's run of use starts (no use of it in the 30
+    days before), -1 thirty days after the last day of a run (no use in the 30 days after).
+    The deltas' running sum over the days before D is the number of types used in
+    ``[D - 30, D)``: one lag and one lead per (customer, type), not a window per type."""
+    cases = " ".join(f"WHEN {k} THEN {column}" for k, column in enumerate(spec.breadth_counts))
+    types = " UNION ALL ".join(f"SELECT {k} AS k" for k in range(len(spec.breadth_counts)))
+    nulls = ", ".join(f"NULL AS {c}" for c in spec.daily)
+    n = BREADTH_DAYS
+    return f"""type_days AS (
+    SELECT customer_id, day, k FROM {daily} CROSS JOIN ({types}) AS types
+    WHERE (CASE k {cases} END) > 0),
+runs AS (
+    SELECT customer_id, day, k,
+           lag(day) OVER (PARTITION BY customer_id, k ORDER BY day) AS previous_day,
+           lead(day) OVER (PARTITION BY customer_id, k ORDER BY day) AS next_day
+    FROM type_days),
+deltas AS (
+    SELECT customer_id, day, sum(delta) AS breadth_delta FROM (
+        SELECT customer_id, day, 1 AS delta FROM runs
+        WHERE previous_day IS NULL OR previous_day < day - {n}
+        UNION ALL
+        SELECT customer_id, day + {n} AS day, -1 AS delta FROM runs
+        WHERE next_day IS NULL OR next_day > day + {n}) AS d
+    GROUP BY customer_id, day),
+with_breadth AS (
+    SELECT *, n_events * sum(breadth_delta) OVER (PARTITION BY customer_id ORDER BY day
+        RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS breadth_weight
+    FROM (SELECT customer_id, day, {", ".join(spec.daily)}, 0 AS breadth_delta FROM {daily}
+          UNION ALL
+          SELECT customer_id, day, {nulls}, breadth_delta FROM deltas) AS unioned),
+"""
 
 
 _SQL_TYPES = {"int64": "BIGINT", "float64": "DOUBLE"}
