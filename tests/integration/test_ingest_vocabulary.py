@@ -140,3 +140,21 @@ class TestTheVocabularyFile:
         summary = ingest_files([write(tmp_path / "a.parquet", frame.to_dict("records"))], repo,
                                now=NOW)
         assert summary.accepted == 2
+
+
+class TestNamesNewSinceTraining:
+    def test_monitor_finds_the_names_of_the_last_30_days_the_model_never_saw(self, tmp_path):
+        from usage_features.adapters.event_log import EventLog
+        from usage_features.monitoring.report import new_event_names
+
+        repo = repo_with(tmp_path, "other")
+        rows = [crm(time="2026-01-05T10:00:00Z", name="print"),
+                crm(time="2026-02-20T10:00:00Z", name="search"),
+                crm(time="2026-02-25T10:00:00Z", name="export_pdf"),
+                crm(time="2026-02-26T10:00:00Z", name="export_pdf"),
+                crm(time="2026-01-06T10:00:00Z", name="archive")]  # new, but too long ago
+        ingest_files([write(tmp_path / "a.csv", rows)], repo, now=NOW)
+        trained_on = EventLog(repo).event_names(last=datetime(2026, 1, 5).date())
+        assert trained_on == {"print": 1}
+        assert new_event_names(repo, trained_on, NOW) == {"export_pdf": 2, "search": 1}
+        assert new_event_names(repo, None, NOW) == {}  # a model that recorded no names

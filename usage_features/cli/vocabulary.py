@@ -32,12 +32,15 @@ def vocabulary(
     """
     from usage_features.domain.vocabulary import VocabularyError
     from usage_features.ingestion.readers import InputError
-    from usage_features.ingestion.settings import SettingsError, settings_path
+    from usage_features.ingestion.settings import (
+        SettingsError,
+        read_settings_file,
+        settings_path,
+    )
     from usage_features.ingestion.vocabulary_proposal import (
         count_event_names,
         merge_types,
         propose,
-        read_settings_file,
         render_block,
         write_settings_file,
     )

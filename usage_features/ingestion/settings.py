@@ -75,17 +75,10 @@ def settings_path(repo: Path) -> Path:
 
 def load_settings(repo: Path) -> IngestSettings:
     """The settings stored in ``repo`` (defaults when there is no file)."""
-    import yaml
-
     path = settings_path(repo)
     if not path.is_file():
         return IngestSettings()
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise SettingsError(f"{path}: not valid YAML: {exc}") from None
-    if not isinstance(raw, dict):
-        raise SettingsError(f"{path}: expected a mapping at the top level")
+    raw = read_settings_file(path)
     unknown = set(raw) - {"events", "customers", "limits"}
     if unknown:
         raise SettingsError(f"{path}: unknown section(s): {', '.join(sorted(unknown))}")
@@ -102,6 +95,21 @@ def load_settings(repo: Path) -> IngestSettings:
         vocabulary=_vocabulary(path, events),
         event_key=_key(path, events.get("key")),
     )
+
+
+def read_settings_file(path: Path) -> dict:
+    """The file as YAML reads it (``{}`` when absent)."""
+    import yaml
+
+    if not path.is_file():
+        return {}
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise SettingsError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise SettingsError(f"{path}: expected a mapping at the top level")
+    return raw
 
 
 def load_vocabulary(repo: Path) -> EventVocabulary:

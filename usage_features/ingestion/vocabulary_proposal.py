@@ -39,7 +39,7 @@ from usage_features.domain.vocabulary import (
 from usage_features.features.spec import feature_spec
 from usage_features.ingestion import text_formats
 from usage_features.ingestion.readers import Input, InputError, LinkDirectory, open_input
-from usage_features.ingestion.settings import SettingsError
+from usage_features.ingestion.settings import SettingsError, read_settings_file
 
 #: Rows read at a time from a CSV or JSON Lines input.
 CHUNK_ROWS = 1_000_000
@@ -219,19 +219,6 @@ def merge_types(settings: dict | None, proposal: Proposal, path: Path | str = "s
                   **{k: v for k, v in events.items() if k not in keys}}
     settings["events"] = events
     return Merged(settings, roles, tuple(n for n in old if n not in types))
-
-
-def read_settings_file(path: Path) -> dict:
-    """The file as YAML reads it (``{}`` when absent)."""
-    if not path.is_file():
-        return {}
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise SettingsError(f"{path}: not valid YAML: {exc}") from None
-    if not isinstance(raw, dict):
-        raise SettingsError(f"{path}: expected a mapping at the top level")
-    return raw
 
 
 def write_settings_file(path: Path, settings: dict) -> None:
