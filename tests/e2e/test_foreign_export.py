@@ -119,3 +119,6 @@ def test_a_changed_vocabulary_refuses_the_model_until_it_is_retrained(crm, tmp_p
     assert "another event vocabulary" in result.output and "export_pdf" in result.output
     built = invoke("build", "--repo", str(copy)).stdout
     assert "vocabulary changed" in built
+    # the kept rows of the newly declared name are its own type now, with no new delivery
+    usage = pd.read_parquet(copy / "data" / "features" / "customer_usage")
+    assert usage.export_pdf_count_30d.sum() > 0 and "other_count_30d" in usage

@@ -26,7 +26,7 @@ are the default vocabulary's, whose names and values are the seed product's.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property, lru_cache
 from enum import StrEnum
 from typing import Literal
@@ -119,6 +119,9 @@ class Feature:
     default: float | int | None = None
     grows_with_time: bool = False
     group: Group | None = None
+    #: A per-type count: (its daily column, its window's name); the compiler may sum several
+    #: of them in one aggregate (see :mod:`usage_features.features.sql`).
+    type_count: tuple[str, str] | None = None
 
     def __post_init__(self) -> None:
         if self.served and self.group is None:
@@ -314,8 +317,8 @@ def _build(vocabulary: EventVocabulary) -> FeatureSpec:
                 f"coalesce(sum(n_events) OVER {PREV_30.name}, 0)",
                 "Events in the 30 days before the last 30 (days 31-60 before the as-of day)",
                 default=0, group=Group.DECAY),
-        *(_count(f"{stem}_count_30d", f"n_{stem}", W30, f"{name} events", group)
-          for stem, name, group in per_type),
+        *(replace(_count(f"{stem}_count_30d", f"n_{stem}", W30, f"{name} events", group),
+                  type_count=(f"n_{stem}", W30.name)) for stem, name, group in per_type),
     ]
     if lock_in:
         what = " and ".join(t.name for t in vocabulary.of_role(Role.LOCK_IN))

@@ -27,6 +27,8 @@ from usage_features.features.spec import (
 @dataclass(frozen=True)
 class Dialect:
     name: str
+    #: 128-bit integers (and shifts on them): per-type counts summed four in one aggregate
+    packs_counts: bool
     event_order: str  # ordering key of "the latest event"
     day_number: str  # {date} -> integer days since 1970-01-01
     day_start: str  # {day} -> TIMESTAMP of that day's UTC midnight
@@ -42,7 +44,7 @@ class Dialect:
 
 
 DUCKDB = Dialect(
-    "duckdb",
+    "duckdb", True,
     event_order="(timestamp, event_id)",
     day_number="CAST({date} - DATE '1970-01-01' AS INTEGER)",
     day_start="CAST(DATE '1970-01-01' + CAST({day} AS INTEGER) AS TIMESTAMPTZ)",
@@ -53,7 +55,7 @@ DUCKDB = Dialect(
     bucket="hash({key}) % {n}",
 )
 SPARK = Dialect(
-    "spark",
+    "spark", False,
     event_order="struct(timestamp, event_id)",
     day_number="datediff({date}, DATE '1970-01-01')",
     day_start="CAST(date_add(DATE '1970-01-01', CAST({day} AS INT)) AS TIMESTAMP)",
@@ -94,7 +96,8 @@ def features_sql(daily: str, dialect: Dialect, spec: FeatureSpec | None = None) 
     windows = ",\n       ".join(
         f"{w.name} AS (PARTITION BY customer_id ORDER BY day {w.frame()})" for w in WINDOWS
     )
-    base_columns = ",\n           ".join(_typed(f) for f in base)
+    packed, sums = _packed_counts(spec, dialect)
+    base_columns = ",\n           ".join(_typed(f, sums) for f in base)
     derived_columns = ",\n           ".join(_typed(f) for f in derived)
     values = ", ".join(stored)
     row = dialect.row.format(values=values)
@@ -103,9 +106,12 @@ WITH {breadth}candidates AS (
     SELECT DISTINCT customer_id, day + k AS day
     FROM {daily} CROSS JOIN ({offsets}) AS offsets),
 timeline AS (
-    SELECT customer_id, day, {", ".join(columns)}, false AS is_candidate FROM {source} AS d
+    SELECT customer_id, day, {", ".join([*columns, *(f"{v} AS {k}" for k, v in packed.items())])},
+           false AS is_candidate
+    FROM {source} AS d
     UNION ALL
-    SELECT customer_id, day, {", ".join(f"NULL AS {c}" for c in columns)}, true AS is_candidate
+    SELECT customer_id, day, {", ".join(f"NULL AS {c}" for c in [*columns, *packed])},
+           true AS is_candidate
     FROM candidates),
 windowed AS (
     SELECT customer_id, day, is_candidate,
@@ -161,10 +167,45 @@ with_breadth AS (
 """
 
 
+#: Packed per-type counts: bits per count, counts per 128-bit sum, and the largest daily count
+#: that keeps a 30-day sum within its bits (a larger one stops the build, never overflows).
+PACK_BITS, PACK_WIDTH = 31, 4
+PACK_DAILY_LIMIT = (2**PACK_BITS - 1) // 31
+
+
+def _packed_counts(spec: FeatureSpec, dialect: Dialect) -> tuple[dict[str, str], dict[str, str]]:
+    """(packed timeline columns, each per-type count's SQL from them). A window sum costs the
+    same whatever it sums, so on an engine with 128-bit integers the per-type counts of one
+    window are summed four at a time, 31 bits each, and taken apart after: exact integers,
+    a quarter of the aggregates (a 50-type vocabulary's build is ~2x faster)."""
+    if not dialect.packs_counts:
+        return {}, {}
+    by_window: dict[str, list[Feature]] = {}
+    for feature in spec.windowed:
+        if feature.type_count:
+            by_window.setdefault(feature.type_count[1], []).append(feature)
+    packed, sums = {}, {}
+    for window, features in by_window.items():
+        for start in range(0, len(features), PACK_WIDTH):
+            name = f"packed_{window}_{start // PACK_WIDTH}"
+            group = features[start:start + PACK_WIDTH]
+            packed[name] = " + ".join(
+                f"(CAST(CASE WHEN coalesce({f.type_count[0]}, 0) <= {PACK_DAILY_LIMIT} "
+                f"THEN {f.type_count[0]} "
+                f"ELSE error('a daily count of ' || {f.type_count[0]} || ' events of one type "
+                f"is beyond the packed counts'' range') END AS HUGEINT) << {PACK_BITS * j})"
+                for j, f in enumerate(group))
+            for j, f in enumerate(group):
+                sums[f.name] = (f"coalesce((sum({name}) OVER {window} >> {PACK_BITS * j}) "
+                                f"& {2**PACK_BITS - 1}, 0)")
+    return packed, sums
+
+
 _SQL_TYPES = {"int64": "BIGINT", "float64": "DOUBLE"}
 
 
-def _typed(feature: Feature) -> str:
+def _typed(feature: Feature, sums: dict[str, str] | None = None) -> str:
+    sql = (sums or {}).get(feature.name, feature.sql)
     sql_type = _SQL_TYPES.get(feature.dtype)
-    sql = f"CAST({feature.sql} AS {sql_type})" if sql_type else feature.sql
+    sql = f"CAST({sql} AS {sql_type})" if sql_type else sql
     return f"{sql} AS {feature.name}"

@@ -132,10 +132,9 @@ def reason_sql(rules: dict[str, str]) -> str:
     return f"CASE WHEN malformed THEN 'malformed_row' ELSE nullif(concat_ws(';', {parts}), '') END"
 
 
-def event_id_sql(column: str) -> str:
-    """SQL: the canonical form of a given event id: trimmed, and a UUID lower-cased (as stored
-    before ids were any text), every other id as written."""
-    trimmed = stripped(column)
+def event_id_sql(trimmed: str) -> str:
+    """SQL: the canonical form of a given event id, from the id already trimmed: a UUID
+    lower-cased (as stored before ids were any text), every other id as written."""
     return (f"CASE WHEN regexp_full_match({trimmed}, {sql_string(UUID_PATTERN.strip('^$'))}) "
             f"THEN lower({trimmed}) ELSE {trimmed} END")
 
@@ -216,9 +215,10 @@ def validated_sql(source: str, types: dict[str, str], now: datetime, limits: Lim
                       {ts} AS timestamp,
                       coalesce({unparseable}, true) AS ts_unparseable,
                       coalesce({naive}, false) AS ts_naive,
-                      {event_id_sql('CAST(raw_event_id AS VARCHAR)')} AS event_id,
+                      {event_id_sql('id_text')} AS event_id,
                       {stripped('raw_customer_id')} AS customer_id,
                       lower({stripped('raw_event_type')}) AS event_type,
                       {score} AS feature_adoption_score
-                    FROM {source}))
+                    FROM (SELECT *, {stripped('CAST(raw_event_id AS VARCHAR)')} AS id_text
+                          FROM {source})))
     """

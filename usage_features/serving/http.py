@@ -142,7 +142,9 @@ def create_app(scorer: ChurnScorer, token: str | None = None,
         return {"model_version": meta.model_version, "feature_service": meta.feature_service,
                 "features": meta.features, "horizon_days": meta.horizon_days,
                 "train_window": meta.train_window, "metrics": meta.metrics,
-                "versions": meta.versions, "risk_bands": scorer.bands}
+                "versions": meta.versions, "risk_bands": scorer.bands,
+                "event_vocabulary": meta.event_vocabulary.to_dict(),
+                "vocabulary_sha256": meta.event_vocabulary.sha256}
 
     batcher = MicroBatcher(scorer)
 
