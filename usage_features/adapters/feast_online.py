@@ -66,26 +66,26 @@ def read_online_store(store, views: tuple, join_key: str,
     whether the store holds anything for each customer."""
     from feast.protos.feast.types.EntityKey_pb2 import EntityKey
     from feast.protos.feast.types.Value_pb2 import Value
-    from feast.type_map import NULL_TIMESTAMP_INT_VALUE
 
     provider, config = store._get_provider(), store.config
     keys = [EntityKey(join_keys=[join_key], entity_values=[Value(string_val=c)])
             for c in customer_ids]
     arrays, known = {}, np.zeros(len(customer_ids), dtype=bool)
+    # SQLite gives each value's serialized bytes: most repeat (small counts, 0.0), and a
+    # value is decoded once per distinct bytes, not once per customer and feature
+    decoded: dict[bytes, float | None] = {}
     for view, names in views:
         columns = {name: [math.nan] * len(keys) for name in names}
-        for i, name, value in _stored_values(provider, config, view, names, keys):
+        for i, name, stored in _stored_values(provider, config, view, names, keys):
             column = columns.get(name)
             if column is None:
                 continue
-            kind = value.WhichOneof("val")
-            if kind in _NUMBER_KINDS:
-                number = float(getattr(value, kind))
-            elif kind == "unix_timestamp_val":
-                seconds = value.unix_timestamp_val
-                number = None if seconds == NULL_TIMESTAMP_INT_VALUE else float(seconds)
+            if isinstance(stored, bytes):
+                number = decoded.get(stored, _UNDECODED)
+                if number is _UNDECODED:
+                    number = decoded[stored] = _number(Value.FromString(stored))
             else:
-                number = _python_number(value)
+                number = _number(stored)
             if number is not None:
                 column[i] = number
                 known[i] = True
@@ -93,8 +93,25 @@ def read_online_store(store, views: tuple, join_key: str,
     return arrays, known
 
 
+_UNDECODED = object()
+
+
+def _number(value) -> float | None:
+    """A stored Value proto as a float (times in epoch seconds); None for none."""
+    from feast.type_map import NULL_TIMESTAMP_INT_VALUE
+
+    kind = value.WhichOneof("val")
+    if kind in _NUMBER_KINDS:
+        return float(getattr(value, kind))
+    if kind == "unix_timestamp_val":
+        seconds = value.unix_timestamp_val
+        return None if seconds == NULL_TIMESTAMP_INT_VALUE else float(seconds)
+    return _python_number(value)
+
+
 def _stored_values(provider, config, view, names: tuple[str, ...], keys: list):
-    """``(row, feature name, Value proto)`` for what the online store holds for ``keys``."""
+    """``(row, feature name, Value proto or its serialized bytes)`` for what the online store
+    holds for ``keys``."""
     sqlite = _sqlite_values(provider.online_store, config, view, keys)
     if sqlite is not None:
         return sqlite
@@ -115,7 +132,6 @@ def _sqlite_values(online_store, config, view, keys: list):
     """
     from feast.infra.key_encoding_utils import serialize_entity_key
     from feast.infra.online_stores.sqlite import SqliteOnlineStore, _quote_id, _table_id
-    from feast.protos.feast.types.Value_pb2 import Value
 
     if type(online_store) is not SqliteOnlineStore:
         return None
@@ -141,9 +157,8 @@ def _sqlite_values(online_store, config, view, keys: list):
                 raise not_materialized(config.repo_path, [view.name],
                                        "has no online table (dropped?)") from None
             for key, name, blob in found:
-                value = Value.FromString(blob)
                 for i in rows[key]:
-                    yield i, name, value
+                    yield i, name, blob
 
     return values()
 
