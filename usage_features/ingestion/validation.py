@@ -132,11 +132,9 @@ def reason_sql(rules: dict[str, str]) -> str:
     return f"CASE WHEN malformed THEN 'malformed_row' ELSE nullif(concat_ws(';', {parts}), '') END"
 
 
-def event_id_sql(trimmed: str) -> str:
-    """SQL: the canonical form of a given event id, from the id already trimmed: a UUID
-    lower-cased (as stored before ids were any text), every other id as written."""
-    return (f"CASE WHEN regexp_full_match({trimmed}, {sql_string(UUID_PATTERN.strip('^$'))}) "
-            f"THEN lower({trimmed}) ELSE {trimmed} END")
+def is_uuid_sql(text: str) -> str:
+    """SQL: whether ``text`` is a UUID (8-4-4-4-12 hexadecimal digits, any case)."""
+    return f"coalesce(regexp_full_match({text}, {sql_string(UUID_PATTERN.strip('^$'))}), false)"
 
 
 def derived_id_sql(parts: list[str]) -> str:
@@ -182,9 +180,11 @@ def validated_sql(source: str, types: dict[str, str], now: datetime, limits: Lim
     else:
         unknown_type = "coalesce(event_type, '') = ''"
     rules = {
+        # a UUID is valid as it is: the character checks are for other ids only
         **({} if derive_id else {"invalid_event_id": (
-            f"coalesce(event_id, '') = '' OR length(event_id) > {MAX_EVENT_ID_LENGTH} "
-            f"OR regexp_matches(event_id, {sql_string(FORBIDDEN_ID_CHARACTERS)})")}),
+            f"coalesce(event_id, '') = '' OR NOT id_is_uuid AND ("
+            f"length(event_id) > {MAX_EVENT_ID_LENGTH} "
+            f"OR regexp_matches(event_id, {sql_string(FORBIDDEN_ID_CHARACTERS)}))")}),
         **customer_id_rules("customer_id", limits, canonical=True),
         "unparseable_timestamp": "ts_unparseable",
         "naive_timestamp": "NOT ts_unparseable AND ts_naive",
@@ -215,10 +215,11 @@ def validated_sql(source: str, types: dict[str, str], now: datetime, limits: Lim
                       {ts} AS timestamp,
                       coalesce({unparseable}, true) AS ts_unparseable,
                       coalesce({naive}, false) AS ts_naive,
-                      {event_id_sql('id_text')} AS event_id,
+                      CASE WHEN id_is_uuid THEN lower(id_text) ELSE id_text END AS event_id,
                       {stripped('raw_customer_id')} AS customer_id,
                       lower({stripped('raw_event_type')}) AS event_type,
                       {score} AS feature_adoption_score
-                    FROM (SELECT *, {stripped('CAST(raw_event_id AS VARCHAR)')} AS id_text
-                          FROM {source})))
+                    FROM (SELECT *, {is_uuid_sql('id_text')} AS id_is_uuid
+                          FROM (SELECT *, trim(CAST(raw_event_id AS VARCHAR)) AS id_text
+                                FROM {source}))))
     """
