@@ -115,3 +115,21 @@ def test_a_write_that_would_be_invalid_leaves_the_file_alone(tmp_path):
     assert result.exit_code == 2
     assert "unknown role 'star'" in result.stderr
     assert settings_path(repo).read_text() == text
+
+
+def test_write_stores_the_map_flags_beside_the_types_so_ingest_needs_none(tmp_path):
+    export = tmp_path / "export.csv"
+    export.write_text("acct,at,name\n7,2026-03-01T10:00:00Z,Search\n7,2026-03-01T11:00:00Z,"
+                      "login\n")
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    result = runner.invoke(app, ["vocabulary", str(export), "--repo", str(repo), "--write",
+                                 "--map", "acct=customer_id", "--map", "at=timestamp",
+                                 "--map", "name=event_type"])
+    assert result.exit_code == 0, result.output
+    settings = load_settings(repo)
+    assert settings.event_columns == {"acct": "customer_id", "at": "timestamp",
+                                      "name": "event_type"}
+    assert set(settings.vocabulary.names) == {"login", "search"}
+    ingested = runner.invoke(app, ["ingest", str(export), "--repo", str(repo), "--json"])
+    assert ingested.exit_code == 0, ingested.output

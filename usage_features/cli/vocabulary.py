@@ -19,8 +19,9 @@ def vocabulary(
     repo: RepoOption,
     column_map: MapOption = None,
     write: Annotated[bool, typer.Option(
-        "--write", help="Put the block in DIR/usage_features.yaml as events.types (the file's "
-                        "other settings are kept, its comments are not).")] = False,
+        "--write", help="Put the block in DIR/usage_features.yaml as events.types, and the "
+                        "--map flags as events.columns (the file's other settings are kept, "
+                        "its comments are not).")] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Propose the events.types block of usage_features.yaml from the event names of an export.
@@ -69,6 +70,10 @@ def vocabulary(
                    + (" (every name was left out, see above)" if proposal.left_out else ""))
     if write:
         existed = path.is_file()
+        if column_map:  # stored beside the types, so that ingest needs no flags either
+            events = merged.settings.get("events") or {}
+            merged.settings["events"] = {"columns": mapping,
+                                         **{k: v for k, v in events.items() if k != "columns"}}
         try:
             write_settings_file(path, merged.settings)
         except (OSError, VocabularyError) as exc:
