@@ -65,9 +65,11 @@ def _row(events: pd.DataFrame, types: dict, unlisted: str, t: pd.Timestamp) -> d
     row["adoption_score_latest"] = _breadth(events, declared, day)
     row["adoption_score_change_30d"] = (row["adoption_score_latest"]
                                         - _breadth(events, declared, day - 30 * ONE_DAY))
+    event_days = last_30.timestamp.dt.floor("D")
+    breadth_on = {d: _breadth(events, declared, d + ONE_DAY) for d in set(event_days)}
     row["adoption_score_mean_30d"] = (
-        float(pd.Series([_breadth(events, declared, ts.floor("D") + ONE_DAY)
-                         for ts in last_30.timestamp]).mean()) if len(last_30) else math.nan)
+        float(pd.Series([breadth_on[d] for d in event_days]).mean()) if len(last_30)
+        else math.nan)
     return row
 
 

@@ -20,7 +20,7 @@ TYPES = {"create-deal": "core", "log_call": "core", "connect_mailbox": "lock_in"
 def foreign_events(seed: int) -> pd.DataFrame:
     """The factory's irregular log, its eight seed types renamed into this product's names and
     a few undeclared ones."""
-    events = random_events(seed=seed, customers=6, days=150)
+    events = random_events(seed=seed, customers=4, days=120)
     rng = np.random.default_rng(seed)
     names = [*TYPES, "export_pdf", "print"]
     events["event_type"] = rng.choice(names, len(events), p=[0.08] * 8 + [0.18, 0.18])
