@@ -7,7 +7,6 @@ This module holds the app and what every command shares; the commands live in ``
 from __future__ import annotations
 
 import os
-import sys
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated
@@ -76,10 +75,6 @@ def utc(moment: datetime) -> datetime:
 def fail(message: str) -> typer.Exit:
     console.print(f"[red]error:[/red] {message}")
     return typer.Exit(code=2)
-
-
-def main() -> None:  # pragma: no cover - console entry point
-    sys.exit(app())
 
 
 # Register the commands (each module adds its own to ``app``).

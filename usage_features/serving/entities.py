@@ -25,7 +25,7 @@ from usage_features.ingestion.readers import (
     is_parquet,
     open_input,
 )
-from usage_features.ingestion.validation import REASONS, timestamp_rules
+from usage_features.ingestion.validation import REASONS, stripped, timestamp_rules
 
 REQUIRED = (ENTITY, TIMESTAMP)
 _ROW = "source_row"
@@ -61,7 +61,8 @@ def read_entities(path: Path) -> EntityRows:
     con.register("entities", pa.Table.from_batches(batches))
     parsed, unparseable, naive = timestamp_rules(f"raw_{TIMESTAMP}",
                                                  source.types[TIMESTAMP])
-    customer = f"CAST(raw_{ENTITY} AS VARCHAR)"
+    # the canonical form ingest stores: " cust-1 " is the customer cust-1
+    customer = stripped(f"CAST(raw_{ENTITY} AS VARCHAR)")
     reason = (f"CASE WHEN malformed THEN 'malformed_row' "
               f"WHEN coalesce(trim({customer}), '') = '' THEN 'empty_customer_id' "
               f"WHEN coalesce({unparseable}, false) THEN 'unparseable_timestamp' "
