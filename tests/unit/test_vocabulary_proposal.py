@@ -11,13 +11,17 @@ import yaml
 from usage_features.domain.vocabulary import Role, VocabularyError, parse_vocabulary
 from usage_features.ingestion import vocabulary_proposal
 from usage_features.ingestion.readers import InputError
-from usage_features.ingestion.settings import SettingsError, load_settings, settings_path
+from usage_features.ingestion.settings import (
+    SettingsError,
+    load_settings,
+    read_settings_file,
+    settings_path,
+)
 from usage_features.ingestion.vocabulary_proposal import (
     Proposal,
     count_event_names,
     merge_types,
     propose,
-    read_settings_file,
     render_block,
     write_settings_file,
 )

@@ -39,7 +39,7 @@ from usage_features.domain.vocabulary import (
 from usage_features.features.spec import feature_spec
 from usage_features.ingestion import text_formats
 from usage_features.ingestion.readers import Input, InputError, LinkDirectory, open_input
-from usage_features.ingestion.settings import SettingsError, read_settings_file
+from usage_features.ingestion.settings import SettingsError
 
 #: Rows read at a time from a CSV or JSON Lines input.
 CHUNK_ROWS = 1_000_000
