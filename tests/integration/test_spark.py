@@ -113,6 +113,7 @@ class TestSparkBuild:
         odd = build(events, customers, work / "it's {a,b} [x] repo*?", "spark", batches=2)
         assert_tables_equal(tables(odd), tables(plain))
 
+    @pytest.mark.slow  # 90 s; run with `make test-all` (passed 2026-12-03)
     def test_a_declared_vocabulary_builds_the_same_in_spark_incrementally(self, simulated):
         import pyarrow as pa
 
