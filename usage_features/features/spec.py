@@ -206,17 +206,6 @@ class FeatureSpec:
         """The daily columns the window features read."""
         return [*self.daily, *(BREADTH_COLUMNS if self.breadth_counts else ())]
 
-    def recency_inputs(self) -> list[str]:
-        """The stored times the request-time recency features are computed from."""
-        return [f.name for f in self.windowed if f.dtype == "timestamp"]
-
-    def column(self, name: str) -> Feature:
-        """The stored or served feature ``name``."""
-        for feature in (*self.windowed, *self.request_time, *PROFILE):
-            if feature.name == name:
-                return feature
-        raise KeyError(name)
-
 
 def _daily(vocabulary: EventVocabulary, roles: RoleNames) -> dict[str, str]:
     """Per (customer, UTC day) aggregates of the raw events; ``{event_order}`` is the engine's
