@@ -108,3 +108,15 @@ def test_a_model_whose_private_tree_arrays_changed_is_scored_by_its_pipeline(
 def test_a_matrix_of_the_wrong_width_is_refused(model):
     with pytest.raises(ValueError, match="5 columns"):
         model.compiled.predict(np.zeros((1, 4)))
+
+
+def test_many_rows_scored_in_blocks_equal_the_pipeline_at_once(model, monkeypatch):
+    import usage_features.training.model as trained
+
+    monkeypatch.setattr(trained, "PREDICT_BLOCK_BYTES", 1)  # blocks of the minimum, 1,024 rows
+    matrix = scoring_rows(model, rows=3000, seed=4)  # 3,500 rows: four blocks
+    expected = pipeline_probabilities(model, matrix)
+    np.testing.assert_array_equal(model.predict_matrix(matrix), expected)
+    frame = pd.DataFrame(matrix, columns=FEATURES)
+    np.testing.assert_array_equal(model.predict_proba(frame).to_numpy(),
+                                  model.pipeline.predict_proba(frame)[:, 1])

@@ -67,3 +67,17 @@ def test_a_fifty_type_vocabulary_compiles_for_duckdb_and_spark():
         event_type=lambda e: "action_" + (e.index % 50).astype(str).str.zfill(2))
     rows = compiled_rows(events, spec)
     assert rows.adoption_score_latest.between(0, 1).all() and len(rows)
+
+
+def test_a_daily_count_beyond_the_packed_range_stops_the_build_instead_of_overflowing():
+    from usage_features.features.sql import PACK_DAILY_LIMIT
+
+    spec = feature_spec(parse_vocabulary({"search": {}, "login": {}}))
+    events = foreign_events(seed=5).assign(event_type="search").iloc[:5]
+    with duckdb.connect() as con:
+        con.register("events", events)
+        con.execute(f"CREATE TABLE daily AS {daily_sql('events', DUCKDB, spec)}")
+        assert len(con.execute(features_sql("daily", DUCKDB, spec)).fetchall())
+        con.execute(f"UPDATE daily SET n_search = {PACK_DAILY_LIMIT + 1}")
+        with pytest.raises(duckdb.Error, match="beyond the packed counts"):
+            con.execute(features_sql("daily", DUCKDB, spec)).fetchall()
