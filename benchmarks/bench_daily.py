@@ -33,14 +33,14 @@ def phase_prepare(work: Path, customers: int, days: int) -> None:
     import pandas as pd
 
     from usage_features.config import RepoPaths
-    from usage_features.demo import new_feature_repo
+    from usage_features.service_layer.demo import new_feature_repo
     from usage_features.features.build import build_features
     from usage_features.features.store import apply_definitions
     from usage_features.ingestion import ingest_files
     from usage_features.ingestion.customers import load_customers
-    from usage_features.serving.materialize import materialize
+    from usage_features.service_layer.materialize import materialize
     from usage_features.simulation import SimulationConfig, simulate, write_simulation
-    from usage_features.training.train import TrainConfig, train
+    from usage_features.service_layer.train import TrainConfig, train
 
     started = time.perf_counter()
     shutil.rmtree(work, ignore_errors=True)
@@ -64,7 +64,8 @@ def phase_prepare(work: Path, customers: int, days: int) -> None:
 
 
 def phase_refresh(work: Path, days: int) -> None:
-    from usage_features.refresh import RefreshConfig, refresh
+    from usage_features.service_layer.bootstrap import bootstrap
+    from usage_features.service_layer.refresh import refresh
 
     repo = work / "feature_repo"
     shutil.rmtree(repo)
@@ -74,17 +75,18 @@ def phase_refresh(work: Path, days: int) -> None:
     inbox.mkdir()
     shutil.copy(work / "raw" / "last_day.parquet", inbox / "events-last-day.parquet")
     started = time.perf_counter()
-    summary = refresh(RefreshConfig(repo=repo, inbox=inbox, now=last_day(days) + timedelta(1)))
+    summary = refresh(bootstrap(repo), inbox=inbox, now=last_day(days) + timedelta(1))
     report(phase="refresh", seconds=round(time.perf_counter() - started, 2),
            steps=summary.seconds, events=summary.events_accepted, scored=summary.scored,
            active=summary.active_customers, alarms=summary.alarms)
 
 
 def phase_monitor(work: Path) -> None:
-    from usage_features.monitoring.report import MonitorConfig, monitor
+    from usage_features.service_layer.bootstrap import bootstrap
+    from usage_features.service_layer.monitor import monitor
 
     started = time.perf_counter()
-    result = monitor(MonitorConfig(repo=work / "feature_repo"))
+    result = monitor(bootstrap(work / "feature_repo"))
     report(phase="monitor", seconds=round(time.perf_counter() - started, 2),
            alarms=result.alarms, score_psi=round(result.score_psi, 4))
 

@@ -36,7 +36,7 @@ def phase_simulate(work: Path, customers: int, days: int, seed: int) -> None:
 
 def phase_ingest(work: Path) -> None:
     from usage_features.config import RepoPaths
-    from usage_features.demo import new_feature_repo
+    from usage_features.service_layer.demo import new_feature_repo
     from usage_features.ingestion import ingest_files
     from usage_features.ingestion.customers import load_customers
 
@@ -110,7 +110,7 @@ def phase_incremental(work: Path) -> None:
     the number of rows that differ in each table (0 and 0, or the phase fails).
     """
     from usage_features.config import RepoPaths
-    from usage_features.demo import new_feature_repo
+    from usage_features.service_layer.demo import new_feature_repo
     from usage_features.features.build import build_features
     from usage_features.ingestion import ingest_files
     from usage_features.adapters.duckdb_connection import connect, parquet_list
@@ -237,7 +237,7 @@ def _retrieve_range(repo: Path, days: int = 30) -> None:
 
 
 def phase_train(work: Path) -> None:
-    from usage_features.training.train import TrainConfig, train
+    from usage_features.service_layer.train import TrainConfig, train
 
     started = time.perf_counter()
     result = train(TrainConfig(repo=work / "feature_repo", importance_repeats=1))
@@ -261,9 +261,9 @@ def phase_online(work: Path, singles: int = 2000, batches: int = 30) -> None:
 
     from usage_features.config import RepoPaths
     from usage_features.features.retrieval import online_refs, read_online
-    from usage_features.serving.materialize import materialize
+    from usage_features.service_layer.materialize import materialize
     from usage_features.serving.scorer import ChurnScorer
-    from usage_features.training.train import data_end
+    from usage_features.service_layer.train import data_end
 
     repo = work / "feature_repo"
     end = pd.Timestamp(data_end(RepoPaths(repo))).ceil("D").to_pydatetime()

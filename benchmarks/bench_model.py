@@ -39,7 +39,7 @@ def run_one(customers: int, seed: int, days: int, drop_each: list[str]) -> dict:
     import pandas as pd
 
     from usage_features.config import RepoPaths
-    from usage_features.demo import new_feature_repo
+    from usage_features.service_layer.demo import new_feature_repo
     from usage_features.features.build import build_features
     from usage_features.features.store import apply_definitions
     from usage_features.ingestion import ingest_files
@@ -99,7 +99,7 @@ def _drop_each(repo: Path, horizon: int, features: list[str]) -> dict:
     from usage_features.training import evaluate
     from usage_features.training.labels import time_split
     from usage_features.training.estimators import churn_classifier
-    from usage_features.training.train import TrainConfig, training_frame
+    from usage_features.service_layer.train import TrainConfig, training_frame
 
     config = TrainConfig(repo=repo)
     frame = training_frame(config)

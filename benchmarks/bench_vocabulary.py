@@ -60,7 +60,7 @@ def _repo(work: Path, variant: str) -> Path:
 
 def phase_ingest(work: Path, variant: str) -> None:
     from usage_features.config import RepoPaths
-    from usage_features.demo import new_feature_repo
+    from usage_features.service_layer.demo import new_feature_repo
     from usage_features.ingestion import ingest_files
     from usage_features.ingestion.customers import load_customers
 
@@ -118,7 +118,7 @@ def phase_retrieve(work: Path, variant: str, rows: int) -> None:
 
 
 def phase_train(work: Path, variant: str) -> None:
-    from usage_features.training.train import TrainConfig, train
+    from usage_features.service_layer.train import TrainConfig, train
 
     started = time.perf_counter()
     result = train(TrainConfig(repo=_repo(work, variant), importance_repeats=1))
@@ -131,7 +131,7 @@ def phase_train(work: Path, variant: str) -> None:
 def phase_score(work: Path, variant: str) -> None:
     import pandas as pd
 
-    from usage_features.serving.materialize import materialize
+    from usage_features.service_layer.materialize import materialize
     from usage_features.serving.scorer import ChurnScorer
 
     repo = _repo(work, variant)

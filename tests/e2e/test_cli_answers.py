@@ -20,7 +20,7 @@ from usage_features.config import RepoPaths
 from usage_features.features.retrieval import historical_features
 from usage_features.features.store import open_store
 from usage_features.serving.scorer import ChurnScorer, OnlineTimeError
-from usage_features.training.train import TrainConfig, training_frame
+from usage_features.service_layer.train import TrainConfig, training_frame
 
 runner = CliRunner()
 

@@ -16,7 +16,7 @@ from usage_features.features.retrieval import served_feature_names
 from usage_features.training.evaluate import LEAKAGE_ALARM_AUC
 from usage_features.training.model import ModelMismatchError
 from usage_features.training.persistence import TRUSTED_TYPES, load_model, model_types, save_model
-from usage_features.training.train import TrainConfig, training_frame
+from usage_features.service_layer.train import TrainConfig, training_frame
 from tests.conftest import copy_feature_repo
 from tests.reference import brute_force_features
 

@@ -13,8 +13,8 @@ import pytest
 
 from usage_features.config import SERVICE_NAME
 from usage_features.features.retrieval import served_feature_names
-from usage_features.serving.materialize import materialize
-from usage_features.training.train import TrainConfig, train
+from usage_features.service_layer.materialize import materialize
+from usage_features.service_layer.train import TrainConfig, train
 from tests.conftest import copy_feature_repo, populate, start_http_server
 from tests.factories import churn_dataset
 

@@ -15,7 +15,7 @@ from usage_features.config import RepoPaths
 from usage_features.features.retrieval import historical_features
 from usage_features.features.store import open_store
 from usage_features.monitoring.report import skew
-from usage_features.serving.snapshots import read_snapshot
+from usage_features.adapters.score_snapshots import read_snapshot
 from usage_features.training.persistence import load_model
 from usage_features.training.train import REFERENCE_FILE
 

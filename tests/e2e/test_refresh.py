@@ -10,8 +10,9 @@ import pytest
 
 from tests.daily_world import FIRST_DAILY, day_end, make_world
 from usage_features.config import RepoPaths
-from usage_features.serving.snapshots import read_snapshot, snapshot_days
-from usage_features.training.train import predict
+from usage_features.adapters.score_snapshots import read_snapshot, snapshot_days
+from usage_features.service_layer.bootstrap import bootstrap
+from usage_features.service_layer.predict import predict
 
 
 @pytest.fixture(scope="module")
@@ -58,12 +59,12 @@ class TestRefresh:
         snapshot = read_snapshot(RepoPaths(world.repo).scores, day_end(d).date())
         rows = pd.DataFrame({"customer_id": snapshot.customer_id,
                              "event_timestamp": snapshot.as_of})
-        batch = predict(world.repo, rows)
+        batch = predict(bootstrap(world.repo), rows)
         pd.testing.assert_series_equal(batch.churn_probability, snapshot.churn_probability,
                                        check_names=False, rtol=1e-12)
 
     def test_a_run_killed_after_ingesting_is_completed_by_the_next(self, world, monkeypatch):
-        import usage_features.serving.materialize as materialize_module
+        import usage_features.service_layer.materialize as materialize_module
 
         d = FIRST_DAILY + 4
         world.deliver(d)
@@ -74,9 +75,9 @@ class TestRefresh:
 
         monkeypatch.setattr(materialize_module, "materialize", killed)
         with pytest.raises(KeyboardInterrupt):
-            from usage_features.refresh import RefreshConfig, refresh
+            from usage_features.service_layer.refresh import refresh
 
-            refresh(RefreshConfig(repo=world.repo, inbox=world.work / "inbox", now=day_end(d)))
+            refresh(bootstrap(world.repo), inbox=world.work / "inbox", now=day_end(d))
         assert day_end(d).date() not in snapshot_days(RepoPaths(world.repo).scores)
         monkeypatch.undo()
         result = world.refresh(d)

@@ -22,9 +22,9 @@ from typer.testing import CliRunner
 from usage_features.cli import app
 from usage_features.config import RepoPaths
 from usage_features.features.store import OnlineStoreNotMaterialized
-from usage_features.serving.materialize import materialize
+from usage_features.service_layer.materialize import materialize
 from usage_features.serving.scorer import ChurnScorer
-from usage_features.training.train import TrainConfig, train
+from usage_features.service_layer.train import TrainConfig, train
 from tests.conftest import copy_feature_repo, populate
 from tests.factories import churn_dataset
 

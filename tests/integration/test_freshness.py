@@ -11,7 +11,7 @@ from usage_features.config import RepoPaths
 from usage_features.features.build import build_features
 from usage_features.ingestion import ingest_files
 from usage_features.serving.freshness import LAG_VARIABLE, freshness
-from usage_features.serving.materialize import MaterializeError, materialize
+from usage_features.service_layer.materialize import MaterializeError, materialize
 from tests.conftest import copy_feature_repo, populate
 from tests.factories import churn_dataset
 

@@ -19,12 +19,14 @@ import pytest
 from usage_features.adapters import feast_online
 from usage_features.features.retrieval import historical_features, online_features, online_refs
 from usage_features.features.store import apply_definitions, open_store
-from usage_features.serving.materialize import materialize
+from usage_features.service_layer.materialize import materialize
 from usage_features.serving.reasons import ReasonsUnavailableWarning
 from usage_features.serving.scorer import UNKNOWN, ChurnScorer
 from usage_features.training.compiled import COMPILED_MAX_ROWS
 from usage_features.training.model import TrainedModel
-from usage_features.training.train import TrainConfig, predict, train
+from usage_features.service_layer.bootstrap import bootstrap
+from usage_features.service_layer.predict import predict
+from usage_features.service_layer.train import TrainConfig, train
 from tests.conftest import copy_feature_repo, populate, require_service
 from tests.factories import churn_dataset
 from tests.integration.test_point_in_time import assert_features_equal
@@ -89,7 +91,7 @@ class TestOnlineParity:
     def test_online_scores_equal_batch_predictions_at_now(self, trained):
         repo, customers, now = trained
         scores = ChurnScorer.from_repo(repo).score(customers.customer_id.tolist(), as_of=now)
-        batch = predict(repo, at_now(customers, now))
+        batch = predict(bootstrap(repo), at_now(customers, now))
         assert [s.status for s in scores] == batch.status.tolist()
         assert {"active", "churned"} <= set(batch.status)  # both kinds are compared
         np.testing.assert_allclose(

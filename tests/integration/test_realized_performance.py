@@ -11,17 +11,15 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 
 from usage_features.config import RepoPaths
 from usage_features.monitoring.report import realized_performance
-from usage_features.serving.snapshots import SCHEMA, write_snapshot
+from usage_features.adapters.score_snapshots import ParquetSnapshots
+from usage_features.domain.scores import Score
 
 HORIZON = 30
 
 
-def snapshot(day: date, probabilities: dict[str, float]) -> pd.DataFrame:
-    as_of = pd.Timestamp(datetime.combine(day, datetime.min.time(), tzinfo=UTC))
-    return pd.DataFrame({"customer_id": list(probabilities),
-                         "churn_probability": list(probabilities.values()),
-                         "risk_band": "low", "reasons": [[] for _ in probabilities],
-                         "model_version": "v1", "as_of": as_of})[SCHEMA.names]
+def snapshot(day: date, probabilities: dict[str, float]) -> list[Score]:
+    as_of = datetime.combine(day, datetime.min.time(), tzinfo=UTC)
+    return [Score(c, as_of, "active", "v1", p, "low") for c, p in probabilities.items()]
 
 
 def test_only_snapshots_whose_horizon_has_passed_are_scored_against_later_churn(tmp_path):
@@ -35,8 +33,8 @@ def test_only_snapshots_whose_horizon_has_passed_are_scored_against_later_churn(
     paths.customers.parent.mkdir(parents=True)
     pd.DataFrame({"customer_id": ids, "churned_at": pd.to_datetime(list(churn.values()), utc=True)
                   }).to_parquet(paths.customers)
-    write_snapshot(paths.scores, snapshot(day1, probabilities), day1)
-    write_snapshot(paths.scores, snapshot(day2, probabilities), day2)
+    ParquetSnapshots(paths.scores).write(snapshot(day1, probabilities), day1)
+    ParquetSnapshots(paths.scores).write(snapshot(day2, probabilities), day2)
 
     now = datetime.combine(day1 + timedelta(days=HORIZON + 1), datetime.min.time(), tzinfo=UTC)
     [result] = realized_performance(paths, HORIZON, now)  # day2's horizon has not passed

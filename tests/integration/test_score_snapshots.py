@@ -1,8 +1,10 @@
-"""Score snapshots on disk and in PostgreSQL: a day written twice is written once, history kept."""
+"""Score sinks on disk and in PostgreSQL: a day written twice is written once, history kept,
+every Score field stored as it was, and a table of the first version migrated."""
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import astuple
 from datetime import UTC, date, datetime
 
 import pandas as pd
@@ -10,44 +12,67 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from usage_features.adapters.postgres_scores import PostgresScoreSink
-from usage_features.serving.scorer import Score
-from usage_features.serving.snapshots import (
+from usage_features.adapters.postgres_scores import COLUMN_TYPES, PostgresScoreSink
+from usage_features.adapters.score_snapshots import (
+    SCHEMA,
+    ParquetSnapshots,
     read_snapshot,
     read_snapshots,
-    scores_frame,
     snapshot_days,
-    write_snapshot,
+    snapshot_path,
 )
+from usage_features.domain.scores import HISTORICAL, SCORE_FIELDS, Score
 
 AS_OF = datetime(2025, 6, 2, tzinfo=UTC)
+LATEST = datetime(2025, 6, 1, 23, 59, tzinfo=UTC)
 
 
 def make_scores(probabilities: dict[str, float | None]) -> list[Score]:
-    return [Score(customer, "v1", p, None if p is None else ("high" if p >= 0.5 else "low"),
-                  [] if p is None else [f"reason for {customer}"],
-                  error=None if p is not None else "unknown customer")
+    return [Score(customer, AS_OF, "active" if p is not None else "churned", "v1", p,
+                  None if p is None else ("high" if p >= 0.5 else "low"),
+                  () if p is None else (f"reason for {customer}",),
+                  latest_event_at=LATEST,
+                  churned_at=None if p is not None else datetime(2025, 5, 1, tzinfo=UTC))
             for customer, p in probabilities.items()]
 
 
+def test_the_snapshot_and_the_table_have_a_column_per_score_field():
+    assert tuple(SCHEMA.names) == SCORE_FIELDS
+    assert set(COLUMN_TYPES) == set(SCORE_FIELDS)
+
+
 class TestSnapshotFiles:
-    def test_a_snapshot_keeps_scored_customers_only_with_their_reasons(self, tmp_path):
-        frame = scores_frame(make_scores({"00042": 0.7, "b": 0.1, "ghost": None}), AS_OF)
-        write_snapshot(tmp_path, frame, AS_OF.date())
+    def test_every_field_of_every_score_is_read_back(self, tmp_path):
+        scores = make_scores({"00042": 0.7, "b": 0.1, "gone": None})
+        scores[1] = Score(**{**scores[1].__dict__, "features_from": HISTORICAL, "fresh": False})
+        assert ParquetSnapshots(tmp_path).write(scores, AS_OF.date()) == 3
         read = read_snapshot(tmp_path, AS_OF.date())
-        assert read.customer_id.tolist() == ["00042", "b"]
-        assert read.churn_probability.tolist() == [0.7, 0.1]
-        assert [list(r) for r in read.reasons] == [["reason for 00042"], ["reason for b"]]
-        assert read.as_of.iloc[0] == pd.Timestamp(AS_OF)
+        back = [Score(**{k: (None if v is pd.NaT or (isinstance(v, float) and v != v)
+                             else tuple(v) if k == "reasons"
+                             else v.to_pydatetime() if isinstance(v, pd.Timestamp) else v)
+                         for k, v in row.items()})
+                for row in read.to_dict(orient="records")]
+        assert [astuple(s) for s in back] == [astuple(s) for s in scores]
 
     def test_writing_a_day_twice_replaces_it_and_keeps_other_days(self, tmp_path):
-        first = scores_frame(make_scores({"a": 0.2}), AS_OF)
-        write_snapshot(tmp_path, first, date(2025, 6, 1))
-        write_snapshot(tmp_path, first, AS_OF.date())
-        write_snapshot(tmp_path, scores_frame(make_scores({"a": 0.3}), AS_OF), AS_OF.date())
+        sink = ParquetSnapshots(tmp_path)
+        sink.write(make_scores({"a": 0.2}), date(2025, 6, 1))
+        sink.write(make_scores({"a": 0.2}), AS_OF.date())
+        sink.write(make_scores({"a": 0.3}), AS_OF.date())
         assert snapshot_days(tmp_path) == [date(2025, 6, 1), AS_OF.date()]
         history = read_snapshots(tmp_path)
         assert history.groupby("date").churn_probability.sum().tolist() == [0.2, 0.3]
+
+    def test_a_snapshot_of_the_first_version_is_read_with_the_new_columns_empty(self, tmp_path):
+        old = pd.DataFrame({"customer_id": ["a"], "churn_probability": [0.4],
+                            "risk_band": ["medium"], "reasons": [["r"]],
+                            "model_version": ["v0"], "as_of": [pd.Timestamp(AS_OF)]})
+        path = snapshot_path(tmp_path, AS_OF.date())
+        path.parent.mkdir(parents=True)
+        old.to_parquet(path)
+        read = read_snapshot(tmp_path, AS_OF.date())
+        assert list(read.columns) == list(SCORE_FIELDS)
+        assert read.churn_probability.tolist() == [0.4] and read.status.isna().all()
 
 
 @pytest.fixture
@@ -58,35 +83,58 @@ def sink(postgres_dsn):
         admin.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(table)))
 
 
-def stored(sink: PostgresScoreSink) -> list[tuple]:
+def stored(sink: PostgresScoreSink, columns=("customer_id", "score_date", "churn_probability",
+                                             "risk_band", "reasons", "model_version", "as_of")
+           ) -> list[tuple]:
     with psycopg.connect(sink.conninfo) as connection:
-        return connection.execute(sql.SQL(
-            "SELECT customer_id, score_date, churn_probability, risk_band, reasons, "
-            "model_version, as_of FROM {} ORDER BY score_date, customer_id").format(
-                sink.table)).fetchall()
+        return connection.execute(sql.SQL("SELECT {} FROM {} ORDER BY score_date, customer_id")
+                                  .format(sql.SQL(", ").join(map(sql.Identifier, columns)),
+                                          sink.table)).fetchall()
 
 
 @pytest.mark.postgres
 class TestPostgresScoreSink:
     def test_rows_arrive_as_written(self, sink):
-        frame = scores_frame(make_scores({"00042": 0.7, "b": 0.1}), AS_OF)
-        assert sink.write(frame, AS_OF.date()) == 2
+        assert sink.write(make_scores({"00042": 0.7, "b": 0.1}), AS_OF.date()) == 2
         assert stored(sink) == [
             ("00042", AS_OF.date(), 0.7, "high", ["reason for 00042"], "v1", AS_OF),
             ("b", AS_OF.date(), 0.1, "low", ["reason for b"], "v1", AS_OF),
         ]
 
+    def test_every_score_field_is_stored(self, sink):
+        scores = make_scores({"a": 0.7, "gone": None})
+        sink.write(scores, AS_OF.date())
+        rows = stored(sink, SCORE_FIELDS)
+        assert [tuple(tuple(v) if isinstance(v, list) else v for v in row) for row in rows] \
+            == [astuple(s) for s in scores]
+
     def test_writing_a_day_twice_equals_writing_it_once(self, sink):
-        frame = scores_frame(make_scores({"a": 0.7, "b": 0.1}), AS_OF)
-        sink.write(frame, AS_OF.date())
+        scores = make_scores({"a": 0.7, "b": 0.1})
+        sink.write(scores, AS_OF.date())
         once = stored(sink)
-        sink.write(frame, AS_OF.date())
+        sink.write(scores, AS_OF.date())
         assert stored(sink) == once
 
     def test_a_rewritten_day_replaces_its_rows_and_earlier_days_are_kept(self, sink):
-        sink.write(scores_frame(make_scores({"a": 0.7, "b": 0.1}), AS_OF), date(2025, 6, 1))
-        sink.write(scores_frame(make_scores({"a": 0.7, "b": 0.1}), AS_OF), AS_OF.date())
-        sink.write(scores_frame(make_scores({"a": 0.4}), AS_OF), AS_OF.date())
+        sink.write(make_scores({"a": 0.7, "b": 0.1}), date(2025, 6, 1))
+        sink.write(make_scores({"a": 0.7, "b": 0.1}), AS_OF.date())
+        sink.write(make_scores({"a": 0.4}), AS_OF.date())
         rows = [(r[0], r[1], r[2]) for r in stored(sink)]
         assert rows == [("a", date(2025, 6, 1), 0.7), ("b", date(2025, 6, 1), 0.1),
                         ("a", AS_OF.date(), 0.4)]
+
+    def test_a_table_of_the_first_version_is_migrated_and_keeps_its_rows(self, sink):
+        with psycopg.connect(sink.conninfo) as connection:  # the first version's table
+            connection.execute(sql.SQL(
+                """CREATE TABLE {} (customer_id TEXT NOT NULL, score_date DATE NOT NULL,
+                churn_probability DOUBLE PRECISION NOT NULL
+                    CHECK (churn_probability BETWEEN 0 AND 1),
+                risk_band TEXT NOT NULL, reasons TEXT[] NOT NULL, model_version TEXT NOT NULL,
+                as_of TIMESTAMPTZ NOT NULL, PRIMARY KEY (customer_id, score_date))""").format(
+                    sink.table))
+            connection.execute(sql.SQL("INSERT INTO {} VALUES ('old', '2025-05-01', 0.5, "
+                                       "'high', '{{}}', 'v0', '2025-05-01T00:00Z')").format(
+                                           sink.table))
+        sink.write(make_scores({"a": 0.7, "gone": None}), AS_OF.date())
+        rows = stored(sink, ("customer_id", "churn_probability", "status"))
+        assert rows == [("old", 0.5, None), ("a", 0.7, "active"), ("gone", None, "churned")]

@@ -17,7 +17,7 @@ from usage_features.features.build import build_features
 from usage_features.features.retrieval import historical_features
 from usage_features.features.store import apply_definitions, open_store
 from usage_features.ingestion import ingest_files
-from usage_features.serving.materialize import materialize
+from usage_features.service_layer.materialize import materialize
 from usage_features.simulation import SimulationConfig, simulate
 from tests.conftest import copy_feature_repo, populate, require_service, services_required
 from tests.integration.test_online_parity import assert_online_equals_historical

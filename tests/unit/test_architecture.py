@@ -11,7 +11,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "usage_features"
 #: The layers built on the adapters: an adapter importing one of them makes a cycle.
-OUTER_LAYERS = ("cli", "demo", "features", "ingestion", "monitoring", "refresh", "serving",
+OUTER_LAYERS = ("cli", "features", "ingestion", "monitoring", "service_layer", "serving",
                 "simulation", "training")
 
 
@@ -61,8 +61,8 @@ class TestTheRuleItself:
 
     def test_an_outer_layer_is_told_from_a_module_that_only_starts_alike(self):
         assert is_outer("usage_features.ingestion.ingest")
-        assert is_outer("usage_features.refresh")
-        assert not is_outer("usage_features.refreshments")
+        assert is_outer("usage_features.service_layer.refresh")
+        assert not is_outer("usage_features.service_layer_extras")
         assert not is_outer("usage_features.domain.entities")
 
     def test_the_layers_named_are_the_package_s_own(self):

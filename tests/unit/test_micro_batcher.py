@@ -19,6 +19,12 @@ class RecordingScorer:
             raise RuntimeError("store down")
         return [f"score:{c}" for c in customer_ids]
 
+    def online_problem(self, as_of):
+        return None  # the online store holds every time
+
+    def online_freshness(self, as_of):
+        return None
+
 
 def run_concurrently(batcher, requests):
     async def main():

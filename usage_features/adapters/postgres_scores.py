@@ -1,50 +1,74 @@
-"""Score snapshots into PostgreSQL: table ``churn_scores``, one row per customer and day.
+"""Scores into PostgreSQL: table ``churn_scores``, one row per customer and day.
 
 ``(customer_id, score_date)`` is the primary key: writing a day again replaces that day's rows
 (an upsert; customers no longer scored that day are deleted), and earlier days are kept, so the
-table is the score history a team can query or join to its CRM.
+table is the score history a team can query or join to its CRM. Its other columns are the
+:class:`Score` fields; a table created by an earlier version gains the new ones on the next
+write (``ADD COLUMN IF NOT EXISTS``), its older rows with those columns empty.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import astuple
 from datetime import date
 
-import pandas as pd
 import psycopg
 from psycopg import sql
 
+from usage_features.domain.scores import SCORE_FIELDS, Score, ScoreSink
+
 DEFAULT_TABLE = "churn_scores"
-_COLUMNS = ("customer_id", "score_date", "churn_probability", "risk_band", "reasons",
-            "model_version", "as_of")
+#: Each Score field's column type (the key columns come first, see ``create_schema``).
+COLUMN_TYPES = {
+    "customer_id": "TEXT NOT NULL",
+    "as_of": "TIMESTAMPTZ NOT NULL",
+    "status": "TEXT",
+    "model_version": "TEXT NOT NULL",
+    "churn_probability": "DOUBLE PRECISION CHECK (churn_probability BETWEEN 0 AND 1)",
+    "risk_band": "TEXT",
+    "reasons": "TEXT[] NOT NULL",
+    "features_from": "TEXT",
+    "latest_event_at": "TIMESTAMPTZ",
+    "fresh": "BOOLEAN",
+    "churned_at": "TIMESTAMPTZ",
+    "error": "TEXT",
+}
+_COLUMNS = ("customer_id", "score_date", *SCORE_FIELDS[1:])
 
 
-class PostgresScoreSink:
-    """Upserts a day's scores into ``table`` (created if absent) over ``conninfo``."""
+class PostgresScoreSink(ScoreSink):
+    """Upserts a day's scores into ``table`` (created or migrated if needed) over
+    ``conninfo``."""
 
     def __init__(self, conninfo: str, table: str = DEFAULT_TABLE) -> None:
         if not table or "\x00" in table:
             raise ValueError(f"table must be a non-empty name, got {table!r}")
         self.conninfo = conninfo
+        self.table_name = table
         self.table = sql.Identifier(table)
 
-    def create_schema(self, connection: psycopg.Connection) -> None:
-        connection.execute(sql.SQL(
-            """CREATE TABLE IF NOT EXISTS {} (
-                customer_id TEXT NOT NULL,
-                score_date DATE NOT NULL,
-                churn_probability DOUBLE PRECISION NOT NULL
-                    CHECK (churn_probability BETWEEN 0 AND 1),
-                risk_band TEXT NOT NULL,
-                reasons TEXT[] NOT NULL,
-                model_version TEXT NOT NULL,
-                as_of TIMESTAMPTZ NOT NULL,
-                PRIMARY KEY (customer_id, score_date))""").format(self.table))
+    @property
+    def name(self) -> str:
+        return f"PostgreSQL table {self.table_name}"
 
-    def write(self, frame: pd.DataFrame, day: date) -> int:
-        """Make ``day``'s rows equal ``frame`` (the snapshot's columns), in one transaction."""
-        rows = [(r.customer_id, day, float(r.churn_probability), r.risk_band, list(r.reasons),
-                 r.model_version, r.as_of.to_pydatetime())
-                for r in frame.itertuples(index=False)]
+    def create_schema(self, connection: psycopg.Connection) -> None:
+        """The table as this version writes it: created, or the columns added since."""
+        connection.execute(sql.SQL(
+            "CREATE TABLE IF NOT EXISTS {} (customer_id TEXT NOT NULL, score_date DATE NOT NULL, "
+            "PRIMARY KEY (customer_id, score_date))").format(self.table))
+        for column in SCORE_FIELDS[1:]:
+            connection.execute(sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}").format(
+                self.table, sql.Identifier(column), sql.SQL(COLUMN_TYPES[column])))
+        # A table of the first version: only active customers, so these were required.
+        for column in ("churn_probability", "risk_band"):
+            connection.execute(sql.SQL("ALTER TABLE {} ALTER COLUMN {} DROP NOT NULL").format(
+                self.table, sql.Identifier(column)))
+
+    def write(self, scores: Sequence[Score], day: date) -> int:
+        """Make ``day``'s rows equal ``scores``, in one transaction."""
+        rows = [(s.customer_id, day, *(list(v) if isinstance(v, tuple) else v
+                                       for v in astuple(s)[1:])) for s in scores]
         columns = sql.SQL(", ").join(map(sql.Identifier, _COLUMNS))
         staging = sql.Identifier("churn_scores_incoming")
         with psycopg.connect(self.conninfo) as connection, connection.transaction():

@@ -51,11 +51,14 @@ MaxLagOption = Annotated[float | None, typer.Option(
                             "scoring time (default $USAGE_FEATURES_MAX_LAG_HOURS or 36).")]
 
 
-def max_lag(hours: float | None):
-    from usage_features.serving.freshness import max_event_lag
+def bootstrap_or_fail(repo: Path, config: str = "feature_store.yaml",
+                      model_path: Path | None = None, max_lag_hours: float | None = None,
+                      sink: str | None = None):
+    """The use cases' context for the command's options (a bad option: exit status 2)."""
+    from usage_features.service_layer.bootstrap import bootstrap  # loads Feast: not for --help
 
     try:
-        return max_event_lag(hours)
+        return bootstrap(repo, config, model_path, max_lag_hours, sink)
     except ValueError as exc:
         raise fail(str(exc)) from None
 

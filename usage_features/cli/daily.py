@@ -14,9 +14,9 @@ from usage_features.cli import (
     MaxLagOption,
     RepoOption,
     app,
+    bootstrap_or_fail,
     console,
     fail,
-    max_lag,
     out,
     utc,
 )
@@ -46,15 +46,14 @@ def refresh(
     Writes DIR/data/scores/date=YYYY-MM-DD/scores.parquet. Exit status 1 on a freshness
     alarm, 2 on an error, 3 when another refresh of the repo is running.
     """
-    from usage_features.refresh import RefreshBusyError, RefreshConfig
-    from usage_features.refresh import refresh as run_refresh
+    from usage_features.service_layer.refresh import RefreshBusyError
+    from usage_features.service_layer.refresh import refresh as run_refresh
 
-    settings = RefreshConfig(repo=repo, inbox=inbox, now=utc(now) if now else None,
-                             customers=customers, sink=sink, config=config, model_path=model,
-                             max_lag=max_lag(max_lag_hours))
+    context = bootstrap_or_fail(repo, config, model, max_lag_hours, sink)
     with console.status("refresh") as status:
         try:
-            summary = run_refresh(settings, progress=status.update)
+            summary = run_refresh(context, inbox, utc(now) if now else None, customers,
+                                  progress=status.update)
         except RefreshBusyError as exc:
             console.print(f"[yellow]busy:[/yellow] {exc}")
             raise typer.Exit(code=3) from None
@@ -67,8 +66,8 @@ def refresh(
             f"refreshed to {summary.now:%Y-%m-%d %H:%M} UTC: {len(summary.files_ingested)} "
             f"new file(s), {summary.events_accepted:,} events accepted "
             f"({summary.events_rejected:,} rejected); scored {summary.scored:,} of "
-            f"{summary.active_customers:,} active customers -> {summary.snapshot}"
-            + (f"; {summary.sink_rows:,} rows to PostgreSQL" if sink else "")
+            f"{summary.active_customers:,} active customers -> "
+            + ", ".join(f"{name} ({n:,})" for name, n in summary.delivered.items())
             + f" in {sum(summary.seconds.values()):.1f} s")
         for reason, n in summary.not_scored.items():
             console.print(f"[yellow]not scored:[/yellow] {n:,} customer(s): {reason}")
@@ -92,14 +91,12 @@ def monitor(
 ) -> None:
     """Can today's scores be trusted? Freshness, feature and score drift, skew, realized
     performance: a Markdown report with plots, and JSON. Exit status 1 when an alarm fires."""
-    from usage_features.monitoring.report import MonitorConfig
-    from usage_features.monitoring.report import monitor as run_monitor
+    from usage_features.service_layer.monitor import monitor as run_monitor
 
-    settings = MonitorConfig(repo=repo, model_path=model, now=utc(now) if now else None,
-                             max_lag=max_lag(max_lag_hours), config=config)
+    context = bootstrap_or_fail(repo, config, model, max_lag_hours)
     with console.status("monitor"):
         try:
-            report = run_monitor(settings)
+            report = run_monitor(context, utc(now) if now else None)
         except (FileNotFoundError, ValueError) as exc:
             raise fail(str(exc)) from None
     if as_json:

@@ -24,7 +24,7 @@ def demo(
     days: Annotated[int, typer.Option(help="Simulated days.")] = 365,
 ) -> None:
     """The main job end to end on the embedded defaults, in a fresh directory."""
-    from usage_features.demo import DemoConfig, run_demo
+    from usage_features.service_layer.demo import DemoConfig, run_demo
 
     template = Path(__file__).resolve().parents[2] / "feature_repo"
     if not (template / "feature_store.yaml").exists():
@@ -86,7 +86,8 @@ def _print_step(step: str, result) -> None:
         out.print(f"{result.now:%Y-%m-%d}: {len(result.files_ingested)} new inbox file(s), "
                   f"{result.events_accepted:,} events accepted ({result.events_rejected:,} "
                   f"rejected); scored {result.scored:,} of {result.active_customers:,} active "
-                  f"customers -> {result.snapshot}; alarms: {'; '.join(result.alarms) or 'none'}")
+                  f"customers -> {', '.join(result.delivered)}; "
+                  f"alarms: {'; '.join(result.alarms) or 'none'}")
     elif step == "monitor":
         worst = sorted(result.feature_drift, key=lambda d: -d["psi"])[:3]
         out.print(f"scores of {result.snapshot_day}: score PSI {result.score_psi:.3f}; largest "

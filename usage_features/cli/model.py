@@ -15,9 +15,9 @@ from usage_features.cli import (
     JsonOption,
     RepoOption,
     app,
+    bootstrap_or_fail,
     console,
     fail,
-    max_lag,
     out,
     utc,
 )
@@ -47,8 +47,9 @@ def train_command(
     one with the best validation PR AUC (ties: ROC AUC), refitted on every labelled row."""
     from usage_features.features.build import NoEventsError
     from usage_features.ingestion.readers import InputError
+    from usage_features.service_layer.train import TrainConfig, train
     from usage_features.training.labels import LabelError
-    from usage_features.training.train import FeatureDataWarning, TrainConfig, train
+    from usage_features.training.train import FeatureDataWarning
 
     config = TrainConfig(repo=repo, customers=customers, horizon_days=horizon_days,
                          train_end=utc(train_end) if train_end else None, model_out=model_out,
@@ -126,51 +127,27 @@ def predict_command(
                                 "(default $USAGE_FEATURES_MAX_LAG_HOURS or 36).")] = None,
 ) -> None:
     """Batch scoring through historical features: status, churn_probability, beyond_data."""
-    import pandas as pd
-
-    from usage_features.cli.serving import print_freshness
+    from usage_features.cli.serving import model_errors, print_freshness
     from usage_features.ingestion.readers import InputError
-    from usage_features.serving.entities import read_entities
-    from usage_features.serving.freshness import freshness
-    from usage_features.serving.status import INVALID
-    from usage_features.training.model import ModelMismatchError
-    from usage_features.training.train import predict
+    from usage_features.service_layer.predict import NoValidRows, predict_file
 
-    lag = max_lag(max_lag_hours)
+    context = bootstrap_or_fail(repo, model_path=model, max_lag_hours=max_lag_hours)
     try:
-        read = read_entities(entities)
-    except InputError as exc:
+        result = predict_file(context, entities, out_path)
+    except (InputError, NoValidRows, *model_errors(), ValueError) as exc:
         raise fail(str(exc)) from None
-    for message in list(read.errors.values())[:10]:
+    for message in list(result.errors.values())[:10]:
         console.print(f"[yellow]rejected:[/yellow] {message}")
-    if len(read.errors) > 10:
-        console.print(f"[yellow]rejected:[/yellow] ... {len(read.errors) - 10:,} more "
+    if len(result.errors) > 10:
+        console.print(f"[yellow]rejected:[/yellow] ... {len(result.errors) - 10:,} more "
                       "(see the error column)")
-    valid = read.rows[read.valid]
-    if valid.empty:
-        raise fail(f"{entities}: no valid entity rows ({len(read.errors):,} rejected)")
-    try:
-        scored = predict(repo, valid, model)
-    except (ModelMismatchError, FileNotFoundError, ValueError) as exc:
-        raise fail(str(exc)) from None
-    scored["error"] = pd.Series(pd.NA, index=scored.index, dtype="string")
-    missing = [pd.NA] * int((~read.valid).sum())
-    rejected = read.rows[~read.valid].assign(
-        status=INVALID, churn_probability=float("nan"),
-        beyond_data=pd.array(missing, dtype="boolean"),
-        error=pd.Series(read.errors, dtype="string"))
-    scored = pd.concat([scored, rejected]).sort_index() if len(rejected) else scored
-    writer = scored.to_csv if out_path.suffix == ".csv" else scored.to_parquet
-    writer(out_path, index=False)
-    record = freshness(repo, valid.event_timestamp.max(), online=False, max_lag=lag)
-    print_freshness(record)
-    beyond = int(scored.beyond_data.sum())
-    if beyond:
-        console.print(f"[yellow]warning:[/yellow] {beyond:,} row(s) are after the latest "
-                      "ingested event (beyond_data): their features assume no activity since")
-    counts = scored.status.value_counts().to_dict()
-    out.print(f"scored {len(scored):,} rows -> {out_path} ("
-              + ", ".join(f"{n:,} {s}" for s, n in sorted(counts.items())) + ")")
+    print_freshness(result.freshness)
+    if result.beyond_data:
+        console.print(f"[yellow]warning:[/yellow] {result.beyond_data:,} row(s) are after the "
+                      "latest ingested event (beyond_data): their features assume no activity "
+                      "since")
+    out.print(f"scored {len(result.rows):,} rows -> {out_path} ("
+              + ", ".join(f"{n:,} {s}" for s, n in result.counts().items()) + ")")
 
 
 def _show(caught: list, ours: type) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -15,13 +15,12 @@ from usage_features.cli import (
     MaxLagOption,
     RepoOption,
     app,
+    bootstrap_or_fail,
     console,
     fail,
-    max_lag,
     out,
     utc,
 )
-from usage_features.config import RepoPaths
 
 
 def print_freshness(record) -> None:
@@ -56,7 +55,7 @@ def materialize_command(
     config: ConfigOption = "feature_store.yaml",
 ) -> None:
     """Load the latest feature rows into the online store (SQLite by default), incrementally."""
-    from usage_features.serving.materialize import MaterializeError, materialize
+    from usage_features.service_layer.materialize import MaterializeError, materialize
 
     try:
         summary = materialize(repo, utc(end) if end else None, config)
@@ -85,48 +84,39 @@ def score_command(
 ) -> None:
     """Churn probability, risk band and reasons for customers, from the online store."""
     from usage_features.features.store import OnlineStoreNotMaterialized
-    from usage_features.serving.scorer import ChurnScorer, OnlineTimeError
+    from usage_features.service_layer.score import score, score_active
 
     if bool(customer_ids) == every_active:
         raise fail("name the customers to score, or pass --all (not both)")
+    context = bootstrap_or_fail(repo, config, model, max_lag_hours)
+    moment = utc(as_of) if as_of else None
     try:
-        scorer = ChurnScorer.from_repo(repo, model, config, max_lag(max_lag_hours))
-        moment = utc(as_of) if as_of else None
-        if every_active:
-            from usage_features.serving.status import active_customers
-
-            customer_ids = active_customers(RepoPaths(repo).customers,
-                                            moment or datetime.now(UTC))
-        try:
-            scores = scorer.score(customer_ids, moment)
-            record = scorer.freshness(moment)
-        except OnlineTimeError as exc:
-            console.print(f"note: {exc.problem}; scored from historical features (as "
-                          "`predict`)")
-            scores = scorer.score_historical(customer_ids, moment)
-            from usage_features.serving.freshness import freshness
-
-            record = freshness(repo, moment, config, online=False, max_lag=scorer.max_lag)
+        answer = (score_active(context.scorer, moment) if every_active
+                  else score(context.scorer, customer_ids, moment))
     except (*model_errors(), OnlineStoreNotMaterialized) as exc:
         raise fail(str(exc)) from None
-    print_freshness(record)
+    if answer.note:
+        console.print(f"note: {answer.note}")
+    print_freshness(answer.freshness)
+    scores, scorer = answer.scores, context.scorer
     if as_json:
-        for score in scores:
-            print(json.dumps(score.to_dict()))
+        for one in scores:
+            print(json.dumps(one.to_dict()))
         return
     table = Table("customer", "status", "churn probability", "risk", "reasons",
                   title=f"model {scorer.model.metadata.model_version}")
     no_reasons = ("no risk signal" if scorer.reasons.available
                   else "no reasons: the model has no reference values (retrain it)")
-    for score in scores:
-        if score.error:
-            table.add_row(score.customer_id, score.status, "-", "-", f"[red]{score.error}")
-        elif score.churn_probability is None:
-            table.add_row(score.customer_id, score.status, "-", "-",
-                          f"churned at {score.churned_at}" if score.churned_at else "")
+    for one in scores:
+        if one.error:
+            table.add_row(one.customer_id, one.status, "-", "-", f"[red]{one.error}")
+        elif one.churn_probability is None:
+            table.add_row(one.customer_id, one.status, "-", "-",
+                          f"churned at {one.churned_at:%Y-%m-%d %H:%M} UTC"
+                          if one.churned_at else "")
         else:
-            table.add_row(score.customer_id, score.status, f"{score.churn_probability:.3f}",
-                          score.risk_band, "; ".join(score.reasons) or no_reasons)
+            table.add_row(one.customer_id, one.status, f"{one.churn_probability:.3f}",
+                          one.risk_band, "; ".join(one.reasons) or no_reasons)
     out.print(table)
 
 
@@ -148,8 +138,9 @@ def serve_command(
     from usage_features.serving.http import prepare, run
     from usage_features.serving.limits import ServiceConfigError
 
+    context = bootstrap_or_fail(repo, config, model, max_lag_hours)
     try:
-        service, limits = prepare(repo, model, config, max_lag(max_lag_hours))
+        service, limits = prepare(context)
     except (*model_errors(), ServiceConfigError, OnlineStoreNotMaterialized) as exc:
         raise fail(str(exc)) from None
     out.print(f"serving on http://{host}:{port} (OpenAPI docs at /docs)")

@@ -31,8 +31,8 @@ from usage_features.adapters.row_sidecar import (
 from usage_features.adapters.spark_session import repo_spark_conf
 from usage_features.adapters.sql_engine import Engine, open_engine
 from usage_features.config import RepoPaths
-from usage_features.features.sql import DIALECTS, daily_sql, features_sql
 from usage_features.features.spec import EXACT_SCORE, FeatureSpec, feature_spec
+from usage_features.features.sql import DIALECTS, daily_sql, features_sql
 from usage_features.features.state import load_state, save_state
 from usage_features.ingestion.settings import load_vocabulary
 from usage_features.schema import CUSTOMER_SCHEMA

@@ -1,4 +1,5 @@
-"""``usage-features monitor``: can today's scores still be trusted?
+"""The checks of ``usage-features monitor`` (run by :mod:`usage_features.service_layer.monitor`)
+and its report: can today's scores still be trusted?
 
 Six checks over the latest score snapshot (``refresh`` writes them), each with its alarms:
 
@@ -34,22 +35,11 @@ import pandas as pd
 
 from usage_features.adapters.event_log import EventLog
 from usage_features.config import RepoPaths
-from usage_features.features.store import DEFAULT_CONFIG
-from usage_features.monitoring.drift import PSI_ALARM, Drift, feature_drift, psi
+from usage_features.monitoring.drift import Drift
 
 DEFAULT_SKEW_SAMPLE = 500
 #: How far back ``monitor`` looks for event names the model was not trained on.
 NEW_NAMES_DAYS = 30
-
-
-@dataclass(frozen=True)
-class MonitorConfig:
-    repo: Path
-    model_path: Path | None = None
-    config: str = DEFAULT_CONFIG
-    now: datetime | None = None  # default: the latest snapshot's time
-    max_lag: timedelta | None = None  # default: serving.freshness.max_event_lag()
-    skew_sample: int = DEFAULT_SKEW_SAMPLE
 
 
 @dataclass
@@ -69,71 +59,6 @@ class MonitorReport:
 
     def to_dict(self) -> dict:
         return json.loads(json.dumps(asdict(self), default=str))
-
-
-def monitor(config: MonitorConfig) -> MonitorReport:
-    from usage_features.features.retrieval import historical_features, store_spec
-    from usage_features.features.store import open_store
-    from usage_features.serving.freshness import freshness
-    from usage_features.serving.snapshots import read_snapshot, snapshot_days
-    from usage_features.training.persistence import load_model
-    from usage_features.training.train import REFERENCE_FILE
-
-    paths = RepoPaths(config.repo)
-    days = snapshot_days(paths.scores)
-    if not days:
-        raise FileNotFoundError(f"no score snapshots in {paths.scores}: run "
-                                "`usage-features refresh` first")
-    model = load_model(config.model_path or paths.model, repo=paths.repo)
-    snapshot = read_snapshot(paths.scores, days[-1])
-    as_of = snapshot.as_of.max().to_pydatetime()
-    now = config.now or as_of
-    report = MonitorReport(snapshot_day=days[-1].isoformat(), now=now,
-                           validation=model.metadata.metrics.get("model", {}))
-    store = open_store(paths.repo, config.config)
-
-    record = freshness(paths.repo, now, config.config, store, config.max_lag)
-    report.freshness = record.to_dict()
-    report.alarms += [f"freshness: {warning}" for warning in record.warnings()]
-
-    validation = pd.read_parquet(paths.reports / model.metadata.model_version / REFERENCE_FILE,
-                                 columns=["customer_id", "event_timestamp"])
-    reference = historical_features(store, same_weekday_and_time(validation, as_of))
-    reference["churn_probability"] = model.predict_proba(reference).to_numpy()
-    rows = pd.DataFrame({"customer_id": snapshot.customer_id, "event_timestamp": snapshot.as_of})
-    current = historical_features(store, rows)
-    trending = {f.name for f in store_spec(store).served if f.grows_with_time}
-    for name in model.metadata.features:
-        drift = feature_drift(name, reference[name], current[name])
-        alarm = drift.alarm and name not in trending
-        report.feature_drift.append({**asdict(drift), "alarm": alarm,
-                                     "grows_with_time": name in trending})
-        if alarm:
-            report.alarms.append(_drift_alarm(drift))
-    report.score_psi = psi(reference.churn_probability, snapshot.churn_probability)
-    if report.score_psi >= PSI_ALARM:
-        report.alarms.append(f"score drift: PSI {report.score_psi:.3f} of today's scores "
-                             f"against the validation period's (alarm at {PSI_ALARM})")
-
-    report.skew = skew(store, current, model.metadata.features, as_of,
-                       record.materialized_through, config.skew_sample)
-    if report.skew.get("mismatched_customers"):
-        report.alarms.append(f"training/serving skew: {report.skew['mismatched_customers']} of "
-                             f"{report.skew['compared_customers']} customers' online features "
-                             f"differ from the historical path ({report.skew['features']})")
-
-    report.new_event_names = new_event_names(paths, model.metadata.event_names, now)
-    if report.new_event_names:
-        listed = ", ".join(f"{name!r} ({n:,})" for name, n in report.new_event_names.items())
-        report.alarms.append(
-            f"event names new since training, events in the last {NEW_NAMES_DAYS} days: "
-            f"{listed}; declare them in usage_features.yaml (or check the export) and retrain")
-
-    report.realized = realized_performance(paths, model.metadata.horizon_days, now)
-    out = paths.reports / "monitor" / report.snapshot_day
-    write_report(report, reference, snapshot, out)
-    report.report_dir = str(out)
-    return report
 
 
 def new_event_names(paths: RepoPaths, trained_on: dict[str, int] | None, now: datetime
@@ -185,14 +110,15 @@ def skew(store, historical: pd.DataFrame, features: list[str], as_of: datetime,
 
 def realized_performance(paths: RepoPaths, horizon_days: int, now: datetime) -> list[dict]:
     """Metrics of every snapshot whose label window ``(as_of, as_of + horizon]`` has passed."""
-    from usage_features.serving.snapshots import read_snapshots
+    from usage_features.adapters.score_snapshots import read_snapshots
     from usage_features.training.evaluate import metrics
 
     if not paths.customers.exists():
         return []
     customers = pd.read_parquet(paths.customers, columns=["customer_id", "churned_at"])
     horizon = pd.Timedelta(days=horizon_days)
-    history = read_snapshots(paths.scores).merge(customers, on="customer_id", how="left")
+    scored = read_snapshots(paths.scores).drop(columns="churned_at")  # (only active rows)
+    history = scored.merge(customers, on="customer_id", how="left")
     out = []
     for day, rows in history.groupby("date"):
         as_of = rows.as_of.max()
@@ -208,7 +134,7 @@ def realized_performance(paths: RepoPaths, horizon_days: int, now: datetime) -> 
     return out
 
 
-def _drift_alarm(drift: Drift) -> str:
+def drift_alarm(drift: Drift) -> str:
     return (f"feature drift: {drift.feature} PSI {drift.psi:.3f}, nulls "
             f"{drift.reference_null_share:.1%} -> {drift.current_null_share:.1%}")
 

@@ -1,5 +1,8 @@
 """The scoring HTTP service: ``POST /score``, ``GET /health``, ``GET /model`` (FastAPI).
 
+A past ``as_of`` is answered from historical features (the answer's ``features_from`` says
+so), by the same use case as ``usage-features score`` (:mod:`usage_features.service_layer.score`).
+
 Bearer-token auth is on when ``USAGE_FEATURES_API_TOKEN`` is set (``/health`` stays open for
 load balancers; an empty token is refused at start). Batches are bounded by ``MAX_BATCH``.
 OpenAPI docs at ``/docs``. The token check, body size and time limits run before any handler,
@@ -15,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated
 
@@ -25,7 +27,10 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AwareDatetime, BaseModel, Field
 
+from usage_features.domain.scores import Score
 from usage_features.features.store import OnlineStoreNotMaterialized
+from usage_features.service_layer.bootstrap import Context
+from usage_features.service_layer.score import score as score_at
 from usage_features.serving.limits import (
     TOKEN_VARIABLE,
     Limits,
@@ -34,7 +39,7 @@ from usage_features.serving.limits import (
     limits_from_env,
     token_matches,
 )
-from usage_features.serving.scorer import ChurnScorer, OnlineTimeError
+from usage_features.serving.scorer import ChurnScorer
 
 MAX_BATCH = 1000
 BATCH_WAIT = 0.002  # seconds a request waits for others to share its scoring call
@@ -49,9 +54,9 @@ class MicroBatcher:
         self.pending: list[tuple[list[str], asyncio.Future]] = []
         self.flush: asyncio.Task | None = None
 
-    async def score(self, customer_ids: list[str], as_of: datetime | None) -> list:
-        if as_of is not None:  # an explicit time is scored on its own
-            return self.scorer.score(customer_ids, as_of)
+    async def score(self, customer_ids: list[str], as_of: datetime | None) -> list[Score]:
+        if as_of is not None:  # an explicit time is scored on its own, by the one policy
+            return score_at(self.scorer, customer_ids, as_of).scores
         future = asyncio.get_running_loop().create_future()
         self.pending.append((customer_ids, future))
         if self.flush is None:
@@ -83,14 +88,21 @@ class ScoreRequest(BaseModel):
 
 
 class CustomerScore(BaseModel):
+    """A :class:`~usage_features.domain.scores.Score`, as JSON (docs/scoring.md)."""
+
     customer_id: str
+    as_of: datetime
+    status: str = Field(description="active (scored), churned or unknown (no probability)")
     model_version: str
-    churn_probability: float | None
+    churn_probability: float | None = Field(description="Only for an active customer")
     risk_band: str | None = None
     reasons: list[str] = []
+    features_from: str = Field(description="online, or historical for a time the online "
+                                           "store does not hold (a past as_of)")
+    latest_event_at: datetime | None = Field(description="The latest ingested event")
+    fresh: bool = Field(description="No freshness warning applies (see GET /health)")
+    churned_at: datetime | None = None
     error: str | None = None
-    status: str = Field(description="active (scored), churned or unknown (no probability)")
-    churned_at: str | None = None
 
 
 class ScoreResponse(BaseModel):
@@ -152,13 +164,11 @@ def create_app(scorer: ChurnScorer, token: str | None = None,
     async def score(request: ScoreRequest) -> JSONResponse:
         try:
             scores = await batcher.score(request.customer_ids, request.as_of)
-        except OnlineTimeError as exc:  # an as_of the online store cannot answer for
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from None
         except OnlineStoreNotMaterialized as exc:  # e.g. its table dropped while serving
             raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
         # ScoreResponse's shape, serialised directly: validating our own output again would
         # cost more than the scoring (the OpenAPI schema still comes from response_model)
-        return JSONResponse({"scores": [asdict(s) for s in scores]})
+        return JSONResponse({"scores": [s.to_dict() for s in scores]})
 
     return app
 
@@ -171,15 +181,11 @@ async def validation_error(request: Request, exc: RequestValidationError) -> JSO
         for error in exc.errors()]})
 
 
-def prepare(repo, model_path=None, config: str = "feature_store.yaml",
-            max_lag=None) -> tuple[FastAPI, Limits]:
-    """The service's app and limits, settings checked first (a clear error, nothing started).
-
-    ``max_lag``: the freshness warnings' allowed event lag (``GET /health``)."""
+def prepare(context: Context) -> tuple[FastAPI, Limits]:
+    """The service's app and limits, settings checked first (a clear error, nothing started)."""
     api_token()
     limits = limits_from_env()
-    scorer = ChurnScorer.from_repo(repo, model_path, config, max_lag)
-    return create_app(scorer, limits=limits), limits
+    return create_app(context.scorer, limits=limits), limits
 
 
 def run(app: FastAPI, limits: Limits, host: str = "127.0.0.1", port: int = 8000) -> None:
@@ -198,10 +204,4 @@ def run(app: FastAPI, limits: Limits, host: str = "127.0.0.1", port: int = 8000)
                 http=header_deadline_protocol(limits.header_timeout))
 
 
-def serve(repo, host: str = "127.0.0.1", port: int = 8000, model_path=None,
-          config: str = "feature_store.yaml") -> None:
-    app, limits = prepare(repo, model_path, config)
-    run(app, limits, host, port)
-
-
-__all__ = ["MAX_BATCH", "TOKEN_VARIABLE", "create_app", "prepare", "run", "serve"]
+__all__ = ["MAX_BATCH", "TOKEN_VARIABLE", "create_app", "prepare", "run"]

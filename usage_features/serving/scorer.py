@@ -10,7 +10,7 @@ get a ``status`` and no probability (see :mod:`usage_features.serving.status`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -19,6 +19,7 @@ import pandas as pd
 from threadpoolctl import ThreadpoolController
 
 from usage_features.config import RepoPaths, risk_bands
+from usage_features.domain.scores import HISTORICAL, ONLINE, Score
 from usage_features.features.retrieval import (
     historical_features,
     online_refs,
@@ -46,24 +47,6 @@ class OnlineTimeError(ValueError):
         super().__init__(f"cannot score online as of {as_of.isoformat()}: {problem}. Read that "
                          "time's features through the historical path (`usage-features "
                          "predict`, or `score --as-of`, which falls back to it)")
-
-
-@dataclass
-class Score:
-    customer_id: str
-    model_version: str
-    churn_probability: float | None = None
-    risk_band: str | None = None
-    reasons: list[str] = field(default_factory=list)
-    error: str | None = None
-    #: ``active`` (scored), ``churned`` or ``unknown`` (no probability).
-    status: str = ACTIVE
-    #: For a churned customer: when (ISO 8601).
-    churned_at: str | None = None
-
-    def to_dict(self) -> dict:
-        out = asdict(self)
-        return {k: v for k, v in out.items() if v is not None or k in ("churn_probability",)}
 
 
 class ChurnScorer:
@@ -108,9 +91,16 @@ class ChurnScorer:
     def band(self, probability: float) -> str:
         return [name for name, low in self.bands.items() if probability >= low][-1]
 
-    def freshness(self, as_of: datetime | None = None) -> Freshness:
-        """How fresh the online store's data is for an answer at ``as_of`` (default now)."""
-        return freshness(self.repo, as_of, self.config, self.store, self.max_lag)
+    def freshness(self, as_of: datetime | None = None, online: bool = True) -> Freshness:
+        """How fresh the data is for an answer at ``as_of`` (default now) from the online store
+        (or, ``online=False``, from the historical path), read afresh."""
+        return freshness(self.repo, as_of, self.config, self.store if online else None,
+                         self.max_lag, online)
+
+    def online_freshness(self, as_of: datetime | None = None) -> Freshness:
+        """:meth:`freshness` of an online answer, from what the scorer last read of the store
+        (re-read when a build or materialize changed it): cheap enough for every request."""
+        return replace(self._online_state(), as_of=as_of or datetime.now(timezone.utc))
 
     def _online_state(self) -> Freshness:
         """What the online store holds (its materialize end, pending builds), re-read only
@@ -137,14 +127,15 @@ class ChurnScorer:
         if not customer_ids:
             return []
         if as_of is not None:
-            problem = online_day_problem(self._online_state(), as_of)
+            problem = self.online_problem(as_of)
             if problem is not None:
                 raise OnlineTimeError(as_of, problem)
-        moment = (as_of or datetime.now(timezone.utc)).timestamp()
+        moment = as_of or datetime.now(timezone.utc)
         online = read_online(self.store, list(customer_ids), as_of, self._refs)
         return self._scores(online.customer_ids, online.matrix(self.model.metadata.features),
                             online.values["days_since_last_event"],
-                            online.values["tenure_days"], moment)
+                            online.values["tenure_days"], moment,
+                            self.online_freshness(moment))
 
     def score_historical(self, customer_ids: Sequence[str], as_of: datetime) -> list[Score]:
         """Scores at ``as_of`` from the historical features (any time; slower than online)."""
@@ -156,20 +147,28 @@ class ChurnScorer:
         if missing:
             raise ModelMismatchError(f"the historical features lack the model's: {missing}")
         matrix = frame[self.model.metadata.features].to_numpy(dtype=float, na_value=np.nan)
+        record = self.freshness(as_of, online=False)
         return self._scores(list(customer_ids), matrix,
                             frame.days_since_last_event.to_numpy(dtype=float),
-                            frame.tenure_days.to_numpy(dtype=float), as_of.timestamp())
+                            frame.tenure_days.to_numpy(dtype=float), as_of, record)
+
+    def online_problem(self, as_of: datetime) -> str | None:
+        """Why the online store cannot answer for ``as_of`` exactly (None: it can)."""
+        return online_day_problem(self._online_state(), as_of)
 
     def _scores(self, customer_ids: list[str], matrix: np.ndarray,
                 days_since_last_event: np.ndarray, tenure_days: np.ndarray,
-                moment: float) -> list[Score]:
+                as_of: datetime, record: Freshness) -> list[Score]:
         """Probability and reasons for each active customer's row of ``matrix`` (the model's
         features), all in one batch through the model (see :class:`GroupReasons`); churned and
         unknown customers are not scored."""
         version = self.model.metadata.model_version
         churned_at = self.churn_dates.seconds(customer_ids)
         status = statuses(days_since_last_event, tenure_days, churned_at,
-                          np.full(len(customer_ids), moment))
+                          np.full(len(customer_ids), as_of.timestamp()))
+        common = {"as_of": as_of, "model_version": version,
+                  "features_from": ONLINE if record.online else HISTORICAL,
+                  "latest_event_at": record.latest_event_at, "fresh": not record.warnings()}
         active = matrix[status == ACTIVE]
         # One thread: for request-sized batches OpenMP's start-up and spin-waits on a busy
         # machine cost far more than they save (milliseconds, seconds at the tail).
@@ -179,14 +178,15 @@ class ChurnScorer:
         scores = []
         for customer, state, gone in zip(customer_ids, status.tolist(), churned_at.tolist()):
             if state == CHURNED:
-                when = datetime.fromtimestamp(gone, timezone.utc).isoformat()
-                scores.append(Score(customer, version, status=CHURNED, churned_at=when))
+                when = datetime.fromtimestamp(gone, timezone.utc)
+                scores.append(Score(customer, status=CHURNED, churned_at=when, **common))
             elif state == UNKNOWN_STATUS:
-                scores.append(Score(customer, version, error=UNKNOWN, status=UNKNOWN_STATUS))
+                scores.append(Score(customer, status=UNKNOWN_STATUS, error=UNKNOWN, **common))
             else:
                 p, reasons = next(scored)
-                scores.append(Score(customer, version, p, self.band(p),
-                                    [reason.text for reason in reasons]))
+                scores.append(Score(customer, status=ACTIVE, churn_probability=p,
+                                    risk_band=self.band(p),
+                                    reasons=tuple(reason.text for reason in reasons), **common))
         return scores
 
 

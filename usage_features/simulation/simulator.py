@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from usage_features.schema import EVENT_SCHEMA
 from usage_features.simulation.config import Simulation, SimulationConfig
 from usage_features.simulation.dirty import corrupt
 from usage_features.simulation.dynamics import DayByDay, simulate_days
@@ -20,7 +21,6 @@ from usage_features.simulation.tables import (
     events_table,
     truth_table,
 )
-from usage_features.schema import EVENT_SCHEMA
 from usage_features.simulation.writer import write_event_batches, write_simulation, write_table
 
 

@@ -14,15 +14,15 @@ from sklearn.pipeline import Pipeline
 from usage_features.adapters.event_log import EventLog
 from usage_features.config import RepoPaths
 from usage_features.features.spec import FeatureSpec, Group, feature_spec
-from usage_features.ingestion.settings import load_vocabulary
 from usage_features.features.store import SERVICE_NAME
+from usage_features.ingestion.settings import load_vocabulary
 from usage_features.training import evaluate
-from usage_features.training.reference_values import reference_values
 from usage_features.training.metadata import (
     ModelMetadata,
     installed_versions,
     training_data_hash,
 )
+from usage_features.training.reference_values import reference_values
 from usage_features.training.selection import (
     Candidate,
     Selection,

@@ -16,19 +16,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from usage_features.adapters.duckdb_connection import connect, parquet_list
-from usage_features.adapters.event_log import EventLog
 from usage_features.config import RepoPaths
-from usage_features.features.retrieval import (
-    TIMESTAMP,
-    historical_features,
-    served_feature_names,
-)
-from usage_features.features.spec import feature_spec
-from usage_features.features.store import open_store
-from usage_features.ingestion.settings import load_vocabulary
+from usage_features.features.spec import FeatureSpec
 from usage_features.training import evaluate
-from usage_features.training.labels import LabelError, observation_rows, time_split
+from usage_features.training.labels import LabelError, time_split
 from usage_features.training.model import TrainedModel
 from usage_features.training.persistence import save_model
 from usage_features.training.report import REFERENCE_FILE, Report, write_report
@@ -73,79 +64,6 @@ class TrainResult:
     @property
     def leakage_alarm(self) -> bool:
         return self.model.metadata.metrics["model"]["roc_auc"] > evaluate.LEAKAGE_ALARM_AUC
-
-
-def load_labels_source(config: TrainConfig) -> pd.DataFrame:
-    from usage_features.ingestion.customers import read_customers
-    from usage_features.ingestion.settings import load_settings
-
-    path = config.customers or RepoPaths(config.repo).customers
-    if not Path(path).exists():
-        raise FileNotFoundError(f"no customers table at {path}; pass --customers FILE or run "
-                                "`usage-features load-customers` first")
-    if config.customers is None:  # the repo's own table, already in the table's columns
-        return read_customers(Path(path)).to_pandas()
-    # a user's file: read as load-customers reads it (the repo's stored mapping and limits)
-    settings = load_settings(Path(config.repo))
-    return read_customers(Path(path), settings.customer_columns, settings.limits).to_pandas()
-
-
-def adopt_customers(config: TrainConfig) -> int | None:
-    """``--customers FILE``: make FILE the repo's customers table (as ``load-customers``) and
-    rebuild the customer profile from it (as ``build``), so the features (tenure) and the labels
-    come from the same table. Returns its row count (None without ``--customers``)."""
-    from usage_features.features.build import build_features
-    from usage_features.ingestion.customers import load_customers
-
-    if config.customers is None:
-        return None
-    paths = RepoPaths(config.repo)
-    rows = None
-    if Path(config.customers).resolve() != paths.customers:
-        rows = load_customers(Path(config.customers), paths)
-    build_features(paths)  # refreshes the profile table when the customers table changed
-    return rows
-
-
-def data_end(paths: RepoPaths) -> datetime:
-    """The end of observed data: the latest event's timestamp."""
-    log = EventLog(paths)
-    with log.snapshot() as files:
-        if not files:
-            raise FileNotFoundError(f"no events in {log.root}; ingest and build first")
-        (latest,) = connect().execute(
-            f"SELECT max(timestamp) FROM read_parquet({parquet_list(files)}, "
-            "hive_partitioning = false)"
-        ).fetchall()[0]
-    return latest
-
-
-def training_frame(config: TrainConfig, progress: Callable[[str], None] = lambda _: None
-                   ) -> pd.DataFrame:
-    """Labelled observation rows with their point-in-time features from Feast.
-
-    With ``config.customers`` the file is validated and labelled first, and only then made
-    the repo's customers table (:func:`adopt_customers`): a file that cannot give labels
-    leaves the repo as it was.
-    """
-    customers = load_labels_source(config)
-    cutoff = data_end(RepoPaths(config.repo))
-    if config.train_end is not None:
-        cutoff = min(cutoff, config.train_end)
-    grid_start = customers.signup_at.min().floor("D")
-    progress("labelling observation rows")
-    rows = observation_rows(customers, grid_start, cutoff, config.horizon_days,
-                            config.interval_days)
-    if rows.label.nunique() < 2:
-        only = "churners" if rows.label.all() else "non-churners"
-        raise LabelError(f"the customers table gives only {only} ({len(rows):,} rows): "
-                         "labels need both classes")
-    if config.customers is not None:
-        progress(f"loading {config.customers} as the repo's customers table; rebuilding the "
-                 "customer profile")
-        adopt_customers(config)
-    progress(f"fetching historical features for {len(rows):,} rows from Feast")
-    return historical_features(open_store(config.repo), rows)
 
 
 class FeatureDataWarning(UserWarning):
@@ -217,12 +135,13 @@ def backtest_candidates(models: list[Candidate], periods: Periods, config: Train
                         config.validation_share)
 
 
-def train(config: TrainConfig, progress: Callable[[str], None] = lambda _: None) -> TrainResult:
-    """Labels and features -> candidates compared on validation -> the best, refitted on every
-    labelled row -> saved, with its report."""
+def fit_candidates(config: TrainConfig, frame: pd.DataFrame, features: list[str],
+                   spec: FeatureSpec, progress: Callable[[str], None] = lambda _: None
+                   ) -> TrainResult:
+    """Labelled rows with their features -> candidates compared on validation -> the best,
+    refitted on every labelled row -> saved, with its report."""
     paths = RepoPaths(config.repo)
-    features = served_feature_names(paths.repo)
-    periods = split_periods(training_frame(config, progress), features, config)
+    periods = split_periods(frame, features, config)
     models = candidates(features, config.random_state)
 
     progress(f"fitting {len(models)} candidates on {len(periods.train):,} rows")
@@ -231,8 +150,7 @@ def train(config: TrainConfig, progress: Callable[[str], None] = lambda _: None)
 
     progress("ablation: refitting without each feature group")
     ablation = ablation_table(selection.winner, features, periods, config.random_state,
-                              float(table.set_index("model").roc_auc[selection.winner]),
-                              feature_spec(load_vocabulary(paths.repo)))
+                              float(table.set_index("model").roc_auc[selection.winner]), spec)
     progress("permutation importance on the validation period")
     importance = importance_table(fitted[selection.winner], features, periods.validate, config)
 
@@ -253,42 +171,6 @@ def train(config: TrainConfig, progress: Callable[[str], None] = lambda _: None)
                        backtest)
 
 
-def predict(repo: Path, entities: pd.DataFrame, model_path: Path | None = None) -> pd.DataFrame:
-    """Batch scoring of ``entities`` rows (customer_id, event_timestamp, ...), kept in order.
-
-    Adds ``status`` (``active``, ``churned``, ``unknown``; see
-    :mod:`usage_features.serving.status`), ``churn_probability`` (null unless active) and
-    ``beyond_data`` (the row's time is after the latest ingested event: its features assume no
-    activity since). ``event_timestamp`` must be timezone-aware (read files with
-    :func:`usage_features.serving.entities.read_entities`).
-    """
-    from usage_features.serving.freshness import latest_event_at
-    from usage_features.serving.status import ACTIVE, ChurnDates, statuses
-    from usage_features.training.persistence import load_model
-
-    times = entities[TIMESTAMP] if TIMESTAMP in entities else None
-    if times is None or not isinstance(times.dtype, pd.DatetimeTZDtype):
-        raise ValueError("entity rows need a timezone-aware event_timestamp column "
-                         "(naive times are ambiguous)")
-    paths = RepoPaths(repo)
-    model = load_model(model_path or paths.model, repo=paths.repo)
-    frame = historical_features(open_store(repo), entities)
-    moments = (times.dt.tz_convert("UTC") - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
-    ids = entities["customer_id"].astype(str).tolist()
-    status = statuses(frame.days_since_last_event.to_numpy(dtype=float),
-                      frame.tenure_days.to_numpy(dtype=float),
-                      ChurnDates(paths.customers).seconds(ids), moments.to_numpy(dtype=float))
-    # NaN (null in Parquet, empty in CSV) for a customer not scored
-    probability = np.where(status == ACTIVE, model.predict_proba(frame).to_numpy(), np.nan)
-    latest = latest_event_at(paths)
-    out = entities.copy()
-    out["status"] = status.astype(str)
-    out["churn_probability"] = probability
-    out["beyond_data"] = pd.array((times > latest).to_numpy() if latest is not None
-                                  else [True] * len(out), dtype="boolean")
-    return out
-
-
-__all__ = ["ABLATED_GROUPS", "ABLATIONS", "REFERENCE_FILE", "FeatureDataError", "FeatureDataWarning", "TrainConfig",
-           "TrainResult",
-           "adopt_customers", "check_features", "predict", "train", "training_frame"]
+__all__ = ["ABLATED_GROUPS", "ABLATIONS", "REFERENCE_FILE", "FeatureDataError",
+           "FeatureDataWarning", "TrainConfig", "TrainResult", "check_features",
+           "fit_candidates"]

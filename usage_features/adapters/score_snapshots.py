@@ -1,0 +1,93 @@
+"""Daily score snapshots: ``DIR/data/scores/date=YYYY-MM-DD/scores.parquet``, one per day.
+
+A snapshot holds one row per score of that day, its columns the :class:`Score` fields (see
+:data:`SCHEMA`). Writing the same day again replaces that day's file atomically, so a re-run
+changes nothing and a killed run leaves the previous file whole. Snapshots written before a
+field existed are read with that column empty.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import astuple
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from usage_features.domain.scores import Score, ScoreSink
+
+_TIME = pa.timestamp("us", tz="UTC")
+SCHEMA = pa.schema([
+    ("customer_id", pa.string()),
+    ("as_of", _TIME),
+    ("status", pa.string()),
+    ("model_version", pa.string()),
+    ("churn_probability", pa.float64()),
+    ("risk_band", pa.string()),
+    ("reasons", pa.list_(pa.string())),
+    ("features_from", pa.string()),
+    ("latest_event_at", _TIME),
+    ("fresh", pa.bool_()),
+    ("churned_at", _TIME),
+    ("error", pa.string()),
+])
+FILE_NAME = "scores.parquet"
+
+
+def snapshot_path(scores_dir: Path, day: date) -> Path:
+    return Path(scores_dir) / f"date={day.isoformat()}" / FILE_NAME
+
+
+def scores_table(scores: Sequence[Score]) -> pa.Table:
+    """``scores`` as rows of :data:`SCHEMA`."""
+    columns = list(zip(*(astuple(s) for s in scores))) or [[] for _ in SCHEMA]
+    return pa.Table.from_arrays(
+        [pa.array([list(v) if isinstance(v, tuple) else v for v in column], type=f.type)
+         for column, f in zip(columns, SCHEMA)], schema=SCHEMA)
+
+
+class ParquetSnapshots(ScoreSink):
+    """The repo's snapshot folder as a :class:`ScoreSink`."""
+
+    def __init__(self, scores_dir: Path) -> None:
+        self.scores_dir = Path(scores_dir)
+
+    @property
+    def name(self) -> str:
+        return str(self.scores_dir)
+
+    def write(self, scores: Sequence[Score], day: date) -> int:
+        """Write (or replace) the snapshot of ``day``."""
+        target = snapshot_path(self.scores_dir, day)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.tmp")
+        pq.write_table(scores_table(scores), tmp)
+        os.replace(tmp, target)
+        return len(scores)
+
+
+def snapshot_days(scores_dir: Path) -> list[date]:
+    """The days that have a snapshot, oldest first."""
+    days = [date.fromisoformat(p.parent.name.removeprefix("date="))
+            for p in Path(scores_dir).glob(f"date=*/{FILE_NAME}")]
+    return sorted(days)
+
+
+def read_snapshot(scores_dir: Path, day: date) -> pd.DataFrame:
+    table = pq.read_table(snapshot_path(scores_dir, day))
+    for index, field in enumerate(SCHEMA):  # a field the file's writer did not know yet
+        if field.name not in table.column_names:
+            table = table.add_column(index, field, pa.nulls(table.num_rows, field.type))
+    return table.select(SCHEMA.names).cast(SCHEMA).to_pandas()
+
+
+def read_snapshots(scores_dir: Path) -> pd.DataFrame:
+    """Every snapshot, with its ``date`` column."""
+    frames = [read_snapshot(scores_dir, day).assign(date=day) for day in snapshot_days(scores_dir)]
+    if not frames:
+        return SCHEMA.empty_table().to_pandas().assign(date=[])
+    return pd.concat(frames, ignore_index=True)

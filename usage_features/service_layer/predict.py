@@ -1,0 +1,87 @@
+"""Batch scoring of (customer, time) rows through Feast's historical path: any time, each row
+its own; rows that cannot be read are kept, marked ``invalid`` with their reason.
+
+Adds to each row ``status`` (``active``, ``churned``, ``unknown``, ``invalid``; see
+:mod:`usage_features.serving.status`), ``churn_probability`` (null unless active),
+``beyond_data`` (the row's time is after the latest ingested event: its features assume no
+activity since) and ``error``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from usage_features.features.retrieval import TIMESTAMP, historical_features
+from usage_features.service_layer.bootstrap import Context
+from usage_features.serving.entities import read_entities
+from usage_features.serving.freshness import Freshness, freshness, latest_event_at
+from usage_features.serving.status import ACTIVE, INVALID, ChurnDates, statuses
+
+
+class NoValidRows(ValueError):
+    """Not one entity row could be read."""
+
+
+@dataclass(frozen=True)
+class PredictResult:
+    rows: pd.DataFrame
+    #: Reasons of the rows that could not be read, by row position.
+    errors: dict[int, str]
+    freshness: Freshness
+
+    @property
+    def beyond_data(self) -> int:
+        return int(self.rows.beyond_data.sum())
+
+    def counts(self) -> dict[str, int]:
+        return dict(sorted(self.rows.status.value_counts().to_dict().items()))
+
+
+def predict_file(context: Context, entities: Path, out: Path) -> PredictResult:
+    """Score the rows of ``entities`` (a file) into ``out`` (``.parquet`` or ``.csv``)."""
+    read = read_entities(entities)
+    valid = read.rows[read.valid]
+    if valid.empty:
+        raise NoValidRows(f"{entities}: no valid entity rows ({len(read.errors):,} rejected)")
+    scored = predict(context, valid)
+    scored["error"] = pd.Series(pd.NA, index=scored.index, dtype="string")
+    missing = [pd.NA] * int((~read.valid).sum())
+    rejected = read.rows[~read.valid].assign(
+        status=INVALID, churn_probability=float("nan"),
+        beyond_data=pd.array(missing, dtype="boolean"),
+        error=pd.Series(read.errors, dtype="string"))
+    scored = pd.concat([scored, rejected]).sort_index() if len(rejected) else scored
+    writer = scored.to_csv if out.suffix == ".csv" else scored.to_parquet
+    writer(out, index=False)
+    record = freshness(context.repo, valid[TIMESTAMP].max(), online=False,
+                       max_lag=context.max_lag)
+    return PredictResult(scored, read.errors, record)
+
+
+def predict(context: Context, entities: pd.DataFrame) -> pd.DataFrame:
+    """``entities`` (customer_id, a timezone-aware event_timestamp, ...) with each row's
+    status, probability and ``beyond_data``, in order."""
+    times = entities[TIMESTAMP] if TIMESTAMP in entities else None
+    if times is None or not isinstance(times.dtype, pd.DatetimeTZDtype):
+        raise ValueError("entity rows need a timezone-aware event_timestamp column "
+                         "(naive times are ambiguous)")
+    paths, model = context.paths, context.model
+    frame = historical_features(context.store, entities)
+    moments = (times.dt.tz_convert("UTC") - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
+    ids = entities["customer_id"].astype(str).tolist()
+    status = statuses(frame.days_since_last_event.to_numpy(dtype=float),
+                      frame.tenure_days.to_numpy(dtype=float),
+                      ChurnDates(paths.customers).seconds(ids), moments.to_numpy(dtype=float))
+    # NaN (null in Parquet, empty in CSV) for a customer not scored
+    probability = np.where(status == ACTIVE, model.predict_proba(frame).to_numpy(), np.nan)
+    latest = latest_event_at(paths)
+    out = entities.copy()
+    out["status"] = status.astype(str)
+    out["churn_probability"] = probability
+    out["beyond_data"] = pd.array((times > latest).to_numpy() if latest is not None
+                                  else [True] * len(out), dtype="boolean")
+    return out

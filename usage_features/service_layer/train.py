@@ -1,0 +1,103 @@
+"""Train the churn model: labels from the customers table, point-in-time features from Feast
+(``churn_model_v1``), candidates compared and the best shipped (:mod:`usage_features.training`).
+
+With a customers file, the file is validated and labelled first, and only then made the repo's
+customers table and the profile rebuilt (:func:`adopt_customers`): a file that cannot give
+labels leaves the repo as it was, and the features (tenure) and labels come from one table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+
+from usage_features.adapters.duckdb_connection import connect, parquet_list
+from usage_features.adapters.event_log import EventLog
+from usage_features.config import RepoPaths
+from usage_features.features.retrieval import historical_features, served_feature_names
+from usage_features.features.spec import feature_spec
+from usage_features.features.store import open_store
+from usage_features.ingestion.customers import read_customers
+from usage_features.ingestion.settings import load_settings, load_vocabulary
+from usage_features.service_layer.build import build
+from usage_features.service_layer.load_customers import load_customers
+from usage_features.training.labels import LabelError, observation_rows
+from usage_features.training.train import TrainConfig, TrainResult, fit_candidates
+
+
+def train(config: TrainConfig, progress: Callable[[str], None] = lambda _: None) -> TrainResult:
+    """Labels and features -> candidates compared on validation -> the best, refitted on every
+    labelled row -> saved, with its report."""
+    repo = RepoPaths(config.repo).repo
+    frame = training_frame(config, progress)
+    return fit_candidates(config, frame, served_feature_names(repo),
+                          feature_spec(load_vocabulary(repo)), progress)
+
+
+def training_frame(config: TrainConfig, progress: Callable[[str], None] = lambda _: None
+                   ) -> pd.DataFrame:
+    """Labelled observation rows with their point-in-time features from Feast."""
+    customers = labels_source(config)
+    cutoff = data_end(RepoPaths(config.repo))
+    if config.train_end is not None:
+        cutoff = min(cutoff, config.train_end)
+    grid_start = customers.signup_at.min().floor("D")
+    progress("labelling observation rows")
+    rows = observation_rows(customers, grid_start, cutoff, config.horizon_days,
+                            config.interval_days)
+    if rows.label.nunique() < 2:
+        only = "churners" if rows.label.all() else "non-churners"
+        raise LabelError(f"the customers table gives only {only} ({len(rows):,} rows): "
+                         "labels need both classes")
+    if config.customers is not None:
+        progress(f"loading {config.customers} as the repo's customers table; rebuilding the "
+                 "customer profile")
+        adopt_customers(config)
+    progress(f"fetching historical features for {len(rows):,} rows from Feast")
+    return historical_features(open_store(config.repo), rows)
+
+
+def labels_source(config: TrainConfig) -> pd.DataFrame:
+    """The customers table the labels come from: ``config.customers`` read as
+    ``load-customers`` reads it, else the repo's."""
+    path = config.customers or RepoPaths(config.repo).customers
+    if not Path(path).exists():
+        raise FileNotFoundError(f"no customers table at {path}; pass --customers FILE or run "
+                                "`usage-features load-customers` first")
+    if config.customers is None:  # the repo's own table, already in the table's columns
+        return read_customers(Path(path)).to_pandas()
+    settings = load_settings(Path(config.repo))
+    return read_customers(Path(path), settings.customer_columns, settings.limits).to_pandas()
+
+
+def adopt_customers(config: TrainConfig) -> int | None:
+    """``--customers FILE``: make FILE the repo's customers table and rebuild (the profile
+    follows it). Returns its row count (None without ``--customers``)."""
+    if config.customers is None:
+        return None
+    paths = RepoPaths(config.repo)
+    rows = None
+    if Path(config.customers).resolve() != paths.customers:
+        rows = load_customers(Path(config.customers), paths)
+    build(paths)
+    return rows
+
+
+def data_end(paths: RepoPaths) -> datetime:
+    """The end of observed data: the latest event's timestamp."""
+    log = EventLog(paths)
+    with log.snapshot() as files:
+        if not files:
+            raise FileNotFoundError(f"no events in {log.root}; ingest and build first")
+        with connect() as con:
+            (latest,) = con.execute(
+                f"SELECT max(timestamp) FROM read_parquet({parquet_list(files)}, "
+                "hive_partitioning = false)").fetchall()[0]
+    return latest
+
+
+__all__ = ["TrainConfig", "TrainResult", "adopt_customers", "data_end", "train",
+           "training_frame"]
