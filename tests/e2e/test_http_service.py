@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import sys
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from urllib.parse import urlparse
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
+from usage_features.cli import app
 from usage_features.config import SERVICE_NAME
 from usage_features.features.retrieval import served_feature_names
 from usage_features.service_layer.materialize import materialize
@@ -34,6 +37,7 @@ def server(tmp_path_factory):
     process, url = start_http_server(
         [sys.executable, "-m", "usage_features", "serve", "--repo", str(repo),
          "--port", "{port}"], env=env)
+    customers.attrs["repo"] = repo
     yield url, customers
     process.terminate()
     process.wait(timeout=10)
@@ -73,13 +77,22 @@ class TestScoringService:
             assert score["risk_band"] is None and score["reasons"] == []
             assert datetime.fromisoformat(score["churned_at"]) == churned_at
 
-    def test_a_time_off_the_online_stores_day_is_refused_with_the_reason(self, server):
+    def test_a_past_time_is_answered_from_historical_features_as_the_command_line_does(
+            self, server):
         url, customers = server
+        ids = [*customers.customer_id.tolist()[:3], "nobody"]
+        past = customers.attrs["latest"] - timedelta(days=20)
         response = httpx.post(f"{url}/score", headers=AUTH, json={
-            "customer_ids": customers.customer_id.tolist()[:2],
-            "as_of": "2025-01-01T12:00:00Z"})
-        assert response.status_code == 422
-        assert "not on the online store's day" in response.json()["detail"]
+            "customer_ids": ids, "as_of": past.isoformat()})
+        assert response.status_code == 200
+        scores = response.json()["scores"]
+        assert {s["features_from"] for s in scores} == {"historical"}
+        assert {datetime.fromisoformat(s["as_of"]) for s in scores} == {past}
+        result = CliRunner().invoke(app, ["score", *ids, "--json", "--as-of", past.isoformat(),
+                                          "--repo", str(customers.attrs["repo"])])
+        assert result.exit_code == 0, result.output
+        assert "scored from historical features" in result.stderr
+        assert [json.loads(line) for line in result.stdout.splitlines()] == scores
 
     def test_health_reports_the_freshness_of_the_data_to_the_token_holder(self, server):
         url, _ = server

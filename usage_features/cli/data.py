@@ -123,9 +123,11 @@ def ingest(
     than --max-rejected-fraction of them (the valid rows are committed all the same); 2 when
     nothing could be ingested (an unreadable file, a missing column, a bad --map).
     """
-    from usage_features.ingestion import REASONS, ingest_files
+    from usage_features.ingestion import REASONS
     from usage_features.ingestion.readers import InputError, count_rows_hint
     from usage_features.schema import EVENT_COLUMNS
+    from usage_features.service_layer.ingest import ingest as ingest_events
+    from usage_features.service_layer.ingest import too_many_rejected
 
     mapping = _mapping(repo, column_map, "event_columns", EVENT_COLUMNS)
     try:
@@ -137,8 +139,8 @@ def ingest(
         warnings.simplefilter("always")
         task = bar.add_task("ingest", total=total)
         try:
-            summary = ingest_files(paths, RepoPaths(repo), columns=mapping,
-                                   on_rows=lambda n: bar.advance(task, n))
+            summary = ingest_events(paths, RepoPaths(repo), columns=mapping,
+                                    on_rows=lambda n: bar.advance(task, n))
         except InputError as exc:
             raise fail(str(exc)) from None
     for warning in caught:
@@ -162,20 +164,9 @@ def ingest(
                       + (f" and {more} more" if more > 0 else "")
                       + " (declare them in usage_features.yaml, or see "
                         "`usage-features vocabulary`)")
-    _exit_on_rejections(summary, max_rejected_fraction)
-
-
-def _exit_on_rejections(summary, max_fraction: float | None) -> None:
-    if summary.read and summary.rejected == summary.read:
-        console.print(f"[red]error:[/red] every row read ({summary.read:,}) was rejected; "
-                      "see the reasons above")
-        raise typer.Exit(code=EXIT_TOO_MANY_REJECTED)
-    share = summary.rejected / summary.read if summary.read else 0.0
-    if max_fraction is not None and share > max_fraction:
-        console.print(f"[red]error:[/red] {summary.rejected:,} of {summary.read:,} rows "
-                      f"({share:.1%}) rejected, more than "
-                      f"--max-rejected-fraction {max_fraction:g}; the {summary.accepted:,} "
-                      "valid new row(s) were committed")
+    problem = too_many_rejected(summary, max_rejected_fraction)
+    if problem:
+        console.print(f"[red]error:[/red] {problem}")
         raise typer.Exit(code=EXIT_TOO_MANY_REJECTED)
 
 
@@ -237,8 +228,9 @@ def load_customers_command(
     A file with any invalid row is refused (exit status 2), each row named with its reasons;
     the previous table is kept.
     """
-    from usage_features.ingestion.customers import COLUMNS, load_customers
+    from usage_features.ingestion.customers import COLUMNS
     from usage_features.ingestion.readers import InputError
+    from usage_features.service_layer.load_customers import load_customers
 
     mapping = _mapping(repo, column_map, "customer_columns", COLUMNS)
     try:
@@ -274,19 +266,17 @@ def build(
 ) -> None:
     """Compute the feature tables from the event log (incrementally), then `feast apply`."""
     from usage_features.adapters.sql_engine import EngineUnavailable
-    from usage_features.features.build import NoEventsError, build_features
-    from usage_features.features.store import apply_definitions
+    from usage_features.features.build import NoEventsError
+    from usage_features.service_layer.build import build as build_and_apply
 
     if spark_master and engine is not Engine.spark:
         raise fail("--spark-master is for --engine spark (the duckdb engine runs in process)")
     with console.status(f"building features with {engine.value}") as status:
         try:
-            summary = build_features(RepoPaths(repo), on_step=status.update,
-                                     engine=engine.value, spark_master=spark_master)
+            summary = build_and_apply(RepoPaths(repo), config, engine.value, spark_master,
+                                      progress=status.update)
         except (NoEventsError, EngineUnavailable) as exc:
             raise fail(str(exc)) from None
-        status.update(f"feast apply ({config})")
-        apply_definitions(repo, config)
     if as_json:
         out.print_json(json.dumps(summary.to_dict()))
         return
