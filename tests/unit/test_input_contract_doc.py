@@ -1,7 +1,7 @@
-"""The README's input contract lists exactly what the code accepts and rejects.
+"""The input contract page lists exactly what the code accepts and rejects.
 
-The "Your own data" section's event types and the rejection-reason table are held to the code:
-a value added to ``EventType`` or ``REASONS`` without its README row fails here.
+``docs/input-contract.md``'s table of the default event types and its rejection-reason table are
+held to the code: a value added to ``EventType`` or ``REASONS`` without its row there fails here.
 """
 
 import re
@@ -10,8 +10,22 @@ from pathlib import Path
 from usage_features.domain import EventType
 from usage_features.ingestion import REASONS
 
-README = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
-OWN_DATA = re.search(r"^## Your own data$(.*?)(?=^## )", README, re.MULTILINE | re.DOTALL)
+CONTRACT = (Path(__file__).parents[2] / "docs" / "input-contract.md").read_text(encoding="utf-8")
+
+
+def section(text: str, heading: str) -> str:
+    """The text under exactly this heading line, up to the next heading of the same or a higher level."""
+    level = len(heading) - len(heading.lstrip("#"))
+    match = re.search(rf"^{re.escape(heading)}$(.*?)(?=^#{{1,{level}}} |\Z)", text,
+                      re.MULTILINE | re.DOTALL)
+    assert match, f"no {heading!r} section in docs/input-contract.md"
+    return match.group(1)
+
+
+def first_table(text: str, header: str = "|") -> str:
+    """The first Markdown table in text (whose header line starts with header)."""
+    start = text.index(header)
+    return text[start:text.index("\n\n", start)]
 
 
 def backticked_first_cells(table: str) -> list[str]:
@@ -20,16 +34,14 @@ def backticked_first_cells(table: str) -> list[str]:
     return [re.fullmatch(r" `([a-z_]+)` ", row.split("|")[1]).group(1) for row in rows]
 
 
-def test_the_readme_lists_exactly_the_event_types():
-    section = OWN_DATA.group(1)
-    start = section.index("|", section.index("**Event types**"))
-    table = section[start:section.index("\n\n", start)]
+def test_the_input_contract_lists_exactly_the_event_types():
+    events = section(CONTRACT, "## Events")
+    table = first_table(section(events, "### Event types of the default vocabulary"))
     assert backticked_first_cells(table) == [t.value for t in EventType]
 
 
-def test_the_readme_reason_table_lists_every_rejection_reason():
-    start = README.index("| reason | meaning |")
-    table = README[start:README.index("\n\n", start)]
+def test_the_input_contract_reason_table_lists_every_rejection_reason():
+    table = first_table(section(CONTRACT, "## Rejection reasons"), "| reason | meaning |")
     listed = set(re.findall(r"`([a-z_]+)`", "\n".join(
         row.split("|")[1] for row in table.splitlines()[2:])))
     assert listed == set(REASONS)
