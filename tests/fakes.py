@@ -1,4 +1,7 @@
-"""A list-backed fake of the UsageRepository port, as an implementer would write one.
+"""Fakes of the ports: a list-backed UsageRepository, as an implementer would write one; a
+ScoreSink and a Scorer for the use cases' unit tests.
+
+The UsageRepository fake:
 
 It writes the port's two documented methods with the domain's public helpers, and nothing
 private; ``add`` is its own (the fake is filled the way the contract fills every adapter).
@@ -7,7 +10,7 @@ private; ``add`` is its own (the fake is filled the way the contract fills every
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, date, datetime, time
 
 from usage_features.domain import (
     ConflictingEventError,
@@ -16,6 +19,7 @@ from usage_features.domain import (
     last_n_days,
     require_aware,
 )
+from usage_features.domain.scores import HISTORICAL, ONLINE, Score, Scorer, ScoreSink
 
 
 class ListUsageRepository(UsageRepository):
@@ -45,3 +49,54 @@ class ListUsageRepository(UsageRepository):
         start, end = last_n_days(n_days, as_of)
         return sum(1 for e in self.events
                    if e.customer_id == customer_id and start <= e.timestamp < end)
+
+
+class ListScoreSink(ScoreSink):
+    """Keeps each day's scores in a dict, replacing a day written again (as the port says)."""
+
+    def __init__(self) -> None:
+        self.days: dict[date, list[Score]] = {}
+
+    @property
+    def name(self) -> str:
+        return "a list"
+
+    def write(self, scores, day: date) -> int:
+        self.days[day] = list(scores)
+        return len(scores)
+
+
+class DictScorer(Scorer):
+    """A scorer fake: each customer's probability from a dict, the online store holding one UTC
+    day (``online_day``); records which path answered."""
+
+    def __init__(self, probabilities: dict[str, float], online_day: date) -> None:
+        self.probabilities = probabilities
+        self.online_day = online_day
+        self.calls: list[str] = []
+
+    def online_problem(self, as_of: datetime) -> str | None:
+        day = as_of.astimezone(UTC).date()
+        return None if day == self.online_day else f"{day} is not the online store's day"
+
+    def _scores(self, ids, as_of, source) -> list[Score]:
+        self.calls.append(source)
+        return [Score(c, as_of, "active", "v1", self.probabilities[c], features_from=source)
+                if c in self.probabilities else
+                Score(c, as_of, "unknown", "v1", features_from=source, error="unknown")
+                for c in ids]
+
+    def score(self, customer_ids, as_of=None) -> list[Score]:
+        if as_of is not None and self.online_problem(as_of):
+            raise ValueError("the online store cannot answer for that time")
+        moment = as_of or datetime.combine(self.online_day, time(12), tzinfo=UTC)
+        return self._scores(customer_ids, moment, ONLINE)
+
+    def score_historical(self, customer_ids, as_of) -> list[Score]:
+        return self._scores(customer_ids, as_of, HISTORICAL)
+
+    def freshness(self, as_of=None, online=True):
+        return ("freshness", online)
+
+    def online_freshness(self, as_of=None):
+        return ("freshness", True)

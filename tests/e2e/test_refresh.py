@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from tests.daily_world import FIRST_DAILY, day_end, make_world
+from tests.fakes import ListScoreSink
 from usage_features.config import RepoPaths
 from usage_features.adapters.score_snapshots import read_snapshot, snapshot_days
 from usage_features.service_layer.bootstrap import bootstrap
@@ -64,7 +65,7 @@ class TestRefresh:
                                        check_names=False, rtol=1e-12)
 
     def test_a_run_killed_after_ingesting_is_completed_by_the_next(self, world, monkeypatch):
-        import usage_features.service_layer.materialize as materialize_module
+        import usage_features.service_layer.refresh as refresh_module
 
         d = FIRST_DAILY + 4
         world.deliver(d)
@@ -73,11 +74,9 @@ class TestRefresh:
         def killed(*args, **kwargs):
             raise KeyboardInterrupt  # as if the process died mid-run
 
-        monkeypatch.setattr(materialize_module, "materialize", killed)
+        monkeypatch.setattr(refresh_module, "materialize", killed)
         with pytest.raises(KeyboardInterrupt):
-            from usage_features.service_layer.refresh import refresh
-
-            refresh(bootstrap(world.repo), inbox=world.work / "inbox", now=day_end(d))
+            refresh_module.refresh(bootstrap(world.repo), inbox=world.work / "inbox", now=day_end(d))
         assert day_end(d).date() not in snapshot_days(RepoPaths(world.repo).scores)
         monkeypatch.undo()
         result = world.refresh(d)
@@ -119,6 +118,22 @@ class TestRefresh:
                   if s["status"] == "active"}
         assert online == dict(zip(snapshot.customer_id, snapshot.churn_probability))
         assert len(scores) == json.loads(world.refresh(d).stdout)["active_customers"]
+
+    def test_every_sink_of_the_context_gets_the_snapshots_scores(self, world):
+        from usage_features.service_layer.refresh import refresh
+
+        d = FIRST_DAILY + 4
+        context, sink = bootstrap(world.repo), ListScoreSink()
+        context.extra_sinks.append(sink)
+        summary = refresh(context, inbox=world.work / "inbox", now=day_end(d))
+        delivered = sink.days[day_end(d).date()]
+        snapshot = read_snapshot(RepoPaths(world.repo).scores, day_end(d).date())
+        assert [(s.customer_id, s.churn_probability) for s in delivered] == list(
+            zip(snapshot.customer_id, snapshot.churn_probability))
+        assert {(s.status, s.features_from, s.as_of) for s in delivered} == {
+            ("active", "online", day_end(d))}
+        assert summary.delivered == {context.sinks[0].name: len(delivered),
+                                     sink.name: len(delivered)}
 
     def test_score_wants_customers_or_all_but_not_both(self, world):
         from typer.testing import CliRunner

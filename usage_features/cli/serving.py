@@ -91,7 +91,7 @@ def score_command(
     context = bootstrap_or_fail(repo, config, model, max_lag_hours)
     moment = utc(as_of) if as_of else None
     try:
-        answer = (score_active(context.scorer, moment) if every_active
+        answer = (score_active(context.scorer, context.paths.customers, moment) if every_active
                   else score(context.scorer, customer_ids, moment))
     except (*model_errors(), OnlineStoreNotMaterialized) as exc:
         raise fail(str(exc)) from None

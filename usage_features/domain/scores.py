@@ -69,3 +69,33 @@ class ScoreSink(abc.ABC):
     def name(self) -> str:
         """Where the scores went, in words (a path, a table)."""
         raise NotImplementedError
+
+
+class Scorer(abc.ABC):
+    """Scores of customers at a time, from the online store or from the historical path (the
+    port the score use case needs; ``serving.scorer.ChurnScorer`` is the adapter)."""
+
+    @abc.abstractmethod
+    def online_problem(self, as_of: datetime) -> str | None:
+        """Why the online store cannot give the features at ``as_of`` (None: it can)."""
+        raise NotImplementedError
+
+    @abc.abstractmethod
+    def score(self, customer_ids: Sequence[str], as_of: datetime | None = None) -> list[Score]:
+        """From the online store, at ``as_of`` (default now)."""
+        raise NotImplementedError
+
+    @abc.abstractmethod
+    def score_historical(self, customer_ids: Sequence[str], as_of: datetime) -> list[Score]:
+        """From the historical path, at any ``as_of``."""
+        raise NotImplementedError
+
+    @abc.abstractmethod
+    def freshness(self, as_of: datetime | None = None, online: bool = True):
+        """How fresh the data behind an answer at ``as_of`` is (read afresh)."""
+        raise NotImplementedError
+
+    @abc.abstractmethod
+    def online_freshness(self, as_of: datetime | None = None):
+        """:meth:`freshness` of an online answer, cheap enough for every request."""
+        raise NotImplementedError

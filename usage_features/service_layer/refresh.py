@@ -98,7 +98,7 @@ def refresh(context: Context, inbox: Path | None = None, now: datetime | None = 
                 materialize(paths.repo, now, context.config)
         with timed("score"):
             say("scoring active customers")
-            answer = score_active(context.scorer, now)
+            answer = score_active(context.scorer, paths.customers, now)
             scored = [s for s in answer.scores if s.churn_probability is not None]
             summary.active_customers, summary.scored = len(answer.scores), len(scored)
             summary.features_from = answer.features_from

@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
-from usage_features.domain.scores import HISTORICAL, ONLINE, Score
+from usage_features.domain.scores import HISTORICAL, ONLINE, Score, Scorer
 from usage_features.serving.freshness import Freshness
-from usage_features.serving.scorer import ChurnScorer
 from usage_features.serving.status import active_customers
 
 
@@ -30,7 +30,7 @@ class ScoreAnswer:
     note: str | None = None
 
 
-def score(scorer: ChurnScorer, customer_ids: Sequence[str], as_of: datetime | None = None
+def score(scorer: Scorer, customer_ids: Sequence[str], as_of: datetime | None = None
           ) -> ScoreAnswer:
     """Scores of ``customer_ids`` at ``as_of`` (default now, from the online store)."""
     problem = None if as_of is None else scorer.online_problem(as_of)
@@ -42,7 +42,8 @@ def score(scorer: ChurnScorer, customer_ids: Sequence[str], as_of: datetime | No
                        f"{problem}; scored from historical features")
 
 
-def score_active(scorer: ChurnScorer, as_of: datetime | None = None) -> ScoreAnswer:
-    """Scores of every customer active at ``as_of`` (signed up, not churned by then)."""
-    customers = active_customers(scorer.churn_dates.path, as_of or datetime.now(UTC))
-    return score(scorer, customers, as_of)
+def score_active(scorer: Scorer, customers_table: Path, as_of: datetime | None = None
+                 ) -> ScoreAnswer:
+    """Scores of every customer of ``customers_table`` active at ``as_of`` (signed up, not
+    churned by then)."""
+    return score(scorer, active_customers(customers_table, as_of or datetime.now(UTC)), as_of)

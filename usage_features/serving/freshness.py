@@ -11,7 +11,7 @@ Where each time is recorded:
   ``unmaterialized_since`` for builds it has not loaded yet.
 
 The online store answers for one UTC day: the day of its materialize end (feature rows change
-only at day starts, see the README's "Feature semantics"). :func:`online_day_problem` says when
+only at day starts, see docs/features.md). :func:`online_day_problem` says when
 it cannot answer for a time; :meth:`Freshness.warnings` says when an answer may be stale.
 """
 

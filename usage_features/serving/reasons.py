@@ -244,7 +244,7 @@ class GroupReasons:
 
 
 def groups_table(spec: FeatureSpec | None = None) -> str:
-    """The feature groups as a Markdown table (group, features), for the README."""
+    """The feature groups as a Markdown table (group, features), for docs/scoring.md."""
     lines = ["| group | served features |", "|---|---|"]
     lines += [f"| {group.value} | {', '.join(f'`{n}`' for n in names)} |"
               for group, names in (spec or feature_spec()).groups.items()]

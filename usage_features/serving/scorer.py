@@ -19,7 +19,7 @@ import pandas as pd
 from threadpoolctl import ThreadpoolController
 
 from usage_features.config import RepoPaths, risk_bands
-from usage_features.domain.scores import HISTORICAL, ONLINE, Score
+from usage_features.domain.scores import HISTORICAL, ONLINE, Score, Scorer
 from usage_features.features.retrieval import (
     historical_features,
     online_refs,
@@ -49,7 +49,7 @@ class OnlineTimeError(ValueError):
                          "predict`, or `score --as-of`, which falls back to it)")
 
 
-class ChurnScorer:
+class ChurnScorer(Scorer):
     """Online features through ``churn_model_v1`` -> model -> scores. Keep one per process."""
 
     def __init__(self, store, model: TrainedModel, bands: dict[str, float] | None = None,
