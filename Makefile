@@ -11,7 +11,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade uv
 	# --compile-bytecode: the environment may set PYTHONDONTWRITEBYTECODE, and without .pyc files
 	# every process compiles Feast and scikit-learn again (about 5 s of CPU per command).
-	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -e '.[dev,spark]'
+	# Every extra: the demo draws plots, the tests run the HTTP service, PostgreSQL, Spark, Redis.
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python \
+		-e '.[dev,serve,postgres,spark,report,redis]'
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 install: $(STAMP)

@@ -10,8 +10,12 @@ from __future__ import annotations
 from datetime import date
 
 import pandas as pd
-import psycopg
-from psycopg import sql
+
+from usage_features.extras import extra_imports
+
+with extra_imports("postgres", "PostgreSQL storage"):
+    import psycopg
+    from psycopg import sql
 
 DEFAULT_TABLE = "churn_scores"
 _COLUMNS = ("customer_id", "score_date", "churn_probability", "risk_band", "reasons",

@@ -19,22 +19,25 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, HTTPException, Request, status
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import AwareDatetime, BaseModel, Field
+from usage_features.extras import extra_imports
 
-from usage_features.features.store import OnlineStoreNotMaterialized
-from usage_features.serving.limits import (
-    TOKEN_VARIABLE,
-    Limits,
-    RequestGuard,
-    api_token,
-    limits_from_env,
-    token_matches,
-)
-from usage_features.serving.scorer import ChurnScorer, OnlineTimeError
+with extra_imports("serve", "the HTTP service"):
+    from fastapi import Depends, FastAPI, HTTPException, Request, status
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+    from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+    from pydantic import AwareDatetime, BaseModel, Field
+
+    from usage_features.features.store import OnlineStoreNotMaterialized
+    from usage_features.serving.limits import (
+        TOKEN_VARIABLE,
+        Limits,
+        RequestGuard,
+        api_token,
+        limits_from_env,
+        token_matches,
+    )
+    from usage_features.serving.scorer import ChurnScorer, OnlineTimeError
 
 MAX_BATCH = 1000
 BATCH_WAIT = 0.002  # seconds a request waits for others to share its scoring call
@@ -184,7 +187,8 @@ def prepare(repo, model_path=None, config: str = "feature_store.yaml",
 
 def run(app: FastAPI, limits: Limits, host: str = "127.0.0.1", port: int = 8000) -> None:
     """Serve ``app`` with uvicorn: idle keep-alive and late headers close the connection."""
-    import uvicorn
+    with extra_imports("serve", "the HTTP service"):
+        import uvicorn
 
     from usage_features.serving.connections import header_deadline_protocol
 
