@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: demo test test-all bench bench-large install clean
+.PHONY: demo test test-all lint bench bench-large install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ demo: $(STAMP)
 ## The default test suite (unit, integration, e2e; not slow tests).
 test: $(STAMP)
 	$(BIN)/pytest
+
+## The linter, on the rule set in pyproject.toml ([tool.ruff.lint]).
+lint: $(STAMP)
+	$(BIN)/ruff check .
 
 ## Everything, slow tests included (benchmarks are scripts: `make bench`).
 test-all: $(STAMP)

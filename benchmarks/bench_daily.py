@@ -15,11 +15,12 @@ import json
 import shutil
 import sys
 import time
-from datetime import UTC, date, datetime, time as clock, timedelta
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as clock
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _measure import report, run_phase  # noqa: E402
+from _measure import report, run_phase
 
 ROOT = Path(__file__).resolve().parents[1]
 START = date(2025, 1, 1)

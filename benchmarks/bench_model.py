@@ -97,8 +97,8 @@ def _drop_each(repo: Path, horizon: int, features: list[str]) -> dict:
     """Validation ROC/PR AUC of the model refitted without each feature (same rows, split)."""
     from usage_features.features.retrieval import served_feature_names
     from usage_features.training import evaluate
-    from usage_features.training.labels import time_split
     from usage_features.training.estimators import churn_classifier
+    from usage_features.training.labels import time_split
     from usage_features.training.train import TrainConfig, training_frame
 
     config = TrainConfig(repo=repo)
@@ -177,11 +177,11 @@ def compare(before: list[dict], after: list[dict]) -> str:
         pairs = [(b, a) for a in after for b in before if "scores" in a and "scores" in b
                  and a["customers"] == b["customers"] == size and a["seed"] == b["seed"]]
         for metric in ("roc_auc", "pr_auc"):
-            def shipped(run: dict) -> float:
+            def shipped(run: dict, metric: str = metric) -> float:
                 return run["scores"]["shipped (recomputed)"][metric]
 
-            def gap(run: dict) -> float:
-                return run["scores"]["oracle"][metric] - shipped(run)
+            def gap(run: dict, metric: str = metric) -> float:
+                return run["scores"]["oracle"][metric] - shipped(run, metric)
 
             b_mean, b_sd = _mean_sd([shipped(b) for b, _ in pairs])
             a_mean, a_sd = _mean_sd([shipped(a) for _, a in pairs])

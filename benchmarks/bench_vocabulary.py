@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _measure import report, run_phase  # noqa: E402
+from _measure import report, run_phase
 
 ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = ("seed8", "crm50")

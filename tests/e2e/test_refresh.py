@@ -73,9 +73,9 @@ class TestRefresh:
             raise KeyboardInterrupt  # as if the process died mid-run
 
         monkeypatch.setattr(materialize_module, "materialize", killed)
-        with pytest.raises(KeyboardInterrupt):
-            from usage_features.refresh import RefreshConfig, refresh
+        from usage_features.refresh import RefreshConfig, refresh
 
+        with pytest.raises(KeyboardInterrupt):
             refresh(RefreshConfig(repo=world.repo, inbox=world.work / "inbox", now=day_end(d)))
         assert day_end(d).date() not in snapshot_days(RepoPaths(world.repo).scores)
         monkeypatch.undo()

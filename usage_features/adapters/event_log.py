@@ -142,12 +142,12 @@ def _flock(path: Path, operation: int, create: bool = True) -> Iterator[None]:
     if create:
         path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        handle = open(path, "a")
+        handle = open(path, "a")  # noqa: SIM115 - closed by the `with handle` below
     except OSError:
         if create:
             raise
         try:
-            handle = open(path)
+            handle = open(path)  # noqa: SIM115 - closed by the `with handle` below
         except OSError:
             yield
             return

@@ -131,7 +131,7 @@ class Sidecar:
         """``parquet``'s sidecar if there is one written from the file as it is now; else None."""
         try:
             current = _stamp(parquet)
-            handle = open(sidecar_path(parquet), "rb")
+            handle = open(sidecar_path(parquet), "rb")  # noqa: SIM115 - owned by the Sidecar
         except OSError:
             return None
         try:

@@ -31,8 +31,8 @@ from usage_features.adapters.row_sidecar import (
 from usage_features.adapters.spark_session import repo_spark_conf
 from usage_features.adapters.sql_engine import Engine, open_engine
 from usage_features.config import RepoPaths
-from usage_features.features.sql import DIALECTS, daily_sql, features_sql
 from usage_features.features.spec import EXACT_SCORE, FeatureSpec, feature_spec
+from usage_features.features.sql import DIALECTS, daily_sql, features_sql
 from usage_features.features.state import load_state, save_state
 from usage_features.ingestion.settings import load_vocabulary
 from usage_features.schema import CUSTOMER_SCHEMA
@@ -233,7 +233,7 @@ def _recompute(sql: Engine, repo: RepoPaths, spec: FeatureSpec, summary: BuildSu
         sql.write(f"SELECT * FROM {sql.files(parts)}",
                   repo.customer_usage / f"{value}.parquet", order_by="customer_id, day")
     shutil.rmtree(staging, ignore_errors=True)
-    for stale in set(p.stem for p in existing) - set(months):
+    for stale in {p.stem for p in existing} - set(months):
         (repo.customer_usage / f"{stale}.parquet").unlink()
         remove_sidecar(repo.customer_usage / f"{stale}.parquet")
     # row-level fetch for retrieval (see adapters.row_sidecar): the months just written, and

@@ -13,7 +13,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -155,7 +155,7 @@ def read_online(store, customer_ids: Sequence[str], as_of: datetime | None = Non
     else:
         arrays, known = _read_get_online_features(store, refs.features, refs.inputs,
                                                   customer_ids)
-    moment = (as_of or datetime.now(timezone.utc)).timestamp()
+    moment = (as_of or datetime.now(UTC)).timestamp()
     arrays.update(request_time.compute_arrays(arrays, np.full(len(customer_ids), moment)))
     values = {f.name: typed(arrays[f.name], f) for f in spec.served}
     return OnlineFeatures(list(customer_ids), values, known)

@@ -27,8 +27,8 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, replace
-from functools import cached_property, lru_cache
 from enum import StrEnum
+from functools import cached_property, lru_cache
 from typing import Literal
 
 from usage_features.adapters.duckdb_connection import sql_string

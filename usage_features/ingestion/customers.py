@@ -14,7 +14,7 @@ silently drop customers from the labels).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
@@ -47,7 +47,7 @@ def read_customers(path: Path, columns: Mapping[str, str] | None = None,
     "customer_id"}``); ``now`` bounds future times (default: the clock).
     """
     limits = limits or Limits()
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     con = connect()
     with LinkDirectory() as links:
         source = open_input(con, Path(path), links, REQUIRED, OPTIONAL, columns)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -34,13 +34,17 @@ from usage_features.adapters.duckdb_connection import (
     sql_string,
 )
 from usage_features.adapters.event_log import EventLog
+from usage_features.adapters.parquet_repository import ParquetUsageRepository
 from usage_features.config import RepoPaths
 from usage_features.domain.repository import ConflictingEventError
-from usage_features.adapters.parquet_repository import ParquetUsageRepository
-from usage_features.ingestion.readers import Input, LinkDirectory, open_input, table_input
-from usage_features.ingestion.validation import stripped
 from usage_features.domain.vocabulary import Adoption
-from usage_features.ingestion.readers import InputError
+from usage_features.ingestion.readers import (
+    Input,
+    InputError,
+    LinkDirectory,
+    open_input,
+    table_input,
+)
 from usage_features.ingestion.settings import IngestSettings, load_settings
 from usage_features.ingestion.staging import (
     RAW,
@@ -51,6 +55,7 @@ from usage_features.ingestion.staging import (
     stage,
     stage_parquet,
 )
+from usage_features.ingestion.validation import stripped
 from usage_features.schema import EVENT_COLUMNS
 
 #: A staged valid row's event columns compared with stored rows.
@@ -113,7 +118,7 @@ def event_columns(settings: IngestSettings) -> tuple[tuple[str, ...], tuple[str,
 
 
 def _rules(settings: IngestSettings, now: datetime | None) -> Rules:
-    return Rules(now or datetime.now(timezone.utc), settings.limits, settings.vocabulary,
+    return Rules(now or datetime.now(UTC), settings.limits, settings.vocabulary,
                  settings.event_key)
 
 

@@ -169,7 +169,7 @@ def render_block(proposal: Proposal, roles: Mapping[str, str] | None = None) -> 
     lines = [_pad("types:", width) + f"# {len(proposal.names)} event names in "
              f"{proposal.files} file(s), {_events(proposal.events)}", "  " + ROLES_HINT]
     for body, comment in rows:
-        lines += body[:-1] + [_pad(body[-1], width) + comment]
+        lines += [*body[:-1], _pad(body[-1], width) + comment]
     return "\n".join(lines) + "\n"
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -87,7 +87,7 @@ class ChurnScorer:
             store.get_feature_view(name, allow_registry_cache=True)
             for name in dict.fromkeys(r.split(":")[0]
                                       for r in self._refs.features + self._refs.inputs)])
-        self.model.compiled
+        _ = self.model.compiled  # compiled now, not at the first request
         # Reasons: each feature group's share of the probability, against the model's
         # reference values (none for a model saved before they were recorded: a warning).
         self.reasons = GroupReasons(model.metadata.features, model.metadata.reference_values,
@@ -140,7 +140,7 @@ class ChurnScorer:
             problem = online_day_problem(self._online_state(), as_of)
             if problem is not None:
                 raise OnlineTimeError(as_of, problem)
-        moment = (as_of or datetime.now(timezone.utc)).timestamp()
+        moment = (as_of or datetime.now(UTC)).timestamp()
         online = read_online(self.store, list(customer_ids), as_of, self._refs)
         return self._scores(online.customer_ids, online.matrix(self.model.metadata.features),
                             online.values["days_since_last_event"],
@@ -179,7 +179,7 @@ class ChurnScorer:
         scores = []
         for customer, state, gone in zip(customer_ids, status.tolist(), churned_at.tolist()):
             if state == CHURNED:
-                when = datetime.fromtimestamp(gone, timezone.utc).isoformat()
+                when = datetime.fromtimestamp(gone, UTC).isoformat()
                 scores.append(Score(customer, version, status=CHURNED, churned_at=when))
             elif state == UNKNOWN_STATUS:
                 scores.append(Score(customer, version, error=UNKNOWN, status=UNKNOWN_STATUS))

@@ -21,7 +21,6 @@ from usage_features.domain.vocabulary import EventVocabulary
 from usage_features.training.compiled import COMPILED_MAX_ROWS, CompiledBoosting
 from usage_features.training.metadata import ModelMetadata
 
-
 #: Rows the pipeline predicts at a time: about this many bytes of features, so that the rows
 #: stay in the CPU's cache while every tree walks them (measured on 52,000 rows: 70 features
 #: 5.2 s at once, 2.0 s in blocks of 4,096; 28 features 1.8 s and 1.3 s in blocks of 16,384).

@@ -159,7 +159,7 @@ def load_model(path: Path, served: list[str] | None = None, repo: Path | None = 
     try:
         types = model_types(data)
         untrusted = sio.get_untrusted_types(data=data)
-    except Exception as exc:  # noqa: BLE001 - whatever skops or zipfile raise on a broken file
+    except Exception as exc:  # whatever skops or zipfile raise on a broken file
         raise ModelFileError(f"{path} is not a readable model file ({type(exc).__name__}: "
                              f"{exc}); {RETRAIN}") from None
     refused = sorted(types - TRUSTED_TYPES)
@@ -171,7 +171,7 @@ def load_model(path: Path, served: list[str] | None = None, repo: Path | None = 
         loaded = sio.loads(data, trusted=untrusted)
         metadata = ModelMetadata(**json.loads(loaded["metadata"]))
         pipeline = loaded["pipeline"]
-    except Exception as exc:  # noqa: BLE001 - a file of allowed types but another shape
+    except Exception as exc:  # a file of allowed types but another shape
         raise ModelFileError(f"{path} is not a model saved by usage-features "
                              f"({type(exc).__name__}: {exc}); {RETRAIN}") from None
     model = TrainedModel(pipeline, metadata)

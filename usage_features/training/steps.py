@@ -3,7 +3,7 @@ compare the candidates, ablate, measure importance, summarise a backtest, write 
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -14,15 +14,15 @@ from sklearn.pipeline import Pipeline
 from usage_features.adapters.event_log import EventLog
 from usage_features.config import RepoPaths
 from usage_features.features.spec import FeatureSpec, Group, feature_spec
-from usage_features.ingestion.settings import load_vocabulary
 from usage_features.features.store import SERVICE_NAME
+from usage_features.ingestion.settings import load_vocabulary
 from usage_features.training import evaluate
-from usage_features.training.reference_values import reference_values
 from usage_features.training.metadata import (
     ModelMetadata,
     installed_versions,
     training_data_hash,
 )
+from usage_features.training.reference_values import reference_values
 from usage_features.training.selection import (
     Candidate,
     Selection,
@@ -142,7 +142,7 @@ def model_metadata(config: TrainConfig, features: list[str], periods: Periods,
         metrics={"model": metrics[selection.winner], **metrics},
         training_data_sha256=training_data_hash(frame[["customer_id", "event_timestamp", "label",
                                                        *features]]),
-        versions=installed_versions(), created_at=datetime.now(timezone.utc).isoformat(),
+        versions=installed_versions(), created_at=datetime.now(UTC).isoformat(),
         selection={**selection.as_dict(), "refit_rows": len(frame)},
         backtest=backtest_summary(backtest, config.backtest, selection.winner),
         reference_values=reference_values(frame, features),

@@ -266,7 +266,7 @@ def predict(repo: Path, entities: pd.DataFrame, model_path: Path | None = None) 
     from usage_features.serving.status import ACTIVE, ChurnDates, statuses
     from usage_features.training.persistence import load_model
 
-    times = entities[TIMESTAMP] if TIMESTAMP in entities else None
+    times = entities.get(TIMESTAMP, None)
     if times is None or not isinstance(times.dtype, pd.DatetimeTZDtype):
         raise ValueError("entity rows need a timezone-aware event_timestamp column "
                          "(naive times are ambiguous)")
@@ -289,6 +289,6 @@ def predict(repo: Path, entities: pd.DataFrame, model_path: Path | None = None) 
     return out
 
 
-__all__ = ["ABLATED_GROUPS", "ABLATIONS", "REFERENCE_FILE", "FeatureDataError", "FeatureDataWarning", "TrainConfig",
-           "TrainResult",
-           "adopt_customers", "check_features", "predict", "train", "training_frame"]
+__all__ = ["ABLATED_GROUPS", "ABLATIONS", "REFERENCE_FILE", "FeatureDataError",
+           "FeatureDataWarning", "TrainConfig", "TrainResult", "adopt_customers",
+           "check_features", "predict", "train", "training_frame"]
