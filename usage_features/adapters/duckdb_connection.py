@@ -76,14 +76,15 @@ def run(con: duckdb.DuckDBPyConnection, statement: str, params=None) -> None:
 def copy_atomically(con: duckdb.DuckDBPyConnection, query: str, target,
                     compression: str = "zstd") -> None:
     """Write ``query`` to the Parquet file ``target`` via a temporary file and a rename."""
-    import os
     from pathlib import Path
+
+    from usage_features.adapters.files import atomic_path
 
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
-    run(con, f"COPY ({query}) TO {sql_string(tmp)} (FORMAT parquet, COMPRESSION {compression})")
-    os.replace(tmp, target)
+    with atomic_path(target) as tmp:
+        run(con, f"COPY ({query}) TO {sql_string(tmp)} "
+                 f"(FORMAT parquet, COMPRESSION {compression})")
 
 
 def sql_string(value) -> str:

@@ -12,8 +12,6 @@ are kept, its comments and layout are not.
 
 from __future__ import annotations
 
-import os
-import secrets
 import warnings
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -26,6 +24,7 @@ import pyarrow.compute as pc
 import yaml
 
 from usage_features.adapters.duckdb_connection import connect
+from usage_features.adapters.files import atomic_write
 from usage_features.domain.vocabulary import (
     RESERVED_NAMES,
     Adoption,
@@ -232,16 +231,4 @@ def write_settings_file(path: Path, settings: dict) -> None:
     events = (yaml.safe_load(text) or {}).get("events") or {}
     feature_spec(parse_vocabulary(events.get("types"), events.get("unlisted"),
                                   events.get("adoption")))
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if path.exists():
-            os.chmod(tmp, path.stat().st_mode & 0o7777)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    atomic_write(path, text, keep_mode=True)

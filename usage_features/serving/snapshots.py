@@ -8,7 +8,6 @@ killed run leaves the previous file whole.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from datetime import date, datetime
 from pathlib import Path
@@ -16,6 +15,8 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from usage_features.adapters.files import atomic_path
 
 SCHEMA = pa.schema([
     ("customer_id", pa.string()),
@@ -45,10 +46,9 @@ def write_snapshot(scores_dir: Path, frame: pd.DataFrame, day: date) -> Path:
     """Write (or replace) the snapshot of ``day``; returns its path."""
     target = snapshot_path(scores_dir, day)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
     table = pa.Table.from_pandas(frame[SCHEMA.names], schema=SCHEMA, preserve_index=False)
-    pq.write_table(table, tmp)
-    os.replace(tmp, target)
+    with atomic_path(target) as tmp:
+        pq.write_table(table, tmp)
     return target
 
 

@@ -23,11 +23,11 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import zipfile
 from dataclasses import asdict
 from pathlib import Path
 
+from usage_features.adapters.files import atomic_write
 from usage_features.features.spec import feature_spec
 from usage_features.ingestion.settings import load_vocabulary
 from usage_features.training.metadata import ModelMetadata
@@ -102,15 +102,9 @@ def save_model(model: TrainedModel, path: Path) -> Path:
     data = sio.dumps({"pipeline": model.pipeline, "metadata": json.dumps(meta)})
     sidecar = {**meta, "model_version": model.metadata.model_version,
                "model_file_sha256": file_sha256(data)}
-    _write_atomically(path, data)
-    _write_atomically(metadata_path(path), json.dumps(sidecar, indent=2).encode())
+    atomic_write(path, data)
+    atomic_write(metadata_path(path), json.dumps(sidecar, indent=2).encode())
     return path
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_bytes(data)
-    os.replace(partial, path)
 
 
 def model_types(data: bytes) -> set[str]:
