@@ -113,8 +113,8 @@ def _active_customers(paths, as_of: datetime, days: int) -> list[str]:
     from usage_features.adapters.duckdb_connection import connect, parquet_list
     from usage_features.adapters.event_log import EventLog
 
-    with EventLog(paths).snapshot() as files:
-        rows = connect().execute(
+    with EventLog(paths).snapshot() as files, connect() as con:
+        rows = con.execute(
             f"SELECT customer_id FROM read_parquet({parquet_list(files)}, "
             "hive_partitioning=false) WHERE timestamp >= $since AND timestamp < $as_of "
             "GROUP BY 1 ORDER BY count(*) DESC, 1",

@@ -60,11 +60,15 @@ def connect(database: str = ":memory:", spill_to=None) -> duckdb.DuckDBPyConnect
     Dates derived from timestamps (partitions, day truncation) are UTC dates everywhere.
     """
     con = duckdb.connect(database)
-    run(con, "SET TimeZone = 'UTC'")
-    run(con, f"SET memory_limit = '{memory_limit_bytes() // 2**20}MiB'")
-    if spill_to is not None:
-        Path(spill_to).mkdir(parents=True, exist_ok=True)
-        run(con, f"SET temp_directory = {sql_string(spill_to)}")
+    try:
+        run(con, "SET TimeZone = 'UTC'")
+        run(con, f"SET memory_limit = '{memory_limit_bytes() // 2**20}MiB'")
+        if spill_to is not None:
+            Path(spill_to).mkdir(parents=True, exist_ok=True)
+            run(con, f"SET temp_directory = {sql_string(spill_to)}")
+    except BaseException:  # a bad memory setting, an unwritable spill directory
+        con.close()
+        raise
     return con
 
 

@@ -104,7 +104,11 @@ def historical_features(store, entity_df: pd.DataFrame,
     entity[_ROW] = range(len(entity))
     job = store.get_historical_features(entity_df=entity,
                                         features=store.get_feature_service(service))
-    frame = job.to_df().sort_values(_ROW).set_index(_ROW)
+    try:
+        frame = job.to_df().sort_values(_ROW).set_index(_ROW)
+    finally:
+        if hasattr(job, "close"):  # the project's offline store: its DuckDB connection
+            job.close()
     frame.index.name = None
     # As the caller gave it (some offline stores, Spark's among them, return it naive).
     frame[TIMESTAMP] = entity[TIMESTAMP].array

@@ -101,8 +101,7 @@ def ingest_files(
     mapping = dict(settings.event_columns if columns is None else columns)
     mapping |= dict(zip(settings.event_key, rules.key_targets()))
     required, optional = event_columns(settings)
-    con = _connect(repo)
-    with LinkDirectory() as links:
+    with _connect(repo) as con, LinkDirectory() as links:
         sources = {Path(p): _open(con, Path(p), links, required, optional, mapping, rules)
                    for p in paths}
         return _ingest(con, sources, repo, rules, on_rows)
@@ -140,10 +139,10 @@ def ingest_table(table: pa.Table, repo: RepoPaths, now: datetime | None = None) 
     A conflicting event id raises :class:`ConflictingEventError`, any other invalid row a
     ``ValueError``; in both cases nothing is written.
     """
-    con = _connect(repo)
-    source = table_input(con.cursor(), table)
-    return _ingest(con, {None: source}, repo, _rules(load_settings(repo.repo), now), None,
-                   all_or_nothing=True)
+    with _connect(repo) as con:
+        source = table_input(con.cursor(), table)
+        return _ingest(con, {None: source}, repo, _rules(load_settings(repo.repo), now), None,
+                       all_or_nothing=True)
 
 
 def event_repository(repo: RepoPaths) -> ParquetUsageRepository:

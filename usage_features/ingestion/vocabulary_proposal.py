@@ -80,16 +80,12 @@ def count_event_names(paths: Sequence[Path], mapping: Mapping[str, str] | None =
     Every file is opened (and its ``event_type`` column found) before any is read. Raises
     :class:`InputError` for an unreadable file or one without an ``event_type`` column."""
     raw: Counter[str | None] = Counter()
-    con = connect()
-    try:
-        with LinkDirectory() as links, warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the export's other columns are no concern here
-            sources = [open_input(con.cursor(), Path(p), links, required=("event_type",),
-                                  mapping=mapping or {}) for p in paths]
-            for source in sources:
-                raw.update(_raw_counts(source))
-    finally:
-        con.close()
+    with connect() as con, LinkDirectory() as links, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the export's other columns are no concern here
+        sources = [open_input(con.cursor(), Path(p), links, required=("event_type",),
+                              mapping=mapping or {}) for p in paths]
+        for source in sources:
+            raw.update(_raw_counts(source))
     counts: Counter[str] = Counter()
     for value, n in raw.items():
         counts[normalise_event_name(value) if value is not None else ""] += n

@@ -113,10 +113,11 @@ def data_end(paths: RepoPaths) -> datetime:
     with log.snapshot() as files:
         if not files:
             raise FileNotFoundError(f"no events in {log.root}; ingest and build first")
-        (latest,) = connect().execute(
-            f"SELECT max(timestamp) FROM read_parquet({parquet_list(files)}, "
-            "hive_partitioning = false)"
-        ).fetchall()[0]
+        with connect() as con:
+            (latest,) = con.execute(
+                f"SELECT max(timestamp) FROM read_parquet({parquet_list(files)}, "
+                "hive_partitioning = false)"
+            ).fetchall()[0]
     return latest
 
 
