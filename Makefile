@@ -4,14 +4,16 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: demo test test-all bench bench-large install clean
+.PHONY: demo test test-all lint bench bench-large install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade uv
 	# --compile-bytecode: the environment may set PYTHONDONTWRITEBYTECODE, and without .pyc files
 	# every process compiles Feast and scikit-learn again (about 5 s of CPU per command).
-	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -e '.[dev,spark]'
+	# Every extra: the demo draws plots, the tests run the HTTP service, PostgreSQL, Spark, Redis.
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python \
+		-e '.[dev,serve,postgres,spark,report,redis]'
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 install: $(STAMP)
@@ -23,6 +25,10 @@ demo: $(STAMP)
 ## The default test suite (unit, integration, e2e; not slow tests).
 test: $(STAMP)
 	$(BIN)/pytest
+
+## The linter, on the rule set in pyproject.toml ([tool.ruff.lint]).
+lint: $(STAMP)
+	$(BIN)/ruff check .
 
 ## Everything, slow tests included (benchmarks are scripts: `make bench`).
 test-all: $(STAMP)

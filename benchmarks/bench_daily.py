@@ -15,11 +15,12 @@ import json
 import shutil
 import sys
 import time
-from datetime import UTC, date, datetime, time as clock, timedelta
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as clock
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _measure import report, run_phase  # noqa: E402
+from _measure import report, run_phase
 
 ROOT = Path(__file__).resolve().parents[1]
 START = date(2025, 1, 1)
@@ -33,14 +34,14 @@ def phase_prepare(work: Path, customers: int, days: int) -> None:
     import pandas as pd
 
     from usage_features.config import RepoPaths
-    from usage_features.service_layer.demo import new_feature_repo
     from usage_features.features.build import build_features
     from usage_features.features.store import apply_definitions
     from usage_features.ingestion import ingest_files
     from usage_features.ingestion.customers import load_customers
+    from usage_features.service_layer.demo import new_feature_repo
     from usage_features.service_layer.materialize import materialize
-    from usage_features.simulation import SimulationConfig, simulate, write_simulation
     from usage_features.service_layer.train import TrainConfig, train
+    from usage_features.simulation import SimulationConfig, simulate, write_simulation
 
     started = time.perf_counter()
     shutil.rmtree(work, ignore_errors=True)

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _measure import report, run_phase  # noqa: E402
+from _measure import report, run_phase
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,9 +36,9 @@ def phase_simulate(work: Path, customers: int, days: int, seed: int) -> None:
 
 def phase_ingest(work: Path) -> None:
     from usage_features.config import RepoPaths
-    from usage_features.service_layer.demo import new_feature_repo
     from usage_features.ingestion import ingest_files
     from usage_features.ingestion.customers import load_customers
+    from usage_features.service_layer.demo import new_feature_repo
 
     repo = work / "feature_repo"
     shutil.rmtree(repo, ignore_errors=True)
@@ -109,11 +109,11 @@ def phase_incremental(work: Path) -> None:
     Needs the ``build`` phase's repo (the full build). Reports the incremental build's time and
     the number of rows that differ in each table (0 and 0, or the phase fails).
     """
+    from usage_features.adapters.duckdb_connection import connect, parquet_list
     from usage_features.config import RepoPaths
-    from usage_features.service_layer.demo import new_feature_repo
     from usage_features.features.build import build_features
     from usage_features.ingestion import ingest_files
-    from usage_features.adapters.duckdb_connection import connect, parquet_list
+    from usage_features.service_layer.demo import new_feature_repo
 
     full, repo = RepoPaths(work / "feature_repo"), work / "feature_repo_incremental"
     shutil.rmtree(repo, ignore_errors=True)
@@ -262,8 +262,8 @@ def phase_online(work: Path, singles: int = 2000, batches: int = 30) -> None:
     from usage_features.config import RepoPaths
     from usage_features.features.retrieval import online_refs, read_online
     from usage_features.service_layer.materialize import materialize
-    from usage_features.serving.scorer import ChurnScorer
     from usage_features.service_layer.train import data_end
+    from usage_features.serving.scorer import ChurnScorer
 
     repo = work / "feature_repo"
     end = pd.Timestamp(data_end(RepoPaths(repo))).ceil("D").to_pydatetime()

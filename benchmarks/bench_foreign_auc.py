@@ -72,12 +72,13 @@ def main() -> None:
     args = parser.parse_args()
 
     from usage_features.config import RepoPaths
-    from usage_features.service_layer.demo import new_feature_repo
     from usage_features.features.build import build_features
     from usage_features.features.retrieval import historical_features
     from usage_features.features.store import apply_definitions, open_store
     from usage_features.ingestion import ingest_files
     from usage_features.ingestion.customers import load_customers
+    from usage_features.service_layer.demo import new_feature_repo
+    from usage_features.service_layer.train import TrainConfig, train
     from usage_features.simulation import SimulationConfig, simulate
     from usage_features.simulation.foreign import (
         as_foreign_export,
@@ -86,7 +87,6 @@ def main() -> None:
         vocabulary_from_spec,
     )
     from usage_features.training.labels import observation_rows
-    from usage_features.service_layer.train import TrainConfig, train
 
     started = time.perf_counter()
     shutil.rmtree(args.work, ignore_errors=True)

@@ -27,8 +27,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _measure import run_phase  # noqa: E402
-from run_all import machine  # noqa: E402
+from _measure import run_phase
+from run_all import machine
 
 HERE = Path(__file__).resolve().parent
 FEATURES = str(HERE / "bench_features.py")

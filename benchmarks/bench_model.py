@@ -39,11 +39,11 @@ def run_one(customers: int, seed: int, days: int, drop_each: list[str]) -> dict:
     import pandas as pd
 
     from usage_features.config import RepoPaths
-    from usage_features.service_layer.demo import new_feature_repo
     from usage_features.features.build import build_features
     from usage_features.features.store import apply_definitions
     from usage_features.ingestion import ingest_files
     from usage_features.ingestion.customers import load_customers
+    from usage_features.service_layer.demo import new_feature_repo
     from usage_features.simulation import SimulationConfig, simulate, write_simulation
     from usage_features.simulation.oracle import oracle_for_rows
     from usage_features.training import evaluate
@@ -96,10 +96,10 @@ def run_one(customers: int, seed: int, days: int, drop_each: list[str]) -> dict:
 def _drop_each(repo: Path, horizon: int, features: list[str]) -> dict:
     """Validation ROC/PR AUC of the model refitted without each feature (same rows, split)."""
     from usage_features.features.retrieval import served_feature_names
-    from usage_features.training import evaluate
-    from usage_features.training.labels import time_split
-    from usage_features.training.estimators import churn_classifier
     from usage_features.service_layer.train import TrainConfig, training_frame
+    from usage_features.training import evaluate
+    from usage_features.training.estimators import churn_classifier
+    from usage_features.training.labels import time_split
 
     config = TrainConfig(repo=repo)
     frame = training_frame(config)
@@ -177,11 +177,11 @@ def compare(before: list[dict], after: list[dict]) -> str:
         pairs = [(b, a) for a in after for b in before if "scores" in a and "scores" in b
                  and a["customers"] == b["customers"] == size and a["seed"] == b["seed"]]
         for metric in ("roc_auc", "pr_auc"):
-            def shipped(run: dict) -> float:
+            def shipped(run: dict, metric: str = metric) -> float:
                 return run["scores"]["shipped (recomputed)"][metric]
 
-            def gap(run: dict) -> float:
-                return run["scores"]["oracle"][metric] - shipped(run)
+            def gap(run: dict, metric: str = metric) -> float:
+                return run["scores"]["oracle"][metric] - shipped(run, metric)
 
             b_mean, b_sd = _mean_sd([shipped(b) for b, _ in pairs])
             a_mean, a_sd = _mean_sd([shipped(a) for _, a in pairs])

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _measure import report, run_phase  # noqa: E402
+from _measure import report, run_phase
 
 ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = ("seed8", "crm50")
@@ -60,9 +60,9 @@ def _repo(work: Path, variant: str) -> Path:
 
 def phase_ingest(work: Path, variant: str) -> None:
     from usage_features.config import RepoPaths
-    from usage_features.service_layer.demo import new_feature_repo
     from usage_features.ingestion import ingest_files
     from usage_features.ingestion.customers import load_customers
+    from usage_features.service_layer.demo import new_feature_repo
 
     repo = _repo(work, variant)
     shutil.rmtree(repo, ignore_errors=True)

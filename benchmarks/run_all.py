@@ -18,12 +18,12 @@ import os
 import platform
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _measure import run_phase  # noqa: E402
+from _measure import run_phase
 
 HERE = Path(__file__).resolve().parent
 FEATURES = str(HERE / "bench_features.py")
@@ -34,7 +34,7 @@ def machine() -> dict:
     return {"cpus": os.cpu_count(), "memory_gib": round(memory, 1),
             "python": platform.python_version(),
             **{name: version(name) for name in ("duckdb", "feast", "scikit-learn", "pyspark")},
-            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d")}
+            "date": datetime.now(UTC).strftime("%Y-%m-%d")}
 
 
 def run_size(customers: int, work: Path, entity_rows: int) -> list[dict]:

@@ -6,12 +6,12 @@ empty repository.
 
 from __future__ import annotations
 
-from datetime import timedelta, timezone, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from usage_features.domain.repository import ConflictingEventError
 from tests.factories import T0, make_event
+from usage_features.domain.repository import ConflictingEventError
 
 
 class UsageRepositoryContract:
@@ -28,7 +28,7 @@ class UsageRepositoryContract:
 
     def test_events_round_trip_with_every_field(self, repository):
         event = make_event(
-            timestamp=datetime(2026, 3, 1, 12, 30, 15, 123456, tzinfo=timezone.utc),
+            timestamp=datetime(2026, 3, 1, 12, 30, 15, 123456, tzinfo=UTC),
             event_type="integration_connect",
             feature_adoption_score=0.125,
         )
@@ -89,7 +89,7 @@ class UsageRepositoryContract:
         assert repository.count_events_last_n_days("cust-1", 30, as_of=T0) == 1
 
     def test_count_defaults_as_of_to_now(self, repository):
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         repository.add(
             [
                 make_event(timestamp=now - timedelta(days=1)),

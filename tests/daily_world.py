@@ -63,8 +63,8 @@ def make_world(work: Path, halve_usage_days: int = 0, model_from: World | None =
     from usage_features.features.store import apply_definitions
     from usage_features.ingestion import ingest_files
     from usage_features.ingestion.customers import load_customers
-    from usage_features.simulation import SimulationConfig, simulate
     from usage_features.service_layer.train import TrainConfig, train
+    from usage_features.simulation import SimulationConfig, simulate
 
     sim = simulate(SimulationConfig(customers=300, days=DAYS, seed=21, start=START))
     events = sim.events.to_pandas()

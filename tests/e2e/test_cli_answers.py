@@ -4,9 +4,10 @@ churned and unknown customers get a status and no probability, entity times pars
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -19,8 +20,8 @@ from usage_features.cli import app
 from usage_features.config import RepoPaths
 from usage_features.features.retrieval import historical_features
 from usage_features.features.store import open_store
-from usage_features.serving.scorer import ChurnScorer, OnlineTimeError
 from usage_features.service_layer.train import TrainConfig, training_frame
+from usage_features.serving.scorer import ChurnScorer, OnlineTimeError
 
 runner = CliRunner()
 
@@ -43,7 +44,7 @@ def trained(tmp_path_factory):
     invoke("build", "--repo", str(repo))
     customers.to_csv(work / "customers.csv", index=False)
     invoke("train", "--repo", str(repo), "--customers", str(work / "customers.csv"), "--json")
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     invoke("materialize", "--repo", str(repo), "--end", now.isoformat())
     return work, repo, events, customers, now
 
@@ -72,7 +73,7 @@ def between_events(events: pd.DataFrame, now: datetime) -> tuple[str, datetime]:
     past = events[events.timestamp < now - timedelta(days=20)].sort_values("timestamp")
     for customer, rows in past.groupby("customer_id"):
         times = rows.timestamp.tolist()
-        for a, b in zip(times, times[1:]):
+        for a, b in itertools.pairwise(times):
             if (b - a) > timedelta(days=2):
                 return customer, (a + (b - a) / 2).to_pydatetime()
     raise AssertionError("no gap of two days in the data")
@@ -182,7 +183,7 @@ class TestEntityTimestamps:
 
 class TestEventsCommand:
     def test_the_counts_shown_are_the_served_counts_and_name_their_window(self, trained):
-        _, repo, events, _, now = trained
+        _, repo, events, _, _now = trained
         # times an hour after an event on the same day: a rolling window would count it
         sample = events[events.timestamp.dt.hour < 20].sample(6, random_state=1)
         rows = pd.DataFrame({"customer_id": sample.customer_id.to_numpy(),
@@ -200,7 +201,7 @@ class TestEventsCommand:
 
 class TestTrainWithCustomersAlone:
     def test_the_customers_file_supplies_the_profile_so_every_row_has_a_tenure(self, trained):
-        work, repo, _, customers, _ = trained
+        _work, repo, _, customers, _ = trained
         frame = training_frame(TrainConfig(repo=repo))
         assert frame.tenure_days.notna().all() and (frame.tenure_days >= 0).all()
         loaded = pd.read_parquet(RepoPaths(repo).customers)

@@ -6,13 +6,13 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from tests.factories import FEATURES, training_frame
+from tests.integration.test_model_persistence import issue_attack
 from usage_features.cli import app
 from usage_features.training.estimators import churn_classifier
 from usage_features.training.metadata import ModelMetadata
 from usage_features.training.model import TrainedModel
 from usage_features.training.persistence import metadata_path, save_model
-from tests.factories import FEATURES, training_frame
-from tests.integration.test_model_persistence import issue_attack
 
 runner = CliRunner()
 

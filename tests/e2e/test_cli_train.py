@@ -10,15 +10,15 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from tests.conftest import copy_feature_repo
+from tests.reference import brute_force_features
 from usage_features.cli import app
 from usage_features.config import RepoPaths
 from usage_features.features.retrieval import served_feature_names
+from usage_features.service_layer.train import TrainConfig, training_frame
 from usage_features.training.evaluate import LEAKAGE_ALARM_AUC
 from usage_features.training.model import ModelMismatchError
 from usage_features.training.persistence import TRUSTED_TYPES, load_model, model_types, save_model
-from usage_features.service_layer.train import TrainConfig, training_frame
-from tests.conftest import copy_feature_repo
-from tests.reference import brute_force_features
 
 runner = CliRunner()
 
@@ -165,7 +165,7 @@ class TestSavedModels:
         model = load_model(RepoPaths(repo).model)
         model.metadata.features = model.metadata.features[:-1]
         path = save_model(model, tmp_path / "old.skops")
-        with pytest.raises(ModelMismatchError, match="different feature list.*retrain"):
+        with pytest.raises(ModelMismatchError, match=r"different feature list.*retrain"):
             load_model(path, served_feature_names())
 
 

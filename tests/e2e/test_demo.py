@@ -14,10 +14,10 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from usage_features.adapters.score_snapshots import snapshot_path
 from usage_features.cli import app
 from usage_features.config import SERVICE_NAME, RepoPaths
 from usage_features.features.retrieval import served_feature_names
-from usage_features.adapters.score_snapshots import snapshot_path
 from usage_features.training.persistence import metadata_path
 
 CUSTOMERS = 400

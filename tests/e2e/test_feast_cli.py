@@ -9,17 +9,17 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.conftest import copy_feature_repo, populate, start_http_server
+from tests.factories import churn_dataset
 from usage_features.features.retrieval import online_features
 from usage_features.features.spec import REQUEST_TIME
 from usage_features.features.store import SERVICE_NAME, open_store
-from tests.conftest import copy_feature_repo, populate, start_http_server
-from tests.factories import churn_dataset
 
 FEAST = str(Path(sys.executable).parent / "feast")
 
@@ -37,7 +37,7 @@ def served(tmp_path_factory):
     events, customers = churn_dataset(seed=21, customers=25)
     populate(repo, events, customers)
     feast(repo, "apply")
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     feast(repo, "materialize-incremental", now.isoformat())
     process, url = start_http_server([FEAST, "serve", "-p", "{port}", "--no-access-log"],
                                      cwd=repo)

@@ -7,19 +7,19 @@ Before the fix a `'` in `--repo` broke every command, a repo named like the SQL 
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from tests.conftest import copy_feature_repo
+from tests.factories import T0, churn_dataset, random_events
 from usage_features.cli import app
 from usage_features.config import RepoPaths
 from usage_features.features.retrieval import historical_features
 from usage_features.features.store import open_store
-from tests.conftest import copy_feature_repo
-from tests.factories import T0, churn_dataset, random_events
 
 runner = CliRunner()
 
@@ -43,7 +43,7 @@ def test_the_whole_flow_works_in_a_repo_named_like_sql_and_writes_nothing_else(
     events, customers = churn_dataset(seed=8, customers=40)
     events.to_parquet(tmp_path / "events.parquet", index=False)
     customers.to_parquet(tmp_path / "customers.parquet", index=False)
-    now = datetime.now(timezone.utc).replace(microsecond=0)
+    now = datetime.now(UTC).replace(microsecond=0)
 
     ingested = json.loads(invoke("ingest", str(tmp_path / "events.parquet"), "--repo",
                                  str(repo), "--json"))
@@ -66,7 +66,7 @@ def test_the_whole_flow_works_in_a_repo_named_like_sql_and_writes_nothing_else(
     assert pwned_files(tmp_path, Path.cwd()) == []
 
 
-@pytest.mark.parametrize("name, sibling", [("repo[1]", "repo1"), ("*", "other"),
+@pytest.mark.parametrize(("name", "sibling"), [("repo[1]", "repo1"), ("*", "other"),
                                            ("r?po", "repo")])
 def test_glob_characters_in_the_repo_path_read_only_that_repo(tmp_path, name, sibling):
     """The sibling matches ``name`` as a pattern; only ``name``'s own data may be read."""

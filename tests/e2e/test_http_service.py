@@ -6,20 +6,20 @@ import json
 import os
 import socket
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlparse
 
 import httpx
 import pytest
 from typer.testing import CliRunner
 
+from tests.conftest import copy_feature_repo, populate, start_http_server
+from tests.factories import churn_dataset
 from usage_features.cli import app
 from usage_features.config import SERVICE_NAME
 from usage_features.features.retrieval import served_feature_names
 from usage_features.service_layer.materialize import materialize
 from usage_features.service_layer.train import TrainConfig, train
-from tests.conftest import copy_feature_repo, populate, start_http_server
-from tests.factories import churn_dataset
 
 TOKEN = "test-token-123"
 
@@ -31,7 +31,7 @@ def server(tmp_path_factory):
     populate(repo, events, customers)
     customers.attrs["latest"] = events.timestamp.max()
     train(TrainConfig(repo=repo, importance_repeats=1))
-    materialize(repo, end=datetime.now(timezone.utc))
+    materialize(repo, end=datetime.now(UTC))
     env = {**os.environ, "USAGE_FEATURES_API_TOKEN": TOKEN, "USAGE_FEATURES_BODY_TIMEOUT": "1",
            "USAGE_FEATURES_HEADER_TIMEOUT": "1", "USAGE_FEATURES_KEEP_ALIVE_TIMEOUT": "1"}
     process, url = start_http_server(
@@ -54,7 +54,7 @@ class TestScoringService:
 
     def test_scores_many_customers_and_flags_an_unknown_one(self, server):
         url, customers = server
-        ids = customers.customer_id[customers.churned_at.isna()].tolist()[:5] + ["nobody"]
+        ids = [*customers.customer_id[customers.churned_at.isna()].tolist()[:5], "nobody"]
         response = httpx.post(f"{url}/score", json={"customer_ids": ids}, headers=AUTH)
         assert response.status_code == 200
         scores = response.json()["scores"]
@@ -67,7 +67,7 @@ class TestScoringService:
 
     def test_a_churned_customer_gets_a_status_and_no_probability(self, server):
         url, customers = server
-        gone = customers[customers.churned_at <= datetime.now(timezone.utc)]
+        gone = customers[customers.churned_at <= datetime.now(UTC)]
         response = httpx.post(f"{url}/score", json={"customer_ids": gone.customer_id.tolist()},
                               headers=AUTH)
         scores = response.json()["scores"]
@@ -112,7 +112,7 @@ class TestScoringService:
         assert fresh["max_lag_hours"] == 36
 
     def test_without_the_token_scoring_is_refused(self, server):
-        url, customers = server
+        url, _customers = server
         response = httpx.post(f"{url}/score", json={"customer_ids": ["x"]})
         assert response.status_code == 401
         wrong = httpx.post(f"{url}/score", json={"customer_ids": ["x"]},

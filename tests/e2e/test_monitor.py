@@ -10,12 +10,12 @@ from typer.testing import CliRunner
 
 from tests.daily_world import FIRST_DAILY, day_end, make_world
 from tests.reference import brute_force_features, brute_force_psi
+from usage_features.adapters.score_snapshots import read_snapshot
 from usage_features.cli import app
 from usage_features.config import RepoPaths
 from usage_features.features.retrieval import historical_features
 from usage_features.features.store import open_store
 from usage_features.monitoring.report import skew
-from usage_features.adapters.score_snapshots import read_snapshot
 from usage_features.training.persistence import load_model
 from usage_features.training.train import REFERENCE_FILE
 

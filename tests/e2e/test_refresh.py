@@ -10,8 +10,8 @@ import pytest
 
 from tests.daily_world import FIRST_DAILY, day_end, make_world
 from tests.fakes import ListScoreSink
-from usage_features.config import RepoPaths
 from usage_features.adapters.score_snapshots import read_snapshot, snapshot_days
+from usage_features.config import RepoPaths
 from usage_features.service_layer.bootstrap import bootstrap
 from usage_features.service_layer.predict import predict
 
@@ -76,7 +76,8 @@ class TestRefresh:
 
         monkeypatch.setattr(refresh_module, "materialize", killed)
         with pytest.raises(KeyboardInterrupt):
-            refresh_module.refresh(bootstrap(world.repo), inbox=world.work / "inbox", now=day_end(d))
+            refresh_module.refresh(bootstrap(world.repo), inbox=world.work / "inbox",
+                                   now=day_end(d))
         assert day_end(d).date() not in snapshot_days(RepoPaths(world.repo).scores)
         monkeypatch.undo()
         result = world.refresh(d)

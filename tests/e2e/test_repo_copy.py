@@ -12,21 +12,21 @@ import sqlite3
 import subprocess
 import sys
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from tests.conftest import copy_feature_repo, populate
+from tests.factories import churn_dataset
 from usage_features.cli import app
 from usage_features.config import RepoPaths
 from usage_features.features.store import OnlineStoreNotMaterialized
 from usage_features.service_layer.materialize import materialize
-from usage_features.serving.scorer import ChurnScorer
 from usage_features.service_layer.train import TrainConfig, train
-from tests.conftest import copy_feature_repo, populate
-from tests.factories import churn_dataset
+from usage_features.serving.scorer import ChurnScorer
 
 runner = CliRunner()
 FEAST = str(Path(sys.executable).parent / "feast")
@@ -41,7 +41,7 @@ def original(tmp_path_factory):
     events, customers = churn_dataset(seed=31, customers=30)
     populate(repo, events, customers)
     train(TrainConfig(repo=repo, importance_repeats=1))
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     materialize(repo, end=now)
     ids = customers.customer_id.tolist()
     return work, repo, ids, now, scores(repo, ids, now)
@@ -97,7 +97,7 @@ class TestACopyIsIndependent:
         assert scores(c, ids, now) == before
 
     def test_a_copy_still_builds_after_the_original_is_deleted(self, original, tmp_path):
-        work, a, ids, now, before = original
+        _work, a, ids, now, before = original
         middle = cp_a(a, tmp_path / "middle")
         d = cp_a(middle, tmp_path / "D")
         subprocess.run(["rm", "-rf", str(middle)], check=True)
@@ -164,5 +164,5 @@ class TestAMissingOnlineTable:
         repo = copy_feature_repo(tmp_path / "fresh")
         events, customers = churn_dataset(seed=32, customers=5)
         populate(repo, events, customers)
-        with pytest.raises(OnlineStoreNotMaterialized, match="never materialized.*materialize"):
+        with pytest.raises(OnlineStoreNotMaterialized, match=r"never materialized.*materialize"):
             ChurnScorer.from_repo(repo, model_path=RepoPaths(a).model)

@@ -22,7 +22,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -245,16 +245,12 @@ def _stop(processes: list[subprocess.Popen]) -> None:
         _signal(process, signal.SIGTERM)
     deadline = time.monotonic() + 20
     for process in processes:
-        try:
+        with suppress(subprocess.TimeoutExpired):
             process.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            pass
         _signal(process, signal.SIGKILL)  # stragglers of the group (executors)
         process.wait()
 
 
 def _signal(process: subprocess.Popen, sig: int) -> None:
-    try:
+    with suppress(ProcessLookupError):
         os.killpg(process.pid, sig)
-    except ProcessLookupError:
-        pass

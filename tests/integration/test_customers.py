@@ -1,4 +1,4 @@
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pandas as pd
 import pyarrow as pa
@@ -11,7 +11,7 @@ from usage_features.ingestion.readers import InputError
 from usage_features.ingestion.settings import Limits
 from usage_features.schema import CUSTOMER_SCHEMA
 
-NOW = datetime(2026, 3, 10, tzinfo=timezone.utc)
+NOW = datetime(2026, 3, 10, tzinfo=UTC)
 
 
 def customers(**overrides):
@@ -57,7 +57,7 @@ class TestLoadingCustomers:
         assert "row 2 (customer 'a'): duplicate_customer_id" in str(error.value)
 
     def test_a_missing_required_column_is_named(self, tmp_path):
-        with pytest.raises(InputError, match="missing required column.*signup_at"):
+        with pytest.raises(InputError, match=r"missing required column.*signup_at"):
             read(tmp_path, customers().drop(columns="signup_at"))
 
     def test_loading_replaces_the_repos_table(self, tmp_path):
@@ -101,12 +101,12 @@ class TestOptionalColumns:
         path = tmp_path / "c.parquet"
         pq.write_table(pa.table({
             "customer_id": ["a"], "plan": pa.array([None], pa.string()),
-            "signup_at": pa.array([datetime(2026, 1, 1, tzinfo=timezone.utc)],
+            "signup_at": pa.array([datetime(2026, 1, 1, tzinfo=UTC)],
                                   pa.timestamp("us", tz="UTC")),
             "churned_at": pa.array([None], pa.timestamp("us", tz="UTC"))}), path)
         table = read_customers(path, now=NOW)
         assert table.to_pylist() == [{"customer_id": "a", "plan": None, "churned_at": None,
-                                      "signup_at": datetime(2026, 1, 1, tzinfo=timezone.utc)}]
+                                      "signup_at": datetime(2026, 1, 1, tzinfo=UTC)}]
 
 
 class TestCustomerRules:
@@ -132,7 +132,7 @@ class TestCustomerRules:
             read(tmp_path, customers(signup_at=[signup, "2026-01-01T00:00:00Z"]))
 
     def test_the_plausible_range_follows_the_limits(self, tmp_path):
-        limits = Limits(earliest_timestamp=datetime(2026, 1, 2, tzinfo=timezone.utc))
+        limits = Limits(earliest_timestamp=datetime(2026, 1, 2, tzinfo=UTC))
         with pytest.raises(InputError, match=r"row 1 \(customer 'a'\): implausible_signup_at"):
             read(tmp_path, customers(), limits=limits)
 
@@ -148,7 +148,7 @@ class TestCustomerRules:
         with pytest.raises(InputError, match="duplicate_customer_id"):
             read(tmp_path, customers(customer_id=["acme", " acme"]))
 
-    @pytest.mark.parametrize("bad, reason", [("x" * 257, "customer_id_too_long"),
+    @pytest.mark.parametrize(("bad", "reason"), [("x" * 257, "customer_id_too_long"),
                                              ("ac\u202eme", "invalid_customer_id"),
                                              ("", "empty_customer_id")])
     def test_id_limits_apply(self, tmp_path, bad, reason):

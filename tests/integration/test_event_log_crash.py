@@ -20,12 +20,12 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from tests.integration.test_ingest import NOW, row, stored
 from usage_features.adapters.event_log import EventLog
 from usage_features.cli import app
 from usage_features.config import RepoPaths
 from usage_features.ingestion import ingest_files
 from usage_features.ingestion.ingest import event_repository
-from tests.integration.test_ingest import NOW, row, stored
 
 #: The child: an ingest whose commit stops after RENAMED files are in place, says so, and waits
 #: for a "go" file (or for its SIGKILL).

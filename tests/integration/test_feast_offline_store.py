@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import textwrap
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -12,7 +12,7 @@ import pytest
 
 from usage_features.features.store import apply_definitions, open_store
 
-T = datetime(2026, 3, 1, tzinfo=timezone.utc)
+T = datetime(2026, 3, 1, tzinfo=UTC)
 
 DEFINITIONS = '''
 from datetime import timedelta

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import shutil
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from tests.conftest import copy_feature_repo, populate
+from tests.factories import churn_dataset
 from usage_features.config import RepoPaths
 from usage_features.features.build import build_features
 from usage_features.ingestion import ingest_files
-from usage_features.serving.freshness import LAG_VARIABLE, freshness
 from usage_features.service_layer.materialize import MaterializeError, materialize
-from tests.conftest import copy_feature_repo, populate
-from tests.factories import churn_dataset
+from usage_features.serving.freshness import LAG_VARIABLE, freshness
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +21,7 @@ def stale(tmp_path_factory):
     """A repo whose latest event is five days old, materialized half a day after it."""
     repo = copy_feature_repo(tmp_path_factory.mktemp("stale") / "feature_repo")
     events, customers = churn_dataset(seed=9, customers=20, days=90)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     events = events[events.timestamp < now - timedelta(days=5)]
     populate(repo, events, customers)
     summary = materialize(repo, end=events.timestamp.max() + timedelta(hours=12))
@@ -69,7 +69,7 @@ class TestFreshness:
         assert not any("allowed" in w for w in freshness(repo, now).warnings())
 
     def test_an_answer_on_the_materialized_day_within_the_lag_is_fresh(self, stale):
-        repo, events, summary, _ = stale
+        repo, _events, summary, _ = stale
         as_of = summary.end  # its day, 12 h after the latest event
         record = freshness(repo, as_of.to_pydatetime())
         assert record.warnings() == []

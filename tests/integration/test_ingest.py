@@ -7,7 +7,7 @@ import os
 import random
 import threading
 import uuid
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
@@ -21,7 +21,7 @@ from usage_features.ingestion import ingest, ingest_files
 from usage_features.ingestion.readers import InputError
 from usage_features.schema import EVENT_COLUMNS
 
-NOW = datetime(2026, 3, 10, tzinfo=timezone.utc)
+NOW = datetime(2026, 3, 10, tzinfo=UTC)
 
 
 def row(day=1, hour=10, customer="c1", event_type="login", score="0.5", event_id=None):
@@ -82,10 +82,11 @@ class TestIngestingAMixedFile:
     def test_counts_add_up_and_only_valid_rows_are_stored(self, tmp_path, repo, mixed_rows):
         summary = ingest_files([write(tmp_path / "in.csv", mixed_rows)], repo, now=NOW)
 
-        assert (summary.read, summary.accepted, summary.rejected, summary.duplicates) == (7, 3, 3, 1)
+        assert ((summary.read, summary.accepted, summary.rejected, summary.duplicates)
+                == (7, 3, 3, 1))
         assert summary.read == summary.accepted + summary.rejected + summary.duplicates
-        assert sorted(stored(repo).event_id) == sorted(r["event_id"] for r in mixed_rows[:2] +
-                                                       [mixed_rows[3]])
+        assert sorted(stored(repo).event_id) == sorted(
+            r["event_id"] for r in [*mixed_rows[:2], mixed_rows[3]])
 
     def test_rejected_rows_keep_their_original_values_and_reason(self, tmp_path, repo, mixed_rows):
         ingest_files([write(tmp_path / "in.csv", mixed_rows)], repo, now=NOW)
@@ -185,7 +186,7 @@ class TestInputFormats:
     def test_a_missing_column_is_named_and_nothing_is_written(self, tmp_path, repo):
         good = write(tmp_path / "good.csv", [row()])
         bad = write(tmp_path / "bad.csv", [{k: v for k, v in row().items() if k != "event_type"}])
-        with pytest.raises(InputError, match="missing required column.*event_type"):
+        with pytest.raises(InputError, match=r"missing required column.*event_type"):
             ingest_files([good, bad], repo, now=NOW)
         assert not repo.events.exists() or EventLog(repo).is_empty()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import duckdb
 import pandas as pd
@@ -17,7 +17,7 @@ from usage_features.config import RepoPaths
 from usage_features.ingestion import ingest_files
 from usage_features.ingestion.readers import InputError
 
-NOW = datetime(2026, 3, 10, tzinfo=timezone.utc)
+NOW = datetime(2026, 3, 10, tzinfo=UTC)
 HEADER = "event_id,customer_id,timestamp,event_type,feature_adoption_score"
 
 
@@ -95,13 +95,13 @@ class TestBrokenFiles:
         pd.DataFrame([event()]).to_parquet(whole)
         cut = tmp_path / "cut.parquet"
         cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
-        with pytest.raises(InputError, match="cut.parquet: not a readable Parquet file"):
+        with pytest.raises(InputError, match=r"cut.parquet: not a readable Parquet file"):
             ingest_files([cut], repo, now=NOW)
 
     def test_a_file_that_is_not_parquet_is_an_input_error_naming_it(self, tmp_path, repo):
         fake = tmp_path / "fake.parquet"
         fake.write_text(HEADER + "\n" + line() + "\n")
-        with pytest.raises(InputError, match="fake.parquet: not a readable Parquet file"):
+        with pytest.raises(InputError, match=r"fake.parquet: not a readable Parquet file"):
             ingest_files([fake], repo, now=NOW)
         assert EventLog(repo).is_empty()
 
@@ -126,7 +126,7 @@ class TestBrokenFiles:
             return real_run(con, statement, params)
 
         monkeypatch.setattr(staging, "run", failing_run)
-        with pytest.raises(InputError, match="in.parquet: cannot be read as Parquet: .*corrupt"):
+        with pytest.raises(InputError, match=r"in.parquet: cannot be read as Parquet: .*corrupt"):
             ingest_files([source], repo, now=NOW)
         assert EventLog(repo).is_empty()
 

@@ -3,7 +3,7 @@ ids of any text or none at all (derived from the content), no adoption score."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pandas as pd
 import pytest
@@ -14,7 +14,7 @@ from usage_features.ingestion import ingest_files
 from usage_features.ingestion.readers import InputError
 from usage_features.ingestion.settings import SettingsError, load_settings
 
-NOW = datetime(2026, 3, 10, tzinfo=timezone.utc)
+NOW = datetime(2026, 3, 10, tzinfo=UTC)
 SETTINGS = """
 events:
   columns: {account_id: customer_id, event_time: timestamp, event_type_name: event_type}
@@ -43,7 +43,8 @@ class TestEventsWithoutAnId:
         repo = repo_with(tmp_path)
         rows = [crm()] * 5 + [crm(name=" Search ")]
         summary = ingest_files([write(tmp_path / "day.csv", rows)], repo, now=NOW)
-        assert (summary.read, summary.accepted, summary.rejected, summary.duplicates) == (6, 6, 0, 0)
+        assert ((summary.read, summary.accepted, summary.rejected, summary.duplicates)
+                == (6, 6, 0, 0))
         log = stored(repo)
         assert log.event_id.nunique() == 6 and set(log.event_type) == {"search"}
         assert (log.customer_id == "7").all()
@@ -112,7 +113,7 @@ class TestUnlistedNames:
 
 
 class TestTheVocabularyFile:
-    @pytest.mark.parametrize("types, message", [
+    @pytest.mark.parametrize(("types", "message"), [
         ("event: {}", "event_count_30d"),
         ("events: {}", "reserved"),
         ("other: {}", "reserved"),

@@ -12,12 +12,18 @@ import skops.io as sio
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, MinMaxScaler
 
+from tests.factories import FEATURES, training_frame
 from usage_features.training.estimators import churn_classifier, logistic_baseline
 from usage_features.training.metadata import ModelMetadata
 from usage_features.training.model import ModelMismatchError, TrainedModel
-from usage_features.training.persistence import (TRUSTED_TYPES, ModelFileError, load_model,
-                                                 metadata_path, model_types, save_model)
-from tests.factories import FEATURES, training_frame
+from usage_features.training.persistence import (
+    TRUSTED_TYPES,
+    ModelFileError,
+    load_model,
+    metadata_path,
+    model_types,
+    save_model,
+)
 
 FACTORIES = {"churn_classifier": churn_classifier, "logistic_baseline": logistic_baseline}
 
@@ -79,7 +85,8 @@ class TestTamperedModels:
         assert all(t.startswith(("sklearn.", "numpy.", "builtins.")) for t in untrusted)
         loaded = sio.load(path, trusted=untrusted)
         frame, _ = training_frame(3)
-        with pytest.raises(ValueError):  # the payload ran; its result is no feature matrix
+        # the payload ran; its result is no feature matrix (scikit-learn's message, not ours)
+        with pytest.raises(ValueError):  # noqa: PT011
             loaded["pipeline"].predict_proba(frame)
         assert flag.read_text() == "pwned"
 
@@ -94,7 +101,7 @@ class TestTamperedModels:
         assert "loading could run code" in message and "retrain" in message
         assert not flag.exists()
 
-    @pytest.mark.parametrize("extra, name", [
+    @pytest.mark.parametrize(("extra", "name"), [
         (eval, "builtins.eval"),
         (operator.methodcaller("__call__"), "operator.methodcaller"),
         (np.full_like, "numpy.full_like"),
@@ -131,7 +138,7 @@ class TestTheFileMatchesItsMetadata:
         path = save_model(fitted["churn_classifier"], tmp_path / "m.skops")
         other = save_model(fitted["logistic_baseline"], tmp_path / "other.skops")
         path.write_bytes(other.read_bytes())
-        with pytest.raises(ModelFileError, match="does not match its metadata.*retrain"):
+        with pytest.raises(ModelFileError, match=r"does not match its metadata.*retrain"):
             load_model(path)
 
     def test_a_truncated_model_file_is_refused_as_not_matching(self, fitted, tmp_path):

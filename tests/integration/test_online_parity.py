@@ -10,26 +10,26 @@ from __future__ import annotations
 import shutil
 import uuid
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from tests.conftest import copy_feature_repo, populate, require_service
+from tests.factories import churn_dataset
+from tests.integration.test_point_in_time import assert_features_equal
 from usage_features.adapters import feast_online
 from usage_features.features.retrieval import historical_features, online_features, online_refs
 from usage_features.features.store import apply_definitions, open_store
+from usage_features.service_layer.bootstrap import bootstrap
 from usage_features.service_layer.materialize import materialize
+from usage_features.service_layer.predict import predict
+from usage_features.service_layer.train import TrainConfig, train
 from usage_features.serving.reasons import ReasonsUnavailableWarning
 from usage_features.serving.scorer import UNKNOWN, ChurnScorer
 from usage_features.training.compiled import COMPILED_MAX_ROWS
 from usage_features.training.model import TrainedModel
-from usage_features.service_layer.bootstrap import bootstrap
-from usage_features.service_layer.predict import predict
-from usage_features.service_layer.train import TrainConfig, train
-from tests.conftest import copy_feature_repo, populate, require_service
-from tests.factories import churn_dataset
-from tests.integration.test_point_in_time import assert_features_equal
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +38,7 @@ def trained(tmp_path_factory):
     events, customers = churn_dataset(seed=3)
     populate(repo, events, customers)
     train(TrainConfig(repo=repo, importance_repeats=1))
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     materialize(repo, end=now)
     return repo, customers, now
 
@@ -177,7 +177,7 @@ class TestMaterializeAfterLateEvents:
         recent = events.timestamp >= events.timestamp.max() - pd.Timedelta(days=20)
         late = events[recent & (events.index % 2 == 0)]  # arrive after the first materialize
         populate(feature_repo_copy, events.drop(late.index), customers)
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         materialize(feature_repo_copy, end=now)
 
         late.to_parquet(feature_repo_copy / "late.parquet", index=False)
@@ -195,7 +195,7 @@ class TestMaterializeAfterLateEvents:
 
         events, customers = churn_dataset(seed=13, customers=15, days=100)
         populate(feature_repo_copy, events, customers)
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         materialize(feature_repo_copy, end=now)
 
         newcomer = pd.DataFrame({"customer_id": ["cust-loaded-later"],

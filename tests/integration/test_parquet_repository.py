@@ -1,8 +1,8 @@
 import pytest
 
+from tests.contract import UsageRepositoryContract
 from usage_features.config import RepoPaths
 from usage_features.ingestion.ingest import event_repository
-from tests.contract import UsageRepositoryContract
 
 
 class TestParquetUsageRepository(UsageRepositoryContract):

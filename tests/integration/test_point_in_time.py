@@ -6,6 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.conftest import copy_feature_repo, populate
+from tests.factories import customers_for, random_events
+from tests.reference import brute_force_features
 from usage_features.config import RepoPaths
 from usage_features.features.build import build_features
 from usage_features.features.retrieval import historical_features, served_feature_names
@@ -13,9 +16,6 @@ from usage_features.features.spec import served_features
 from usage_features.features.store import open_store
 from usage_features.ingestion import ingest_files
 from usage_features.ingestion.ingest import event_repository
-from tests.conftest import copy_feature_repo, populate
-from tests.factories import customers_for, random_events
-from tests.reference import brute_force_features
 
 DAY = pd.Timedelta(days=1)
 

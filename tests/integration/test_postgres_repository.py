@@ -94,7 +94,7 @@ class TestPostgresUsageRepository(UsageRepositoryContract):
             def add_changed():
                 try:
                     outcome["added"] = other.add([make_event(customer_id="cust-2"), changed])
-                except Exception as exc:  # noqa: BLE001 - handed to the main thread
+                except Exception as exc:  # handed to the main thread
                     outcome["error"] = exc
 
             writer = threading.Thread(target=add_changed)

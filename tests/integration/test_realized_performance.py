@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from usage_features.config import RepoPaths
-from usage_features.monitoring.report import realized_performance
 from usage_features.adapters.score_snapshots import ParquetSnapshots
+from usage_features.config import RepoPaths
 from usage_features.domain.scores import Score
+from usage_features.monitoring.report import realized_performance
 
 HORIZON = 30
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import numpy as np
 import pyarrow as pa
@@ -21,7 +21,7 @@ def table(n: int = 3000) -> pa.Table:
         "score": pa.array(np.where(rng.random(n) < 0.1, np.nan, rng.random(n)), mask=~nulls
                           & (rng.random(n) < 0.1)),  # NaN and null, both
         "flag": pa.array(rng.random(n) < 0.5, mask=rng.random(n) < 0.1),
-        "at": pa.array([datetime(2025, 1, 1, tzinfo=timezone.utc).timestamp() * 1e6
+        "at": pa.array([datetime(2025, 1, 1, tzinfo=UTC).timestamp() * 1e6
                         + int(x) for x in rng.integers(0, 10**13, n)],
                        pa.int64()).cast(pa.timestamp("us", tz="UTC")),
         "day": pa.array([date(2025, 1, 1)] * n, pa.date32()),

@@ -96,7 +96,7 @@ class TestPlantedSignals:
         seen = customers[(customers.signup_at + 45 * DAY <= end)
                          & ~(customers.churned_at < customers.signup_at + 45 * DAY)]
         tenure = (events.timestamp - events.customer_id.map(customers.signup_at)) / DAY
-        assert 45 < EARLY_LIFE_DAYS
+        assert EARLY_LIFE_DAYS > 45
         window = events[(tenure >= 30) & (tenure < 45)]
         score = window.groupby("customer_id").feature_adoption_score.mean()
         low = score.reindex(seen.index, fill_value=0.0) < LOW_ADOPTION_THRESHOLD

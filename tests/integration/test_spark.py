@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -12,6 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.conftest import copy_feature_repo, populate, require_service, services_required
+from tests.integration.test_online_parity import assert_online_equals_historical
+from tests.integration.test_point_in_time import assert_features_equal, entity_rows
 from usage_features.config import RepoPaths
 from usage_features.features.build import build_features
 from usage_features.features.retrieval import historical_features
@@ -19,9 +22,6 @@ from usage_features.features.store import apply_definitions, open_store
 from usage_features.ingestion import ingest_files
 from usage_features.service_layer.materialize import materialize
 from usage_features.simulation import SimulationConfig, simulate
-from tests.conftest import copy_feature_repo, populate, require_service, services_required
-from tests.integration.test_online_parity import assert_online_equals_historical
-from tests.integration.test_point_in_time import assert_features_equal, entity_rows
 
 pytestmark = pytest.mark.spark
 SPARK_CONFIG = "feature_store.spark.yaml"
@@ -94,7 +94,7 @@ def as_floats(frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` with its decimal columns (Python ``Decimal`` objects) as floats."""
     decimals = [c for c in frame if frame[c].dtype == object
                 and frame[c].map(lambda v: isinstance(v, Decimal)).any()]
-    return frame.astype({c: float for c in decimals})
+    return frame.astype(dict.fromkeys(decimals, float))
 
 
 class TestSparkBuild:
@@ -193,7 +193,7 @@ class TestSparkOfflineStore:
     def test_materialized_through_spark_into_redis_online_equals_historical(self, spark_repo):
         require_service("127.0.0.1", 6379, "Redis", "start redis-server or skip these tests")
         repo, _, customers = spark_repo
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         materialize(repo, end=now, config=SPARK_CONFIG)
         store = open_store(repo, SPARK_CONFIG)
         try:

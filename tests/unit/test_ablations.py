@@ -2,8 +2,8 @@
 
 from usage_features.domain.vocabulary import parse_vocabulary
 from usage_features.features.spec import Group, feature_spec, served_features
-from usage_features.training.train import ABLATED_GROUPS, ABLATIONS
 from usage_features.training.steps import ablations
+from usage_features.training.train import ABLATED_GROUPS, ABLATIONS
 
 DEFAULT_ABLATED = [g for g in ABLATED_GROUPS if g != Group.CORE_LOCK_IN]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -18,7 +18,7 @@ from usage_features.serving.status import statuses
 from usage_features.training.train import FeatureDataError, FeatureDataWarning, check_features
 
 NAN = np.nan
-T = datetime(2026, 3, 10, 15, 30, tzinfo=timezone.utc)
+T = datetime(2026, 3, 10, 15, 30, tzinfo=UTC)
 
 
 class TestStatus:
@@ -52,9 +52,9 @@ class TestOnlineDay:
         assert "never materialized" in online_day_problem(record(None), T)
 
     def test_days_past_the_data_count_from_the_day_after_the_latest_event(self):
-        latest = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)
-        assert days_past_data(datetime(2026, 3, 2, 23, 59, tzinfo=timezone.utc), latest) == 0
-        assert days_past_data(datetime(2026, 3, 3, 0, 0, tzinfo=timezone.utc), latest) == 1
+        latest = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+        assert days_past_data(datetime(2026, 3, 2, 23, 59, tzinfo=UTC), latest) == 0
+        assert days_past_data(datetime(2026, 3, 3, 0, 0, tzinfo=UTC), latest) == 1
         assert days_past_data(T, latest) == 8
         assert days_past_data(T, None) == 0
 
@@ -78,7 +78,7 @@ class TestTrainingFeatureCheck:
 
     def test_an_entirely_null_feature_is_named_with_what_to_run(self):
         rows = self.rows(tenure_days=[NAN, NAN, NAN])
-        with pytest.raises(FeatureDataError, match="entirely null: tenure_days.*load-customers"):
+        with pytest.raises(FeatureDataError, match=r"entirely null: tenure_days.*load-customers"):
             check_features(rows, ["a", "b", "tenure_days"])
 
     def test_a_constant_feature_is_named_with_its_value_in_a_warning(self):

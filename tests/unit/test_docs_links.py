@@ -85,7 +85,7 @@ def test_every_docs_page_is_linked_from_the_readme():
     assert [str(p.relative_to(ROOT)) for p in DOCS if p.resolve() not in linked] == []
 
 
-@pytest.mark.parametrize("heading, anchor", [
+@pytest.mark.parametrize(("heading", "anchor"), [
     ("Beyond one machine: Spark", "beyond-one-machine-spark"),
     ("The `events` command", "the-events-command"),
     ("What the scorer refuses", "what-the-scorer-refuses"),

@@ -1,10 +1,11 @@
 import itertools
 import math
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import numpy as np
 import pytest
 
+from tests.factories import T0, make_event
 from usage_features.domain import (
     EARLY_LIFE_DAYS,
     LOW_ADOPTION_THRESHOLD,
@@ -14,7 +15,6 @@ from usage_features.domain import (
     is_early_life,
     is_early_life_churn_signal,
 )
-from tests.factories import T0, make_event
 
 
 class TestEventType:
@@ -100,7 +100,7 @@ class TestUsageEvent:
     def test_converts_the_timestamp_to_utc(self):
         plus_two = timezone(timedelta(hours=2))
         event = make_event(timestamp=datetime(2026, 3, 1, 12, tzinfo=plus_two))
-        assert event.timestamp == datetime(2026, 3, 1, 10, tzinfo=timezone.utc)
+        assert event.timestamp == datetime(2026, 3, 1, 10, tzinfo=UTC)
         assert event.timestamp.utcoffset() == timedelta(0)
 
     def test_rejects_a_naive_timestamp(self):

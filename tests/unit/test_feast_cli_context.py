@@ -41,8 +41,8 @@ class TestAsUnderTheFeastCli:
         monkeypatch.chdir(tmp_path)
         (tmp_path / "repo").mkdir()
         before = process_state()
-        with pytest.raises(RuntimeError, match="apply failed"):
-            with as_under_the_feast_cli(tmp_path / "repo", "feature_store.yaml"):
-                os.chdir(tmp_path / "repo")  # as apply_total does
-                raise RuntimeError("apply failed")
+        with (pytest.raises(RuntimeError, match="apply failed"),  # noqa: PT012 - a chdir, then
+              as_under_the_feast_cli(tmp_path / "repo", "feature_store.yaml")):  # the failure
+            os.chdir(tmp_path / "repo")  # as apply_total does
+            raise RuntimeError("apply failed")
         assert process_state() == before

@@ -1,6 +1,6 @@
 """A repo's ingestion settings: --map flags, the stored mapping, the limits."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -40,7 +40,7 @@ class TestMerging:
         assert merge_mappings({"ts": "timestamp"}, {"ts": "event_id"}) == {"ts": "event_id"}
 
     def test_unknown_targets_are_named(self):
-        with pytest.raises(SettingsError, match="unknown target column.*occurred.*expected one "
+        with pytest.raises(SettingsError, match=r"unknown target column.*occurred.*expected one "
                                                 "of: event_id"):
             check_mapping({"a": "occurred"}, EVENT_COLUMNS)
 
@@ -57,7 +57,7 @@ class TestTheSettingsFile:
     def test_no_file_means_the_defaults(self, tmp_path):
         settings = load_settings(tmp_path)
         assert settings.limits == Limits() and settings.event_columns == {}
-        assert settings.limits.earliest_timestamp == datetime(1970, 1, 1, tzinfo=timezone.utc)
+        assert settings.limits.earliest_timestamp == datetime(1970, 1, 1, tzinfo=UTC)
         assert settings.limits.max_future == timedelta(hours=24)
         assert settings.limits.max_customer_id_length == 256
 
@@ -69,14 +69,14 @@ class TestTheSettingsFile:
             "  max_future_hours: 1.5\n  max_customer_id_length: 64\n"))
         assert settings.event_columns == {"occurred_at": "timestamp"}
         assert settings.customer_columns == {"account_id": "customer_id"}
-        assert settings.limits == Limits(datetime(2019, 12, 31, 22, tzinfo=timezone.utc),
+        assert settings.limits == Limits(datetime(2019, 12, 31, 22, tzinfo=UTC),
                                          timedelta(hours=1.5), 64)
 
     def test_a_date_is_midnight_utc(self, tmp_path):
         settings = self.write(tmp_path, "limits:\n  earliest_timestamp: 2000-01-01\n")
-        assert settings.limits.earliest_timestamp == datetime(2000, 1, 1, tzinfo=timezone.utc)
+        assert settings.limits.earliest_timestamp == datetime(2000, 1, 1, tzinfo=UTC)
 
-    @pytest.mark.parametrize("text, message", [
+    @pytest.mark.parametrize(("text", "message"), [
         ("limits:\n  earliest_timestamp: '2000-01-01 00:00:00'\n", "UTC offset"),
         ("limits:\n  earliest_timestamp: soon\n", "not an ISO-8601"),
         ("limits:\n  max_customer_id_length: 0\n", "positive integer"),

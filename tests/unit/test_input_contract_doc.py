@@ -14,7 +14,8 @@ CONTRACT = (Path(__file__).parents[2] / "docs" / "input-contract.md").read_text(
 
 
 def section(text: str, heading: str) -> str:
-    """The text under exactly this heading line, up to the next heading of the same or a higher level."""
+    """The text under exactly this heading line, up to the next heading of the same or a
+    higher level."""
     level = len(heading) - len(heading.lstrip("#"))
     match = re.search(rf"^{re.escape(heading)}$(.*?)(?=^#{{1,{level}}} |\Z)", text,
                       re.MULTILINE | re.DOTALL)

@@ -1,11 +1,11 @@
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pandas as pd
 import pytest
 
 from usage_features.training.labels import LabelError, observation_rows, time_split
 
-START = datetime(2026, 1, 1, tzinfo=timezone.utc)
+START = datetime(2026, 1, 1, tzinfo=UTC)
 DAY = pd.Timedelta(days=1)
 
 
@@ -46,11 +46,11 @@ class TestObservationRows:
         assert out.event_timestamp.min() == at(14)
 
     def test_a_churn_before_signup_is_a_clear_error(self):
-        with pytest.raises(LabelError, match="churned_at is before signup_at.*'a'"):
+        with pytest.raises(LabelError, match=r"churned_at is before signup_at.*'a'"):
             rows_for(customers(("a", at(10), at(5))))
 
     def test_a_missing_column_is_named(self):
-        with pytest.raises(LabelError, match="missing column.*churned_at"):
+        with pytest.raises(LabelError, match=r"missing column.*churned_at"):
             rows_for(pd.DataFrame({"customer_id": ["a"], "signup_at": [at(0)]}))
 
     def test_no_active_customer_is_a_clear_error(self):

@@ -12,7 +12,7 @@ def applied_limit(con) -> int:
     return dc.parse_memory_size(text.replace(" ", ""))
 
 
-@pytest.mark.parametrize("text, size", [
+@pytest.mark.parametrize(("text", "size"), [
     ("4GiB", 4 * 2**30), ("2.5GB", 2_500_000_000), ("800 MiB", 800 * 2**20),
     ("1gib", 2**30), (" 3TB ", 3 * 10**12),
 ])

@@ -1,7 +1,7 @@
 import pytest
 
-from usage_features.adapters.memory import InMemoryUsageRepository
 from tests.contract import UsageRepositoryContract
+from usage_features.adapters.memory import InMemoryUsageRepository
 
 
 class TestInMemoryUsageRepository(UsageRepositoryContract):

@@ -1,5 +1,5 @@
 import asyncio
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -42,7 +42,7 @@ def test_concurrent_requests_share_one_scoring_call_and_get_their_own_scores():
 
 def test_a_request_with_its_own_time_is_scored_alone():
     scorer = RecordingScorer()
-    at = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    at = datetime(2026, 1, 1, tzinfo=UTC)
     run_concurrently(MicroBatcher(scorer), [(["a"], at), (["b"], None)])
     assert sorted(scorer.calls, key=str) == sorted([(["a"], at), (["b"], None)], key=str)
 

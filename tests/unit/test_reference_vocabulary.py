@@ -30,8 +30,10 @@ class TestTheOracle:
         assert row.create_deal_count_30d == 0
 
     def test_breadth_is_the_share_of_declared_types_used_in_the_30_days_before_d(self):
-        row = at(events((D - pd.Timedelta(days=1), "search"), (D - pd.Timedelta(days=29), "login"),
-                        (D - pd.Timedelta(days=31), "create_deal"), (D - pd.Timedelta(days=2), "x")))
+        row = at(events((D - pd.Timedelta(days=1), "search"),
+                        (D - pd.Timedelta(days=29), "login"),
+                        (D - pd.Timedelta(days=31), "create_deal"),
+                        (D - pd.Timedelta(days=2), "x")))
         assert row.adoption_score_latest == 2 / 4
         # 30 days earlier ([D - 60, D - 30)): only create_deal
         assert row.adoption_score_change_30d == pytest.approx(2 / 4 - 1 / 4)

@@ -166,7 +166,7 @@ class TestSettings:
         assert limits == Limits(2048, 2.5, 3.0, 4.0)
         assert limits_from_env({}) == Limits()
 
-    @pytest.mark.parametrize("variable, value", [("USAGE_FEATURES_MAX_BODY_BYTES", "1e6"),
+    @pytest.mark.parametrize(("variable", "value"), [("USAGE_FEATURES_MAX_BODY_BYTES", "1e6"),
                                                  ("USAGE_FEATURES_MAX_BODY_BYTES", "0"),
                                                  ("USAGE_FEATURES_BODY_TIMEOUT", "-1"),
                                                  ("USAGE_FEATURES_HEADER_TIMEOUT", "nan")])

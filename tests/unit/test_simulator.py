@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 import pyarrow.compute as pc
@@ -55,7 +55,7 @@ class TestDeterminism:
         assert (config.customers, config.days, config.dirty_fraction) == (1000, 365, 0.0)
 
     def test_the_first_event_is_on_or_after_the_start_date(self, sim):
-        start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+        start = datetime(2026, 1, 1, tzinfo=UTC)
         assert pc.min(sim.events["timestamp"]).as_py() >= start
 
 
@@ -114,7 +114,7 @@ class TestEvents:
 
     def test_signups_and_churns_fall_within_the_period(self, sim):
         customers = sim.customers.to_pandas()
-        start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+        start = datetime(2026, 1, 1, tzinfo=UTC)
         end = start + timedelta(days=SMALL.days)
         assert customers.signup_at.between(start, end, inclusive="left").all()
         churned = customers.dropna(subset=["churned_at"])
@@ -135,7 +135,7 @@ class TestConfig:
         {"dirty_fraction": -0.1}, {"customers": 2.5}, {"start": datetime(2026, 1, 1)},
     ])
     def test_rejects_unusable_settings(self, changes):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError):  # noqa: PT011 - each setting has its own message
             SimulationConfig(**changes)
 
     def test_accepts_an_iso_start_date(self):
@@ -144,7 +144,7 @@ class TestConfig:
     def test_a_start_date_moves_every_timestamp(self):
         later = simulate(SimulationConfig(customers=20, days=10, seed=1, start=date(2026, 3, 1)))
         first = pc.min(later.customers["signup_at"]).as_py()
-        assert first >= datetime(2026, 3, 1, tzinfo=timezone.utc)
+        assert first >= datetime(2026, 3, 1, tzinfo=UTC)
 
     def test_a_single_customer_for_a_single_day_works(self):
         tiny = simulate(SimulationConfig(customers=1, days=1, seed=0))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 from datetime import date, datetime
 
@@ -177,7 +178,7 @@ class TestDuplicates:
     def test_a_copy_follows_its_original(self, sim):
         table = as_foreign_export(sim.events, CRM, seed=3, duplicate_fraction=0.05)
         rows = table.to_pylist()
-        assert sum(a == b for a, b in zip(rows, rows[1:])) == self.extra_copies(table)
+        assert sum(a == b for a, b in itertools.pairwise(rows)) == self.extra_copies(table)
 
     def test_a_fraction_outside_0_1_is_refused(self, sim):
         with pytest.raises(ValueError, match="duplicate_fraction"):
@@ -208,7 +209,7 @@ class TestCrmVocabulary:
         path.write_text(foreign_settings_yaml(crm_vocabulary(7)))
         assert vocabulary_from_spec(str(path)) == crm_vocabulary(7)
         path.write_text("events:\n  columns: {a: customer_id}\n")
-        with pytest.raises(VocabularyError, match="events.types"):
+        with pytest.raises(VocabularyError, match=r"events.types"):
             vocabulary_from_spec(str(path))
 
 

@@ -36,7 +36,7 @@ def observations(sim) -> pd.DataFrame:
     for t in range(60, days - HORIZON + 1, STEP):
         c = np.flatnonzero((signup <= t) & ~(churn <= t))
 
-        def window(counts, length, offset=0):
+        def window(counts, length, offset=0, c=c, t=t):
             return counts[c, t - offset] - counts[c, max(t - offset - length, 0)]
 
         rows.append(pd.DataFrame({

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pyarrow as pa
@@ -34,7 +34,7 @@ class TestIsoTimestamps:
         us = np.array([1_767_225_600_123_456])
         (text,) = strings_from_matrix(*iso_matrix(us, (b"Z",))).to_pylist()
         assert datetime.fromisoformat(text) == datetime(2026, 1, 1, 0, 0, 0, 123456,
-                                                        tzinfo=timezone.utc)
+                                                        tzinfo=UTC)
 
 
 class TestUuidStrings:

@@ -1,6 +1,6 @@
 """Every rejection reason, checked through the column-wise validation SQL."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
 import pytest
@@ -10,7 +10,7 @@ from usage_features.domain.value_objects import EventType
 from usage_features.ingestion.settings import Limits
 from usage_features.ingestion.validation import REASONS, validated_sql
 
-NOW = datetime(2026, 3, 1, 12, tzinfo=timezone.utc)
+NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
 VALID = {
     "raw_event_id": "6f1c2a7e-8b1d-4c1e-9f3a-1b2c3d4e5f60",
     "raw_customer_id": "cust-1",
@@ -45,7 +45,7 @@ class TestValidRows:
                        raw_timestamp="2026-03-01T12:30:00+02:00")
         assert row["reason"] is None
         assert row["event_id"] == VALID["raw_event_id"]
-        assert row["timestamp"] == datetime(2026, 3, 1, 10, 30, tzinfo=timezone.utc)
+        assert row["timestamp"] == datetime(2026, 3, 1, 10, 30, tzinfo=UTC)
         assert row["feature_adoption_score"] == 0.5
 
     @pytest.mark.parametrize("timestamp", [
@@ -69,7 +69,7 @@ class TestRejectionReasons:
     def test_an_event_id_that_is_empty_too_long_or_has_invisible_characters(self, event_id):
         assert reasons(raw_event_id=event_id) == {"invalid_event_id"}
 
-    @pytest.mark.parametrize("event_id, stored", [
+    @pytest.mark.parametrize(("event_id", "stored"), [
         ("42", "42"), (" evt-7 ", "evt-7"), ("x" * 256, "x" * 256),
         ("6F1C2A7E-8B1D-4C1E-9F3A-1B2C3D4E5F60", "6f1c2a7e-8b1d-4c1e-9f3a-1b2c3d4e5f60"),
         ("ABC", "ABC")])
@@ -179,7 +179,7 @@ class TestTimeRange:
         assert reasons(raw_timestamp="1970-01-01T00:00:00Z") == set()
 
     def test_the_earliest_plausible_time_is_configurable(self):
-        limits = Limits(earliest_timestamp=datetime(2020, 1, 1, tzinfo=timezone.utc))
+        limits = Limits(earliest_timestamp=datetime(2020, 1, 1, tzinfo=UTC))
         assert reasons(limits, raw_timestamp="2019-12-31T23:59:59Z") == {
             "implausible_timestamp"}
         assert reasons(limits, raw_timestamp="2020-01-01T00:00:00Z") == set()
@@ -199,7 +199,7 @@ class TestTimeRange:
 
     def test_the_largest_offset_is_accepted(self):
         assert validate(raw_timestamp="2026-03-01T23:00:00+23:59")["timestamp"] == datetime(
-            2026, 2, 28, 23, 1, tzinfo=timezone.utc)
+            2026, 2, 28, 23, 1, tzinfo=UTC)
 
 
 class TestMalformedRows:

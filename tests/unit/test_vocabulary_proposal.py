@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pandas as pd
 import pytest
@@ -73,14 +73,14 @@ class TestCounting:
     def test_a_missing_event_type_column_is_an_input_error_naming_it(self, tmp_path):
         path = write_export(tmp_path / "events.csv", ["login"], column="action")
 
-        with pytest.raises(InputError, match="missing required column.*event_type"):
+        with pytest.raises(InputError, match=r"missing required column.*event_type"):
             count_event_names([path])
 
     def test_an_unreadable_file_is_an_input_error(self, tmp_path):
         path = tmp_path / "events.parquet"
         path.write_bytes(b"PAR1 not really")
 
-        with pytest.raises(InputError, match="events.parquet"):
+        with pytest.raises(InputError, match=r"events.parquet"):
             count_event_names([path])
 
     @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
@@ -179,7 +179,7 @@ class TestMerging:
         assert merged.not_seen == ()
 
     def test_types_that_are_not_a_mapping_are_refused(self):
-        with pytest.raises(SettingsError, match="events.types must be"):
+        with pytest.raises(SettingsError, match=r"events.types must be"):
             merge_types({"events": {"types": ["login"]}}, self.proposal)
 
 
@@ -197,7 +197,7 @@ class TestWriting:
             before.limits, before.event_columns, before.customer_columns)
         assert after.vocabulary.names == ("search", "mailbox", "login")
         assert load_settings(tmp_path).limits.earliest_timestamp == datetime(
-            2020, 1, 1, tzinfo=timezone.utc)
+            2020, 1, 1, tzinfo=UTC)
         events = yaml.safe_load(path.read_text())["events"]
         vocabulary = parse_vocabulary(events["types"], events["unlisted"])
         assert vocabulary.names == ("search", "mailbox", "login")

@@ -60,11 +60,15 @@ def connect(database: str = ":memory:", spill_to=None) -> duckdb.DuckDBPyConnect
     Dates derived from timestamps (partitions, day truncation) are UTC dates everywhere.
     """
     con = duckdb.connect(database)
-    run(con, "SET TimeZone = 'UTC'")
-    run(con, f"SET memory_limit = '{memory_limit_bytes() // 2**20}MiB'")
-    if spill_to is not None:
-        Path(spill_to).mkdir(parents=True, exist_ok=True)
-        run(con, f"SET temp_directory = {sql_string(spill_to)}")
+    try:
+        run(con, "SET TimeZone = 'UTC'")
+        run(con, f"SET memory_limit = '{memory_limit_bytes() // 2**20}MiB'")
+        if spill_to is not None:
+            Path(spill_to).mkdir(parents=True, exist_ok=True)
+            run(con, f"SET temp_directory = {sql_string(spill_to)}")
+    except BaseException:  # a bad memory setting, an unwritable spill directory
+        con.close()
+        raise
     return con
 
 
@@ -76,14 +80,15 @@ def run(con: duckdb.DuckDBPyConnection, statement: str, params=None) -> None:
 def copy_atomically(con: duckdb.DuckDBPyConnection, query: str, target,
                     compression: str = "zstd") -> None:
     """Write ``query`` to the Parquet file ``target`` via a temporary file and a rename."""
-    import os
     from pathlib import Path
+
+    from usage_features.adapters.files import atomic_path
 
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
-    run(con, f"COPY ({query}) TO {sql_string(tmp)} (FORMAT parquet, COMPRESSION {compression})")
-    os.replace(tmp, target)
+    with atomic_path(target) as tmp:
+        run(con, f"COPY ({query}) TO {sql_string(tmp)} "
+                 f"(FORMAT parquet, COMPRESSION {compression})")
 
 
 def sql_string(value) -> str:

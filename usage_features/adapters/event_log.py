@@ -34,6 +34,7 @@ from datetime import date
 from pathlib import Path
 
 from usage_features.adapters.duckdb_connection import connect, parquet_list
+from usage_features.adapters.files import atomic_write, fsync_dir
 from usage_features.config import RepoPaths
 
 PARTITION_GLOB = "event_date=*/*.parquet"
@@ -101,11 +102,12 @@ class EventLog:
         journal = self.root / "_staging" / f"{batch}.journal"
         names = [str(target.relative_to(self.root)) for target in moves.values()]
         with _flock(self.paths.commit_lock, fcntl.LOCK_EX):
-            _write_atomically(journal, json.dumps(names))
+            atomic_write(journal, json.dumps(names))
             for source, target in moves.items():
                 target.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(source, target)
-            _fsync_dirs({target.parent for target in moves.values()})
+            for directory in {target.parent for target in moves.values()}:
+                fsync_dir(directory)
             journal.unlink()
         shutil.rmtree(self.root / "_staging" / batch, ignore_errors=True)
 
@@ -142,12 +144,12 @@ def _flock(path: Path, operation: int, create: bool = True) -> Iterator[None]:
     if create:
         path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        handle = open(path, "a")
+        handle = open(path, "a")  # noqa: SIM115 - closed by the `with handle` below
     except OSError:
         if create:
             raise
         try:
-            handle = open(path)
+            handle = open(path)  # noqa: SIM115 - closed by the `with handle` below
         except OSError:
             yield
             return
@@ -158,20 +160,3 @@ def _flock(path: Path, operation: int, create: bool = True) -> Iterator[None]:
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
-
-def _write_atomically(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
-def _fsync_dirs(directories: set[Path]) -> None:
-    for directory in directories:
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)

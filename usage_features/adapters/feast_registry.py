@@ -18,10 +18,11 @@ is left as it is (not even rewritten).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import yaml
+
+from usage_features.adapters.files import atomic_write
 
 #: Feast's default SQLite online-store path when the config names none.
 _SQLITE_DEFAULT = "data/online.db"
@@ -47,9 +48,7 @@ def _repoint(repo: Path, config_path: Path) -> Path | None:
     proto = Registry.FromString(registry.read_bytes())
     if not _repoint_message(proto, repo, _sqlite_path(repo, config.get("online_store"))):
         return None
-    tmp = registry.with_name(f".{registry.name}.repoint")
-    tmp.write_bytes(proto.SerializeToString())
-    os.replace(tmp, registry)
+    atomic_write(registry, proto.SerializeToString())
     return registry
 
 

@@ -19,9 +19,6 @@ from contextlib import contextmanager, nullcontext
 from datetime import datetime
 from typing import Self
 
-import psycopg
-from psycopg import sql
-
 from usage_features.domain.entities import UsageEvent
 from usage_features.domain.repository import (
     ConflictingEventError,
@@ -29,6 +26,11 @@ from usage_features.domain.repository import (
     last_n_days,
     require_aware,
 )
+from usage_features.extras import extra_imports
+
+with extra_imports("postgres", "PostgreSQL storage"):
+    import psycopg
+    from psycopg import sql
 
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 _COLUMNS = sql.SQL(", ").join(

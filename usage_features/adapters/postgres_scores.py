@@ -13,8 +13,11 @@ from collections.abc import Sequence
 from dataclasses import astuple
 from datetime import date
 
-import psycopg
-from psycopg import sql
+from usage_features.extras import extra_imports
+
+with extra_imports("postgres", "PostgreSQL storage"):
+    import psycopg
+    from psycopg import sql
 
 from usage_features.domain.scores import SCORE_FIELDS, Score, ScoreSink
 

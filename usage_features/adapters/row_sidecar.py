@@ -23,6 +23,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from usage_features.adapters.files import atomic_path
+
 _MAGIC = b"UFROWS1\n"
 #: Rows converted at a time when writing (bounds the writer's memory).
 _WRITE_ROWS = 1 << 18
@@ -68,7 +70,13 @@ def write_sidecar(parquet: Path) -> Path:
     """Write ``parquet``'s sidecar (via a temporary file and a rename)."""
     stamp = _stamp(parquet)
     target = sidecar_path(parquet)
-    temporary = target.with_name(target.name + ".tmp")
+    with atomic_path(target) as temporary:
+        _write_sidecar_file(parquet, stamp, temporary)
+    return target
+
+
+def _write_sidecar_file(parquet: Path, stamp, temporary: Path) -> None:
+    """The sidecar's bytes, to ``temporary``; checks the size it should have."""
     with pq.ParquetFile(parquet) as source, open(temporary, "wb") as out:
         schema = pa.schema([f for f in source.schema_arrow if _storage(f.type) is not None])
         record = _record(schema)
@@ -90,10 +98,8 @@ def write_sidecar(parquet: Path) -> Path:
             out.write(rows.tobytes())
     expected = len(_MAGIC) + 8 + len(header) + rows_in_file * record.itemsize
     if os.path.getsize(temporary) != expected:
-        temporary.unlink()
-        raise OSError(f"{target}: wrote {os.path.getsize(temporary)} bytes, expected {expected}")
-    os.replace(temporary, target)
-    return target
+        raise OSError(f"{sidecar_path(parquet)}: wrote {os.path.getsize(temporary)} bytes, "
+                      f"expected {expected}")
 
 
 def has_current_sidecar(parquet: Path) -> bool:
@@ -131,7 +137,7 @@ class Sidecar:
         """``parquet``'s sidecar if there is one written from the file as it is now; else None."""
         try:
             current = _stamp(parquet)
-            handle = open(sidecar_path(parquet), "rb")
+            handle = open(sidecar_path(parquet), "rb")  # noqa: SIM115 - owned by the Sidecar
         except OSError:
             return None
         try:

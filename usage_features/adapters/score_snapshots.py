@@ -8,7 +8,6 @@ field existed are read with that column empty.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import astuple
 from datetime import date
@@ -18,6 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from usage_features.adapters.files import atomic_path
 from usage_features.domain.scores import Score, ScoreSink
 
 _TIME = pa.timestamp("us", tz="UTC")
@@ -64,9 +64,8 @@ class ParquetSnapshots(ScoreSink):
         """Write (or replace) the snapshot of ``day``."""
         target = snapshot_path(self.scores_dir, day)
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.tmp")
-        pq.write_table(scores_table(scores), tmp)
-        os.replace(tmp, target)
+        with atomic_path(target) as tmp:
+            pq.write_table(scores_table(scores), tmp)
         return len(scores)
 
 

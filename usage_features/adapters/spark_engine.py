@@ -8,6 +8,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from usage_features.adapters.files import atomic_path
 from usage_features.adapters.sql_engine import Engine
 
 
@@ -49,7 +50,8 @@ class SparkEngine(Engine):
         with _staging(target.parent) as staging:
             out = Path(staging) / "out"
             frame.write.parquet(str(out))
-            os.replace(_single_part(out), target)
+            with atomic_path(target) as tmp:
+                os.replace(_single_part(out), tmp)
 
     def stage(self, query: str, key: str, directory: Path, part: int) -> None:
         frame = self.spark.sql(query)

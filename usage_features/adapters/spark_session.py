@@ -51,7 +51,10 @@ def repo_spark_conf(repo: Path) -> dict[str, str]:
 
 def spark_session(conf: dict[str, str] | None = None):
     """The running Spark session, or a new one with the defaults overlaid by ``conf``."""
-    from pyspark.sql import SparkSession
+    from usage_features.extras import extra_imports
+
+    with extra_imports("spark", "the Spark feature build"):
+        from pyspark.sql import SparkSession
 
     settings = {**DEFAULTS, **(conf or {})}
     if "PYSPARK_GATEWAY_PORT" in os.environ:  # launched by spark-submit: keep its master

@@ -61,7 +61,7 @@ class Engine(ABC):
         """Add the rows of ``query`` to ``<directory>/<key>=<value>/`` by the value of its
         column ``key`` (left out of the files), in files named after ``part``, unsorted."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional: an engine that holds nothing keeps it
         """Release what the engine holds for this build."""
 
 

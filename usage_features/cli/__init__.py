@@ -7,15 +7,18 @@ This module holds the app and what every command shares; the commands live in ``
 from __future__ import annotations
 
 import os
-from datetime import datetime, timezone
+import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from usage_features.config import default_repo
+from usage_features.extras import MissingExtraError, require
 
 app = typer.Typer(
     help="Point-in-time-correct SaaS usage features on Feast, and the churn model on top.",
@@ -33,7 +36,11 @@ def main() -> None:
     # passive). Set before libgomp loads (the commands import scikit-learn lazily); a value the
     # user set wins.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    app(prog_name="usage-features")
+    try:
+        app(prog_name="usage-features")
+    except MissingExtraError as exc:  # an optional dependency a command needs is not installed
+        console.print(f"[red]error:[/red] {escape(str(exc))}")
+        sys.exit(2)
 
 
 RepoOption = Annotated[
@@ -72,12 +79,20 @@ def progress_bar(total: int | None, label: str) -> Progress:
 
 def utc(moment: datetime) -> datetime:
     """A time given on the command line: UTC unless it names an offset."""
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
 def fail(message: str) -> typer.Exit:
     console.print(f"[red]error:[/red] {message}")
     return typer.Exit(code=2)
+
+
+def require_extra(extra: str, command: str) -> None:
+    """Stop ``command`` with an error naming the extra, before any work, when it is missing."""
+    try:
+        require(extra, command)
+    except MissingExtraError as exc:
+        raise fail(escape(str(exc))) from None  # "[serve]" is not markup
 
 
 # Register the commands (each module adds its own to ``app``).

@@ -18,6 +18,7 @@ from usage_features.cli import (
     console,
     fail,
     out,
+    require_extra,
     utc,
 )
 
@@ -46,6 +47,8 @@ def refresh(
     Writes DIR/data/scores/date=YYYY-MM-DD/scores.parquet. Exit status 1 on a freshness
     alarm, 2 on an error, 3 when another refresh of the repo is running.
     """
+    if sink:
+        require_extra("postgres", "refresh --sink")
     from usage_features.service_layer.refresh import RefreshBusyError
     from usage_features.service_layer.refresh import refresh as run_refresh
 
@@ -91,6 +94,7 @@ def monitor(
 ) -> None:
     """Can today's scores be trusted? Freshness, feature and score drift, skew, realized
     performance: a Markdown report with plots, and JSON. Exit status 1 when an alarm fires."""
+    require_extra("report", "usage-features monitor")
     from usage_features.service_layer.monitor import monitor as run_monitor
 
     context = bootstrap_or_fail(repo, config, model, max_lag_hours)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -188,7 +188,7 @@ def events(
     from usage_features.ingestion.ingest import event_repository
     from usage_features.serving.freshness import day_start
 
-    as_of = utc(as_of) if as_of else datetime.now(timezone.utc)
+    as_of = utc(as_of) if as_of else datetime.now(UTC)
     day = day_start(as_of)
     repository = event_repository(RepoPaths(repo))
     found = repository.get_events(customer_id)

@@ -12,6 +12,7 @@ from usage_features.cli import (
     app,
     console,
     out,
+    require_extra,
 )
 from usage_features.config import default_repo
 
@@ -24,6 +25,7 @@ def demo(
     days: Annotated[int, typer.Option(help="Simulated days.")] = 365,
 ) -> None:
     """The main job end to end on the embedded defaults, in a fresh directory."""
+    require_extra("report", "usage-features demo")  # its monitor step draws plots
     from usage_features.service_layer.demo import DemoConfig, run_demo
 
     template = Path(__file__).resolve().parents[2] / "feature_repo"

@@ -19,6 +19,7 @@ from usage_features.cli import (
     console,
     fail,
     out,
+    require_extra,
     utc,
 )
 
@@ -134,6 +135,7 @@ def serve_command(
     Bearer-token auth with USAGE_FEATURES_API_TOKEN; limits with USAGE_FEATURES_MAX_BODY_BYTES,
     USAGE_FEATURES_BODY_TIMEOUT, USAGE_FEATURES_HEADER_TIMEOUT, USAGE_FEATURES_KEEP_ALIVE_TIMEOUT.
     """
+    require_extra("serve", "usage-features serve")
     from usage_features.features.store import OnlineStoreNotMaterialized
     from usage_features.serving.http import prepare, run
     from usage_features.serving.limits import ServiceConfigError

@@ -1,4 +1,6 @@
-"""The Usage bounded context. Standard library only: adapters import the domain, never the reverse."""
+"""The Usage bounded context.
+
+Standard library only: adapters import the domain, never the reverse."""
 
 from usage_features.domain.entities import UsageEvent
 from usage_features.domain.repository import (

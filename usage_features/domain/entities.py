@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from usage_features.domain.value_objects import (
     MAX_EVENT_ID_LENGTH,
@@ -54,7 +54,7 @@ class UsageEvent:
             raise ValueError(f"timestamp must be a datetime, got {self.timestamp!r}")
         if self.timestamp.tzinfo is None or self.timestamp.utcoffset() is None:
             raise ValueError(f"timestamp must be timezone-aware, got naive {self.timestamp!r}")
-        object.__setattr__(self, "timestamp", self.timestamp.astimezone(timezone.utc))
+        object.__setattr__(self, "timestamp", self.timestamp.astimezone(UTC))
         if not isinstance(self.event_type, str) or not normalise_event_name(self.event_type):
             raise ValueError(f"event_type must be a non-empty name, got {self.event_type!r}")
         object.__setattr__(self, "event_type", normalise_event_name(self.event_type))

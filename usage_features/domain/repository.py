@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Iterable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from usage_features.domain.entities import UsageEvent
 
@@ -67,7 +67,7 @@ def require_aware(moment: datetime | None, name: str) -> datetime | None:
         raise TypeError(f"{name} must be a datetime, got {moment!r}")
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError(f"{name} must be timezone-aware, got naive {moment!r}")
-    return moment.astimezone(timezone.utc)
+    return moment.astimezone(UTC)
 
 
 def last_n_days(n_days: int, as_of: datetime | None = None) -> tuple[datetime, datetime]:
@@ -78,5 +78,5 @@ def last_n_days(n_days: int, as_of: datetime | None = None) -> tuple[datetime, d
     """
     if isinstance(n_days, bool) or not isinstance(n_days, int) or n_days <= 0:
         raise ValueError(f"n_days must be a positive integer, got {n_days!r}")
-    end = require_aware(as_of, "as_of") or datetime.now(timezone.utc)
+    end = require_aware(as_of, "as_of") or datetime.now(UTC)
     return end - timedelta(days=n_days), end

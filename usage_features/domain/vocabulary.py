@@ -173,7 +173,8 @@ def parse_vocabulary(types, unlisted=None, adoption=None) -> EventVocabulary:
             raise VocabularyError(f"events.types.{raw_name}: unknown role {role!r}; expected "
                                   f"one of: {', '.join(r.value for r in Role)}")
         declared.append(DeclaredType(name, Role(role) if role else None))
-    return EventVocabulary(tuple(declared), _choice(Unlisted, "unlisted", unlisted, Unlisted.REJECT),
+    return EventVocabulary(tuple(declared),
+                           _choice(Unlisted, "unlisted", unlisted, Unlisted.REJECT),
                            _choice(Adoption, "adoption", adoption, Adoption.BREADTH))
 
 

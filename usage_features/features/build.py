@@ -233,7 +233,7 @@ def _recompute(sql: Engine, repo: RepoPaths, spec: FeatureSpec, summary: BuildSu
         sql.write(f"SELECT * FROM {sql.files(parts)}",
                   repo.customer_usage / f"{value}.parquet", order_by="customer_id, day")
     shutil.rmtree(staging, ignore_errors=True)
-    for stale in set(p.stem for p in existing) - set(months):
+    for stale in {p.stem for p in existing} - set(months):
         (repo.customer_usage / f"{stale}.parquet").unlink()
         remove_sidecar(repo.customer_usage / f"{stale}.parquet")
     # row-level fetch for retrieval (see adapters.row_sidecar): the months just written, and
@@ -264,28 +264,29 @@ def _refresh_profile(repo: RepoPaths, state: dict) -> int | None:
     stamp = repo.customers.stat().st_mtime_ns if repo.customers.exists() else None
     if state.get("customers_mtime_ns") == stamp and repo.customer_profile.exists():
         return None
-    con = connect()
-    if stamp is None:  # no customers loaded yet: an empty table, so the Feast source exists
-        con.register("customers", CUSTOMER_SCHEMA.empty_table())
-        customers = "customers"
-    else:
-        customers = f"read_parquet({parquet_list([repo.customers])})"
-    copy_atomically(
-        con,
-        # signup_at to the second, as the online stores keep it (tenure agrees exactly)
-        f"SELECT customer_id, date_trunc('second', signup_at) AS signup_at, plan, "
-        f"signup_at AS valid_from "
-        f"FROM {customers} ORDER BY customer_id",
-        repo.customer_profile,
-    )
-    state["customers_mtime_ns"] = stamp
-    return con.execute(f"SELECT count(*) FROM {customers}").fetchall()[0][0]
+    with connect() as con:
+        if stamp is None:  # no customers loaded yet: an empty table, so the Feast source exists
+            con.register("customers", CUSTOMER_SCHEMA.empty_table())
+            customers = "customers"
+        else:
+            customers = f"read_parquet({parquet_list([repo.customers])})"
+        copy_atomically(
+            con,
+            # signup_at to the second, as the online stores keep it (tenure agrees exactly)
+            f"SELECT customer_id, date_trunc('second', signup_at) AS signup_at, plan, "
+            f"signup_at AS valid_from "
+            f"FROM {customers} ORDER BY customer_id",
+            repo.customer_profile,
+        )
+        state["customers_mtime_ns"] = stamp
+        return con.execute(f"SELECT count(*) FROM {customers}").fetchall()[0][0]
 
 
 def _first_signup_day(repo: RepoPaths) -> str | None:
-    (first,) = connect().execute(
-        f"SELECT CAST(min(valid_from) AS DATE) FROM "
-        f"read_parquet({parquet_list([repo.customer_profile])})").fetchall()[0]
+    with connect() as con:
+        (first,) = con.execute(
+            f"SELECT CAST(min(valid_from) AS DATE) FROM "
+            f"read_parquet({parquet_list([repo.customer_profile])})").fetchall()[0]
     return None if first is None else str(first)
 
 

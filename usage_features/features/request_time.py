@@ -10,7 +10,7 @@ no DataFrame on the hot path) run the very same code. Nothing here reads the clo
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
@@ -91,7 +91,7 @@ def compute(inputs: pd.DataFrame, as_of: datetime | None = None) -> pd.DataFrame
     elif AS_OF_COLUMN in inputs:
         moment = epoch_seconds(inputs[AS_OF_COLUMN])
     else:
-        moment = np.full(len(inputs), datetime.now(timezone.utc).timestamp())
+        moment = np.full(len(inputs), datetime.now(UTC).timestamp())
     arrays = {name: epoch_seconds(inputs[name]) if name.endswith("_at")
               else pd.to_numeric(inputs[name], errors="coerce").to_numpy(dtype=float)
               for name in inputs.columns if is_input(name)}

@@ -13,7 +13,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -104,7 +104,11 @@ def historical_features(store, entity_df: pd.DataFrame,
     entity[_ROW] = range(len(entity))
     job = store.get_historical_features(entity_df=entity,
                                         features=store.get_feature_service(service))
-    frame = job.to_df().sort_values(_ROW).set_index(_ROW)
+    try:
+        frame = job.to_df().sort_values(_ROW).set_index(_ROW)
+    finally:
+        if hasattr(job, "close"):  # the project's offline store: its DuckDB connection
+            job.close()
     frame.index.name = None
     # As the caller gave it (some offline stores, Spark's among them, return it naive).
     frame[TIMESTAMP] = entity[TIMESTAMP].array
@@ -155,7 +159,7 @@ def read_online(store, customer_ids: Sequence[str], as_of: datetime | None = Non
     else:
         arrays, known = _read_get_online_features(store, refs.features, refs.inputs,
                                                   customer_ids)
-    moment = (as_of or datetime.now(timezone.utc)).timestamp()
+    moment = (as_of or datetime.now(UTC)).timestamp()
     arrays.update(request_time.compute_arrays(arrays, np.full(len(customer_ids), moment)))
     values = {f.name: typed(arrays[f.name], f) for f in spec.served}
     return OnlineFeatures(list(customer_ids), values, known)

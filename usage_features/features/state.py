@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 
+from usage_features.adapters.files import atomic_write
 from usage_features.config import RepoPaths
 
 
@@ -24,6 +25,4 @@ def save_state(paths: RepoPaths, state: dict) -> None:
     if load_state(paths) == state:
         return
     paths.build_state.parent.mkdir(parents=True, exist_ok=True)
-    tmp = paths.build_state.with_name(paths.build_state.name + ".tmp")
-    tmp.write_text(json.dumps(state, indent=1))
-    tmp.replace(paths.build_state)
+    atomic_write(paths.build_state, json.dumps(state, indent=1))

@@ -14,7 +14,7 @@ silently drop customers from the labels).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
@@ -47,22 +47,22 @@ def read_customers(path: Path, columns: Mapping[str, str] | None = None,
     "customer_id"}``); ``now`` bounds future times (default: the clock).
     """
     limits = limits or Limits()
-    now = now or datetime.now(timezone.utc)
-    con = connect()
-    with LinkDirectory() as links:
-        source = open_input(con, Path(path), links, REQUIRED, OPTIONAL, columns)
-        batches = list(source.batches(100_000))
-    if not batches or sum(b.num_rows for b in batches) == 0:
-        raise InputError(f"{path}: no customers")
-    con.register("raw", pa.Table.from_batches(batches))
-    con.register("checked", con.sql(_validated(source.types, now, limits)).to_arrow_table())
-    rejected = con.sql("SELECT source_row, raw_customer_id, reason FROM checked "
-                       "WHERE reason IS NOT NULL ORDER BY source_row").fetchall()
-    if rejected:
-        raise InputError(_refusal(path, rejected))
-    table = con.sql("SELECT customer_id, signup_at, churned_at, plan FROM checked "
-                    "ORDER BY customer_id")
-    return table.to_arrow_table().cast(CUSTOMER_SCHEMA)
+    now = now or datetime.now(UTC)
+    with connect() as con:
+        with LinkDirectory() as links:
+            source = open_input(con, Path(path), links, REQUIRED, OPTIONAL, columns)
+            batches = list(source.batches(100_000))
+        if not batches or sum(b.num_rows for b in batches) == 0:
+            raise InputError(f"{path}: no customers")
+        con.register("raw", pa.Table.from_batches(batches))
+        con.register("checked", con.sql(_validated(source.types, now, limits)).to_arrow_table())
+        rejected = con.sql("SELECT source_row, raw_customer_id, reason FROM checked "
+                           "WHERE reason IS NOT NULL ORDER BY source_row").fetchall()
+        if rejected:
+            raise InputError(_refusal(path, rejected))
+        table = con.sql("SELECT customer_id, signup_at, churned_at, plan FROM checked "
+                        "ORDER BY customer_id")
+        return table.to_arrow_table().cast(CUSTOMER_SCHEMA)
 
 
 def _validated(types: dict[str, str], now: datetime, limits: Limits) -> str:
@@ -113,7 +113,7 @@ def load_customers(path: Path, repo: RepoPaths, columns: Mapping[str, str] | Non
     settings = load_settings(repo.repo)
     mapping = settings.customer_columns if columns is None else columns
     table = read_customers(path, mapping, settings.limits, now)
-    con = connect()
-    con.register("customers", table)
-    copy_atomically(con, "SELECT * FROM customers", repo.customers)
+    with connect() as con:
+        con.register("customers", table)
+        copy_atomically(con, "SELECT * FROM customers", repo.customers)
     return table.num_rows

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from usage_features.adapters.files import atomic_write
 from usage_features.ingestion.readers import is_event_file
 
 
@@ -57,6 +57,4 @@ class Inbox:
         done = self.ingested()
         done[item.digest] = {"file": item.path.name, "ingested_at": when.isoformat(), **summary}
         self.manifest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.manifest.with_name(f".{self.manifest.name}.tmp")
-        tmp.write_text(json.dumps(done, indent=1, sort_keys=True))
-        os.replace(tmp, self.manifest)
+        atomic_write(self.manifest, json.dumps(done, indent=1, sort_keys=True))

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -101,8 +101,7 @@ def ingest_files(
     mapping = dict(settings.event_columns if columns is None else columns)
     mapping |= dict(zip(settings.event_key, rules.key_targets()))
     required, optional = event_columns(settings)
-    con = _connect(repo)
-    with LinkDirectory() as links:
+    with _connect(repo) as con, LinkDirectory() as links:
         sources = {Path(p): _open(con, Path(p), links, required, optional, mapping, rules)
                    for p in paths}
         return _ingest(con, sources, repo, rules, on_rows)
@@ -118,7 +117,7 @@ def event_columns(settings: IngestSettings) -> tuple[tuple[str, ...], tuple[str,
 
 
 def _rules(settings: IngestSettings, now: datetime | None) -> Rules:
-    return Rules(now or datetime.now(timezone.utc), settings.limits, settings.vocabulary,
+    return Rules(now or datetime.now(UTC), settings.limits, settings.vocabulary,
                  settings.event_key)
 
 
@@ -140,10 +139,10 @@ def ingest_table(table: pa.Table, repo: RepoPaths, now: datetime | None = None) 
     A conflicting event id raises :class:`ConflictingEventError`, any other invalid row a
     ``ValueError``; in both cases nothing is written.
     """
-    con = _connect(repo)
-    source = table_input(con.cursor(), table)
-    return _ingest(con, {None: source}, repo, _rules(load_settings(repo.repo), now), None,
-                   all_or_nothing=True)
+    with _connect(repo) as con:
+        source = table_input(con.cursor(), table)
+        return _ingest(con, {None: source}, repo, _rules(load_settings(repo.repo), now), None,
+                       all_or_nothing=True)
 
 
 def event_repository(repo: RepoPaths) -> ParquetUsageRepository:

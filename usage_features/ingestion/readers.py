@@ -144,7 +144,7 @@ def open_input(con: duckdb.DuckDBPyConnection, path: Path, links: LinkDirectory,
                 return text_formats.jsonl_batches(path, sources, n)
     except text_formats.MalformedFileError as exc:
         raise InputError(f"{path}: cannot be read: {exc}") from None
-    return Input(path, {c: "VARCHAR" for c in wanted},
+    return Input(path, dict.fromkeys(wanted, "VARCHAR"),
                  lambda n: _with_absent(read(n), wanted), absent=frozenset(wanted) - set(sources))
 
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from usage_features.config import MAX_FUTURE_SKEW_HOURS
@@ -41,7 +41,7 @@ from usage_features.domain.vocabulary import (
 from usage_features.features.spec import feature_spec
 
 SETTINGS_FILE = "usage_features.yaml"
-DEFAULT_EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
+DEFAULT_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 DEFAULT_MAX_FUTURE = timedelta(hours=MAX_FUTURE_SKEW_HOURS)
 DEFAULT_MAX_CUSTOMER_ID_LENGTH = 256
 
@@ -154,7 +154,7 @@ def _limits(path: Path, raw: dict) -> Limits:
         raise SettingsError(f"{path}: unknown limit(s): {', '.join(sorted(unknown))}")
     earliest = raw.get("earliest_timestamp", DEFAULT_EARLIEST)
     if isinstance(earliest, date) and not isinstance(earliest, datetime):
-        earliest = datetime(earliest.year, earliest.month, earliest.day, tzinfo=timezone.utc)
+        earliest = datetime(earliest.year, earliest.month, earliest.day, tzinfo=UTC)
     if isinstance(earliest, str):
         try:
             earliest = datetime.fromisoformat(earliest)
@@ -170,7 +170,7 @@ def _limits(path: Path, raw: dict) -> Limits:
         raise SettingsError(f"{path}: max_future_hours must be a number >= 0")
     if isinstance(length, bool) or not isinstance(length, int) or length < 1:
         raise SettingsError(f"{path}: max_customer_id_length must be a positive integer")
-    return Limits(earliest.astimezone(timezone.utc), timedelta(hours=hours), length)
+    return Limits(earliest.astimezone(UTC), timedelta(hours=hours), length)
 
 
 def parse_map_flags(flags: Iterable[str]) -> dict[str, str]:

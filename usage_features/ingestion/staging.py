@@ -80,7 +80,8 @@ def number_identical_rows(con: duckdb.DuckDBPyConnection, derived_files: list[in
                   AS numbered
         FROM (SELECT file_index, source_row, event_id, row_number() OVER (
                   PARTITION BY file_index, event_id ORDER BY source_row) AS occurrence
-              FROM staged WHERE {valid} AND hash(file_index, event_id) IN (SELECT h FROM candidates))
+              FROM staged
+              WHERE {valid} AND hash(file_index, event_id) IN (SELECT h FROM candidates))
         WHERE occurrence > 1""")
     run(con, """UPDATE staged SET event_id = i.numbered FROM identical i
                 WHERE staged.file_index = i.file_index AND staged.source_row = i.source_row""")
@@ -99,7 +100,7 @@ def stage_parquet(con, index: int, source: Input, rules: Rules, on_rows) -> None
     def work() -> None:
         try:
             run(con, insert)
-        except BaseException as exc:  # noqa: BLE001 - re-raised below, in the calling thread
+        except BaseException as exc:  # re-raised below, in the calling thread
             failure.append(exc)
 
     worker = threading.Thread(target=work)

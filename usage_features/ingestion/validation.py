@@ -45,7 +45,8 @@ REASONS: dict[str, str] = {
     "missing_score": "feature_adoption_score is missing",
     "invalid_score": "feature_adoption_score is not a number (or is NaN)",
     "score_out_of_range": "feature_adoption_score is outside [0, 1]",
-    "conflicting_event_id": "event_id is already stored, or earlier in the input, with other values",
+    "conflicting_event_id": ("event_id is already stored, or earlier in the input, with other "
+                             "values"),
 }
 
 #: What surrounds an id or an event type without being part of it: Python's ``str.strip()``

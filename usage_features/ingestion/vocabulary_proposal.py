@@ -12,8 +12,6 @@ are kept, its comments and layout are not.
 
 from __future__ import annotations
 
-import os
-import secrets
 import warnings
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -26,6 +24,7 @@ import pyarrow.compute as pc
 import yaml
 
 from usage_features.adapters.duckdb_connection import connect
+from usage_features.adapters.files import atomic_write
 from usage_features.domain.vocabulary import (
     RESERVED_NAMES,
     Adoption,
@@ -81,16 +80,12 @@ def count_event_names(paths: Sequence[Path], mapping: Mapping[str, str] | None =
     Every file is opened (and its ``event_type`` column found) before any is read. Raises
     :class:`InputError` for an unreadable file or one without an ``event_type`` column."""
     raw: Counter[str | None] = Counter()
-    con = connect()
-    try:
-        with LinkDirectory() as links, warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the export's other columns are no concern here
-            sources = [open_input(con.cursor(), Path(p), links, required=("event_type",),
-                                  mapping=mapping or {}) for p in paths]
-            for source in sources:
-                raw.update(_raw_counts(source))
-    finally:
-        con.close()
+    with connect() as con, LinkDirectory() as links, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the export's other columns are no concern here
+        sources = [open_input(con.cursor(), Path(p), links, required=("event_type",),
+                              mapping=mapping or {}) for p in paths]
+        for source in sources:
+            raw.update(_raw_counts(source))
     counts: Counter[str] = Counter()
     for value, n in raw.items():
         counts[normalise_event_name(value) if value is not None else ""] += n
@@ -169,7 +164,7 @@ def render_block(proposal: Proposal, roles: Mapping[str, str] | None = None) -> 
     lines = [_pad("types:", width) + f"# {len(proposal.names)} event names in "
              f"{proposal.files} file(s), {_events(proposal.events)}", "  " + ROLES_HINT]
     for body, comment in rows:
-        lines += body[:-1] + [_pad(body[-1], width) + comment]
+        lines += [*body[:-1], _pad(body[-1], width) + comment]
     return "\n".join(lines) + "\n"
 
 
@@ -232,16 +227,4 @@ def write_settings_file(path: Path, settings: dict) -> None:
     events = (yaml.safe_load(text) or {}).get("events") or {}
     feature_spec(parse_vocabulary(events.get("types"), events.get("unlisted"),
                                   events.get("adoption")))
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if path.exists():
-            os.chmod(tmp, path.stat().st_mode & 0o7777)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    atomic_write(path, text, keep_mode=True)

@@ -13,7 +13,10 @@ from usage_features.monitoring.drift import PSI_ALARM
 
 
 def _figure(width: float, height: float):
-    from matplotlib.figure import Figure
+    from usage_features.extras import extra_imports
+
+    with extra_imports("report", "the monitor report's plots"):
+        from matplotlib.figure import Figure
 
     fig = Figure(figsize=(width, height))
     return fig, fig.subplots()

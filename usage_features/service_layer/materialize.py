@@ -17,7 +17,7 @@ refused: the store would mix two days.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from usage_features.adapters.event_log import EventLog
 from usage_features.adapters.feast_online import create_online_tables, missing_online_tables
@@ -26,7 +26,7 @@ from usage_features.features.state import load_state, save_state
 from usage_features.features.store import DEFAULT_CONFIG, open_store
 from usage_features.serving.freshness import days_past_data, latest_event_at
 
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class MaterializeError(ValueError):
@@ -50,8 +50,8 @@ def materialize(repo, end: datetime | None = None, config: str = DEFAULT_CONFIG,
     warning, and warned of when past the data (see the module docstring).
     """
     paths = RepoPaths(repo)
-    now = now or datetime.now(timezone.utc)
-    requested = (end or now).astimezone(timezone.utc)
+    now = now or datetime.now(UTC)
+    requested = (end or now).astimezone(UTC)
     with EventLog(paths).write_lock():  # no build rewrites the tables meanwhile
         end, warnings = min(requested, now), []
         if requested > now:
@@ -87,7 +87,7 @@ def materialize(repo, end: datetime | None = None, config: str = DEFAULT_CONFIG,
 
 def _pending_change(paths: RepoPaths, config: str) -> datetime | None:
     day = load_state(paths).get("unmaterialized_since", {}).get(config)
-    return datetime.fromisoformat(day).replace(tzinfo=timezone.utc) if day else None
+    return datetime.fromisoformat(day).replace(tzinfo=UTC) if day else None
 
 
 def _record(paths: RepoPaths, config: str, end: datetime, now: datetime) -> None:

@@ -65,7 +65,7 @@ def predict_file(context: Context, entities: Path, out: Path) -> PredictResult:
 def predict(context: Context, entities: pd.DataFrame) -> pd.DataFrame:
     """``entities`` (customer_id, a timezone-aware event_timestamp, ...) with each row's
     status, probability and ``beyond_data``, in order."""
-    times = entities[TIMESTAMP] if TIMESTAMP in entities else None
+    times = entities.get(TIMESTAMP)
     if times is None or not isinstance(times.dtype, pd.DatetimeTZDtype):
         raise ValueError("entity rows need a timezone-aware event_timestamp column "
                          "(naive times are ambiguous)")

@@ -22,7 +22,10 @@ from usage_features.serving.deadlines import Deadlines
 
 def header_deadline_protocol(header_timeout: float) -> type[asyncio.Protocol]:
     """uvicorn's httptools protocol, closing connections whose headers are late."""
-    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+    from usage_features.extras import extra_imports
+
+    with extra_imports("serve", "the HTTP service"):
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
     deadlines = Deadlines()  # one sweep for every connection of the server, not a timer each
 

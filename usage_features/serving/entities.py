@@ -52,28 +52,28 @@ def read_entities(path: Path) -> EntityRows:
     extra = tuple(n for n in _column_names(path) if n and n not in REQUIRED)
     if _ROW in extra:
         raise InputError(f"{path}: the column name {_ROW!r} is reserved")
-    con = connect()
-    with LinkDirectory() as links:  # ingest's reader: text as written, names read literally
-        source = open_input(con, path, links, REQUIRED, extra)
-        batches = list(source.batches(65_536))
-    if not batches or not sum(b.num_rows for b in batches):
-        raise InputError(f"{path}: no rows")
-    con.register("entities", pa.Table.from_batches(batches))
-    parsed, unparseable, naive = timestamp_rules(f"raw_{TIMESTAMP}",
-                                                 source.types[TIMESTAMP])
-    # the canonical form ingest stores: " cust-1 " is the customer cust-1
-    customer = stripped(f"CAST(raw_{ENTITY} AS VARCHAR)")
-    reason = (f"CASE WHEN malformed THEN 'malformed_row' "
-              f"WHEN coalesce(trim({customer}), '') = '' THEN 'empty_customer_id' "
-              f"WHEN coalesce({unparseable}, false) THEN 'unparseable_timestamp' "
-              f"WHEN coalesce({naive}, false) THEN 'naive_timestamp' END")
-    frame = con.sql(
-        f"""SELECT {_ROW}, {customer} AS {_ident(ENTITY)},
-                   CASE WHEN reason IS NULL THEN {parsed} END AS {_ident(TIMESTAMP)},
-                   {''.join(f"{_ident('raw_' + c)} AS {_ident(c)}, " for c in extra)}
-                   reason, CAST(raw_{TIMESTAMP} AS VARCHAR) AS raw_text
-            FROM (SELECT *, {reason} AS reason FROM entities)
-            ORDER BY {_ROW}""").df()
+    with connect() as con:
+        with LinkDirectory() as links:  # ingest's reader: text as written, names read literally
+            source = open_input(con, path, links, REQUIRED, extra)
+            batches = list(source.batches(65_536))
+        if not batches or not sum(b.num_rows for b in batches):
+            raise InputError(f"{path}: no rows")
+        con.register("entities", pa.Table.from_batches(batches))
+        parsed, unparseable, naive = timestamp_rules(f"raw_{TIMESTAMP}",
+                                                     source.types[TIMESTAMP])
+        # the canonical form ingest stores: " cust-1 " is the customer cust-1
+        customer = stripped(f"CAST(raw_{ENTITY} AS VARCHAR)")
+        reason = (f"CASE WHEN malformed THEN 'malformed_row' "
+                  f"WHEN coalesce(trim({customer}), '') = '' THEN 'empty_customer_id' "
+                  f"WHEN coalesce({unparseable}, false) THEN 'unparseable_timestamp' "
+                  f"WHEN coalesce({naive}, false) THEN 'naive_timestamp' END")
+        frame = con.sql(
+            f"""SELECT {_ROW}, {customer} AS {_ident(ENTITY)},
+                       CASE WHEN reason IS NULL THEN {parsed} END AS {_ident(TIMESTAMP)},
+                       {''.join(f"{_ident('raw_' + c)} AS {_ident(c)}, " for c in extra)}
+                       reason, CAST(raw_{TIMESTAMP} AS VARCHAR) AS raw_text
+                FROM (SELECT *, {reason} AS reason FROM entities)
+                ORDER BY {_ROW}""").df()
     errors = {}
     for i, (row, code, raw) in enumerate(zip(frame[_ROW], frame.reason, frame.raw_text)):
         if code is not None and not pd.isna(code):

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from usage_features.adapters.duckdb_connection import connect, parquet_list
@@ -44,8 +44,8 @@ def max_event_lag(hours: float | None = None) -> timedelta:
 
 def day_start(moment: datetime) -> datetime:
     """``moment`` truncated to its UTC day (D in the feature semantics)."""
-    moment = moment.astimezone(timezone.utc)
-    return datetime(moment.year, moment.month, moment.day, tzinfo=timezone.utc)
+    moment = moment.astimezone(UTC)
+    return datetime(moment.year, moment.month, moment.day, tzinfo=UTC)
 
 
 def latest_event_at(paths: RepoPaths) -> datetime | None:
@@ -55,10 +55,11 @@ def latest_event_at(paths: RepoPaths) -> datetime | None:
         return None
     newest = max(f.parent.name for f in files)
     partition = [f for f in files if f.parent.name == newest]
-    (latest,) = connect().execute(
-        f"SELECT max(timestamp) FROM read_parquet({parquet_list(partition)}, "
-        "hive_partitioning = false)").fetchall()[0]
-    return latest.astimezone(timezone.utc) if latest is not None else None
+    with connect() as con:
+        (latest,) = con.execute(
+            f"SELECT max(timestamp) FROM read_parquet({parquet_list(partition)}, "
+            "hive_partitioning = false)").fetchall()[0]
+    return latest.astimezone(UTC) if latest is not None else None
 
 
 def days_past_data(end: datetime, latest_event: datetime | None) -> int:
@@ -146,7 +147,7 @@ def freshness(repo, as_of: datetime | None = None, config: str = DEFAULT_CONFIG,
     given), so its materialize times count; ``False`` for historical reads (``predict``).
     """
     paths = RepoPaths(repo)
-    as_of = (as_of or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    as_of = (as_of or datetime.now(UTC)).astimezone(UTC)
     state = load_state(paths)
     logged = {str(p.relative_to(paths.events)) for p in EventLog(paths).files()}
     tables = [*paths.customer_usage.glob("*.parquet"), paths.customer_profile]
@@ -154,7 +155,7 @@ def freshness(repo, as_of: datetime | None = None, config: str = DEFAULT_CONFIG,
     record = Freshness(
         as_of=as_of, max_lag=max_lag or max_event_lag(),
         latest_event_at=latest_event_at(paths),
-        last_build_at=datetime.fromtimestamp(max(stamps), timezone.utc) if stamps else None,
+        last_build_at=datetime.fromtimestamp(max(stamps), UTC) if stamps else None,
         unbuilt_event_files=len(logged - set(state.get("event_files", []))),
         online=online)
     if not online:
@@ -174,8 +175,8 @@ def materialized_through(store) -> datetime | None:
             if v.online]
     if not ends or any(e is None for e in ends):
         return None
-    return min(e if e.tzinfo else e.replace(tzinfo=timezone.utc) for e in ends).astimezone(
-        timezone.utc)
+    return min(e if e.tzinfo else e.replace(tzinfo=UTC) for e in ends).astimezone(
+        UTC)
 
 
 def online_day_problem(record: Freshness, as_of: datetime) -> str | None:

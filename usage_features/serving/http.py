@@ -21,11 +21,14 @@ import gc
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, HTTPException, Request, status
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import AwareDatetime, BaseModel, Field
+from usage_features.extras import extra_imports
+
+with extra_imports("serve", "the HTTP service"):
+    from fastapi import Depends, FastAPI, HTTPException, Request, status
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+    from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+    from pydantic import AwareDatetime, BaseModel, Field
 
 from usage_features.domain.scores import Score
 from usage_features.features.store import OnlineStoreNotMaterialized
@@ -190,7 +193,8 @@ def prepare(context: Context) -> tuple[FastAPI, Limits]:
 
 def run(app: FastAPI, limits: Limits, host: str = "127.0.0.1", port: int = 8000) -> None:
     """Serve ``app`` with uvicorn: idle keep-alive and late headers close the connection."""
-    import uvicorn
+    with extra_imports("serve", "the HTTP service"):
+        import uvicorn
 
     from usage_features.serving.connections import header_deadline_protocol
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -70,7 +70,7 @@ class ChurnScorer(Scorer):
             store.get_feature_view(name, allow_registry_cache=True)
             for name in dict.fromkeys(r.split(":")[0]
                                       for r in self._refs.features + self._refs.inputs)])
-        self.model.compiled
+        _ = self.model.compiled  # compiled now, not at the first request
         # Reasons: each feature group's share of the probability, against the model's
         # reference values (none for a model saved before they were recorded: a warning).
         self.reasons = GroupReasons(model.metadata.features, model.metadata.reference_values,
@@ -100,7 +100,7 @@ class ChurnScorer(Scorer):
     def online_freshness(self, as_of: datetime | None = None) -> Freshness:
         """:meth:`freshness` of an online answer, from what the scorer last read of the store
         (re-read when a build or materialize changed it): cheap enough for every request."""
-        return replace(self._online_state(), as_of=as_of or datetime.now(timezone.utc))
+        return replace(self._online_state(), as_of=as_of or datetime.now(UTC))
 
     def _online_state(self) -> Freshness:
         """What the online store holds (its materialize end, pending builds), re-read only
@@ -130,7 +130,7 @@ class ChurnScorer(Scorer):
             problem = self.online_problem(as_of)
             if problem is not None:
                 raise OnlineTimeError(as_of, problem)
-        moment = as_of or datetime.now(timezone.utc)
+        moment = as_of or datetime.now(UTC)
         online = read_online(self.store, list(customer_ids), as_of, self._refs)
         return self._scores(online.customer_ids, online.matrix(self.model.metadata.features),
                             online.values["days_since_last_event"],
@@ -178,7 +178,7 @@ class ChurnScorer(Scorer):
         scores = []
         for customer, state, gone in zip(customer_ids, status.tolist(), churned_at.tolist()):
             if state == CHURNED:
-                when = datetime.fromtimestamp(gone, timezone.utc)
+                when = datetime.fromtimestamp(gone, UTC)
                 scores.append(Score(customer, status=CHURNED, churned_at=when, **common))
             elif state == UNKNOWN_STATUS:
                 scores.append(Score(customer, status=UNKNOWN_STATUS, error=UNKNOWN, **common))

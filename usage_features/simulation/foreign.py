@@ -15,7 +15,6 @@ case and surrounding spaces; ``duplicate_fraction`` of the rows are repeated ver
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -24,6 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from usage_features.adapters.files import atomic_path
 from usage_features.domain.value_objects import EventType
 from usage_features.domain.vocabulary import (
     Adoption,
@@ -263,9 +263,8 @@ def write_foreign_simulation(sim: Simulation, vocabulary: EventVocabulary, out_d
     export = as_foreign_export(sim.events, vocabulary, sim.config.seed, duplicate_fraction)
     for table, path in ((export, paths.events_path),
                         (foreign_accounts(sim.customers), paths.accounts_path)):
-        partial = path.with_name(f".{path.name}.partial")
-        pacsv.write_csv(table, partial)
-        os.replace(partial, path)
+        with atomic_path(path) as partial:
+            pacsv.write_csv(table, partial)
     write_table(sim.customers, paths.customers_path)
     paths.settings_path.write_text(foreign_settings_yaml(vocabulary), encoding="utf-8")
     return replace(paths, events=export.num_rows)

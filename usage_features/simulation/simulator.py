@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, time, timezone
+from datetime import UTC, datetime, time
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +29,7 @@ def _set_up(config: SimulationConfig):
     first day's UTC midnight (microseconds) and the drawn population."""
     behaviour_seed, id_seed, dirt_seed = np.random.SeedSequence(config.seed).spawn(3)
     rng = np.random.default_rng(behaviour_seed)
-    start = datetime.combine(config.start, time(), tzinfo=timezone.utc)
+    start = datetime.combine(config.start, time(), tzinfo=UTC)
     start_us = int(start.timestamp()) * 1_000_000
     population = draw_population(rng, config.customers, config.days, config.behaviour)
     return rng, id_seed, dirt_seed, start_us, population

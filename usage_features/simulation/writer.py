@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from usage_features.adapters.files import atomic_path
 from usage_features.simulation.config import Simulation
 
 #: Fixed writer options: the same table always gives the same bytes (for a given pyarrow).
@@ -26,9 +26,8 @@ _DICTIONARY_COLUMNS = ["customer_id", "event_type", "plan"]
 
 def write_table(table: pa.Table, path: Path) -> None:
     columns = [c for c in _DICTIONARY_COLUMNS if c in table.column_names]
-    partial = path.with_name(f".{path.name}.partial")
-    pq.write_table(table, partial, use_dictionary=columns, **PARQUET_OPTIONS)
-    os.replace(partial, path)
+    with atomic_path(path) as partial:
+        pq.write_table(table, partial, use_dictionary=columns, **PARQUET_OPTIONS)
 
 
 def write_event_batches(batches, schema: pa.Schema, path: Path) -> int:
@@ -36,15 +35,14 @@ def write_event_batches(batches, schema: pa.Schema, path: Path) -> int:
     ``CHUNK_ROWS`` batch): the same bytes :func:`write_simulation` writes for the same rows,
     without holding them all. Returns the number of rows written."""
     columns = [c for c in _DICTIONARY_COLUMNS if c in schema.names]
-    partial = path.with_name(f".{path.name}.partial")
     rows = 0
-    with pq.ParquetWriter(partial, schema, use_dictionary=columns, **{
-            k: v for k, v in PARQUET_OPTIONS.items() if k != "row_group_size"}) as writer:
+    options = {k: v for k, v in PARQUET_OPTIONS.items() if k != "row_group_size"}
+    with atomic_path(path) as partial, pq.ParquetWriter(partial, schema, use_dictionary=columns,
+                                                        **options) as writer:
         for batch in batches:
             writer.write_table(pa.Table.from_batches([batch], schema=schema),
                                row_group_size=PARQUET_OPTIONS["row_group_size"])
             rows += batch.num_rows
-    os.replace(partial, path)
     return rows
 
 

@@ -132,7 +132,7 @@ class CompiledBoosting:
         total = np.zeros(len(matrix))
         for raw, (*_, calibrate) in zip(self.raw(matrix), self.models):
             probability = calibrate(raw)
-            probability[(1.0 < probability) & (probability <= 1.0 + 1e-5)] = 1.0
+            probability[(probability > 1.0) & (probability <= 1.0 + 1e-5)] = 1.0
             total += probability
         total /= len(self.models)
         return total

@@ -15,6 +15,8 @@ from sklearn.metrics import (
     roc_curve,
 )
 
+from usage_features.extras import extra_imports
+
 #: Above this validation AUC the features are presumed to leak the label.
 LEAKAGE_ALARM_AUC = 0.95
 
@@ -64,7 +66,8 @@ def metrics(y, p) -> dict[str, float]:
 
 def plot_curves(y, scores: dict[str, np.ndarray], out: Path) -> list[Path]:
     """ROC, precision-recall, calibration and lift-by-decile plots, one PNG each."""
-    from matplotlib.figure import Figure  # not pyplot: leave the process's backend alone
+    with extra_imports("report", "the training report's plots"):
+        from matplotlib.figure import Figure  # not pyplot: leave the process's backend alone
 
     out.mkdir(parents=True, exist_ok=True)
     y = np.asarray(y)
@@ -119,7 +122,8 @@ def plot_curves(y, scores: dict[str, np.ndarray], out: Path) -> list[Path]:
 
 
 def plot_importance(importance: pd.DataFrame, out: Path) -> Path:
-    from matplotlib.figure import Figure
+    with extra_imports("report", "the training report's plots"):
+        from matplotlib.figure import Figure
 
     top = importance.head(15).iloc[::-1]
     fig = Figure(figsize=(6, 5))

@@ -23,11 +23,11 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import zipfile
 from dataclasses import asdict
 from pathlib import Path
 
+from usage_features.adapters.files import atomic_write
 from usage_features.features.spec import feature_spec
 from usage_features.ingestion.settings import load_vocabulary
 from usage_features.training.metadata import ModelMetadata
@@ -102,15 +102,9 @@ def save_model(model: TrainedModel, path: Path) -> Path:
     data = sio.dumps({"pipeline": model.pipeline, "metadata": json.dumps(meta)})
     sidecar = {**meta, "model_version": model.metadata.model_version,
                "model_file_sha256": file_sha256(data)}
-    _write_atomically(path, data)
-    _write_atomically(metadata_path(path), json.dumps(sidecar, indent=2).encode())
+    atomic_write(path, data)
+    atomic_write(metadata_path(path), json.dumps(sidecar, indent=2).encode())
     return path
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_bytes(data)
-    os.replace(partial, path)
 
 
 def model_types(data: bytes) -> set[str]:
@@ -159,7 +153,7 @@ def load_model(path: Path, served: list[str] | None = None, repo: Path | None = 
     try:
         types = model_types(data)
         untrusted = sio.get_untrusted_types(data=data)
-    except Exception as exc:  # noqa: BLE001 - whatever skops or zipfile raise on a broken file
+    except Exception as exc:  # whatever skops or zipfile raise on a broken file
         raise ModelFileError(f"{path} is not a readable model file ({type(exc).__name__}: "
                              f"{exc}); {RETRAIN}") from None
     refused = sorted(types - TRUSTED_TYPES)
@@ -171,7 +165,7 @@ def load_model(path: Path, served: list[str] | None = None, repo: Path | None = 
         loaded = sio.loads(data, trusted=untrusted)
         metadata = ModelMetadata(**json.loads(loaded["metadata"]))
         pipeline = loaded["pipeline"]
-    except Exception as exc:  # noqa: BLE001 - a file of allowed types but another shape
+    except Exception as exc:  # a file of allowed types but another shape
         raise ModelFileError(f"{path} is not a model saved by usage-features "
                              f"({type(exc).__name__}: {exc}); {RETRAIN}") from None
     model = TrainedModel(pipeline, metadata)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from usage_features.extras import MissingExtraError
 from usage_features.training import evaluate
 
 #: The validation period's rows, features and model scores, in the model's report folder.
@@ -33,8 +35,12 @@ def write_report(report: Report, validate: pd.DataFrame, report_dir: Path) -> Pa
     """Write the report folder; returns it."""
     features = report.metadata.features
     winner = report.selection.winner
-    evaluate.plot_curves(report.y_validation, report.scores, report_dir)
-    evaluate.plot_importance(report.importance, report_dir)
+    report_dir.mkdir(parents=True, exist_ok=True)
+    try:  # training is core; its plots need the report extra (matplotlib)
+        evaluate.plot_curves(report.y_validation, report.scores, report_dir)
+        evaluate.plot_importance(report.importance, report_dir)
+    except MissingExtraError as exc:
+        warnings.warn(f"report plots not drawn: {exc}", stacklevel=2)
     # what `usage-features monitor` compares today's features and scores with
     validate[["customer_id", "event_timestamp", *features]].assign(
         churn_probability=report.scores[winner]).to_parquet(report_dir / REFERENCE_FILE,

@@ -3,7 +3,7 @@ compare the candidates, ablate, measure importance, summarise a backtest, write 
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -142,7 +142,7 @@ def model_metadata(config: TrainConfig, features: list[str], periods: Periods,
         metrics={"model": metrics[selection.winner], **metrics},
         training_data_sha256=training_data_hash(frame[["customer_id", "event_timestamp", "label",
                                                        *features]]),
-        versions=installed_versions(), created_at=datetime.now(timezone.utc).isoformat(),
+        versions=installed_versions(), created_at=datetime.now(UTC).isoformat(),
         selection={**selection.as_dict(), "refit_rows": len(frame)},
         backtest=backtest_summary(backtest, config.backtest, selection.winner),
         reference_values=reference_values(frame, features),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 
 import pandas as pd
@@ -13,16 +14,26 @@ from usage_features.adapters.feast_offline_store.sources import local_path
 
 
 class DuckDBAsOfRetrievalJob(RetrievalJob):
-    """Rows computed on demand by ``query``; ``persist`` writes them to a file or directory."""
+    """Rows computed on demand by ``query``; ``persist`` writes them to a file or directory.
+
+    ``close``: releases what ``query`` runs on (its DuckDB connection), called by
+    :meth:`close` or, failing that, when the job is garbage-collected.
+    """
 
     def __init__(self, query: Callable[[], pa.Table], full_feature_names: bool = False,
                  on_demand_feature_views=None, metadata: RetrievalMetadata | None = None,
-                 repo_path=None):
+                 repo_path=None, close: Callable[[], None] | None = None):
         self._query = query
         self._full_feature_names = full_feature_names
         self._odfvs = on_demand_feature_views or []
         self._metadata = metadata
         self._repo_path = repo_path
+        self._finalizer = weakref.finalize(self, close) if close is not None else None
+
+    def close(self) -> None:
+        """Release the job's connection; the job cannot compute its rows after."""
+        if self._finalizer is not None:
+            self._finalizer()
 
     def _to_arrow_internal(self, timeout: int | None = None) -> pa.Table:
         return self._query()

@@ -53,46 +53,54 @@ class DuckDBAsOfOfflineStore(OfflineStore):
                                 registry, project: str, full_feature_names: bool = False,
                                 **kwargs: Any) -> RetrievalJob:
         created_cutoff = bool(kwargs.get("filter_by_created_timestamp"))
+        # the connection the deferred query runs on: the job owns it (closed by its close(),
+        # or when it is collected); closed here if the job is never made
         con = connect()
-        views = [pit.plan_view(con, config, view, feature_refs, full_feature_names, f"v{i}")
-                 for i, view in enumerate(feature_views)]
-        if entity_df is None:
-            start, end = _date_range(feature_views, kwargs)
-            entity = pit.range_rows(con, views, start, end, DEFAULT_ENTITY_DF_EVENT_TIMESTAMP_COL)
-            ts_column = DEFAULT_ENTITY_DF_EVENT_TIMESTAMP_COL
-        elif isinstance(entity_df, str):
-            _register_named_sources(con, config, feature_views, registry, project)
-            entity = con.sql(entity_df).to_arrow_table()
-            ts_column = _timestamp_column(entity.schema)
-        elif isinstance(entity_df, pd.DataFrame):
-            ts_column = infer_event_timestamp_from_entity_df(
-                dict(zip(entity_df.columns, entity_df.dtypes)))
-            entity = pa.Table.from_pandas(entity_df, preserve_index=False)
-        else:
-            raise ValueError("DuckDBAsOfOfflineStore takes the entity rows as a pandas "
-                             f"DataFrame, a DuckDB SQL string or None, not {type(entity_df)}")
-        stamps = pd.to_datetime(entity.column(ts_column).to_pandas(), utc=True)
-        join_input = _join_input(entity, stamps, views)
+        try:
+            views = [pit.plan_view(con, config, view, feature_refs, full_feature_names, f"v{i}")
+                     for i, view in enumerate(feature_views)]
+            if entity_df is None:
+                start, end = _date_range(feature_views, kwargs)
+                entity = pit.range_rows(con, views, start, end,
+                                        DEFAULT_ENTITY_DF_EVENT_TIMESTAMP_COL)
+                ts_column = DEFAULT_ENTITY_DF_EVENT_TIMESTAMP_COL
+            elif isinstance(entity_df, str):
+                _register_named_sources(con, config, feature_views, registry, project)
+                entity = con.sql(entity_df).to_arrow_table()
+                ts_column = _timestamp_column(entity.schema)
+            elif isinstance(entity_df, pd.DataFrame):
+                ts_column = infer_event_timestamp_from_entity_df(
+                    dict(zip(entity_df.columns, entity_df.dtypes)))
+                entity = pa.Table.from_pandas(entity_df, preserve_index=False)
+            else:
+                raise ValueError("DuckDBAsOfOfflineStore takes the entity rows as a pandas "
+                                 "DataFrame, a DuckDB SQL string or None, not "
+                                 f"{type(entity_df)}")
+            stamps = pd.to_datetime(entity.column(ts_column).to_pandas(), utc=True)
+            join_input = _join_input(entity, stamps, views)
 
-        def query() -> pa.Table:
-            features = pit.join(con, join_input, views, created_cutoff)
-            out = entity
-            for name, column in zip(features.column_names, features.columns):
-                out = out.append_column(name, column)
-            return out
+            def query() -> pa.Table:
+                features = pit.join(con, join_input, views, created_cutoff)
+                out = entity
+                for name, column in zip(features.column_names, features.columns):
+                    out = out.append_column(name, column)
+                return out
 
-        from feast.on_demand_feature_view import OnDemandFeatureView
+            from feast.on_demand_feature_view import OnDemandFeatureView
 
-        if entity_df is None:
-            low, high = start, end
-        else:
-            low, high = (stamps.min(), stamps.max()) if len(stamps) else (None, None)
-        metadata = RetrievalMetadata(
-            features=feature_refs, keys=[c for c in entity.column_names if c != ts_column],
-            min_event_timestamp=low, max_event_timestamp=high)
-        odfvs = OnDemandFeatureView.get_requested_odfvs(feature_refs, project, registry)
-        return DuckDBAsOfRetrievalJob(query, full_feature_names, odfvs, metadata,
-                                      config.repo_path)
+            if entity_df is None:
+                low, high = start, end
+            else:
+                low, high = (stamps.min(), stamps.max()) if len(stamps) else (None, None)
+            metadata = RetrievalMetadata(
+                features=feature_refs, keys=[c for c in entity.column_names if c != ts_column],
+                min_event_timestamp=low, max_event_timestamp=high)
+            odfvs = OnDemandFeatureView.get_requested_odfvs(feature_refs, project, registry)
+            return DuckDBAsOfRetrievalJob(query, full_feature_names, odfvs, metadata,
+                                          config.repo_path, close=con.close)
+        except BaseException:
+            con.close()
+            raise
 
     @staticmethod
     def pull_latest_from_table_or_query(config: RepoConfig, data_source: DataSource,
@@ -215,9 +223,9 @@ def _pull(config, source, keys, features, ts, created, start, end, qualify) -> R
     params = {k: v for k, v in (("start", start), ("end", end)) if v is not None}
 
     def query() -> pa.Table:
-        con = connect()
-        register_source(con, config, source, "source", mapped=False)
-        sql = f"SELECT {columns} FROM source {condition} {qualify}"
-        return con.sql(sql, params=params or None).to_arrow_table()
+        with connect() as con:
+            register_source(con, config, source, "source", mapped=False)
+            sql = f"SELECT {columns} FROM source {condition} {qualify}"
+            return con.sql(sql, params=params or None).to_arrow_table()
 
     return DuckDBAsOfRetrievalJob(query, repo_path=config.repo_path)

@@ -15,15 +15,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from feast.errors import SavedDatasetLocationAlreadyExists
 
+from usage_features.adapters.files import atomic_path
+
 
 def write_file_atomically(table: pa.Table, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
-    try:
+    with atomic_path(target) as tmp:
         pq.write_table(table, tmp)
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def is_directory_destination(path: Path) -> bool:
