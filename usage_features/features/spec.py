@@ -31,7 +31,7 @@ from functools import cached_property, lru_cache
 from enum import StrEnum
 from typing import Literal
 
-from usage_features.adapters.duckdb_connection import sql_string
+from usage_features.domain.quoting import sql_string
 from usage_features.domain.value_objects import EARLY_LIFE_DAYS, LOW_ADOPTION_THRESHOLD
 from usage_features.domain.vocabulary import (
     Adoption,
