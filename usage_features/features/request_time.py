@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 import numpy as np
 import pandas as pd
 
+from usage_features.domain.status import ACTIVE, CHURNED, UNKNOWN, is_churned, is_unknown
 from usage_features.domain.value_objects import early_life_churn_signal, is_early_life
 
 #: Column of the request time in the on-demand view's input (Feast's entity-row timestamp).
@@ -71,6 +72,17 @@ def compute_arrays(inputs: dict[str, np.ndarray], as_of: np.ndarray) -> dict[str
         "low_adoption_early_life": low_adoption_early_life(
             tenure, inputs["adoption_score_latest"], inputs["decay_ratio_7d_30d"]),
     }
+
+
+def statuses(days_since_last_event: np.ndarray, tenure_days: np.ndarray,
+             churned_at: np.ndarray, as_of: np.ndarray) -> np.ndarray:
+    """The status of each row (:mod:`usage_features.domain.status`: active, churned or
+    unknown) from its request-time recency and tenure, its ``churned_at`` and ``as_of`` (epoch
+    seconds, NaN for "none"), as an object array."""
+    out = np.full(len(as_of), ACTIVE, dtype=object)
+    out[is_unknown(days_since_last_event, tenure_days)] = UNKNOWN
+    out[is_churned(churned_at, as_of)] = CHURNED
+    return out
 
 
 def epoch_seconds(values) -> np.ndarray:

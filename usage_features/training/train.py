@@ -19,6 +19,7 @@ import pandas as pd
 from usage_features.adapters.duckdb_connection import connect, parquet_list
 from usage_features.adapters.event_log import EventLog
 from usage_features.config import RepoPaths
+from usage_features.domain.status import ACTIVE
 from usage_features.features.retrieval import (
     TIMESTAMP,
     historical_features,
@@ -257,13 +258,13 @@ def predict(repo: Path, entities: pd.DataFrame, model_path: Path | None = None) 
     """Batch scoring of ``entities`` rows (customer_id, event_timestamp, ...), kept in order.
 
     Adds ``status`` (``active``, ``churned``, ``unknown``; see
-    :mod:`usage_features.serving.status`), ``churn_probability`` (null unless active) and
+    :mod:`usage_features.domain.status`), ``churn_probability`` (null unless active) and
     ``beyond_data`` (the row's time is after the latest ingested event: its features assume no
     activity since). ``event_timestamp`` must be timezone-aware (read files with
     :func:`usage_features.serving.entities.read_entities`).
     """
-    from usage_features.serving.freshness import latest_event_at
-    from usage_features.serving.status import ACTIVE, ChurnDates, statuses
+    from usage_features.adapters.customers_table import ChurnDates
+    from usage_features.features.request_time import statuses
     from usage_features.training.persistence import load_model
 
     times = entities[TIMESTAMP] if TIMESTAMP in entities else None
@@ -280,7 +281,7 @@ def predict(repo: Path, entities: pd.DataFrame, model_path: Path | None = None) 
                       ChurnDates(paths.customers).seconds(ids), moments.to_numpy(dtype=float))
     # NaN (null in Parquet, empty in CSV) for a customer not scored
     probability = np.where(status == ACTIVE, model.predict_proba(frame).to_numpy(), np.nan)
-    latest = latest_event_at(paths)
+    latest = EventLog(paths).latest_event_at()
     out = entities.copy()
     out["status"] = status.astype(str)
     out["churn_probability"] = probability
