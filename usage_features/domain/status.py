@@ -28,8 +28,11 @@ STATUSES = (ACTIVE, CHURNED, UNKNOWN, INVALID)
 
 
 def is_unknown(days_since_last_event, tenure_days):
-    """Nothing known at t: no event before t's day and no signup at or before t (both NaN)."""
-    return (days_since_last_event != days_since_last_event) & (tenure_days != tenure_days)
+    """Nothing known at t: no event before t's day and no signup at or before t (both NaN).
+
+    NaN is the one value unequal to itself: the test works on numbers and arrays alike."""
+    return ((days_since_last_event != days_since_last_event)  # noqa: PLR0124
+            & (tenure_days != tenure_days))  # noqa: PLR0124
 
 
 def is_churned(churned_at, as_of):

@@ -1,0 +1,197 @@
+"""Feast's online store read directly, and its SQLite tables checked and created.
+
+Everything of the project that uses Feast's private API for the online store lives here: the
+provider (``FeatureStore._get_provider``), the SQLite store's connection (``_get_conn``) and its
+table names (``_table_id``, ``_quote_id``). :func:`read_online_store` does what
+``get_online_features`` does underneath (one ``online_read`` per feature view; SQLite: one bulk
+query), without resolving the references, building protos and converting the whole answer to
+Python objects on every call; ``tests/integration/test_online_parity.py`` holds it equal to
+``get_online_features`` on SQLite and Redis.
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+from collections.abc import Sequence
+from datetime import datetime
+
+import numpy as np
+
+#: Entity keys per query (SQLite allows 32,766 parameters).
+SQLITE_CHUNK = 10_000
+
+_NUMBER_KINDS = frozenset({"int64_val", "int32_val", "double_val", "float_val", "bool_val"})
+
+
+class OnlineStoreNotMaterialized(RuntimeError):
+    """A feature view's online table is missing: never materialized, or dropped."""
+
+
+def not_materialized(repo, views: list[str], why: str) -> OnlineStoreNotMaterialized:
+    """The error for ``views`` of ``repo`` (``why``: "was never materialized"...)."""
+    return OnlineStoreNotMaterialized(
+        f"no online features: feature view {', '.join(views)} {why}; run "
+        f"`usage-features materialize --repo {repo}` (with the --config you use, if any)")
+
+
+def directly_readable_views(store, refs: list[str], join_key: str) -> tuple | None:
+    """Each feature view of ``refs`` (``view:feature``) and its feature names; None unless every
+    view is a plain one keyed by the string ``join_key`` alone (what the direct read builds keys
+    for)."""
+    from feast import FeatureView, ValueType
+
+    names: dict[str, list[str]] = {}
+    for ref in refs:
+        view, feature = ref.split(":")
+        names.setdefault(view, []).append(feature)
+    views = []
+    for view_name, features in names.items():
+        view = store.get_feature_view(view_name, allow_registry_cache=True)
+        if (not isinstance(view, FeatureView) or view.projection.join_key_map
+                or [c.name for c in view.entity_columns] != [join_key]):
+            return None
+        entities = [store.get_entity(name, allow_registry_cache=True) for name in view.entities]
+        if [(e.join_key, e.value_type) for e in entities] != [(join_key, ValueType.STRING)]:
+            return None
+        views.append((view, tuple(features)))
+    return tuple(views)
+
+
+def read_online_store(store, views: tuple, join_key: str,
+                      customer_ids: Sequence[str]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The stored features of ``views`` (from :func:`directly_readable_views`) for
+    ``customer_ids``: float arrays (NaN for none; times in epoch seconds, as
+    ``get_online_features(...).to_dict()`` then ``np.array(float)`` would make them), and
+    whether the store holds anything for each customer."""
+    from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+    from feast.protos.feast.types.Value_pb2 import Value
+
+    provider, config = store._get_provider(), store.config
+    keys = [EntityKey(join_keys=[join_key], entity_values=[Value(string_val=c)])
+            for c in customer_ids]
+    arrays, known = {}, np.zeros(len(customer_ids), dtype=bool)
+    # SQLite gives each value's serialized bytes: most repeat (small counts, 0.0), and a
+    # value is decoded once per distinct bytes, not once per customer and feature
+    decoded: dict[bytes, float | None] = {}
+    for view, names in views:
+        columns = {name: [math.nan] * len(keys) for name in names}
+        for i, name, stored in _stored_values(provider, config, view, names, keys):
+            column = columns.get(name)
+            if column is None:
+                continue
+            if isinstance(stored, bytes):
+                number = decoded.get(stored, _UNDECODED)
+                if number is _UNDECODED:
+                    number = decoded[stored] = _number(Value.FromString(stored))
+            else:
+                number = _number(stored)
+            if number is not None:
+                column[i] = number
+                known[i] = True
+        arrays.update({name: np.array(column, dtype=float) for name, column in columns.items()})
+    return arrays, known
+
+
+_UNDECODED = object()
+
+
+def _number(value) -> float | None:
+    """A stored Value proto as a float (times in epoch seconds); None for none."""
+    from feast.type_map import NULL_TIMESTAMP_INT_VALUE
+
+    kind = value.WhichOneof("val")
+    if kind in _NUMBER_KINDS:
+        return float(getattr(value, kind))
+    if kind == "unix_timestamp_val":
+        seconds = value.unix_timestamp_val
+        return None if seconds == NULL_TIMESTAMP_INT_VALUE else float(seconds)
+    return _python_number(value)
+
+
+def _stored_values(provider, config, view, names: tuple[str, ...], keys: list):
+    """``(row, feature name, Value proto or its serialized bytes)`` for what the online store
+    holds for ``keys``."""
+    sqlite = _sqlite_values(provider.online_store, config, view, keys)
+    if sqlite is not None:
+        return sqlite
+    # a fresh list of names: some stores (Redis) append to the one they are given
+    rows = provider.online_read(config=config, table=view, entity_keys=keys,
+                                requested_features=list(names))
+    return ((i, name, value) for i, (_, features) in enumerate(rows) if features
+            for name, value in features.items())
+
+
+def _sqlite_values(online_store, config, view, keys: list):
+    """Feast's SQLite online table for ``keys``, read in bulk; None for any other store.
+
+    The query ``SqliteOnlineStore.online_read`` runs, on its connection, without what costs
+    two thirds of its time for many customers and is not used here: a ``datetime`` per stored
+    value from its timestamp, and a dict per customer (measured for 1,000 customers and 21
+    features: 58 ms through ``online_read``, 28 ms here).
+    """
+    from feast.infra.key_encoding_utils import serialize_entity_key
+    from feast.infra.online_stores.sqlite import SqliteOnlineStore, _quote_id, _table_id
+
+    if type(online_store) is not SqliteOnlineStore:
+        return None
+    rows: dict[bytes, list[int]] = {}
+    for i, key in enumerate(keys):
+        rows.setdefault(serialize_entity_key(
+            key, entity_key_serialization_version=config.entity_key_serialization_version),
+            []).append(i)
+    table = _quote_id(_table_id(config.project, view,
+                                config.registry.enable_online_feature_view_versioning))
+    connection, unique = online_store._get_conn(config), list(rows)
+
+    def values():
+        for start in range(0, len(unique), SQLITE_CHUNK):
+            chunk = unique[start:start + SQLITE_CHUNK]
+            try:
+                found = connection.execute(
+                    f"SELECT entity_key, feature_name, value FROM {table} "
+                    f"WHERE entity_key IN ({','.join('?' * len(chunk))})", chunk).fetchall()
+            except sqlite3.OperationalError as exc:  # dropped since the scorer checked
+                if "no such table" not in str(exc):
+                    raise
+                raise not_materialized(config.repo_path, [view.name],
+                                       "has no online table (dropped?)") from None
+            for key, name, blob in found:
+                for i in rows[key]:
+                    yield i, name, blob
+
+    return values()
+
+
+def _python_number(value) -> float | None:
+    """Any other stored value through Feast's own conversion: a float, or None for none."""
+    from feast.type_map import feast_value_type_to_python_type
+
+    python = feast_value_type_to_python_type(value)
+    if python is None:
+        return None
+    return python.timestamp() if isinstance(python, datetime) else float(python)
+
+
+def missing_online_tables(store, views) -> list[str]:
+    """Names of ``views`` whose table is absent from a SQLite online store (other stores have
+    no tables to lose: an empty list)."""
+    from feast.infra.online_stores.sqlite import SqliteOnlineStore, _table_id
+
+    online_store, config = store._get_provider().online_store, store.config
+    if type(online_store) is not SqliteOnlineStore:
+        return []
+    versioning = config.registry.enable_online_feature_view_versioning
+    tables = {_table_id(config.project, view, versioning): view.name for view in views}
+    found = {name for (name,) in online_store._get_conn(config).execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()}
+    return [name for table, name in tables.items() if table not in found]
+
+
+def create_online_tables(store, views) -> None:
+    """Create the online tables of ``views`` where they are missing (the provider's own
+    ``update_infra``, as ``feast apply`` runs it; existing tables are kept as they are)."""
+    entities = [store.get_entity(name) for view in views for name in view.entities]
+    store._get_provider().update_infra(
+        project=store.project, tables_to_delete=[], tables_to_keep=list(views),
+        entities_to_delete=[], entities_to_keep=entities, partial=True)
