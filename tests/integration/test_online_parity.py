@@ -1,6 +1,6 @@
 """Online features (and scores) equal historical features (and batch predictions) at now.
 
-Also the contract of :mod:`usage_features.adapters.feast_online`: its direct read of the online
+Also the contract of :mod:`usage_features.adapters.feast.online`: its direct read of the online
 store (Feast's private API) equals ``get_online_features`` (the public one), on SQLite (in one
 bulk query and in several) and on Redis.
 """
@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from usage_features.adapters import feast_online
+from usage_features.adapters.feast import online as feast_online
 from usage_features.features.retrieval import historical_features, online_features, online_refs
 from usage_features.features.store import apply_definitions, open_store
 from usage_features.serving.materialize import materialize

@@ -56,7 +56,7 @@ class TestTheDependencyRule:
 
 class TestTheRuleItself:
     def test_an_import_inside_a_function_is_found(self, tmp_path):
-        module = PACKAGE / "adapters" / "feast_online.py"
+        module = PACKAGE / "adapters" / "feast" / "online.py"
         assert "feast.infra.online_stores.sqlite" in imported_modules(module)
 
     def test_an_outer_layer_is_told_from_a_module_that_only_starts_alike(self):
