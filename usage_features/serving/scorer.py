@@ -24,7 +24,7 @@ from usage_features.features.retrieval import (
     online_refs,
     read_online,
 )
-from usage_features.features.spec import feature_spec
+from usage_features.features.spec import DAYS_SINCE_LAST_EVENT, TENURE_DAYS, feature_spec
 from usage_features.features.store import DEFAULT_CONFIG, check_online_tables, open_store
 from usage_features.serving.freshness import Freshness, freshness, online_day_problem
 from usage_features.serving.reasons import GroupReasons
@@ -143,8 +143,8 @@ class ChurnScorer:
         moment = (as_of or datetime.now(timezone.utc)).timestamp()
         online = read_online(self.store, list(customer_ids), as_of, self._refs)
         return self._scores(online.customer_ids, online.matrix(self.model.metadata.features),
-                            online.values["days_since_last_event"],
-                            online.values["tenure_days"], moment)
+                            online.values[DAYS_SINCE_LAST_EVENT], online.values[TENURE_DAYS],
+                            moment)
 
     def score_historical(self, customer_ids: Sequence[str], as_of: datetime) -> list[Score]:
         """Scores at ``as_of`` from the historical features (any time; slower than online)."""
@@ -157,8 +157,8 @@ class ChurnScorer:
             raise ModelMismatchError(f"the historical features lack the model's: {missing}")
         matrix = frame[self.model.metadata.features].to_numpy(dtype=float, na_value=np.nan)
         return self._scores(list(customer_ids), matrix,
-                            frame.days_since_last_event.to_numpy(dtype=float),
-                            frame.tenure_days.to_numpy(dtype=float), as_of.timestamp())
+                            frame[DAYS_SINCE_LAST_EVENT].to_numpy(dtype=float),
+                            frame[TENURE_DAYS].to_numpy(dtype=float), as_of.timestamp())
 
     def _scores(self, customer_ids: list[str], matrix: np.ndarray,
                 days_since_last_event: np.ndarray, tenure_days: np.ndarray,

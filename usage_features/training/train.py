@@ -25,7 +25,12 @@ from usage_features.features.retrieval import (
     historical_features,
     served_feature_names,
 )
-from usage_features.features.spec import feature_spec
+from usage_features.features.spec import (
+    DAYS_SINCE_LAST_EVENT,
+    SIGNUP_AT,
+    TENURE_DAYS,
+    feature_spec,
+)
 from usage_features.features.store import open_store
 from usage_features.ingestion.settings import load_vocabulary
 from usage_features.training import evaluate
@@ -170,9 +175,9 @@ def check_features(rows: pd.DataFrame, features: list[str]) -> None:
             + ", ".join(f"{f} (always {v})" for f, v in constant.items())
             + "; the model cannot learn from them until the data varies"), stacklevel=2)
     if null:
-        hint = (" (tenure_days comes from the customers table's signup_at: load it with "
+        hint = (f" ({TENURE_DAYS} comes from the customers table's {SIGNUP_AT}: load it with "
                 "`usage-features load-customers FILE` then `usage-features build`, or pass "
-                "`train --customers FILE`)" if "tenure_days" in null else "")
+                "`train --customers FILE`)" if TENURE_DAYS in null else "")
         raise FeatureDataError(
             f"cannot train on {len(rows):,} training rows: served feature(s) entirely null: "
             f"{', '.join(null)}{hint}. Check the input data")
@@ -276,8 +281,8 @@ def predict(repo: Path, entities: pd.DataFrame, model_path: Path | None = None) 
     frame = historical_features(open_store(repo), entities)
     moments = (times.dt.tz_convert("UTC") - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
     ids = entities["customer_id"].astype(str).tolist()
-    status = statuses(frame.days_since_last_event.to_numpy(dtype=float),
-                      frame.tenure_days.to_numpy(dtype=float),
+    status = statuses(frame[DAYS_SINCE_LAST_EVENT].to_numpy(dtype=float),
+                      frame[TENURE_DAYS].to_numpy(dtype=float),
                       ChurnDates(paths.customers).seconds(ids), moments.to_numpy(dtype=float))
     # NaN (null in Parquet, empty in CSV) for a customer not scored
     probability = np.where(status == ACTIVE, model.predict_proba(frame).to_numpy(), np.nan)
