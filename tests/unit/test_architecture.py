@@ -293,6 +293,12 @@ class TestOneFeastAdapter:
         assert [c for c in state_changes(path.read_text())
                 if (relative, c) not in STATE_CHANGES_ALLOWED] == []
 
+    def test_every_directory_of_modules_is_a_package(self):
+        # a directory without __init__.py is a namespace package: not walked by the import
+        # test, not found by setuptools' package discovery
+        assert [name_of(d) for d in {p.parent for p in every_module()}
+                if not (d / "__init__.py").exists()] == []
+
     def test_the_adapter_is_where_feast_s_private_api_is_used(self):
         private = {m for path in sources("adapters/feast")
                    for m in feast_imports(imported_modules(path)) if not is_public_feast(m)}
