@@ -5,7 +5,9 @@ historical retrieval (``as_of`` = the entity row's ``event_timestamp``) and onli
 the time passed by the caller, or now). The functions take NumPy arrays of seconds since the
 epoch (NaN for "none"), so the on-demand view (a DataFrame) and the online scorer (plain arrays,
 no DataFrame on the hot path) run the very same code. Nothing here reads the clock except
-:func:`compute`, and only when the request carries no time.
+:func:`compute`, and only when the request carries no time. A row's status at ``t`` (active,
+churned or unknown: :func:`statuses`, the domain's rule) is computed from the same arrays, for
+the online scorer and ``predict`` alike.
 """
 
 from __future__ import annotations
