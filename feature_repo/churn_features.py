@@ -14,14 +14,17 @@ import pandas as pd
 from feast import Entity, FeatureService, FeatureView, ValueType
 from feast.on_demand_feature_view import on_demand_feature_view
 
-from usage_features.adapters.feast_registry import repoint_copied_registries
+from usage_features.adapters.feast.definitions import describe, feast_schema, table_source
+from usage_features.adapters.feast.registry import repoint_copied_registries
 from usage_features.config import CUSTOMER_PROFILE_TABLE, CUSTOMER_USAGE_TABLE, SERVICE_NAME
-from usage_features.features import describe, feast_schema, table_source
 from usage_features.features.spec import PROFILE, feature_spec
 from usage_features.ingestion.settings import load_vocabulary
 
 # In a copy of this repo (cp -a) the registry still names the original's online tables, which
-# `feast apply` would drop: point it at this directory first (a no-op anywhere else).
+# `feast apply` would drop: point it at this directory first (a no-op anywhere else). The
+# package's own commands do this in the Feast adapter before Feast reads a registry
+# (open_store, apply_definitions); the feast CLI (`feast apply` run here) gives no other hook:
+# importing this module is the first thing it does with the repo, before it opens the registry.
 repoint_copied_registries(Path(__file__).resolve().parent)
 
 # This repo's event vocabulary decides the per-type and role features.

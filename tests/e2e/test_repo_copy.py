@@ -142,7 +142,7 @@ class TestAMissingOnlineTable:
     def test_the_http_service_answers_503_saying_to_run_materialize(self, dropped):
         from fastapi.testclient import TestClient
 
-        from usage_features.serving.http import create_app
+        from usage_features.http.app import create_app
 
         repo, ids, now, _ = dropped
         materialize(repo, end=now)

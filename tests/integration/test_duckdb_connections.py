@@ -65,8 +65,8 @@ class TestConnectionsAreClosed:
         assert still_open(opened) == 0
 
     def test_the_training_data_end_and_freshness(self, repo, opened):
-        from usage_features.serving.freshness import freshness, latest_event_at
         from usage_features.service_layer.train import data_end
+        from usage_features.serving.freshness import freshness, latest_event_at
 
         paths = RepoPaths(repo)
         end = data_end(paths)

@@ -1,6 +1,6 @@
 """Online features (and scores) equal historical features (and batch predictions) at now.
 
-Also the contract of :mod:`usage_features.adapters.feast_online`: its direct read of the online
+Also the contract of :mod:`usage_features.adapters.feast.online`: its direct read of the online
 store (Feast's private API) equals ``get_online_features`` (the public one), on SQLite (in one
 bulk query and in several) and on Redis.
 """
@@ -19,7 +19,7 @@ import pytest
 from tests.conftest import copy_feature_repo, populate, require_service
 from tests.factories import churn_dataset
 from tests.integration.test_point_in_time import assert_features_equal
-from usage_features.adapters import feast_online
+from usage_features.adapters.feast import online as feast_online
 from usage_features.features.retrieval import historical_features, online_features, online_refs
 from usage_features.features.store import apply_definitions, open_store
 from usage_features.service_layer.bootstrap import bootstrap

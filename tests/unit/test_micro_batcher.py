@@ -3,7 +3,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from usage_features.serving.http import MicroBatcher
+from usage_features.http.app import MicroBatcher
 
 
 class RecordingScorer:

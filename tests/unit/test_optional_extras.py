@@ -86,7 +86,7 @@ print(json.dumps(sorted(m for m in sys.modules if m.partition(".")[0] in BLOCKED
     def test_the_http_module_names_the_serve_extra_when_imported(self):
         code = """
 try:
-    import usage_features.serving.http
+    import usage_features.http.app
 except ImportError as exc:
     print(type(exc).__name__, exc)
 """

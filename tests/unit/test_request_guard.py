@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from usage_features.serving.deadlines import Deadlines
-from usage_features.serving.limits import (
+from usage_features.http.deadlines import Deadlines
+from usage_features.http.limits import (
     Limits,
     RequestGuard,
     ServiceConfigError,
@@ -235,7 +235,7 @@ def test_the_server_runs_with_the_keep_alive_timeout_and_the_header_deadline(mon
     import uvicorn
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-    from usage_features.serving import http
+    from usage_features.http import app as http
 
     calls = []
     monkeypatch.setattr(uvicorn, "run", lambda app, **options: calls.append(options))

@@ -13,7 +13,7 @@ from usage_features.adapters.duckdb_connection import (
     parquet_list,
     sql_string,
 )
-from usage_features.adapters.feast_registry import repoint_copied_registries
+from usage_features.adapters.feast.registry import repoint_copied_registries
 from usage_features.config import CUSTOMER_PROFILE_TABLE, CUSTOMER_USAGE_TABLE
 
 CONFIG = """project: usage_features

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import duckdb
 
+from usage_features.domain.quoting import sql_string
+
 #: The environment variable that sets DuckDB's working memory (``memory_limit``) for every
 #: connection the project opens: ``4GiB``, ``2.5GB``, ``800MiB``... Beyond it, DuckDB spills
 #: intermediate results to disk.
@@ -89,15 +91,6 @@ def copy_atomically(con: duckdb.DuckDBPyConnection, query: str, target,
     with atomic_path(target) as tmp:
         run(con, f"COPY ({query}) TO {sql_string(tmp)} "
                  f"(FORMAT parquet, COMPRESSION {compression})")
-
-
-def sql_string(value) -> str:
-    """``value`` (a path, a name, any text) as one SQL string literal: the project's only quoting.
-
-    Use it wherever a value cannot be a bound parameter (``COPY ... TO``, ``SET``); anywhere
-    else, pass the value as a parameter.
-    """
-    return "'" + str(value).replace("'", "''") + "'"
 
 
 #: DuckDB expands these in any path it reads (``read_parquet``, ``read_csv``...): a file or a

@@ -30,7 +30,7 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from usage_features.adapters.duckdb_connection import connect, parquet_list
@@ -54,6 +54,19 @@ class EventLog:
     def is_empty(self) -> bool:
         """Whether the log has no file (under :meth:`write_lock`; readers use :meth:`snapshot`)."""
         return not any(self.root.glob(PARTITION_GLOB))
+
+    def latest_event_at(self) -> datetime | None:
+        """The latest event timestamp in the log, in UTC (reads only its newest day partition);
+        None for an empty log."""
+        files = self.files()
+        if not files:
+            return None
+        newest = max(f.parent.name for f in files)
+        partition = [f for f in files if f.parent.name == newest]
+        (latest,) = connect().execute(
+            f"SELECT max(timestamp) FROM read_parquet({parquet_list(partition)}, "
+            "hive_partitioning = false)").fetchall()[0]
+        return latest.astimezone(UTC) if latest is not None else None
 
     def event_names(self, first: date | None = None, last: date | None = None
                     ) -> dict[str, int]:

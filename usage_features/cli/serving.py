@@ -137,8 +137,8 @@ def serve_command(
     """
     require_extra("serve", "usage-features serve")
     from usage_features.features.store import OnlineStoreNotMaterialized
-    from usage_features.serving.http import prepare, run
-    from usage_features.serving.limits import ServiceConfigError
+    from usage_features.http.app import prepare, run
+    from usage_features.http.limits import ServiceConfigError
 
     context = bootstrap_or_fail(repo, config, model, max_lag_hours)
     try:

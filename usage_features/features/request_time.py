@@ -5,7 +5,9 @@ historical retrieval (``as_of`` = the entity row's ``event_timestamp``) and onli
 the time passed by the caller, or now). The functions take NumPy arrays of seconds since the
 epoch (NaN for "none"), so the on-demand view (a DataFrame) and the online scorer (plain arrays,
 no DataFrame on the hot path) run the very same code. Nothing here reads the clock except
-:func:`compute`, and only when the request carries no time.
+:func:`compute`, and only when the request carries no time. A row's status at ``t`` (active,
+churned or unknown: :func:`statuses`, the domain's rule) is computed from the same arrays, for
+the online scorer and ``predict`` alike.
 """
 
 from __future__ import annotations
@@ -15,20 +17,25 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 
+from usage_features.domain.status import ACTIVE, CHURNED, UNKNOWN, is_churned, is_unknown
 from usage_features.domain.value_objects import early_life_churn_signal, is_early_life
+from usage_features.features.spec import (
+    ADOPTION_SCORE_LATEST,
+    DECAY_RATIO_7D_30D,
+    IS_FIRST_90_DAYS,
+    LOW_ADOPTION_EARLY_LIFE,
+    SIGNUP_AT,
+    TENURE_DAYS,
+    is_recency_time,
+    recency_feature,
+)
 
 #: Column of the request time in the on-demand view's input (Feast's entity-row timestamp).
 AS_OF_COLUMN = "event_timestamp"
 #: The stored features the request-time features are computed from, beside the recency times
 #: (see :func:`is_recency_time`).
-INPUTS = ("signup_at", "adoption_score_latest", "decay_ratio_7d_30d")
+INPUTS = (SIGNUP_AT, ADOPTION_SCORE_LATEST, DECAY_RATIO_7D_30D)
 DAY_SECONDS = 86_400.0
-
-
-def is_recency_time(name: str) -> bool:
-    """A stored ``last_<what>_at`` time: each gives the feature ``days_since_last_<what>``
-    (``last_event_at``, and the core role's latest event when the vocabulary has one)."""
-    return name.startswith("last_") and name.endswith("_at")
 
 
 def is_input(name: str) -> bool:
@@ -62,15 +69,26 @@ def low_adoption_early_life(tenure_days: np.ndarray, adoption_score_latest: np.n
 def compute_arrays(inputs: dict[str, np.ndarray], as_of: np.ndarray) -> dict[str, np.ndarray]:
     """All request-time features from the inputs (:func:`is_input`; times as epoch seconds)
     and ``as_of``: one recency per ``last_<what>_at`` input, in the inputs' order."""
-    tenure = tenure_days(inputs["signup_at"], as_of)
+    tenure = tenure_days(inputs[SIGNUP_AT], as_of)
     return {
-        **{f"days_since_{name[:-3]}": days_since(values, as_of)
+        **{recency_feature(name): days_since(values, as_of)
            for name, values in inputs.items() if is_recency_time(name)},
-        "tenure_days": tenure,
-        "is_first_90_days": is_first_90_days(tenure),
-        "low_adoption_early_life": low_adoption_early_life(
-            tenure, inputs["adoption_score_latest"], inputs["decay_ratio_7d_30d"]),
+        TENURE_DAYS: tenure,
+        IS_FIRST_90_DAYS: is_first_90_days(tenure),
+        LOW_ADOPTION_EARLY_LIFE: low_adoption_early_life(
+            tenure, inputs[ADOPTION_SCORE_LATEST], inputs[DECAY_RATIO_7D_30D]),
     }
+
+
+def statuses(days_since_last_event: np.ndarray, tenure_days: np.ndarray,
+             churned_at: np.ndarray, as_of: np.ndarray) -> np.ndarray:
+    """The status of each row (:mod:`usage_features.domain.status`: active, churned or
+    unknown) from its request-time recency and tenure, its ``churned_at`` and ``as_of`` (epoch
+    seconds, NaN for "none"), as an object array."""
+    out = np.full(len(as_of), ACTIVE, dtype=object)
+    out[is_unknown(days_since_last_event, tenure_days)] = UNKNOWN
+    out[is_churned(churned_at, as_of)] = CHURNED
+    return out
 
 
 def epoch_seconds(values) -> np.ndarray:

@@ -5,7 +5,7 @@ the served features in spec order, with the spec's types and "no history yet" de
 customer with no events before D has 0 events, not a missing value), so training and scoring
 see identical frames. Callers never name a feature view or a request-time feature. The online
 store's fast path, which needs Feast's private API, is the adapter
-:mod:`usage_features.adapters.feast_online`.
+:mod:`usage_features.adapters.feast.online`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from usage_features.adapters.feast_online import (
+from usage_features.adapters.feast.online import (
     directly_readable_views,
     not_materialized,
     read_online_store,
@@ -53,7 +53,7 @@ class OnlineRefs:
     ``features`` are the service's stored feature refs (``view:feature``), ``inputs`` the
     stored inputs of its on-demand views. With ``views`` (each feature view object and the
     names to read from it) the configured online store is read directly, whatever its type
-    (:func:`usage_features.adapters.feast_online.read_online_store`). The views are the
+    (:func:`usage_features.adapters.feast.online.read_online_store`). The views are the
     registry's at resolution time: resolve again (a new scorer) after ``feast apply``. Without
     ``views`` (a service the direct read does not cover), :func:`read_online` goes through
     ``get_online_features``.

@@ -31,7 +31,7 @@ from enum import StrEnum
 from functools import cached_property, lru_cache
 from typing import Literal
 
-from usage_features.adapters.duckdb_connection import sql_string
+from usage_features.domain.quoting import sql_string
 from usage_features.domain.value_objects import EARLY_LIFE_DAYS, LOW_ADOPTION_THRESHOLD
 from usage_features.domain.vocabulary import (
     Adoption,
@@ -43,6 +43,50 @@ from usage_features.domain.vocabulary import (
 )
 
 Dtype = Literal["int64", "float64", "timestamp", "bool", "string"]
+
+# The names of the features code outside this module refers to one by one (the request-time
+# features' inputs, the scorer's status, the reasons' wording, the count-only baseline). They
+# are declared here, with the features below, and imported from here: a feature's name is
+# written nowhere else (tests/unit/test_architecture.py holds the package to it). Names that
+# depend on the vocabulary come from :class:`RoleNames`, :func:`type_count_30d` and
+# :func:`recency_feature`.
+EVENT_COUNT_7D = "event_count_7d"
+EVENT_COUNT_30D = "event_count_30d"
+EVENT_COUNT_90D = "event_count_90d"
+EVENT_COUNT_PREV30D = "event_count_prev30d"
+ACTIVE_DAYS_30D = "active_days_30d"
+ADOPTION_SCORE_LATEST = "adoption_score_latest"
+ADOPTION_SCORE_CHANGE_30D = "adoption_score_change_30d"
+DECAY_RATIO_7D_30D = "decay_ratio_7d_30d"
+LAST_EVENT_AT = "last_event_at"
+TENURE_DAYS = "tenure_days"
+IS_FIRST_90_DAYS = "is_first_90_days"
+LOW_ADOPTION_EARLY_LIFE = "low_adoption_early_life"
+#: The customers table's columns served as (stored, not served) features: see :data:`PROFILE`.
+SIGNUP_AT = "signup_at"
+PLAN = "plan"
+
+
+def is_recency_time(name: str) -> bool:
+    """A stored ``last_<what>_at`` time: each gives the request-time feature
+    ``days_since_last_<what>`` (:func:`recency_feature`)."""
+    return name.startswith("last_") and name.endswith("_at")
+
+
+def recency_feature(last_at: str) -> str:
+    """The request-time recency of the stored time ``last_at``: ``last_<what>_at`` ->
+    ``days_since_last_<what>``."""
+    if not is_recency_time(last_at):
+        raise ValueError(f"{last_at!r} is not a last_<what>_at time")
+    return f"days_since_{last_at.removesuffix('_at')}"
+
+
+def type_count_30d(stem: str) -> str:
+    """The 30-day count of the event type whose column stem is ``stem``."""
+    return f"{stem}_count_30d"
+
+
+DAYS_SINCE_LAST_EVENT = recency_feature(LAST_EVENT_AT)
 
 
 @dataclass(frozen=True)
@@ -159,6 +203,21 @@ class RoleNames:
     lock_in: str  # ``<lock_in>_count_90d``
     group: Group
 
+    @property
+    def last_core_at(self) -> str:
+        """The stored time of the latest core event."""
+        return f"last_{self.core}_at"
+
+    @property
+    def days_since_core(self) -> str:
+        """The request-time days since the latest core event."""
+        return recency_feature(self.last_core_at)
+
+    @property
+    def lock_in_count_90d(self) -> str:
+        """The 90-day count of the lock-in events."""
+        return f"{self.lock_in}_count_90d"
+
     @staticmethod
     def of(vocabulary: EventVocabulary) -> RoleNames:
         if vocabulary.declared:
@@ -225,12 +284,12 @@ def _daily(vocabulary: EventVocabulary, roles: RoleNames) -> dict[str, str]:
         daily["last_score"] = "max_by(feature_adoption_score, {event_order})"
     # To the second: what Feast's online stores keep of a timestamp, so recency online and
     # offline agree exactly.
-    daily["last_event_at"] = "date_trunc('second', max(timestamp))"
+    daily[LAST_EVENT_AT] = "date_trunc('second', max(timestamp))"
     core = vocabulary.of_role(Role.CORE)
     if core:
         names = ", ".join(sql_string(t.name) for t in core)
-        daily[f"last_{roles.core}_at"] = (f"date_trunc('second', max(CASE WHEN event_type IN "
-                                          f"({names}) THEN timestamp END))")
+        daily[roles.last_core_at] = (f"date_trunc('second', max(CASE WHEN event_type IN "
+                                     f"({names}) THEN timestamp END))")
     return daily
 
 
@@ -245,7 +304,7 @@ def _adoption(vocabulary: EventVocabulary, stems: list[str]
     up to and including that day."""
     if vocabulary.adoption == Adoption.SCORE:
         return [
-            Feature("adoption_score_latest", "float64", _latest("last_score", HISTORY),
+            Feature(ADOPTION_SCORE_LATEST, "float64", _latest("last_score", HISTORY),
                     "Adoption score of the latest event before the as-of day; null if none",
                     group=Group.ADOPTION),
             Feature("adoption_score_30d_ago", "float64", _latest("last_score", HISTORY_30D_AGO),
@@ -256,14 +315,14 @@ def _adoption(vocabulary: EventVocabulary, stems: list[str]
                     f"/ nullif(sum(n_events) OVER {W30.name}, 0)",
                     "Mean adoption score of the events in the last 30 days; null if none",
                     group=Group.ADOPTION),
-        ], [Feature("adoption_score_change_30d", "float64",
+        ], [Feature(ADOPTION_SCORE_CHANGE_30D, "float64",
                     "adoption_score_latest - adoption_score_30d_ago",
                     "Adoption score now minus 30 days earlier; null without history on both "
                     "sides", derived=True, group=Group.ADOPTION)]
     n = len(stems)
     latest = f"CAST(coalesce(sum(breadth_delta) OVER {{}}, 0) AS DOUBLE) / {n}"
     return [
-        Feature("adoption_score_latest", "float64", latest.format(HISTORY.name),
+        Feature(ADOPTION_SCORE_LATEST, "float64", latest.format(HISTORY.name),
                 "Breadth: the share of the declared event types with an event in the 30 days "
                 "before the as-of day", default=0.0, group=Group.ADOPTION),
         Feature("adoption_score_30d_ago", "float64", latest.format(HISTORY_30D_AGO.name),
@@ -275,7 +334,7 @@ def _adoption(vocabulary: EventVocabulary, stems: list[str]
                 "Breadth: the mean, over the events of the last 30 days, of the share of the "
                 "declared event types used in the 30 days up to each event's day; null if none",
                 group=Group.ADOPTION),
-    ], [Feature("adoption_score_change_30d", "float64",
+    ], [Feature(ADOPTION_SCORE_CHANGE_30D, "float64",
                 "adoption_score_latest - adoption_score_30d_ago",
                 "Breadth now minus breadth 30 days earlier", derived=True, default=0.0,
                 group=Group.ADOPTION)]
@@ -296,25 +355,25 @@ def _build(vocabulary: EventVocabulary) -> FeatureSpec:
     adoption_base, adoption_derived = _adoption(vocabulary, stems)
     basic_sum = _sum(basic)
     windowed = [
-        _count("event_count_7d", "n_events", W7, "Events"),
+        _count(EVENT_COUNT_7D, "n_events", W7, "Events"),
         _count("event_count_14d", "n_events", W14, "Events", Group.DECAY),
         _internal(_count("event_count_21d", "n_events", W21, "Events")),
         _internal(_count("event_count_28d", "n_events", W28, "Events")),
-        _count("event_count_30d", "n_events", W30, "Events"),
-        _count("event_count_90d", "n_events", W90, "Events"),
-        Feature("event_count_prev30d", "int64",
+        _count(EVENT_COUNT_30D, "n_events", W30, "Events"),
+        _count(EVENT_COUNT_90D, "n_events", W90, "Events"),
+        Feature(EVENT_COUNT_PREV30D, "int64",
                 f"coalesce(sum(n_events) OVER {PREV_30.name}, 0)",
                 "Events in the 30 days before the last 30 (days 31-60 before the as-of day)",
                 default=0, group=Group.DECAY),
-        *(replace(_count(f"{stem}_count_30d", f"n_{stem}", W30, f"{name} events", group),
+        *(replace(_count(type_count_30d(stem), f"n_{stem}", W30, f"{name} events", group),
                   type_count=(f"n_{stem}", W30.name)) for stem, name, group in per_type),
     ]
     if lock_in:
         what = " and ".join(t.name for t in vocabulary.of_role(Role.LOCK_IN))
-        windowed.append(_count(f"{roles.lock_in}_count_90d", _sum(lock_in), W90,
+        windowed.append(_count(roles.lock_in_count_90d, _sum(lock_in), W90,
                                f"{what} events (a retention signal)", role_group))
     windowed.append(Feature(
-        "active_days_30d", "int64",
+        ACTIVE_DAYS_30D, "int64",
         f"coalesce(sum(CASE WHEN n_events > 0 THEN 1 ELSE 0 END) OVER {W30.name}, 0)",
         "Distinct UTC days with at least one event in the last 30 days", default=0,
         group=Group.ACTIVITY))
@@ -323,18 +382,18 @@ def _build(vocabulary: EventVocabulary) -> FeatureSpec:
                      _internal(_count("basic_count_90d", basic_sum, W90,
                                       f"{basic_names} events"))]
     windowed += adoption_base
-    windowed.append(Feature("last_event_at", "timestamp", f"max(last_event_at) OVER {HISTORY.name}",
+    windowed.append(Feature(LAST_EVENT_AT, "timestamp", f"max({LAST_EVENT_AT}) OVER {HISTORY.name}",
                             "Time (to the second) of the latest event before the as-of day "
                             "(input to recency)", served=False))
     if core:
         what = " or ".join(t.name for t in core)
         windowed.append(Feature(
-            f"last_{roles.core}_at", "timestamp",
-            f"max(last_{roles.core}_at) OVER {HISTORY.name}",
+            roles.last_core_at, "timestamp",
+            f"max({roles.last_core_at}) OVER {HISTORY.name}",
             f"Time (to the second) of the latest {what} before the as-of day", served=False))
     windowed += [
         # Derived from the columns above.
-        Feature("decay_ratio_7d_30d", "float64",
+        Feature(DECAY_RATIO_7D_30D, "float64",
                 "CASE WHEN event_count_30d > 0 "
                 "THEN CAST(event_count_7d AS DOUBLE) * 30 / (event_count_30d * 7) ELSE 0.0 END",
                 "Last 7 days' events vs the weekly rate of the last 30 (1 steady, <1 decaying); "
@@ -372,22 +431,22 @@ def _build(vocabulary: EventVocabulary) -> FeatureSpec:
             f"events in 7 days or none beyond {basic_names} in 90", derived=True,
             group=Group.DECAY))
     windowed += adoption_derived
-    request_time = [Feature("days_since_last_event", "float64", "",
+    request_time = [Feature(DAYS_SINCE_LAST_EVENT, "float64", "",
                             "Days from the latest event to t", group=Group.RECENCY)]
     if core:
         what = " or ".join(t.name for t in core)
         request_time.append(Feature(
-            f"days_since_last_{roles.core}", "float64", "",
+            roles.days_since_core, "float64", "",
             f"Days from the latest {what} to t (its absence is an early churn signal)",
             group=role_group))
     adoption = ("breadth" if vocabulary.adoption == Adoption.BREADTH else "adoption")
     request_time += [
-        Feature("tenure_days", "float64", "", "Days from signup to t; null for an unknown "
+        Feature(TENURE_DAYS, "float64", "", "Days from signup to t; null for an unknown "
                 "customer", grows_with_time=True, group=Group.TENURE),
-        Feature("is_first_90_days", "bool", "",
+        Feature(IS_FIRST_90_DAYS, "bool", "",
                 f"Tenure is within the first {EARLY_LIFE_DAYS} days", default=False,
                 group=Group.TENURE),
-        Feature("low_adoption_early_life", "bool", "",
+        Feature(LOW_ADOPTION_EARLY_LIFE, "bool", "",
                 f"First {EARLY_LIFE_DAYS} days, {adoption} below {LOW_ADOPTION_THRESHOLD} and "
                 "declining frequency (decay_ratio_7d_30d < 1)", default=False,
                 group=Group.ADOPTION),
@@ -422,8 +481,8 @@ def feature_spec(vocabulary: EventVocabulary | None = None) -> FeatureSpec:
 
 #: The customer table's columns served as features (churned_at never is: it is the label).
 PROFILE: tuple[Feature, ...] = (
-    Feature("signup_at", "timestamp", "", "When the customer signed up", served=False),
-    Feature("plan", "string", "", "Subscription plan at signup", served=False),
+    Feature(SIGNUP_AT, "timestamp", "", "When the customer signed up", served=False),
+    Feature(PLAN, "string", "", "Subscription plan at signup", served=False),
 )
 
 _DEFAULT = feature_spec()

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from usage_features.adapters.event_log import EventLog
-from usage_features.adapters.feast_online import create_online_tables, missing_online_tables
+from usage_features.adapters.feast.online import create_online_tables, missing_online_tables
 from usage_features.config import RepoPaths
 from usage_features.features.state import load_state, save_state
 from usage_features.features.store import DEFAULT_CONFIG, open_store

@@ -2,7 +2,7 @@
 its own; rows that cannot be read are kept, marked ``invalid`` with their reason.
 
 Adds to each row ``status`` (``active``, ``churned``, ``unknown``, ``invalid``; see
-:mod:`usage_features.serving.status`), ``churn_probability`` (null unless active),
+:mod:`usage_features.domain.status`), ``churn_probability`` (null unless active),
 ``beyond_data`` (the row's time is after the latest ingested event: its features assume no
 activity since) and ``error``.
 """
@@ -15,11 +15,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from usage_features.adapters.customers_table import ChurnDates
+from usage_features.adapters.event_log import EventLog
+from usage_features.domain.status import ACTIVE, INVALID
+from usage_features.features.request_time import statuses
 from usage_features.features.retrieval import TIMESTAMP, historical_features
+from usage_features.features.spec import DAYS_SINCE_LAST_EVENT, TENURE_DAYS
 from usage_features.service_layer.bootstrap import Context
 from usage_features.serving.entities import read_entities
-from usage_features.serving.freshness import Freshness, freshness, latest_event_at
-from usage_features.serving.status import ACTIVE, INVALID, ChurnDates, statuses
+from usage_features.serving.freshness import Freshness, freshness
 
 
 class NoValidRows(ValueError):
@@ -73,12 +77,12 @@ def predict(context: Context, entities: pd.DataFrame) -> pd.DataFrame:
     frame = historical_features(context.store, entities)
     moments = (times.dt.tz_convert("UTC") - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
     ids = entities["customer_id"].astype(str).tolist()
-    status = statuses(frame.days_since_last_event.to_numpy(dtype=float),
-                      frame.tenure_days.to_numpy(dtype=float),
+    status = statuses(frame[DAYS_SINCE_LAST_EVENT].to_numpy(dtype=float),
+                      frame[TENURE_DAYS].to_numpy(dtype=float),
                       ChurnDates(paths.customers).seconds(ids), moments.to_numpy(dtype=float))
     # NaN (null in Parquet, empty in CSV) for a customer not scored
     probability = np.where(status == ACTIVE, model.predict_proba(frame).to_numpy(), np.nan)
-    latest = latest_event_at(paths)
+    latest = EventLog(paths).latest_event_at()
     out = entities.copy()
     out["status"] = status.astype(str)
     out["churn_probability"] = probability

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from usage_features.adapters.customers_table import active_customers
 from usage_features.domain.scores import HISTORICAL, ONLINE, Score, Scorer
 from usage_features.serving.freshness import Freshness
-from usage_features.serving.status import active_customers
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from usage_features.adapters.duckdb_connection import connect, parquet_list
 from usage_features.adapters.event_log import EventLog
 from usage_features.config import RepoPaths
 from usage_features.features.retrieval import historical_features, served_feature_names
-from usage_features.features.spec import feature_spec
+from usage_features.features.spec import SIGNUP_AT, feature_spec
 from usage_features.features.store import open_store
 from usage_features.ingestion.customers import read_customers
 from usage_features.ingestion.settings import load_settings, load_vocabulary
@@ -44,7 +44,7 @@ def training_frame(config: TrainConfig, progress: Callable[[str], None] = lambda
     cutoff = data_end(RepoPaths(config.repo))
     if config.train_end is not None:
         cutoff = min(cutoff, config.train_end)
-    grid_start = customers.signup_at.min().floor("D")
+    grid_start = customers[SIGNUP_AT].min().floor("D")
     progress("labelling observation rows")
     rows = observation_rows(customers, grid_start, cutoff, config.horizon_days,
                             config.interval_days)

@@ -22,7 +22,6 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from usage_features.adapters.duckdb_connection import connect, parquet_list
 from usage_features.adapters.event_log import EventLog
 from usage_features.config import RepoPaths
 from usage_features.features.state import load_state
@@ -49,17 +48,8 @@ def day_start(moment: datetime) -> datetime:
 
 
 def latest_event_at(paths: RepoPaths) -> datetime | None:
-    """The latest event timestamp in the event log (reads only its newest day partition)."""
-    files = EventLog(paths).files()
-    if not files:
-        return None
-    newest = max(f.parent.name for f in files)
-    partition = [f for f in files if f.parent.name == newest]
-    with connect() as con:
-        (latest,) = con.execute(
-            f"SELECT max(timestamp) FROM read_parquet({parquet_list(partition)}, "
-            "hive_partitioning = false)").fetchall()[0]
-    return latest.astimezone(UTC) if latest is not None else None
+    """The latest event timestamp in the event log (:meth:`EventLog.latest_event_at`)."""
+    return EventLog(paths).latest_event_at()
 
 
 def days_past_data(end: datetime, latest_event: datetime | None) -> int:

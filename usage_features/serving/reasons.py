@@ -21,13 +21,27 @@ import string
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import cached_property
 
 import numpy as np
 
 from usage_features.domain.value_objects import EARLY_LIFE_DAYS, LOW_ADOPTION_THRESHOLD
 from usage_features.domain.vocabulary import Adoption, Role
-from usage_features.features.spec import FeatureSpec, Group, feature_spec
+from usage_features.features.spec import (
+    ACTIVE_DAYS_30D,
+    ADOPTION_SCORE_CHANGE_30D,
+    ADOPTION_SCORE_LATEST,
+    DAYS_SINCE_LAST_EVENT,
+    EVENT_COUNT_7D,
+    EVENT_COUNT_30D,
+    EVENT_COUNT_90D,
+    EVENT_COUNT_PREV30D,
+    LOW_ADOPTION_EARLY_LIFE,
+    TENURE_DAYS,
+    FeatureSpec,
+    Group,
+    feature_spec,
+    type_count_30d,
+)
 
 #: At most this many reasons per customer.
 LIMIT = 3
@@ -35,67 +49,90 @@ LIMIT = 3
 MIN_RAISE = 0.001
 
 
-@dataclass(frozen=True)
 class Template:
-    """A reason's wording: ``str.format`` fields name served features (the customer's values).
+    """A reason's wording: each ``str.format`` field of ``text`` is a keyword of ``features``,
+    which names (with the spec's names) the served feature whose value for the customer fills
+    it.
 
-    It applies when every field it names has a known value for the customer and, with
+    It applies when every feature it names has a known value for the customer and, with
     ``when``, that (boolean) feature is true.
     """
 
-    text: str
-    when: str | None = None
+    def __init__(self, text: str, when: str | None = None, **features: str) -> None:
+        placeholders = {name for _, name, _, _ in string.Formatter().parse(text) if name}
+        if placeholders != set(features):
+            raise ValueError(f"template {text!r} has fields {sorted(placeholders)} but names "
+                             f"features for {sorted(features)}")
+        self.text, self.when, self.features = text, when, dict(features)
 
-    @cached_property
+    @property
     def fields(self) -> tuple[str, ...]:
-        return tuple(name for _, name, _, _ in string.Formatter().parse(self.text) if name)
+        """The served features it shows."""
+        return tuple(self.features.values())
+
+    def format(self, values: Mapping[str, float]) -> str:
+        return self.text.format(**{field: values[name] for field, name in self.features.items()})
+
+    def __repr__(self) -> str:
+        return f"Template({self.text!r}, when={self.when!r}, features={self.features!r})"
+
+
+def _integration_monitoring(spec: FeatureSpec) -> tuple[Template, ...]:
+    """The seed vocabulary's core (``monitoring_run``) and lock-in (``integration_connect``)
+    wording."""
+    (core,) = spec.vocabulary.of_role(Role.CORE)
+    connects = spec.roles.lock_in_count_90d
+    return (
+        Template("monitoring runs in the last 30 days: {runs:.0f} (the latest {days:.0f} days "
+                 "ago); integrations connected in 90 days: {connects:.0f}",
+                 runs=type_count_30d(core.stem), days=spec.roles.days_since_core,
+                 connects=connects),
+        Template("never ran a monitoring_run; integrations connected in 90 days: "
+                 "{connects:.0f}", connects=connects),
+    )
 
 
 #: Each group's wordings, the first that applies is used (the last always applies); the
 #: adoption and role groups' depend on the vocabulary (:func:`templates`).
 TEMPLATES: dict[Group, tuple[Template, ...]] = {
     Group.ACTIVITY: (
-        Template("active on {active_days_30d:.0f} of the last 30 days, "
-                 "{event_count_90d:.0f} events in 90 days"),
+        Template("active on {days:.0f} of the last 30 days, {events:.0f} events in 90 days",
+                 days=ACTIVE_DAYS_30D, events=EVENT_COUNT_90D),
     ),
     Group.RECENCY: (
-        Template("last active {days_since_last_event:.0f} days ago"),
+        Template("last active {days:.0f} days ago", days=DAYS_SINCE_LAST_EVENT),
         Template("no activity recorded"),
     ),
     Group.DECAY: (
-        Template("{event_count_30d:.0f} events in the last 30 days against "
-                 "{event_count_prev30d:.0f} in the 30 before ({event_count_7d:.0f} in the last 7)"),
+        Template("{last_30:.0f} events in the last 30 days against {previous_30:.0f} in the 30 "
+                 "before ({last_7:.0f} in the last 7)", last_30=EVENT_COUNT_30D,
+                 previous_30=EVENT_COUNT_PREV30D, last_7=EVENT_COUNT_7D),
     ),
     Group.ADOPTION: (
-        Template(f"adoption score {{adoption_score_latest:.2f}}, below {LOW_ADOPTION_THRESHOLD}, "
-                 f"with usage slowing in the first {EARLY_LIFE_DAYS} days "
-                 "({tenure_days:.0f} since signup)", when="low_adoption_early_life"),
-        Template("adoption score {adoption_score_latest:.2f}, "
-                 "{adoption_score_change_30d:+.2f} over 30 days"),
-        Template("adoption score {adoption_score_latest:.2f}"),
+        Template(f"adoption score {{score:.2f}}, below {LOW_ADOPTION_THRESHOLD}, with usage "
+                 f"slowing in the first {EARLY_LIFE_DAYS} days ({{tenure:.0f}} since signup)",
+                 when=LOW_ADOPTION_EARLY_LIFE, score=ADOPTION_SCORE_LATEST, tenure=TENURE_DAYS),
+        Template("adoption score {score:.2f}, {change:+.2f} over 30 days",
+                 score=ADOPTION_SCORE_LATEST, change=ADOPTION_SCORE_CHANGE_30D),
+        Template("adoption score {score:.2f}", score=ADOPTION_SCORE_LATEST),
         Template("no adoption score yet"),
     ),
-    Group.INTEGRATION_MONITORING: (
-        Template("monitoring runs in the last 30 days: {monitoring_run_count_30d:.0f} (the latest "
-                 "{days_since_last_monitoring_run:.0f} days ago); integrations connected in 90 "
-                 "days: {integration_connect_count_90d:.0f}"),
-        Template("never ran a monitoring_run; integrations connected in 90 days: "
-                 "{integration_connect_count_90d:.0f}"),
-    ),
+    Group.INTEGRATION_MONITORING: _integration_monitoring(feature_spec()),
     Group.TENURE: (
-        Template("{tenure_days:.0f} days since signup"),
+        Template("{tenure:.0f} days since signup", tenure=TENURE_DAYS),
         Template("signup date unknown"),
     ),
 }
 
 #: Breadth's wording (a vocabulary without an adoption score).
 _BREADTH = (
-    Template(f"used {{adoption_score_latest:.0%}} of the product's event types in 30 days, "
-             f"below {LOW_ADOPTION_THRESHOLD:.0%}, with usage slowing in the first "
-             f"{EARLY_LIFE_DAYS} days ({{tenure_days:.0f}} since signup)",
-             when="low_adoption_early_life"),
-    Template("used {adoption_score_latest:.0%} of the product's event types in 30 days, "
-             "a change of {adoption_score_change_30d:+.0%} of them over 30 days"),
+    Template(f"used {{breadth:.0%}} of the product's event types in 30 days, below "
+             f"{LOW_ADOPTION_THRESHOLD:.0%}, with usage slowing in the first {EARLY_LIFE_DAYS} "
+             "days ({tenure:.0f} since signup)",
+             when=LOW_ADOPTION_EARLY_LIFE, breadth=ADOPTION_SCORE_LATEST, tenure=TENURE_DAYS),
+    Template("used {breadth:.0%} of the product's event types in 30 days, a change of "
+             "{change:+.0%} of them over 30 days",
+             breadth=ADOPTION_SCORE_LATEST, change=ADOPTION_SCORE_CHANGE_30D),
 )
 
 
@@ -104,13 +141,20 @@ def _core_lock_in(spec: FeatureSpec) -> tuple[Template, ...]:
     vocabulary = spec.vocabulary
     core = " or ".join(t.name for t in vocabulary.of_role(Role.CORE))
     lock_in = " or ".join(t.name for t in vocabulary.of_role(Role.LOCK_IN))
-    tail = (f"; {lock_in} events in 90 days: {{{spec.roles.lock_in}_count_90d:.0f}}"
-            if lock_in else "")
+    tail, counts = "", {}
+    if lock_in:
+        tail = f"; {_braces(lock_in)} events in 90 days: {{lock_in:.0f}}"
+        counts = {"lock_in": spec.roles.lock_in_count_90d}
     if not core:
-        return (Template(tail[2:]),)
-    return (Template(f"the latest {core} {{days_since_last_{spec.roles.core}:.0f}} days ago"
-                     + tail),
-            Template(f"never did {core}" + tail))
+        return (Template(tail[2:], **counts),)
+    return (Template(f"the latest {_braces(core)} {{days:.0f}} days ago" + tail,
+                     days=spec.roles.days_since_core, **counts),
+            Template(f"never did {_braces(core)}" + tail, **counts))
+
+
+def _braces(text: str) -> str:
+    """``text`` (a declared event type's name) as literal text of a template."""
+    return text.replace("{", "{{").replace("}", "}}")
 
 
 def templates(spec: FeatureSpec) -> dict[Group, tuple[Template, ...]]:
@@ -130,7 +174,7 @@ def render(group: Group, values: Mapping[str, float],
         if template.when is not None and not _true(values.get(template.when)):
             continue
         if all(_known(values.get(name)) for name in template.fields):
-            return template.text.format(**values)
+            return template.format(values)
     return f"{group.value} features"  # unreachable while each group's last template applies
 
 

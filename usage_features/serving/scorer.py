@@ -25,7 +25,7 @@ from usage_features.features.retrieval import (
     online_refs,
     read_online,
 )
-from usage_features.features.spec import feature_spec
+from usage_features.features.spec import DAYS_SINCE_LAST_EVENT, TENURE_DAYS, feature_spec
 from usage_features.features.store import DEFAULT_CONFIG, check_online_tables, open_store
 from usage_features.serving.freshness import Freshness, freshness, online_day_problem
 from usage_features.serving.reasons import GroupReasons
@@ -133,8 +133,8 @@ class ChurnScorer(Scorer):
         moment = as_of or datetime.now(UTC)
         online = read_online(self.store, list(customer_ids), as_of, self._refs)
         return self._scores(online.customer_ids, online.matrix(self.model.metadata.features),
-                            online.values["days_since_last_event"],
-                            online.values["tenure_days"], moment,
+                            online.values[DAYS_SINCE_LAST_EVENT],
+                            online.values[TENURE_DAYS], moment,
                             self.online_freshness(moment))
 
     def score_historical(self, customer_ids: Sequence[str], as_of: datetime) -> list[Score]:
@@ -149,8 +149,8 @@ class ChurnScorer(Scorer):
         matrix = frame[self.model.metadata.features].to_numpy(dtype=float, na_value=np.nan)
         record = self.freshness(as_of, online=False)
         return self._scores(list(customer_ids), matrix,
-                            frame.days_since_last_event.to_numpy(dtype=float),
-                            frame.tenure_days.to_numpy(dtype=float), as_of, record)
+                            frame[DAYS_SINCE_LAST_EVENT].to_numpy(dtype=float),
+                            frame[TENURE_DAYS].to_numpy(dtype=float), as_of, record)
 
     def online_problem(self, as_of: datetime) -> str | None:
         """Why the online store cannot answer for ``as_of`` exactly (None: it can)."""

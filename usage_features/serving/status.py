@@ -1,84 +1,16 @@
 """Whether a customer at time t can be scored: active, churned or unknown.
 
-One rule for the online scorer and for ``predict``, from the served features and the repo's
-customers table:
-
-- ``churned``: the customers table has a ``churned_at`` at or before t. A churned customer is
-  not scored as a live one: no probability.
-- ``unknown``: no event before t's UTC day and no signup at or before t (the served
-  ``days_since_last_event`` and ``tenure_days`` are both missing): nothing is known of the
-  customer at t, so no probability is given.
-- ``active``: anything else; scored.
-
-``predict`` adds ``invalid`` for an entity row it cannot read (see its ``error`` column).
+The rule is the domain's (:mod:`usage_features.domain.status`), run over arrays by
+:func:`usage_features.features.request_time.statuses`; the customers table is read by
+:mod:`usage_features.adapters.customers_table`. This module gathers them under the name the
+serving code has always used.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
-from pathlib import Path
+from usage_features.adapters.customers_table import ChurnDates, active_customers
+from usage_features.domain.status import ACTIVE, CHURNED, INVALID, STATUSES, UNKNOWN
+from usage_features.features.request_time import statuses
 
-import numpy as np
-
-ACTIVE = "active"
-CHURNED = "churned"
-UNKNOWN = "unknown"
-INVALID = "invalid"
-STATUSES = (ACTIVE, CHURNED, UNKNOWN, INVALID)
-
-
-def statuses(days_since_last_event: np.ndarray, tenure_days: np.ndarray,
-             churned_at: np.ndarray, as_of: np.ndarray) -> np.ndarray:
-    """The status of each row (times in epoch seconds, NaN for "none"), as an object array."""
-    out = np.full(len(as_of), ACTIVE, dtype=object)
-    out[np.isnan(days_since_last_event) & np.isnan(tenure_days)] = UNKNOWN
-    out[churned_at <= as_of] = CHURNED  # NaN (never churned) compares False
-    return out
-
-
-class ChurnDates:
-    """``churned_at`` of the repo's customers table, by customer; reread when it is replaced."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self._stamp: int | None = None
-        self._dates: dict[str, float] = {}
-
-    def seconds(self, customer_ids) -> np.ndarray:
-        """Epoch seconds of each customer's ``churned_at`` (NaN: not churned, or not listed)."""
-        dates = self._current()
-        return np.array([dates.get(c, np.nan) for c in customer_ids], dtype=float)
-
-    def _current(self) -> dict[str, float]:
-        try:
-            stamp = self.path.stat().st_mtime_ns
-        except FileNotFoundError:
-            self._stamp, self._dates = None, {}
-            return self._dates
-        if stamp != self._stamp:
-            import pyarrow.compute as pc
-            import pyarrow.parquet as pq
-
-            table = pq.read_table(self.path, columns=["customer_id", "churned_at"])
-            table = table.filter(pc.is_valid(table.column("churned_at")))
-            ids = table.column("customer_id").to_pylist()
-            times = table.column("churned_at").to_pylist()
-            self._dates = {c: t.timestamp() for c, t in zip(ids, times)}
-            self._stamp = stamp
-        return self._dates
-
-
-def active_customers(customers: Path, now: datetime) -> list[str]:
-    """Customers signed up at or before ``now`` and not churned by then, in id order."""
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
-
-    if not Path(customers).exists():
-        raise FileNotFoundError(
-            f"no customers table in {customers}: run `usage-features load-customers "
-            "FILE` (or pass --customers FILE) so refresh knows who is an active customer")
-    table = pq.read_table(customers, columns=["customer_id", "signup_at", "churned_at"])
-    live = pc.and_(pc.less_equal(table["signup_at"], now),
-                   pc.or_kleene(pc.is_null(table["churned_at"]),
-                                pc.greater(table["churned_at"], now)))
-    return sorted(table.filter(live)["customer_id"].to_pylist())
+__all__ = ["ACTIVE", "CHURNED", "INVALID", "STATUSES", "UNKNOWN", "ChurnDates",
+           "active_customers", "statuses"]

@@ -17,12 +17,13 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
+from usage_features.features.spec import EVENT_COUNT_30D
 from usage_features.training import evaluate
 from usage_features.training.estimators import churn_classifier, logistic_baseline
 
 BOOSTED = "gradient boosting"
 LOGISTIC = "logistic regression"
-COUNT_FEATURE = "event_count_30d"
+COUNT_FEATURE = EVENT_COUNT_30D
 COUNT = f"baseline: {COUNT_FEATURE}"
 
 #: What selection ranks by, in order (higher is better for both).

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from usage_features.config import RepoPaths
-from usage_features.features.spec import FeatureSpec
+from usage_features.features.spec import SIGNUP_AT, TENURE_DAYS, FeatureSpec
 from usage_features.training import evaluate
 from usage_features.training.labels import LabelError, time_split
 from usage_features.training.model import TrainedModel
@@ -87,9 +87,9 @@ def check_features(rows: pd.DataFrame, features: list[str]) -> None:
             + ", ".join(f"{f} (always {v})" for f, v in constant.items())
             + "; the model cannot learn from them until the data varies"), stacklevel=2)
     if null:
-        hint = (" (tenure_days comes from the customers table's signup_at: load it with "
+        hint = (f" ({TENURE_DAYS} comes from the customers table's {SIGNUP_AT}: load it with "
                 "`usage-features load-customers FILE` then `usage-features build`, or pass "
-                "`train --customers FILE`)" if "tenure_days" in null else "")
+                "`train --customers FILE`)" if TENURE_DAYS in null else "")
         raise FeatureDataError(
             f"cannot train on {len(rows):,} training rows: served feature(s) entirely null: "
             f"{', '.join(null)}{hint}. Check the input data")

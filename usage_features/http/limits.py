@@ -10,7 +10,7 @@ response copy on the fast path) in front of the whole FastAPI app. Per request, 
 3. the body is read, counting bytes as they arrive (a chunked body has no length to check
    first), a 413 as soon as it passes the limit, a 408 when it has not all arrived within
    ``body_timeout`` seconds of the first read (a slow sender holds a connection that long at
-   most; checked by a sweep every 0.1 s, :class:`~usage_features.serving.deadlines.Deadlines`,
+   most; checked by a sweep every 0.1 s, :class:`~usage_features.http.deadlines.Deadlines`,
    not a timer per request, which would cost the hot path about 10 microseconds);
 4. the handler gets the body in one piece.
 
@@ -27,7 +27,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from usage_features.serving.deadlines import Deadlines
+from usage_features.http.deadlines import Deadlines
 
 TOKEN_VARIABLE = "USAGE_FEATURES_API_TOKEN"
 MAX_BODY_VARIABLE = "USAGE_FEATURES_MAX_BODY_BYTES"

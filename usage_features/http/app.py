@@ -6,7 +6,7 @@ so), by the same use case as ``usage-features score`` (:mod:`usage_features.serv
 Bearer-token auth is on when ``USAGE_FEATURES_API_TOKEN`` is set (``/health`` stays open for
 load balancers; an empty token is refused at start). Batches are bounded by ``MAX_BATCH``.
 OpenAPI docs at ``/docs``. The token check, body size and time limits run before any handler,
-in :class:`~usage_features.serving.limits.RequestGuard`; validation errors name the reason and
+in :class:`~usage_features.http.limits.RequestGuard`; validation errors name the reason and
 the location, never the input.
 
 Concurrent requests are micro-batched: scoring one customer costs about as much fixed overhead
@@ -32,9 +32,7 @@ with extra_imports("serve", "the HTTP service"):
 
 from usage_features.domain.scores import Score
 from usage_features.features.store import OnlineStoreNotMaterialized
-from usage_features.service_layer.bootstrap import Context
-from usage_features.service_layer.score import score as score_at
-from usage_features.serving.limits import (
+from usage_features.http.limits import (
     TOKEN_VARIABLE,
     Limits,
     RequestGuard,
@@ -42,6 +40,8 @@ from usage_features.serving.limits import (
     limits_from_env,
     token_matches,
 )
+from usage_features.service_layer.bootstrap import Context
+from usage_features.service_layer.score import score as score_at
 from usage_features.serving.scorer import ChurnScorer
 
 MAX_BATCH = 1000
@@ -196,7 +196,7 @@ def run(app: FastAPI, limits: Limits, host: str = "127.0.0.1", port: int = 8000)
     with extra_imports("serve", "the HTTP service"):
         import uvicorn
 
-    from usage_features.serving.connections import header_deadline_protocol
+    from usage_features.http.connections import header_deadline_protocol
 
     # The model, registry and store objects live as long as the process: moved out of the
     # garbage collector's sight, full collections no longer pause requests (measured: p99

@@ -4,7 +4,7 @@ uvicorn closes an idle keep-alive connection ``timeout_keep_alive`` seconds afte
 but only then: a connection that never sends a request, or sends its headers a byte at a time,
 stays open for good. :func:`header_deadline_protocol` closes a connection whose request line and
 headers have not all arrived ``header_timeout`` seconds after it opened or after its previous
-response. (The body has its own deadline, in :class:`~usage_features.serving.limits.RequestGuard`.)
+response. (The body has its own deadline, in :class:`~usage_features.http.limits.RequestGuard`.)
 
 This is the one file that relies on uvicorn's protocol internals: the ``httptools`` protocol's
 callbacks ``connection_made``, ``on_headers_complete``, ``on_response_complete`` and
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 
-from usage_features.serving.deadlines import Deadlines
+from usage_features.http.deadlines import Deadlines
 
 
 def header_deadline_protocol(header_timeout: float) -> type[asyncio.Protocol]:
