@@ -52,7 +52,8 @@ class Context:
 
     @cached_property
     def scorer(self) -> ChurnScorer:
-        return ChurnScorer(self.store, self.model, repo=self.paths.repo, config=self.config,
+        model = self.model  # first: a refused model is the error, before any store is opened
+        return ChurnScorer(self.store, model, repo=self.paths.repo, config=self.config,
                            max_lag=self.max_lag)
 
     @property
