@@ -40,3 +40,9 @@ def test_no_module_defines_a_function_or_class_twice(path):
 def test_a_second_definition_is_found():
     assert top_level_definitions("def main(): pass\nclass A: pass\ndef main(): pass\n") == [
         "main", "A", "main"]
+
+
+def test_an_error_message_is_printed_as_plain_text(capsys):
+    error = cli.fail("no file at /data/[2026]/events.csv: install usage-features[serve]")
+    assert error.exit_code == 2
+    assert "/data/[2026]/events.csv: install usage-features[serve]" in capsys.readouterr().err

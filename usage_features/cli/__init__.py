@@ -83,7 +83,9 @@ def utc(moment: datetime) -> datetime:
 
 
 def fail(message: str) -> typer.Exit:
-    console.print(f"[red]error:[/red] {message}")
+    """Print ``message`` as the command's error (plain text: a path or an extra's name in
+    brackets is not markup) and return the exit (status 2) to raise."""
+    console.print(f"[red]error:[/red] {escape(message)}")
     return typer.Exit(code=2)
 
 
@@ -92,7 +94,7 @@ def require_extra(extra: str, command: str) -> None:
     try:
         require(extra, command)
     except MissingExtraError as exc:
-        raise fail(escape(str(exc))) from None  # "[serve]" is not markup
+        raise fail(str(exc)) from None
 
 
 # Register the commands (each module adds its own to ``app``).

@@ -54,7 +54,7 @@ def vocabulary(
         proposal = propose(counts, len(paths), unnamed)
         merged = merge_types(read_settings_file(path), proposal, path)
     except (InputError, SettingsError) as exc:
-        raise fail(escape(str(exc))) from None
+        raise fail(str(exc)) from None
     for left in proposal.left_out:
         console.print(f"[yellow]warning:[/yellow] {escape(repr(left.name))} ({left.count:,} "
                       f"events) left out: {escape(left.reason)}")
@@ -77,7 +77,7 @@ def vocabulary(
         try:
             write_settings_file(path, merged.settings)
         except (OSError, VocabularyError) as exc:
-            raise fail(escape(f"{path} not written: {exc}")) from None
+            raise fail(f"{path} not written: {exc}") from None
         console.print(f"wrote {len(proposal.names)} event type(s) to {escape(str(path))}"
                       + ("; its other settings were kept, its comments and layout were not"
                          if existed else ""))
