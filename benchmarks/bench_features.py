@@ -261,16 +261,16 @@ def phase_online(work: Path, singles: int = 2000, batches: int = 30) -> None:
 
     from usage_features.config import RepoPaths
     from usage_features.features.retrieval import online_refs, read_online
+    from usage_features.service_layer.bootstrap import bootstrap
     from usage_features.service_layer.materialize import materialize
     from usage_features.service_layer.train import data_end
-    from usage_features.serving.scorer import ChurnScorer
 
     repo = work / "feature_repo"
     end = pd.Timestamp(data_end(RepoPaths(repo))).ceil("D").to_pydatetime()
     started = time.perf_counter()
     materialize(repo, end=end)
     materialize_seconds = time.perf_counter() - started
-    scorer = ChurnScorer.from_repo(repo)
+    scorer = bootstrap(repo).scorer
     ids = pd.read_parquet(work / "raw" / "customers.parquet").customer_id.tolist()
     for i in range(50):
         scorer.score([ids[i % len(ids)]], end)

@@ -131,14 +131,14 @@ def phase_train(work: Path, variant: str) -> None:
 def phase_score(work: Path, variant: str) -> None:
     import pandas as pd
 
+    from usage_features.service_layer.bootstrap import bootstrap
     from usage_features.service_layer.materialize import materialize
-    from usage_features.serving.scorer import ChurnScorer
 
     repo = _repo(work, variant)
     events = pd.read_parquet(work / "raw" / "events.parquet", columns=["timestamp"])
     end = events.timestamp.max().ceil("D").to_pydatetime()
     materialize(repo, end)
-    scorer = ChurnScorer.from_repo(repo)
+    scorer = bootstrap(repo).scorer
     customers = pd.read_parquet(repo / "data" / "customers.parquet", columns=["customer_id"])
     ids = customers.customer_id.tolist()
     scorer.score(ids[:10], as_of=end)  # warm up

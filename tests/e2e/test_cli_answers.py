@@ -20,8 +20,9 @@ from usage_features.cli import app
 from usage_features.config import RepoPaths
 from usage_features.features.retrieval import historical_features
 from usage_features.features.store import open_store
+from usage_features.service_layer.bootstrap import bootstrap
 from usage_features.service_layer.train import TrainConfig, training_frame
-from usage_features.serving.scorer import ChurnScorer, OnlineTimeError
+from usage_features.serving.scorer import OnlineTimeError
 
 runner = CliRunner()
 
@@ -99,7 +100,7 @@ class TestScoreAsOfAgreesWithPredict:
 
     def test_the_online_scorer_refuses_a_time_off_its_day(self, trained):
         _, repo, _, customers, now = trained
-        scorer = ChurnScorer.from_repo(repo)
+        scorer = bootstrap(repo).scorer
         with pytest.raises(OnlineTimeError, match="not on the online store's day"):
             scorer.score(customers.customer_id.head(2).tolist(), now - timedelta(days=3))
 

@@ -24,9 +24,9 @@ from tests.factories import churn_dataset
 from usage_features.cli import app
 from usage_features.config import RepoPaths
 from usage_features.features.store import OnlineStoreNotMaterialized
+from usage_features.service_layer.bootstrap import bootstrap
 from usage_features.service_layer.materialize import materialize
 from usage_features.service_layer.train import TrainConfig, train
-from usage_features.serving.scorer import ChurnScorer
 
 runner = CliRunner()
 FEAST = str(Path(sys.executable).parent / "feast")
@@ -48,7 +48,7 @@ def original(tmp_path_factory):
 
 
 def scores(repo: Path, ids: list[str], now: datetime) -> list[dict]:
-    return [s.to_dict() for s in ChurnScorer.from_repo(repo).score(ids, now)]
+    return [s.to_dict() for s in bootstrap(repo).scorer.score(ids, now)]
 
 
 def cp_a(source: Path, target: Path) -> Path:
@@ -133,7 +133,7 @@ class TestAMissingOnlineTable:
             self, dropped):
         repo, ids, now, _ = dropped
         materialize(repo, end=now)
-        scorer = ChurnScorer.from_repo(repo)
+        scorer = bootstrap(repo).scorer
         with sqlite3.connect(RepoPaths(repo).data / "online_store.db") as con:
             con.execute(f"DROP TABLE {ONLINE_TABLE}")
         with pytest.raises(OnlineStoreNotMaterialized, match="usage-features materialize"):
@@ -146,7 +146,7 @@ class TestAMissingOnlineTable:
 
         repo, ids, now, _ = dropped
         materialize(repo, end=now)
-        client = TestClient(create_app(ChurnScorer.from_repo(repo)))
+        client = TestClient(create_app(bootstrap(repo).scorer))
         assert client.post("/score", json={"customer_ids": ids[:1]}).status_code == 200
         with sqlite3.connect(RepoPaths(repo).data / "online_store.db") as con:
             con.execute(f"DROP TABLE {ONLINE_TABLE}")
@@ -165,4 +165,4 @@ class TestAMissingOnlineTable:
         events, customers = churn_dataset(seed=32, customers=5)
         populate(repo, events, customers)
         with pytest.raises(OnlineStoreNotMaterialized, match=r"never materialized.*materialize"):
-            ChurnScorer.from_repo(repo, model_path=RepoPaths(a).model)
+            bootstrap(repo, model_path=RepoPaths(a).model).scorer  # noqa: B018 (it raises)

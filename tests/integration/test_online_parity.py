@@ -90,7 +90,7 @@ class TestOnlineParity:
 
     def test_online_scores_equal_batch_predictions_at_now(self, trained):
         repo, customers, now = trained
-        scores = ChurnScorer.from_repo(repo).score(customers.customer_id.tolist(), as_of=now)
+        scores = bootstrap(repo).scorer.score(customers.customer_id.tolist(), as_of=now)
         batch = predict(bootstrap(repo), at_now(customers, now))
         assert [s.status for s in scores] == batch.status.tolist()
         assert {"active", "churned"} <= set(batch.status)  # both kinds are compared
@@ -100,7 +100,7 @@ class TestOnlineParity:
 
     def test_scores_do_not_depend_on_how_many_customers_are_scored_together(self, trained):
         repo, customers, now = trained
-        scorer = ChurnScorer.from_repo(repo)
+        scorer = bootstrap(repo).scorer
         ids = customers.customer_id.tolist()
         many = ids * (COMPILED_MAX_ROWS // len(ids) + 1)  # past the compiled trees' batch size
         alone = [(s.churn_probability, s.reasons) for c in ids for s in scorer.score([c], now)]
@@ -109,7 +109,7 @@ class TestOnlineParity:
 
     def test_online_reasons_equal_the_historical_paths_at_now(self, trained):
         repo, customers, now = trained
-        scorer = ChurnScorer.from_repo(repo)
+        scorer = bootstrap(repo).scorer
         assert scorer.reasons.available  # train stored the reference values with the model
         ids = customers.customer_id.tolist()
         online = scorer.score(ids, now)
@@ -120,7 +120,7 @@ class TestOnlineParity:
     def test_a_model_saved_without_reference_values_scores_the_same_without_reasons(
             self, trained):
         repo, customers, now = trained
-        scorer = ChurnScorer.from_repo(repo)
+        scorer = bootstrap(repo).scorer
         model = scorer.model
         older = TrainedModel(model.pipeline, replace(model.metadata, reference_values=None))
         with pytest.warns(ReasonsUnavailableWarning, match="retrain"):
@@ -134,7 +134,7 @@ class TestOnlineParity:
     def test_an_unknown_customer_gets_a_clear_answer_beside_known_ones(self, trained):
         repo, customers, now = trained
         known = customers.customer_id[customers.churned_at.isna()].iloc[0]
-        first, unknown = ChurnScorer.from_repo(repo).score([known, "no-such-customer"], now)
+        first, unknown = bootstrap(repo).scorer.score([known, "no-such-customer"], now)
         assert first.error is None and 0 <= first.churn_probability <= 1
         assert first.risk_band in {"low", "medium", "high"}
         assert unknown.error == UNKNOWN and unknown.churn_probability is None

@@ -24,7 +24,6 @@ ACTIVE = "active"
 CHURNED = "churned"
 UNKNOWN = "unknown"
 INVALID = "invalid"
-STATUSES = (ACTIVE, CHURNED, UNKNOWN, INVALID)
 
 
 def is_unknown(days_since_last_event, tenure_days):

@@ -26,13 +26,12 @@ from usage_features.features.retrieval import (
     read_online,
 )
 from usage_features.features.spec import DAYS_SINCE_LAST_EVENT, TENURE_DAYS, feature_spec
-from usage_features.features.store import DEFAULT_CONFIG, check_online_tables, open_store
+from usage_features.features.store import DEFAULT_CONFIG, check_online_tables
 from usage_features.serving.freshness import Freshness, freshness, online_day_problem
 from usage_features.serving.reasons import GroupReasons
 from usage_features.serving.status import ACTIVE, CHURNED, ChurnDates, statuses
 from usage_features.serving.status import UNKNOWN as UNKNOWN_STATUS
 from usage_features.training.model import ModelMismatchError, TrainedModel
-from usage_features.training.persistence import load_model
 
 UNKNOWN = ("unknown customer: no events before the scoring day and not in the customers table "
            "(or not signed up yet)")
@@ -80,13 +79,6 @@ class ChurnScorer(Scorer):
         self._state: Freshness | None = None
         self._build_state = RepoPaths(self.repo).build_state
         self._state_key: tuple | None = None
-
-    @classmethod
-    def from_repo(cls, repo: Path, model_path: Path | None = None,
-                  config: str = DEFAULT_CONFIG, max_lag: timedelta | None = None
-                  ) -> ChurnScorer:
-        model = load_model(model_path or RepoPaths(repo).model, repo=repo)
-        return cls(open_store(repo, config), model, repo=repo, config=config, max_lag=max_lag)
 
     def band(self, probability: float) -> str:
         return [name for name, low in self.bands.items() if probability >= low][-1]

@@ -9,8 +9,8 @@ serving code has always used.
 from __future__ import annotations
 
 from usage_features.adapters.customers_table import ChurnDates, active_customers
-from usage_features.domain.status import ACTIVE, CHURNED, INVALID, STATUSES, UNKNOWN
+from usage_features.domain.status import ACTIVE, CHURNED, INVALID, UNKNOWN
 from usage_features.features.request_time import statuses
 
-__all__ = ["ACTIVE", "CHURNED", "INVALID", "STATUSES", "UNKNOWN", "ChurnDates",
+__all__ = ["ACTIVE", "CHURNED", "INVALID", "UNKNOWN", "ChurnDates",
            "active_customers", "statuses"]
