@@ -14,8 +14,10 @@
 from __future__ import annotations
 
 import ast
+import io
 import re
 import sys
+import tokenize
 from pathlib import Path
 
 import pytest
@@ -406,3 +408,111 @@ print(sys.path[0], os.getcwd())
             "2: 'event_count_30d' in a string", "3: 'event_count_30d' in a string",
             "4: 'days_since_last_event' in a string", "7: 'tenure_days' in a string",
             "8: .tenure_days"]
+
+
+#: A comment that only instructs a tool explains nothing.
+_PRAGMA = re.compile(r"#\s*(noqa|type:|pragma|fmt:|pylint:|isort:)", re.IGNORECASE)
+
+
+def _import_runs(tree: ast.AST) -> list[list[ast.stmt]]:
+    """Each run of consecutive import statements in a function (its body or any block in it)."""
+    runs = []
+
+    def visit(node: ast.AST, in_function: bool) -> None:
+        in_function = in_function or isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+        for _, value in ast.iter_fields(node):
+            if in_function and isinstance(value, list):
+                run: list[ast.stmt] = []
+                for statement in value:
+                    if isinstance(statement, (ast.Import, ast.ImportFrom)):
+                        run.append(statement)
+                    elif run:
+                        runs.append(run)
+                        run = []
+                if run:
+                    runs.append(run)
+        for child in ast.iter_child_nodes(node):
+            visit(child, in_function)
+
+    visit(tree, False)
+    return runs
+
+
+def unexplained_imports(source: str) -> list[str]:
+    """Each import inside a function (``line: statement``) without a comment saying why: a
+    ``#`` comment on its own line directly above it, or directly above the first import of
+    the run of consecutive imports it belongs to, or a trailing comment on the statement."""
+    own_line, trailing = set(), set()
+    for token in tokenize.generate_tokens(io.StringIO(source).readline):
+        if (token.type == tokenize.COMMENT and token.string.strip("# ")
+                and not _PRAGMA.match(token.string)):
+            alone = not token.line[:token.start[1]].strip()
+            (own_line if alone else trailing).add(token.start[0])
+    lines = source.splitlines()
+    found = []
+    for run in _import_runs(ast.parse(source)):
+        explained_run = run[0].lineno - 1 in own_line
+        for node in run:
+            statement = set(range(node.lineno, node.end_lineno + 1))
+            if not (explained_run or node.lineno - 1 in own_line
+                    or statement & (trailing | own_line)):
+                found.append(f"{node.lineno}: {lines[node.lineno - 1].strip()}")
+    return found
+
+
+class TestImportsInsideFunctions:
+    """An import inside a function says why it is not at the top: the CLI's ``--help`` must not
+    load the heavy libraries, an optional extra, an import cycle, a slow import few callers
+    need. Anything else goes at the top of the module."""
+
+    @pytest.mark.parametrize("path", every_module(), ids=name_of)
+    def test_every_import_inside_a_function_has_a_comment_saying_why(self, path):
+        assert unexplained_imports(path.read_text()) == []
+
+    def test_an_uncommented_one_is_found(self):
+        source = ("import os\n"
+                  "def f():\n"
+                  "    import yaml\n"
+                  "    return yaml\n")
+        assert unexplained_imports(source) == ["3: import yaml"]
+
+    def test_a_commented_one_is_accepted_above_it_above_its_run_or_after_it(self):
+        source = ("def f(sink):\n"
+                  "    # deferred: the CLI's --help\n"
+                  "    from usage_features.service_layer import train\n"
+                  "\n"
+                  "    from usage_features.training import backtest\n"
+                  "    if sink:\n"
+                  "        # deferred: the postgres extra\n"
+                  "        import psycopg\n"
+                  "    import yaml  # deferred: a slow import\n"
+                  "    from feast import (  # deferred: Feast loads in ~3 s\n"
+                  "        FeatureStore,\n"
+                  "    )\n"
+                  "    async def g():\n"
+                  "        with open('x'):\n"
+                  "            # deferred: the report extra\n"
+                  "            import matplotlib\n"
+                  "    return train, backtest, psycopg, yaml, FeatureStore, g\n")
+        assert unexplained_imports(source) == []
+
+    def test_a_comment_elsewhere_or_a_tool_s_pragma_explains_nothing(self):
+        source = ("def f():\n"
+                  "    # deferred: the CLI's --help\n"
+                  "\n"
+                  "    import pandas\n"
+                  "    # deferred: the spark extra\n"
+                  "    import pyspark\n"
+                  "    print(pandas)\n"
+                  "    import duckdb\n"
+                  "    import numpy  # noqa: PLC0415\n"
+                  "    #\n"
+                  "    import sklearn\n"
+                  "class C:\n"
+                  "    import json\n"
+                  "    def m(self):\n"
+                  "        return [x for x in ()]\n"
+                  "        import csv\n")
+        assert unexplained_imports(source) == [
+            "4: import pandas", "8: import duckdb", "9: import numpy  # noqa: PLC0415",
+            "11: import sklearn", "16: import csv"]

@@ -6,6 +6,8 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy as np
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 
 class ChurnDates:
@@ -28,9 +30,6 @@ class ChurnDates:
             self._stamp, self._dates = None, {}
             return self._dates
         if stamp != self._stamp:
-            import pyarrow.compute as pc
-            import pyarrow.parquet as pq
-
             table = pq.read_table(self.path, columns=["customer_id", "churned_at"])
             table = table.filter(pc.is_valid(table.column("churned_at")))
             ids = table.column("customer_id").to_pylist()
@@ -42,9 +41,6 @@ class ChurnDates:
 
 def active_customers(customers: Path, now: datetime) -> list[str]:
     """Customers signed up at or before ``now`` and not churned by then, in id order."""
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
-
     if not Path(customers).exists():
         raise FileNotFoundError(
             f"no customers table in {customers}: run `usage-features load-customers "

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import duckdb
 
+from usage_features.adapters.files import atomic_path
 from usage_features.domain.quoting import sql_string
 
 #: The environment variable that sets DuckDB's working memory (``memory_limit``) for every
@@ -82,10 +83,6 @@ def run(con: duckdb.DuckDBPyConnection, statement: str, params=None) -> None:
 def copy_atomically(con: duckdb.DuckDBPyConnection, query: str, target,
                     compression: str = "zstd") -> None:
     """Write ``query`` to the Parquet file ``target`` via a temporary file and a rename."""
-    from pathlib import Path
-
-    from usage_features.adapters.files import atomic_path
-
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(target) as tmp:

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from usage_features.adapters.files import atomic_path
+from usage_features.adapters.spark_session import spark_session
 from usage_features.adapters.sql_engine import Engine
 
 
@@ -22,8 +23,6 @@ class SparkEngine(Engine):
     dialect = "spark"
 
     def __init__(self, session=None, conf: dict[str, str] | None = None) -> None:
-        from usage_features.adapters.spark_session import spark_session
-
         self.spark = session or spark_session(conf)
         # Spark 4.x fails to checkpoint a UNION whose constraints it propagates
         # ("key not found" in UnionBase.rewriteConstraints); the build needs no inferred filters.

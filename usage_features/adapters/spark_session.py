@@ -22,6 +22,8 @@ from pathlib import Path
 
 import yaml
 
+from usage_features.extras import extra_imports
+
 SPARK_CONFIG = "feature_store.spark.yaml"
 
 DEFAULTS = {
@@ -51,9 +53,8 @@ def repo_spark_conf(repo: Path) -> dict[str, str]:
 
 def spark_session(conf: dict[str, str] | None = None):
     """The running Spark session, or a new one with the defaults overlaid by ``conf``."""
-    from usage_features.extras import extra_imports
-
     with extra_imports("spark", "the Spark feature build"):
+        # deferred: the spark extra
         from pyspark.sql import SparkSession
 
     settings = {**DEFAULTS, **(conf or {})}

@@ -12,6 +12,7 @@ to the SQL the build compiles (:data:`usage_features.features.sql.DIALECTS`), no
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 from abc import ABC, abstractmethod
@@ -68,18 +69,18 @@ class Engine(ABC):
 def open_engine(name: str, conf: dict[str, str] | None = None, spill_to=None) -> Engine:
     """The engine called ``name`` (one of :data:`ENGINES`); DuckDB spills to ``spill_to``."""
     if name == "duckdb":
+        # deferred: import cycle (duckdb_engine -> sql_engine.Engine)
         from usage_features.adapters.duckdb_engine import DuckDBEngine
 
         return DuckDBEngine(spill_to=spill_to)
     if name == "spark":
-        import importlib.util
-
         if importlib.util.find_spec("pyspark") is None:
             raise EngineUnavailable("the spark engine needs PySpark: pip install "
                                     "'usage-features[spark]' (and a Java 17+ runtime)")
         if not (shutil.which("java") or os.environ.get("JAVA_HOME")):
             raise EngineUnavailable("the spark engine needs a Java 17+ runtime (java on PATH "
                                     "or JAVA_HOME), e.g. apt-get install openjdk-17-jre-headless")
+        # deferred: import cycle (spark_engine -> sql_engine.Engine)
         from usage_features.adapters.spark_engine import SparkEngine
 
         return SparkEngine(conf=conf)

@@ -62,7 +62,8 @@ def bootstrap_or_fail(repo: Path, config: str = "feature_store.yaml",
                       model_path: Path | None = None, max_lag_hours: float | None = None,
                       sink: str | None = None):
     """The use cases' context for the command's options (a bad option: exit status 2)."""
-    from usage_features.service_layer.bootstrap import bootstrap  # loads Feast: not for --help
+    # deferred: the service layer loads scikit-learn, pandas, DuckDB (~1 s); --help must not wait
+    from usage_features.service_layer.bootstrap import bootstrap
 
     try:
         return bootstrap(repo, config, model_path, max_lag_hours, sink)

@@ -49,6 +49,7 @@ def refresh(
     """
     if sink:
         require_extra("postgres", "refresh --sink")
+    # deferred: the service layer loads scikit-learn, pandas, DuckDB (~1 s); --help must not wait
     from usage_features.service_layer.refresh import RefreshBusyError
     from usage_features.service_layer.refresh import refresh as run_refresh
 
@@ -95,6 +96,7 @@ def monitor(
     """Can today's scores be trusted? Freshness, feature and score drift, skew, realized
     performance: a Markdown report with plots, and JSON. Exit status 1 when an alarm fires."""
     require_extra("report", "usage-features monitor")
+    # deferred: the service layer loads scikit-learn, pandas, DuckDB (~1 s); --help must not wait
     from usage_features.service_layer.monitor import monitor as run_monitor
 
     context = bootstrap_or_fail(repo, config, model, max_lag_hours)

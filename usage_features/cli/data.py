@@ -45,11 +45,13 @@ def simulate(
              "and the matching usage_features.yaml.")] = None,
 ) -> None:
     """Simulate SaaS usage events and customers with known churn dynamics."""
+    # deferred: the simulator loads pandas (~0.3 s); --help must not wait
     from usage_features.simulation import SimulationConfig, simulate_to_files
 
     config = SimulationConfig(customers=customers, days=days, seed=seed, start=start.date(),
                               dirty_fraction=dirty_fraction)
     if vocabulary is not None:
+        # deferred: the simulator loads pandas (~0.3 s); --help must not wait
         from usage_features.domain.vocabulary import VocabularyError
         from usage_features.simulation import simulate as simulate_events
         from usage_features.simulation.foreign import vocabulary_from_spec, write_foreign_simulation
@@ -86,6 +88,7 @@ MapOption = Annotated[list[str] | None, typer.Option(
 
 def _mapping(repo: Path, flags: list[str] | None, section: str, targets) -> dict[str, str]:
     """The stored mapping for ``section`` overridden by ``--map`` flags, checked."""
+    # deferred: the ingestion layer loads DuckDB and pyarrow (~0.3 s); --help must not wait
     from usage_features.ingestion.settings import (
         SettingsError,
         check_mapping,
@@ -123,6 +126,7 @@ def ingest(
     than --max-rejected-fraction of them (the valid rows are committed all the same); 2 when
     nothing could be ingested (an unreadable file, a missing column, a bad --map).
     """
+    # deferred: the ingestion layer loads DuckDB and pyarrow (~0.3 s); --help must not wait
     from usage_features.ingestion import REASONS
     from usage_features.ingestion.readers import InputError, count_rows_hint
     from usage_features.schema import EVENT_COLUMNS
@@ -185,6 +189,7 @@ def events(
     The counts follow the feature semantics: windows [D - N days, D), D the as-of time
     truncated to its UTC day, so they equal the served event_count_Nd at any time on D.
     """
+    # deferred: the ingestion layer loads DuckDB and pyarrow (~0.3 s); --help must not wait
     from usage_features.ingestion.ingest import event_repository
     from usage_features.serving.freshness import day_start
 
@@ -228,6 +233,7 @@ def load_customers_command(
     A file with any invalid row is refused (exit status 2), each row named with its reasons;
     the previous table is kept.
     """
+    # deferred: the ingestion layer loads DuckDB and pyarrow (~0.3 s); --help must not wait
     from usage_features.ingestion.customers import COLUMNS
     from usage_features.ingestion.readers import InputError
     from usage_features.service_layer.load_customers import load_customers
@@ -265,6 +271,7 @@ def build(
     as_json: JsonOption = False,
 ) -> None:
     """Compute the feature tables from the event log (incrementally), then `feast apply`."""
+    # deferred: the build loads DuckDB and pyarrow (~0.3 s); --help must not wait
     from usage_features.adapters.sql_engine import EngineUnavailable
     from usage_features.features.build import NoEventsError
     from usage_features.service_layer.build import build as build_and_apply

@@ -26,6 +26,7 @@ def demo(
 ) -> None:
     """The main job end to end on the embedded defaults, in a fresh directory."""
     require_extra("report", "usage-features demo")  # its monitor step draws plots
+    # deferred: the service layer loads scikit-learn, pandas, DuckDB (~1 s); --help must not wait
     from usage_features.service_layer.demo import DemoConfig, run_demo
 
     template = Path(__file__).resolve().parents[2] / "feature_repo"
@@ -45,6 +46,7 @@ def demo(
 
 
 def _print_step(step: str, result) -> None:
+    # deferred: the ingestion layer loads DuckDB and pyarrow (~0.3 s); --help must not wait
     from usage_features.ingestion import REASONS
 
     if step == "simulate":

@@ -21,6 +21,7 @@ from usage_features.cli import (
     out,
     utc,
 )
+from usage_features.cli.serving import model_errors, print_freshness
 
 
 @app.command("train")
@@ -45,6 +46,7 @@ def train_command(
 
     Fits the candidates (boosted trees, logistic regression, event_count_30d alone), ships the
     one with the best validation PR AUC (ties: ROC AUC), refitted on every labelled row."""
+    # deferred: training loads scikit-learn and pandas (~1 s); --help must not wait
     from usage_features.features.build import NoEventsError
     from usage_features.ingestion.readers import InputError
     from usage_features.service_layer.train import TrainConfig, train
@@ -101,6 +103,7 @@ def train_command(
 
 
 def _print_backtest(per_fold, folds: int) -> None:
+    # deferred: training loads scikit-learn and pandas (~1 s); --help must not wait
     from usage_features.training.backtest import spread
 
     summary = spread(per_fold).set_index(["model", "metric"])
@@ -127,7 +130,7 @@ def predict_command(
                                 "(default $USAGE_FEATURES_MAX_LAG_HOURS or 36).")] = None,
 ) -> None:
     """Batch scoring through historical features: status, churn_probability, beyond_data."""
-    from usage_features.cli.serving import model_errors, print_freshness
+    # deferred: the service layer loads scikit-learn, pandas, DuckDB (~1 s); --help must not wait
     from usage_features.ingestion.readers import InputError
     from usage_features.service_layer.predict import NoValidRows, predict_file
 

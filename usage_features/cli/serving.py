@@ -40,6 +40,7 @@ def print_freshness(record) -> None:
 
 def model_errors() -> tuple[type[Exception], ...]:
     """What loading a model raises for one that cannot be used, each with a clear message."""
+    # deferred: training loads scikit-learn and pandas (~1 s); --help must not wait
     from usage_features.training.model import ModelMismatchError
     from usage_features.training.persistence import ModelFileError
 
@@ -56,6 +57,7 @@ def materialize_command(
     config: ConfigOption = "feature_store.yaml",
 ) -> None:
     """Load the latest feature rows into the online store (SQLite by default), incrementally."""
+    # deferred: the service layer loads DuckDB (~0.2 s); --help must not wait
     from usage_features.service_layer.materialize import MaterializeError, materialize
 
     try:
@@ -84,6 +86,7 @@ def score_command(
     max_lag_hours: MaxLagOption = None,
 ) -> None:
     """Churn probability, risk band and reasons for customers, from the online store."""
+    # deferred: the service layer loads DuckDB (~0.2 s); --help must not wait
     from usage_features.features.store import OnlineStoreNotMaterialized
     from usage_features.service_layer.score import score, score_active
 
@@ -136,6 +139,7 @@ def serve_command(
     USAGE_FEATURES_BODY_TIMEOUT, USAGE_FEATURES_HEADER_TIMEOUT, USAGE_FEATURES_KEEP_ALIVE_TIMEOUT.
     """
     require_extra("serve", "usage-features serve")
+    # deferred: the serve extra; the HTTP app loads scikit-learn, pandas, DuckDB (~1.5 s)
     from usage_features.features.store import OnlineStoreNotMaterialized
     from usage_features.http.app import prepare, run
     from usage_features.http.limits import ServiceConfigError

@@ -31,6 +31,7 @@ def vocabulary(
     Names that cannot make a feature name are left out, with a warning. Exit status 2 when a
     file cannot be read or has no event_type column.
     """
+    # deferred: the ingestion layer loads DuckDB and pyarrow (~0.3 s); --help must not wait
     from usage_features.domain.vocabulary import VocabularyError
     from usage_features.ingestion.readers import InputError
     from usage_features.ingestion.settings import (

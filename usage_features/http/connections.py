@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import asyncio
 
+from usage_features.extras import extra_imports
 from usage_features.http.deadlines import Deadlines
 
 
 def header_deadline_protocol(header_timeout: float) -> type[asyncio.Protocol]:
     """uvicorn's httptools protocol, closing connections whose headers are late."""
-    from usage_features.extras import extra_imports
-
     with extra_imports("serve", "the HTTP service"):
+        # deferred: httptools (uvicorn[standard]) only for a server; the app runs without it
         from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
     deadlines = Deadlines()  # one sweep for every connection of the server, not a timer each

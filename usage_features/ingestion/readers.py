@@ -24,6 +24,7 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from usage_features.ingestion import text_formats
 from usage_features.schema import EVENT_COLUMNS
@@ -67,8 +68,6 @@ def is_parquet(path: Path) -> bool:
 def count_rows_hint(path: Path) -> int | None:
     """The row count when it is cheap to know (Parquet metadata), for progress bars."""
     if is_parquet(path):
-        import pyarrow.parquet as pq
-
         try:
             return pq.ParquetFile(path).metadata.num_rows
         except (OSError, pa.ArrowException) as exc:

@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import yaml
+
 from usage_features.config import MAX_FUTURE_SKEW_HOURS
 from usage_features.domain.vocabulary import (
     EventVocabulary,
@@ -99,8 +101,6 @@ def load_settings(repo: Path) -> IngestSettings:
 
 def read_settings_file(path: Path) -> dict:
     """The file as YAML reads it (``{}`` when absent)."""
-    import yaml
-
     if not path.is_file():
         return {}
     try:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import gzip
 import json
+import mmap
 from collections.abc import Iterator
 from itertools import islice
 from pathlib import Path
@@ -22,6 +23,7 @@ from typing import IO
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 
 # A 10 MB customer id must reach validation (and be rejected there as too long), not stop the
 # CSV reader; this bounds one field, not a row or a file.
@@ -69,8 +71,6 @@ def csv_batches(path: Path, positions: dict[str, int], chunk_rows: int
 
 
 def _arrow_options(path: Path, width: int, columns: list[str], on_invalid=None):
-    import pyarrow.csv as pacsv
-
     names = [f"f{i}" for i in range(width)]
     return {
         "read_options": pacsv.ReadOptions(column_names=names, skip_rows=1,
@@ -87,10 +87,6 @@ def _arrow_options(path: Path, width: int, columns: list[str], on_invalid=None):
 def _arrow_can_read(path: Path, width: int) -> bool:
     """Whether Arrow's reader gives exactly the Python reader's rows: one parse of the file
     that finds no row of another width, no blank line and no undecodable byte."""
-    import mmap
-
-    import pyarrow.csv as pacsv
-
     if path.name.lower().endswith(".gz") or width == 0 or path.stat().st_size == 0:
         return False
     with open(path, "rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as m:
@@ -113,8 +109,6 @@ def _arrow_can_read(path: Path, width: int) -> bool:
 
 def _arrow_csv_batches(path: Path, width: int, positions: dict[str, int], chunk_rows: int
                        ) -> Iterator[pa.RecordBatch]:
-    import pyarrow.csv as pacsv
-
     wanted = {column: f"f{p}" for column, p in positions.items()}
     reader = pacsv.open_csv(path, **_arrow_options(path, width, sorted(set(wanted.values()))))
     first = 1

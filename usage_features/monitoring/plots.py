@@ -9,13 +9,13 @@ from pathlib import Path
 
 import numpy as np
 
+from usage_features.extras import extra_imports
 from usage_features.monitoring.drift import PSI_ALARM
 
 
 def _figure(width: float, height: float):
-    from usage_features.extras import extra_imports
-
     with extra_imports("report", "the monitor report's plots"):
+        # deferred: the report extra
         from matplotlib.figure import Figure
 
     fig = Figure(figsize=(width, height))

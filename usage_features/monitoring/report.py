@@ -34,8 +34,16 @@ import numpy as np
 import pandas as pd
 
 from usage_features.adapters.event_log import EventLog
+from usage_features.adapters.score_snapshots import read_snapshots
 from usage_features.config import RepoPaths
+from usage_features.features.retrieval import read_online
 from usage_features.monitoring.drift import Drift
+from usage_features.monitoring.plots import (
+    plot_feature_drift,
+    plot_realized,
+    plot_score_distributions,
+)
+from usage_features.training.evaluate import metrics
 
 DEFAULT_SKEW_SAMPLE = 500
 #: How far back ``monitor`` looks for event names the model was not trained on.
@@ -89,8 +97,6 @@ def same_weekday_and_time(rows: pd.DataFrame, as_of: datetime) -> pd.DataFrame:
 def skew(store, historical: pd.DataFrame, features: list[str], as_of: datetime,
          materialized: datetime | None, sample: int) -> dict:
     """Online features against the historical path's for up to ``sample`` customers."""
-    from usage_features.features.retrieval import read_online
-
     if materialized is None or materialized.date() != as_of.date():
         return {"skipped": f"the online store holds {materialized}, not the snapshot's day "
                            f"{as_of.date()}: compare right after the refresh"}
@@ -110,9 +116,6 @@ def skew(store, historical: pd.DataFrame, features: list[str], as_of: datetime,
 
 def realized_performance(paths: RepoPaths, horizon_days: int, now: datetime) -> list[dict]:
     """Metrics of every snapshot whose label window ``(as_of, as_of + horizon]`` has passed."""
-    from usage_features.adapters.score_snapshots import read_snapshots
-    from usage_features.training.evaluate import metrics
-
     if not paths.customers.exists():
         return []
     customers = pd.read_parquet(paths.customers, columns=["customer_id", "churned_at"])
@@ -141,12 +144,6 @@ def drift_alarm(drift: Drift) -> str:
 
 def write_report(report: MonitorReport, reference: pd.DataFrame, snapshot: pd.DataFrame,
                  out: Path) -> None:
-    from usage_features.monitoring.plots import (
-        plot_feature_drift,
-        plot_realized,
-        plot_score_distributions,
-    )
-
     out.mkdir(parents=True, exist_ok=True)
     plot_feature_drift(report.feature_drift, out / "feature_drift.png")
     plot_score_distributions(reference.churn_probability, snapshot.churn_probability,

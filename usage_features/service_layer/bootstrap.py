@@ -69,7 +69,8 @@ def bootstrap(repo: Path, config: str = DEFAULT_CONFIG, model_path: Path | None 
     ``postgresql://`` conninfo to also deliver scores to."""
     extra: list[ScoreSink] = []
     if sink:
-        from usage_features.adapters.postgres_scores import PostgresScoreSink  # the postgres extra
+        # deferred: the postgres extra
+        from usage_features.adapters.postgres_scores import PostgresScoreSink
 
         extra.append(PostgresScoreSink(sink))
     return Context(RepoPaths(Path(repo)), config, model_path, max_event_lag(max_lag_hours), extra)

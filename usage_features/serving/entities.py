@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from usage_features.adapters.duckdb_connection import connect
 from usage_features.features.retrieval import ENTITY, TIMESTAMP
@@ -88,8 +89,6 @@ def _column_names(path: Path) -> list[str]:
     """The file's column names, as ingest's reader sees them."""
     try:
         if is_parquet(path):
-            import pyarrow.parquet as pq
-
             count_rows_hint(path)  # a foreign or truncated file: a clear error
             return pq.read_schema(path).names
         if path.name.lower().endswith((".csv", ".csv.gz", ".tsv")):

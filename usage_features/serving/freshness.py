@@ -25,7 +25,7 @@ from pathlib import Path
 from usage_features.adapters.event_log import EventLog
 from usage_features.config import RepoPaths
 from usage_features.features.state import load_state
-from usage_features.features.store import DEFAULT_CONFIG
+from usage_features.features.store import DEFAULT_CONFIG, open_store
 
 #: Default for how far the latest event may lie before the scoring time without a warning.
 DEFAULT_MAX_LAG_HOURS = 36.0
@@ -190,6 +190,4 @@ def online_day_problem(record: Freshness, as_of: datetime) -> str | None:
 
 
 def _open(repo, config: str):
-    from usage_features.features.store import open_store
-
     return open_store(Path(repo), config)

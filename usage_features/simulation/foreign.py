@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import yaml
 
 from usage_features.adapters.files import atomic_path
 from usage_features.domain.value_objects import EventType
@@ -93,8 +95,6 @@ def crm_vocabulary(n_types: int = 25) -> EventVocabulary:
 def vocabulary_from_spec(spec: str) -> EventVocabulary:
     """``crm`` or ``crm:N`` (:func:`crm_vocabulary`), or a ``usage_features.yaml`` path whose
     ``events`` section declares ``types``."""
-    import yaml
-
     built_in = re.fullmatch(r"crm(?::(\d+))?", spec.strip())
     if built_in:
         return crm_vocabulary(int(built_in.group(1) or 25))
@@ -221,8 +221,6 @@ def foreign_accounts(customers: pa.Table) -> pa.Table:
 def foreign_settings_yaml(vocabulary: EventVocabulary) -> str:
     """The ``usage_features.yaml`` that reads :func:`as_foreign_export` and
     :func:`foreign_accounts` (adoption from breadth: the export has no score)."""
-    import yaml
-
     def scalar(text: str) -> str:
         plain = re.fullmatch(r"[a-z_][a-z0-9_]*", text) and yaml.safe_load(text) == text
         return text if plain else json.dumps(text)
@@ -254,8 +252,6 @@ def write_foreign_simulation(sim: Simulation, vocabulary: EventVocabulary, out_d
                              duplicate_fraction: float = 0.01) -> ForeignFiles:
     """Write ``events.csv`` (:func:`as_foreign_export`, seeded by the config's seed),
     ``accounts.csv``, ``customers.parquet`` and the matching ``usage_features.yaml``."""
-    import pyarrow.csv as pacsv
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = ForeignFiles(out / "events.csv", out / "accounts.csv", out / "customers.parquet",

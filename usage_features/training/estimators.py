@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
@@ -87,7 +88,5 @@ def logistic_baseline(features: list[str], using: list[str] | None = None) -> Pi
 
 
 def _signed_log1p(values):
-    import numpy as np
-
     values = np.asarray(values, dtype=float)
     return np.sign(values) * np.log1p(np.abs(values))

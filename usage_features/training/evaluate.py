@@ -67,6 +67,7 @@ def metrics(y, p) -> dict[str, float]:
 def plot_curves(y, scores: dict[str, np.ndarray], out: Path) -> list[Path]:
     """ROC, precision-recall, calibration and lift-by-decile plots, one PNG each."""
     with extra_imports("report", "the training report's plots"):
+        # deferred: the report extra
         from matplotlib.figure import Figure  # not pyplot: leave the process's backend alone
 
     out.mkdir(parents=True, exist_ok=True)
@@ -123,6 +124,7 @@ def plot_curves(y, scores: dict[str, np.ndarray], out: Path) -> list[Path]:
 
 def plot_importance(importance: pd.DataFrame, out: Path) -> Path:
     with extra_imports("report", "the training report's plots"):
+        # deferred: the report extra
         from matplotlib.figure import Figure
 
     top = importance.head(15).iloc[::-1]

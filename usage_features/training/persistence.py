@@ -94,6 +94,7 @@ def save_model(model: TrainedModel, path: Path) -> Path:
     Each file is written beside its target and renamed into place: a crash part way leaves
     either the old pair or a pair whose hashes disagree, which :func:`load_model` refuses.
     """
+    # deferred: skops takes ~0.6 s to import (pytest, dask); only a save or a load pays it
     import skops.io as sio
 
     path = Path(path)
@@ -113,6 +114,7 @@ def model_types(data: bytes) -> set[str]:
     Each node of the file's schema names its ``__module__`` and ``__class__``; skops's own
     audit adds what the schema names otherwise (the methods of method nodes).
     """
+    # deferred: skops takes ~0.6 s to import (pytest, dask); only a save or a load pays it
     import skops.io as sio
 
     schema = json.loads(zipfile.ZipFile(io.BytesIO(data)).read("schema.json"))
@@ -138,6 +140,7 @@ def load_model(path: Path, served: list[str] | None = None, repo: Path | None = 
     (:class:`~usage_features.training.model.ModelMismatchError`). Anything else wrong with the
     file is a :class:`ModelFileError` saying what and why, raised before any object is built.
     """
+    # deferred: skops takes ~0.6 s to import (pytest, dask); only a save or a load pays it
     import skops.io as sio
 
     path = Path(path)

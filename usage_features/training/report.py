@@ -11,6 +11,7 @@ import pandas as pd
 
 from usage_features.extras import MissingExtraError
 from usage_features.training import evaluate
+from usage_features.training.backtest import paired_differences, spread
 
 #: The validation period's rows, features and model scores, in the model's report folder.
 REFERENCE_FILE = "validation_reference.parquet"
@@ -49,8 +50,6 @@ def write_report(report: Report, validate: pd.DataFrame, report_dir: Path) -> Pa
     report.table.to_csv(report_dir / "metrics.csv", index=False)
     backtest_spread = versus = None
     if report.backtest is not None:
-        from usage_features.training.backtest import paired_differences, spread
-
         report.backtest.to_csv(report_dir / "backtest.csv", index=False)
         backtest_spread = spread(report.backtest)
         backtest_spread.to_csv(report_dir / "backtest_spread.csv", index=False)

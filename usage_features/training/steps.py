@@ -17,6 +17,7 @@ from usage_features.features.spec import FeatureSpec, Group, feature_spec
 from usage_features.features.store import SERVICE_NAME
 from usage_features.ingestion.settings import load_vocabulary
 from usage_features.training import evaluate
+from usage_features.training.backtest import paired_differences, spread
 from usage_features.training.metadata import (
     ModelMetadata,
     installed_versions,
@@ -107,8 +108,6 @@ def backtest_summary(per_fold: pd.DataFrame | None, folds: int, winner: str) -> 
     other candidate, its fold-by-fold difference from the winner (``versus_winner``)."""
     if per_fold is None:
         return {}
-    from usage_features.training.backtest import paired_differences, spread
-
     out: dict = {"folds": folds, "candidates": {}, "versus_winner": {}}
     for row in spread(per_fold).itertuples():
         out["candidates"].setdefault(row.model, {})[row.metric] = {

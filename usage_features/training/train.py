@@ -19,6 +19,7 @@ import pandas as pd
 from usage_features.config import RepoPaths
 from usage_features.features.spec import SIGNUP_AT, TENURE_DAYS, FeatureSpec
 from usage_features.training import evaluate
+from usage_features.training.backtest import run_backtest
 from usage_features.training.labels import LabelError, time_split
 from usage_features.training.model import TrainedModel
 from usage_features.training.persistence import save_model
@@ -128,8 +129,6 @@ def backtest_candidates(models: list[Candidate], periods: Periods, config: Train
     """``--backtest K``: every candidate on K rolling-origin folds (None without it)."""
     if not config.backtest:
         return None
-    from usage_features.training.backtest import run_backtest
-
     progress(f"backtest: {config.backtest} rolling-origin folds")
     return run_backtest(periods.rows, models, config.horizon_days, config.backtest,
                         config.validation_share)

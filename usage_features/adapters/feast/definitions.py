@@ -12,6 +12,10 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+import yaml
+from feast import Field, FileSource
+from feast.types import Bool, Float64, Int64, String, UnixTimestamp
+
 
 def feast_schema(features: Iterable, describe: bool = True) -> list:
     """Feast ``Field``s for spec features.
@@ -19,9 +23,6 @@ def feast_schema(features: Iterable, describe: bool = True) -> list:
     ``describe=False`` for an on-demand view: Feast 0.67 checks its declared schema against
     fields inferred from a sample run, and ``Field.__eq__`` compares descriptions too.
     """
-    from feast import Field
-    from feast.types import Bool, Float64, Int64, String, UnixTimestamp
-
     types = {"int64": Int64, "float64": Float64, "timestamp": UnixTimestamp, "bool": Bool,
              "string": String}
     return [Field(name=f.name, dtype=types[f.dtype], description=f.description if describe else "")
@@ -43,9 +44,8 @@ def table_source(name: str, path: str, timestamp_field: str, description: str):
     the definitions from the repo directory), so
     ``FEAST_FS_YAML_FILE_PATH=feature_store.spark.yaml feast apply`` registers Spark sources.
     """
-    from feast import FileSource
-
     if _offline_store_type() == "spark":
+        # deferred: Feast's Spark contrib, for a Spark offline store only (the spark extra)
         from feast.infra.offline_stores.contrib.spark_offline_store.spark_source import (
             SparkSource,
         )
@@ -57,8 +57,6 @@ def table_source(name: str, path: str, timestamp_field: str, description: str):
 
 
 def _offline_store_type() -> str | None:
-    import yaml
-
     config = Path(os.environ.get("FEAST_FS_YAML_FILE_PATH", "feature_store.yaml"))
     if not config.exists():
         return None

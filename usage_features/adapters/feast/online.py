@@ -39,6 +39,7 @@ def directly_readable_views(store, refs: list[str], join_key: str) -> tuple | No
     """Each feature view of ``refs`` (``view:feature``) and its feature names; None unless every
     view is a plain one keyed by the string ``join_key`` alone (what the direct read builds keys
     for)."""
+    # deferred: Feast takes ~3 s to import; the modules that import this one do not need it
     from feast import FeatureView, ValueType
 
     names: dict[str, list[str]] = {}
@@ -64,6 +65,7 @@ def read_online_store(store, views: tuple, join_key: str,
     ``customer_ids``: float arrays (NaN for none; times in epoch seconds, as
     ``get_online_features(...).to_dict()`` then ``np.array(float)`` would make them), and
     whether the store holds anything for each customer."""
+    # deferred: Feast takes ~3 s to import; the modules that import this one do not need it
     from feast.protos.feast.types.EntityKey_pb2 import EntityKey
     from feast.protos.feast.types.Value_pb2 import Value
 
@@ -98,6 +100,7 @@ _UNDECODED = object()
 
 def _number(value) -> float | None:
     """A stored Value proto as a float (times in epoch seconds); None for none."""
+    # deferred: Feast takes ~3 s to import; the modules that import this one do not need it
     from feast.type_map import NULL_TIMESTAMP_INT_VALUE
 
     kind = value.WhichOneof("val")
@@ -130,6 +133,7 @@ def _sqlite_values(online_store, config, view, keys: list):
     value from its timestamp, and a dict per customer (measured for 1,000 customers and 21
     features: 58 ms through ``online_read``, 28 ms here).
     """
+    # deferred: Feast takes ~3 s to import; the modules that import this one do not need it
     from feast.infra.key_encoding_utils import serialize_entity_key
     from feast.infra.online_stores.sqlite import SqliteOnlineStore, _quote_id, _table_id
 
@@ -165,6 +169,7 @@ def _sqlite_values(online_store, config, view, keys: list):
 
 def _python_number(value) -> float | None:
     """Any other stored value through Feast's own conversion: a float, or None for none."""
+    # deferred: Feast takes ~3 s to import; the modules that import this one do not need it
     from feast.type_map import feast_value_type_to_python_type
 
     python = feast_value_type_to_python_type(value)
@@ -176,6 +181,7 @@ def _python_number(value) -> float | None:
 def missing_online_tables(store, views) -> list[str]:
     """Names of ``views`` whose table is absent from a SQLite online store (other stores have
     no tables to lose: an empty list)."""
+    # deferred: Feast takes ~3 s to import; the modules that import this one do not need it
     from feast.infra.online_stores.sqlite import SqliteOnlineStore, _table_id
 
     online_store, config = store._get_provider().online_store, store.config

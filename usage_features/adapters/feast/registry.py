@@ -39,6 +39,7 @@ def repoint_copied_registries(repo: Path) -> list[Path]:
 
 
 def _repoint(repo: Path, config_path: Path) -> Path | None:
+    # deferred: Feast takes ~3 s to import; the modules that import this one do not need it
     from feast.protos.feast.core.Registry_pb2 import Registry
 
     config = yaml.safe_load(config_path.read_text()) or {}

@@ -33,6 +33,7 @@ DEFAULT_CONFIG = "feature_store.yaml"
 
 def open_store(repo: Path, config: str = DEFAULT_CONFIG):
     """The ``FeatureStore`` of the feature repo at ``repo`` (``config``: its YAML's name)."""
+    # deferred: Feast takes ~3 s to import; the modules that import this one do not need it
     from feast import FeatureStore
 
     repo = Path(repo).resolve()
@@ -44,6 +45,7 @@ def open_store(repo: Path, config: str = DEFAULT_CONFIG):
 
 def apply_definitions(repo: Path, config: str = DEFAULT_CONFIG) -> str:
     """Run ``feast apply`` on ``repo`` in process; returns what it printed."""
+    # deferred: Feast takes ~3 s to import; the modules that import this one do not need it
     from feast.repo_config import load_repo_config
     from feast.repo_operations import apply_total
 

@@ -8,8 +8,10 @@ from typing import Any, Literal
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 from feast.data_source import DataSource
 from feast.feature_view import FeatureView
+from feast.infra.offline_stores.file_source import FileLoggingDestination
 from feast.infra.offline_stores.offline_store import (
     OfflineStore,
     RetrievalJob,
@@ -19,7 +21,9 @@ from feast.infra.offline_stores.offline_utils import (
     DEFAULT_ENTITY_DF_EVENT_TIMESTAMP_COL,
     infer_event_timestamp_from_entity_df,
 )
+from feast.on_demand_feature_view import OnDemandFeatureView
 from feast.repo_config import FeastConfigBaseModel, RepoConfig
+from feast.utils import compute_non_entity_date_range
 
 from usage_features.adapters.duckdb_connection import connect
 from usage_features.adapters.feast_offline_store import point_in_time as pit
@@ -86,8 +90,6 @@ class DuckDBAsOfOfflineStore(OfflineStore):
                     out = out.append_column(name, column)
                 return out
 
-            from feast.on_demand_feature_view import OnDemandFeatureView
-
             if entity_df is None:
                 low, high = start, end
             else:
@@ -149,22 +151,16 @@ class DuckDBAsOfOfflineStore(OfflineStore):
     def write_logged_features(config: RepoConfig, data: pa.Table | Path, source,
                               logging_config, registry) -> None:
         """Write logged feature rows as a new Parquet file under the file destination."""
-        from feast.infra.offline_stores.file_source import FileLoggingDestination
-
         destination = logging_config.destination
         if not isinstance(destination, FileLoggingDestination):
             raise ValueError("DuckDBAsOfOfflineStore logs only to a FileLoggingDestination, "
                              f"got {type(destination).__name__}")
-        import pyarrow.parquet as pq
-
         table = pq.read_table(data) if isinstance(data, Path) else data
         writes.write_log(table, local_path(config.repo_path, destination.path),
                          destination.partition_by)
 
 
 def _date_range(feature_views, kwargs):
-    from feast.utils import compute_non_entity_date_range
-
     return compute_non_entity_date_range(feature_views, start_date=kwargs.get("start_date"),
                                          end_date=kwargs.get("end_date"))
 
