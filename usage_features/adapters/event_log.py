@@ -63,9 +63,10 @@ class EventLog:
             return None
         newest = max(f.parent.name for f in files)
         partition = [f for f in files if f.parent.name == newest]
-        (latest,) = connect().execute(
-            f"SELECT max(timestamp) FROM read_parquet({parquet_list(partition)}, "
-            "hive_partitioning = false)").fetchall()[0]
+        with connect() as con:
+            (latest,) = con.execute(
+                f"SELECT max(timestamp) FROM read_parquet({parquet_list(partition)}, "
+                "hive_partitioning = false)").fetchall()[0]
         return latest.astimezone(UTC) if latest is not None else None
 
     def event_names(self, first: date | None = None, last: date | None = None
