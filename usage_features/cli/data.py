@@ -274,6 +274,7 @@ def build(
     # deferred: the build loads DuckDB and pyarrow (~0.3 s); --help must not wait
     from usage_features.adapters.sql_engine import EngineUnavailable
     from usage_features.features.build import NoEventsError
+    from usage_features.features.store import DefinitionsError
     from usage_features.service_layer.build import build as build_and_apply
 
     if spark_master and engine is not Engine.spark:
@@ -282,7 +283,7 @@ def build(
         try:
             summary = build_and_apply(RepoPaths(repo), config, engine.value, spark_master,
                                       progress=status.update)
-        except (NoEventsError, EngineUnavailable) as exc:
+        except (NoEventsError, EngineUnavailable, DefinitionsError) as exc:
             raise fail(str(exc)) from None
     if as_json:
         out.print_json(json.dumps(summary.to_dict()))

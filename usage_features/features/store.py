@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from usage_features.adapters.feast.store import (
     DEFAULT_CONFIG,
+    DefinitionsError,
     OnlineStoreNotMaterialized,
     apply_definitions,
     as_under_the_feast_cli,
@@ -17,5 +18,5 @@ from usage_features.adapters.feast.store import (
 )
 from usage_features.config import SERVICE_NAME
 
-__all__ = ["DEFAULT_CONFIG", "SERVICE_NAME", "OnlineStoreNotMaterialized", "apply_definitions",
+__all__ = ["DEFAULT_CONFIG", "SERVICE_NAME", "DefinitionsError", "OnlineStoreNotMaterialized", "apply_definitions",
            "as_under_the_feast_cli", "check_online_tables", "not_materialized", "open_store"]

@@ -43,8 +43,15 @@ def open_store(repo: Path, config: str = DEFAULT_CONFIG):
         return FeatureStore(repo_path=str(repo), fs_yaml_file=repo / config)
 
 
+class DefinitionsError(ValueError):
+    """The feature repo's definitions cannot be loaded by this version of the package."""
+
+
 def apply_definitions(repo: Path, config: str = DEFAULT_CONFIG) -> str:
-    """Run ``feast apply`` on ``repo`` in process; returns what it printed."""
+    """Run ``feast apply`` on ``repo`` in process; returns what it printed.
+
+    A definitions file that imports a name this version does not have (a repo made by another
+    version) raises :class:`DefinitionsError`, naming the fix."""
     # deferred: Feast takes ~3 s to import; the modules that import this one do not need it
     from feast.repo_config import load_repo_config
     from feast.repo_operations import apply_total
@@ -54,7 +61,13 @@ def apply_definitions(repo: Path, config: str = DEFAULT_CONFIG) -> str:
     output = io.StringIO()
     with as_under_the_feast_cli(repo, config), contextlib.redirect_stdout(output):
         repo_config = load_repo_config(repo, repo / config)
-        apply_total(repo_config, repo, skip_source_validation=False)
+        try:
+            apply_total(repo_config, repo, skip_source_validation=False)
+        except ImportError as exc:
+            raise DefinitionsError(
+                f"the definitions in {repo} could not be loaded ({exc}): they were made for "
+                "another version of usage-features; copy churn_features.py from this version's "
+                "feature_repo/ into the repo (the data is kept), then build again") from exc
     return output.getvalue()
 
 
