@@ -18,5 +18,6 @@ from usage_features.adapters.feast.store import (
 )
 from usage_features.config import SERVICE_NAME
 
-__all__ = ["DEFAULT_CONFIG", "SERVICE_NAME", "DefinitionsError", "OnlineStoreNotMaterialized", "apply_definitions",
-           "as_under_the_feast_cli", "check_online_tables", "not_materialized", "open_store"]
+__all__ = ["DEFAULT_CONFIG", "SERVICE_NAME", "DefinitionsError", "OnlineStoreNotMaterialized",
+           "apply_definitions", "as_under_the_feast_cli", "check_online_tables",
+           "not_materialized", "open_store"]
