@@ -27,7 +27,8 @@ def temporary_path(path: Path) -> Path:
 
 
 def fsync_file(path: Path) -> None:
-    """Flush ``path``'s data to the disk (the file as its writer closed it)."""
+    """Flush ``path``'s data to the disk (the file as its writer closed it); for a directory,
+    its entries (a rename into it)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -37,11 +38,7 @@ def fsync_file(path: Path) -> None:
 
 def fsync_dir(directory: Path) -> None:
     """Make the entries of ``directory`` (a rename into it) durable."""
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_file(directory)
 
 
 @contextmanager
