@@ -6,7 +6,7 @@ import json
 import os
 import socket
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from urllib.parse import urlparse
 
 import httpx
@@ -82,12 +82,13 @@ class TestScoringService:
         url, customers = server
         ids = [*customers.customer_id.tolist()[:3], "nobody"]
         past = customers.attrs["latest"] - timedelta(days=20)
+        india = timezone(timedelta(hours=5, minutes=30))  # an offset: answered in UTC
         response = httpx.post(f"{url}/score", headers=AUTH, json={
-            "customer_ids": ids, "as_of": past.isoformat()})
+            "customer_ids": ids, "as_of": past.astimezone(india).isoformat()})
         assert response.status_code == 200
         scores = response.json()["scores"]
         assert {s["features_from"] for s in scores} == {"historical"}
-        assert {datetime.fromisoformat(s["as_of"]) for s in scores} == {past}
+        assert {s["as_of"] for s in scores} == {past.astimezone(UTC).isoformat()}
         result = CliRunner().invoke(app, ["score", *ids, "--json", "--as-of", past.isoformat(),
                                           "--repo", str(customers.attrs["repo"])])
         assert result.exit_code == 0, result.output

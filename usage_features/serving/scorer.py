@@ -158,7 +158,7 @@ class ChurnScorer(Scorer):
         churned_at = self.churn_dates.seconds(customer_ids)
         status = statuses(days_since_last_event, tenure_days, churned_at,
                           np.full(len(customer_ids), as_of.timestamp()))
-        common = {"as_of": as_of, "model_version": version,
+        common = {"as_of": as_of.astimezone(UTC), "model_version": version,
                   "features_from": ONLINE if record.online else HISTORICAL,
                   "latest_event_at": record.latest_event_at, "fresh": not record.warnings()}
         active = matrix[status == ACTIVE]
