@@ -301,4 +301,6 @@ def build(
                   "month file(s)")
     share = summary.feature_rows / summary.customer_days if summary.customer_days else 0
     out.print(f"{summary.feature_rows:,} feature rows for {summary.customers:,} customers "
-              f"({share:.1%} of {summary.customer_days:,} customer-days); feast apply done")
+              f"({share:.1%} of {summary.customer_days:,} customer-days); "
+              + ("feast apply done" if summary.definitions_applied
+                 else "definitions unchanged (no feast apply)"))

@@ -64,7 +64,8 @@ def _print_step(step: str, result) -> None:
     elif step == "build":
         out.print(f"{result.feature_rows:,} compact feature rows for {result.customers:,} "
                   f"customers ({result.feature_rows / max(result.customer_days, 1):.1%} of "
-                  f"{result.customer_days:,} customer-days); feast apply done")
+                  f"{result.customer_days:,} customer-days); feast apply "
+                  + ("done" if result.definitions_applied else "not needed"))
     elif step == "show":
         out.print(f"customer {result['customer_id']} as of {result['as_of']:%Y-%m-%d %H:%M} UTC")
         for event in result["latest_events"]:

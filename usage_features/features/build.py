@@ -56,6 +56,8 @@ class BuildSummary:
     profile_rows: int | None = None
     #: The event vocabulary changed since the last build: every table was rebuilt.
     vocabulary_changed: bool = False
+    #: ``feast apply`` ran after the build (the definitions changed; see service_layer.build).
+    definitions_applied: bool = False
 
     @property
     def changed(self) -> bool:
