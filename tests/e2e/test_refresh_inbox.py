@@ -256,3 +256,13 @@ class TestStatuses:
         assert summary["status"] == "error" and summary["exit_status"] == 2
         assert option[1] in summary["error"]
 
+
+def test_ingest_prints_a_files_text_literally(repo, tmp_path):
+    """Beside refresh, ``ingest``'s notes quote a file's column names: no emoji, no markup
+    (before, ``[/b]`` stopped the command with a markup error)."""
+    path = tmp_path / "day.csv"
+    path.write_text(HEADER.rstrip("\n") + ",:x: [/b]\n"
+                    + "".join(line.rstrip("\n") + ",1\n" for line in rows(repo, 2)))
+    result = runner.invoke(app, ["ingest", str(path), "--repo", str(repo)])
+    assert result.exit_code == 0, result.output
+    assert "ignoring extra column(s): :x: [/b]" in result.output
