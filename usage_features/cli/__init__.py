@@ -25,8 +25,19 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-console = Console(stderr=True, soft_wrap=True)
-out = Console()
+# emoji=False: a file's ":x:" stays ":x:". Markup is for the project's own tags only: text that
+# comes from a file, a path or an exception goes through ``plain``.
+console = Console(stderr=True, soft_wrap=True, emoji=False)
+out = Console(emoji=False)
+
+
+def plain(text: object) -> str:
+    """``text`` printed literally by the consoles: its ``[`` not read as markup, its control
+    characters (a terminal's escape sequences) shown as escapes."""
+    shown = "".join(c if c.isprintable() or c in "\t\n" else
+                    c.encode("unicode_escape", "backslashreplace").decode("ascii")
+                    for c in str(text))
+    return escape(shown)
 
 
 def main() -> None:
@@ -39,7 +50,7 @@ def main() -> None:
     try:
         app(prog_name="usage-features")
     except MissingExtraError as exc:  # an optional dependency a command needs is not installed
-        console.print(f"[red]error:[/red] {escape(str(exc))}")
+        console.print(f"[red]error:[/red] {plain(exc)}")
         sys.exit(2)
 
 
@@ -86,7 +97,7 @@ def utc(moment: datetime) -> datetime:
 def fail(message: str) -> typer.Exit:
     """Print ``message`` as the command's error (plain text: a path or an extra's name in
     brackets is not markup) and return the exit (status 2) to raise."""
-    console.print(f"[red]error:[/red] {escape(message)}")
+    console.print(f"[red]error:[/red] {plain(message)}")
     return typer.Exit(code=2)
 
 

@@ -20,6 +20,7 @@ from usage_features.cli import (
     console,
     fail,
     out,
+    plain,
     progress_bar,
     utc,
 )
@@ -148,7 +149,7 @@ def ingest(
         except InputError as exc:
             raise fail(str(exc)) from None
     for warning in caught:
-        console.print(f"[yellow]note:[/yellow] {warning.message}")
+        console.print(f"[yellow]note:[/yellow] {plain(warning.message)}")
     if as_json:
         out.print_json(json.dumps(summary.to_dict()))
     else:
@@ -159,9 +160,9 @@ def ingest(
             table.add_row(f"  {code}", f"{n:,}", REASONS[code])
         out.print(table)
         for path in summary.quarantine_files:
-            out.print(f"rejected rows and reasons: {path}")
+            out.print(f"rejected rows and reasons: {plain(path)}")
         if summary.unlisted_by_name:
-            names = ", ".join(f"{name} ({n:,})" for name, n in
+            names = ", ".join(f"{plain(name)} ({n:,})" for name, n in
                               list(summary.unlisted_by_name.items())[:10])
             more = len(summary.unlisted_by_name) - 10
             out.print(f"event names the vocabulary does not declare: {names}"
@@ -246,7 +247,7 @@ def load_customers_command(
     except InputError as exc:
         raise fail(str(exc)) from None
     for warning in caught:
-        console.print(f"[yellow]note:[/yellow] {warning.message}")
+        console.print(f"[yellow]note:[/yellow] {plain(warning.message)}")
     out.print(f"loaded {rows:,} customers into {RepoPaths(repo).customers}")
 
 

@@ -12,6 +12,7 @@ from usage_features.cli import (
     app,
     console,
     out,
+    plain,
     require_extra,
 )
 from usage_features.config import default_repo
@@ -92,12 +93,12 @@ def _print_step(step: str, result) -> None:
                   f"{result.events_accepted:,} events accepted ({result.events_rejected:,} "
                   f"rejected); scored {result.scored:,} of {result.active_customers:,} active "
                   f"customers -> {', '.join(result.delivered)}; "
-                  f"alarms: {'; '.join(result.alarms) or 'none'}")
+                  f"alarms: {plain('; '.join(result.alarms)) or 'none'}")
     elif step == "monitor":
         worst = sorted(result.feature_drift, key=lambda d: -d["psi"])[:3]
         out.print(f"scores of {result.snapshot_day}: score PSI {result.score_psi:.3f}; largest "
                   "feature PSI " + ", ".join(f"{d['feature']} {d['psi']:.3f}" for d in worst))
-        out.print(f"alarms: {'; '.join(result.alarms) or 'none'}")
+        out.print(f"alarms: {plain('; '.join(result.alarms)) or 'none'}")
         out.print(f"report with plots: {result.report_dir}/monitor.md")
     elif step == "score":
         for score in result:

@@ -19,6 +19,7 @@ from usage_features.cli import (
     console,
     fail,
     out,
+    plain,
     utc,
 )
 from usage_features.cli.serving import model_errors, print_freshness
@@ -140,7 +141,7 @@ def predict_command(
     except (InputError, NoValidRows, *model_errors(), ValueError) as exc:
         raise fail(str(exc)) from None
     for message in list(result.errors.values())[:10]:
-        console.print(f"[yellow]rejected:[/yellow] {message}")
+        console.print(f"[yellow]rejected:[/yellow] {plain(message)}")
     if len(result.errors) > 10:
         console.print(f"[yellow]rejected:[/yellow] ... {len(result.errors) - 10:,} more "
                       "(see the error column)")
@@ -157,7 +158,7 @@ def _show(caught: list, ours: type) -> None:
     """Warnings recorded while a command ran: ours as one plain line each, others as usual."""
     for caught_warning in caught:
         if issubclass(caught_warning.category, ours):
-            console.print(f"[yellow]warning:[/yellow] {caught_warning.message}")
+            console.print(f"[yellow]warning:[/yellow] {plain(caught_warning.message)}")
         else:
             warnings.showwarning(caught_warning.message, caught_warning.category,
                                  caught_warning.filename, caught_warning.lineno)

@@ -19,6 +19,7 @@ from usage_features.cli import (
     console,
     fail,
     out,
+    plain,
     require_extra,
     utc,
 )
@@ -35,7 +36,7 @@ def print_freshness(record) -> None:
         line += f", online store materialized through {when(record.materialized_through)}"
     console.print(line)
     for warning in record.warnings():
-        console.print(f"[yellow]warning:[/yellow] {warning}")
+        console.print(f"[yellow]warning:[/yellow] {plain(warning)}")
 
 
 def model_errors() -> tuple[type[Exception], ...]:
@@ -65,7 +66,7 @@ def materialize_command(
     except MaterializeError as exc:
         raise fail(str(exc)) from None
     if summary.warning:
-        console.print(f"[yellow]warning:[/yellow] {summary.warning}")
+        console.print(f"[yellow]warning:[/yellow] {plain(summary.warning)}")
     out.print(f"materialized {', '.join(summary.views)} from {summary.start:%Y-%m-%d %H:%M} "
               f"to {summary.end:%Y-%m-%d %H:%M} UTC")
 
@@ -100,7 +101,7 @@ def score_command(
     except (*model_errors(), OnlineStoreNotMaterialized) as exc:
         raise fail(str(exc)) from None
     if answer.note:
-        console.print(f"note: {answer.note}")
+        console.print(f"note: {plain(answer.note)}")
     print_freshness(answer.freshness)
     scores, scorer = answer.scores, context.scorer
     if as_json:
