@@ -11,6 +11,7 @@ import pandas as pd
 
 from usage_features.adapters.score_snapshots import read_snapshot, snapshot_days
 from usage_features.features.retrieval import historical_features, store_spec
+from usage_features.ingestion.settings import load_settings
 from usage_features.monitoring.drift import PSI_ALARM, feature_drift, psi
 from usage_features.monitoring.report import (
     DEFAULT_SKEW_SAMPLE,
@@ -82,7 +83,8 @@ def monitor(context: Context, now: datetime | None = None,
             f"event names new since training, events in the last {NEW_NAMES_DAYS} days: "
             f"{listed}; declare them in usage_features.yaml (or check the export) and retrain")
 
-    report.realized = realized_performance(paths, model.metadata.horizon_days, now)
+    report.realized = realized_performance(paths, model.metadata.horizon_days, now,
+                                           load_settings(paths.repo).capacity)
     out = paths.reports / "monitor" / report.snapshot_day
     write_report(report, reference, snapshot, out)
     report.report_dir = str(out)

@@ -9,6 +9,7 @@ labels leaves the repo as it was, and the features (tenure) and labels come from
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -32,6 +33,8 @@ def train(config: TrainConfig, progress: Callable[[str], None] = lambda _: None)
     """Labels and features -> candidates compared on validation -> the best, refitted on every
     labelled row -> saved, with its report."""
     repo = RepoPaths(config.repo).repo
+    if config.capacity is None:
+        config = replace(config, capacity=load_settings(repo).capacity)
     frame = training_frame(config, progress)
     return fit_candidates(config, frame, served_feature_names(repo),
                           feature_spec(load_vocabulary(repo)), progress)
