@@ -89,7 +89,7 @@ class TestTheSetting:
 
     def test_a_bad_value_names_the_file(self, tmp_path):
         (tmp_path / "usage_features.yaml").write_text("capacity: lots\n")
-        with pytest.raises(SettingsError, match="usage_features.yaml.*capacity"):
+        with pytest.raises(SettingsError, match=r"usage_features\.yaml.*capacity"):
             load_settings(tmp_path)
 
 
