@@ -34,6 +34,7 @@ with extra_imports("serve", "the HTTP service"):
     from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
     from pydantic import AwareDatetime, BaseModel, Field
 
+from usage_features.adapters.stored_files import StoredFileError
 from usage_features.features.store import OnlineStoreNotMaterialized
 from usage_features.http.connections import header_deadline_protocol
 from usage_features.http.limits import (
@@ -179,7 +180,8 @@ def create_app(scorer: ChurnScorer, token: str | None = None,
     async def score(request: ScoreRequest) -> JSONResponse:
         try:
             answer = await batcher.score(request.customer_ids, request.as_of)
-        except OnlineStoreNotMaterialized as exc:  # e.g. its table dropped while serving
+        except (OnlineStoreNotMaterialized, StoredFileError) as exc:  # a table dropped, a
+            # file damaged while serving: the one line that names it and what to do
             raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
         # ScoreResponse's shape, serialised directly: validating our own output again would
         # cost more than the scoring (the OpenAPI schema still comes from response_model)

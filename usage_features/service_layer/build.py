@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from usage_features.adapters.stored_files import stored_files
 from usage_features.config import RepoPaths
 from usage_features.features.build import BuildSummary, build_features
 from usage_features.features.store import DEFAULT_CONFIG, apply_definitions
 
 
+@stored_files
 def build(paths: RepoPaths, config: str = DEFAULT_CONFIG, engine: str = "duckdb",
           spark_master: str | None = None,
           progress: Callable[[str], None] | None = None) -> BuildSummary:

@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 
 from usage_features.adapters.customers_table import active_customers
+from usage_features.adapters.stored_files import stored_files
 from usage_features.domain.scores import HISTORICAL, ONLINE, Score, Scorer
 from usage_features.serving.freshness import Freshness
 
@@ -34,6 +35,7 @@ class ScoreAnswer:
     note: str | None = None
 
 
+@stored_files
 def score(scorer: Scorer, customer_ids: Sequence[str], as_of: datetime | None = None
           ) -> ScoreAnswer:
     """Scores of ``customer_ids`` at ``as_of`` (default :func:`answer_time`)."""
@@ -41,6 +43,7 @@ def score(scorer: Scorer, customer_ids: Sequence[str], as_of: datetime | None = 
     return _score_at(scorer, customer_ids, moment, why)
 
 
+@stored_files
 def score_active(scorer: Scorer, customers_table: Path, as_of: datetime | None = None
                  ) -> ScoreAnswer:
     """Scores of every customer of ``customers_table`` active at ``as_of`` (signed up, not
