@@ -175,6 +175,18 @@ class TestAModelAdjacentFile:
         assert_one_line_naming(result, reference, "retrain")
 
 
+    def test_a_3_gib_model_file_is_refused_unread_in_one_line(self, copy):
+        repo, customer, _, _, work = copy
+        big = work / "big.skops"
+        with open(big, "wb") as handle:
+            handle.truncate(3 * 2**30)
+        big.with_name("big.skops.json").write_text('{"model_file_sha256": "%s"}' % ("0" * 64))
+        result = invoke("score", customer, "--model", str(big), "--repo", str(repo))
+        assert result.exit_code == 2 and "Traceback" not in result.output
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and "larger (3,221,225,472 bytes) than a model file" in lines[0]
+
+
 class TestADamagedInput:
     def test_predict_s_entities_file_with_flipped_pages_is_one_line_naming_it(self, copy):
         repo, customer, past, _, work = copy
