@@ -20,6 +20,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from usage_features.adapters.stored_files import DiskFullError, is_disk_full
+
 
 def temporary_path(path: Path) -> Path:
     """A fresh temporary name beside ``path`` (same directory, so same filesystem)."""
@@ -47,8 +49,10 @@ def atomic_path(path: Path | str, *, keep_mode: bool = False) -> Iterator[Path]:
 
     The block writes (and closes) a file at the yielded path. When the block ends without an
     error the file is fsync-ed and renamed over ``path``, and the directory fsync-ed; on an
-    error it is removed and ``path`` is left as it was. ``keep_mode``: the new file takes the
-    permission bits of the file it replaces (else the writer's, as for a new file).
+    error it is removed and ``path`` is left as it was (no space left on the device: a
+    :class:`~usage_features.adapters.stored_files.DiskFullError` naming ``path``).
+    ``keep_mode``: the new file takes the permission bits of the file it replaces (else the
+    writer's, as for a new file).
     """
     path = Path(path)
     tmp = temporary_path(path)
@@ -58,8 +62,10 @@ def atomic_path(path: Path | str, *, keep_mode: bool = False) -> Iterator[Path]:
             os.chmod(tmp, path.stat().st_mode & 0o7777)
         fsync_file(tmp)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        if is_disk_full(exc):  # named after the file it was to replace, not the temporary one
+            raise DiskFullError(path) from exc
         raise
     fsync_dir(path.parent)
 

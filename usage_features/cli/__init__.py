@@ -16,12 +16,38 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.text import Text
+from typer.core import TyperGroup
 
 from usage_features.config import default_repo
 from usage_features.extras import MissingExtraError, require
 
+
+class Commands(TyperGroup):
+    """The app's commands. A file one of them cannot read (damaged, truncated) or write (no
+    space left) ends it with one line naming the file and the next step, exit status 2
+    (:mod:`usage_features.adapters.stored_files`), never a library's traceback."""
+
+    def invoke(self, ctx: typer.Context):
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort):
+            raise
+        except Exception as exc:
+            # deferred: the adapters load pyarrow (~0.3 s); only a failed command pays it
+            from usage_features.adapters.stored_files import file_error
+
+            found = file_error(exc)
+            if found is None:
+                raise
+            # literally: a file's words are neither markup nor emoji codes
+            console.print(Text.assemble(("error:", "red"), " ", str(found)))
+            raise typer.Exit(code=2) from None
+
+
 app = typer.Typer(
     help="Point-in-time-correct SaaS usage features on Feast, and the churn model on top.",
+    cls=Commands,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )

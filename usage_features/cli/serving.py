@@ -80,8 +80,9 @@ def score_command(
                       "churned at the scoring time).")] = False,
     model: Annotated[Path | None, typer.Option(help="Model file; default the repo's.")] = None,
     as_of: Annotated[datetime | None, typer.Option(
-        help="Score as of this time (UTC); default now. A time off the online store's day "
-             "is scored from historical features (as predict).")] = None,
+        help="Score as of this time (UTC); default now, or the online store's own time "
+             "when it does not hold now's features (a note says so). A time off the online "
+             "store's day is scored from historical features (as predict).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
     config: ConfigOption = "feature_store.yaml",
     max_lag_hours: MaxLagOption = None,

@@ -35,6 +35,7 @@ from usage_features.adapters.duckdb_connection import (
 )
 from usage_features.adapters.event_log import EventLog
 from usage_features.adapters.parquet_repository import ParquetUsageRepository
+from usage_features.adapters.stored_files import stored_files
 from usage_features.config import RepoPaths
 from usage_features.domain.repository import ConflictingEventError
 from usage_features.domain.vocabulary import Adoption
@@ -84,6 +85,7 @@ class IngestSummary:
         return asdict(self)
 
 
+@stored_files
 def ingest_files(
     paths: Sequence[Path],
     repo: RepoPaths,

@@ -35,6 +35,7 @@ import pandas as pd
 
 from usage_features.adapters.event_log import EventLog
 from usage_features.adapters.score_snapshots import read_snapshots
+from usage_features.adapters.stored_files import reading
 from usage_features.config import RepoPaths
 from usage_features.domain.capacity import Capacity
 from usage_features.features.retrieval import read_online
@@ -121,7 +122,8 @@ def realized_performance(paths: RepoPaths, horizon_days: int, now: datetime,
     (precision and recall at ``capacity`` among them: the snapshot is one scoring date)."""
     if not paths.customers.exists():
         return []
-    customers = pd.read_parquet(paths.customers, columns=["customer_id", "churned_at"])
+    with reading(paths.customers):
+        customers = pd.read_parquet(paths.customers, columns=["customer_id", "churned_at"])
     horizon = pd.Timedelta(days=horizon_days)
     scored = read_snapshots(paths.scores).drop(columns="churned_at")  # (only active rows)
     history = scored.merge(customers, on="customer_id", how="left")

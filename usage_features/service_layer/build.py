@@ -16,6 +16,7 @@ from pathlib import Path
 
 import yaml
 
+from usage_features.adapters.stored_files import stored_files
 from usage_features.config import RepoPaths
 from usage_features.features.build import BuildSummary, build_features
 from usage_features.features.spec import feature_spec
@@ -24,6 +25,7 @@ from usage_features.features.store import DEFAULT_CONFIG, apply_definitions
 from usage_features.ingestion.settings import load_vocabulary
 
 
+@stored_files
 def build(paths: RepoPaths, config: str = DEFAULT_CONFIG, engine: str = "duckdb",
           spark_master: str | None = None,
           progress: Callable[[str], None] | None = None) -> BuildSummary:

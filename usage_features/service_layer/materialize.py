@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 
 from usage_features.adapters.event_log import EventLog
 from usage_features.adapters.feast.online import create_online_tables, missing_online_tables
+from usage_features.adapters.stored_files import stored_files
 from usage_features.config import RepoPaths
 from usage_features.features.state import load_state, save_state
 from usage_features.features.store import DEFAULT_CONFIG, open_store
@@ -42,6 +43,7 @@ class MaterializeSummary:
     warning: str | None = None
 
 
+@stored_files
 def materialize(repo, end: datetime | None = None, config: str = DEFAULT_CONFIG,
                 now: datetime | None = None) -> MaterializeSummary:
     """Load each customer's latest feature row at or before ``end`` (default now).

@@ -17,6 +17,7 @@ import pandas as pd
 
 from usage_features.adapters.duckdb_connection import connect, parquet_list
 from usage_features.adapters.event_log import EventLog
+from usage_features.adapters.stored_files import stored_files
 from usage_features.config import RepoPaths
 from usage_features.features.retrieval import historical_features, served_feature_names
 from usage_features.features.spec import SIGNUP_AT, feature_spec
@@ -29,6 +30,7 @@ from usage_features.training.labels import LabelError, observation_rows
 from usage_features.training.train import TrainConfig, TrainResult, fit_candidates
 
 
+@stored_files
 def train(config: TrainConfig, progress: Callable[[str], None] = lambda _: None) -> TrainResult:
     """Labels and features -> candidates compared on validation -> the best, refitted on every
     labelled row -> saved, with its report."""
