@@ -34,7 +34,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from usage_features.adapters.duckdb_connection import connect, parquet_list
-from usage_features.adapters.files import atomic_write, fsync_dir
+from usage_features.adapters.files import atomic_write, file_lock, fsync_dir
 from usage_features.config import RepoPaths
 
 PARTITION_GLOB = "event_date=*/*.parquet"
@@ -92,7 +92,7 @@ class EventLog:
         Whole batches only: a commit in progress is waited for, the files of one that died part
         way are left out (the next writer deletes them).
         """
-        with _flock(self.paths.commit_lock, fcntl.LOCK_SH, create=False):
+        with file_lock(self.paths.commit_lock, fcntl.LOCK_SH, create=False):
             uncommitted = {path for journal in self._journals() for path in journal}
             yield [p for p in self.files() if p not in uncommitted]
 
@@ -100,7 +100,7 @@ class EventLog:
     def write_lock(self) -> Iterator[None]:
         """Hold the repo's exclusive write lock; roll back any commit a crash left half done."""
         self.paths.data.mkdir(parents=True, exist_ok=True)
-        with _flock(self.paths.lock, fcntl.LOCK_EX):
+        with file_lock(self.paths.lock, fcntl.LOCK_EX):
             self._recover()
             yield
 
@@ -115,7 +115,7 @@ class EventLog:
         """Move staged files to their final paths, all or nothing (call under the write lock)."""
         journal = self.root / "_staging" / f"{batch}.journal"
         names = [str(target.relative_to(self.root)) for target in moves.values()]
-        with _flock(self.paths.commit_lock, fcntl.LOCK_EX):
+        with file_lock(self.paths.commit_lock, fcntl.LOCK_EX):
             atomic_write(journal, json.dumps(names))
             for source, target in moves.items():
                 target.parent.mkdir(parents=True, exist_ok=True)
@@ -138,39 +138,11 @@ class EventLog:
         staging = self.root / "_staging"
         if not staging.exists():
             return
-        with _flock(self.paths.commit_lock, fcntl.LOCK_EX):
+        with file_lock(self.paths.commit_lock, fcntl.LOCK_EX):
             for targets in self._journals():
                 for target in targets:
                     target.unlink(missing_ok=True)
             for journal in staging.glob("*.journal"):
                 journal.unlink()
         shutil.rmtree(staging, ignore_errors=True)
-
-
-@contextmanager
-def _flock(path: Path, operation: int, create: bool = True) -> Iterator[None]:
-    """Hold ``flock(operation)`` on ``path`` for the block (a writer creates its directory).
-
-    A reader (``create=False``) creates no directory, and opens the file read-only where it
-    may not write; where it can neither create nor open it (a read-only log that no writer
-    ever committed to), there is nothing to wait for.
-    """
-    if create:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        handle = open(path, "a")  # noqa: SIM115 - closed by the `with handle` below
-    except OSError:
-        if create:
-            raise
-        try:
-            handle = open(path)  # noqa: SIM115 - closed by the `with handle` below
-        except OSError:
-            yield
-            return
-    with handle:
-        fcntl.flock(handle, operation)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
