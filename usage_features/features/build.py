@@ -330,14 +330,18 @@ def _aggregate_touched(sql: Engine, repo: RepoPaths, log: EventLog, new_files,
     dialect = DIALECTS[sql.dialect]
     day = dialect.day_of
     kept = ""
+    # what is read is what was ingested: a damaged log file names its inputs to ingest again
     if full:  # every pair is touched: every partition, once
         partitions = log.files()
+        log.check(partitions)
     else:
+        log.check(new_files)
         sql.create("touched", f"SELECT DISTINCT customer_id, {day('timestamp')} AS day "
                               f"FROM {sql.files(new_files)}")
         days = [EPOCH + timedelta(days=d)
                 for (d,) in sql.rows("SELECT DISTINCT day FROM touched")]
         partitions = [p for d in days for p in (log.root / f"event_date={d}").glob("*.parquet")]
+        log.check(partitions)
         # a daily table from before the exact score sum holds doubles: read as the exact type
         stored = ", ".join(f"CAST(score_sum AS {EXACT_SCORE}) AS score_sum" if n == "score_sum"
                            else n for n in names)
