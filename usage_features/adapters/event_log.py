@@ -204,6 +204,25 @@ class EventLog:
             if problem:
                 raise self.damaged(self.root / name, problem, records[name])
 
+    def record_unrecorded(self) -> int:
+        """Record the checksums of every file no sound manifest records, as the files are now
+        (files ingested before manifests existed, or whose manifest is damaged: set aside as
+        ``<batch>.json.damaged``); how many. Under the write lock."""
+        with self.write_lock():
+            records, damaged = self.records()
+            files = [p for p in self.files() if str(p.relative_to(self.root)) not in records]
+            with file_lock(self.paths.commit_lock, fcntl.LOCK_EX):
+                for exc in damaged:
+                    os.replace(exc.path, exc.path.with_name(exc.path.name + ".damaged"))
+                if files:
+                    (self.root / MANIFESTS).mkdir(exist_ok=True)
+                    manifest = {"batch": None, "sources": [], "files": {
+                        str(p.relative_to(self.root)): {**file_record(p), "sources": []}
+                        for p in files}}
+                    write_checked_json(self._manifest(f"recorded-{uuid.uuid4().hex}"),
+                                       manifest)
+        return len(files)
+
     @staticmethod
     def damaged(path: Path, problem: str, record: dict) -> DamagedFileError:
         """The error for a damaged log file: it names the inputs to ingest again."""

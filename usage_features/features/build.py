@@ -14,7 +14,7 @@ sees half an ingest.
 
 Every file it writes under ``data/features/`` is recorded in its state with its checksums
 (:mod:`usage_features.adapters.feature_tables`), and every build first checks the files against
-those records (:func:`_check_tables`): a month file changed, truncated or missing is recomputed
+those records (:func:`check_tables`): a month file changed, truncated or missing is recomputed
 from the daily table, a damaged sidecar rewritten, a file the build never wrote removed, and a
 damaged daily table or state rebuilds everything from the event log (each repair is a line of
 :attr:`BuildSummary.repaired`). The event-log files it reads are checked against the checksums
@@ -117,8 +117,9 @@ def build_features(repo: RepoPaths, on_step: Callable[[str], None] | None = None
             summary.vocabulary_changed = True
         elif state["event_files"]:
             step("checking the feature tables against their checksums")
-            damage = _check_tables(repo, state)
-            summary.repaired += damage.notes
+            damage = check_tables(repo, state)
+            summary.repaired += [f"{path}: {problem}; {action}"
+                                 for path, problem, action in damage.found]
             if damage.full:
                 step("the daily table is damaged: rebuilding every feature table")
                 state["event_files"] = []
@@ -182,7 +183,7 @@ def _state_or_rebuild(repo: RepoPaths, step, summary: BuildSummary) -> dict:
 
 @dataclass
 class Damage:
-    """What :func:`_check_tables` found wrong with the stored tables."""
+    """What :func:`check_tables` found wrong with the stored tables."""
 
     #: The daily table is damaged: every table is rebuilt from the event log.
     full: bool = False
@@ -194,21 +195,22 @@ class Damage:
     profile: bool = False
     #: Files under the month directory the build never wrote (removed).
     extra: list[Path] = field(default_factory=list)
-    #: One line per repair, for :attr:`BuildSummary.repaired`.
-    notes: list[str] = field(default_factory=list)
+    #: Each finding: the file, what is wrong with it, what the build does about it.
+    found: list[tuple[Path, str, str]] = field(default_factory=list)
 
 
-def _check_tables(repo: RepoPaths, state: dict) -> Damage:
-    """Every recorded file against its record (size and SHA-256), and the month directory
-    against the recorded months."""
+def check_tables(repo: RepoPaths, state: dict) -> Damage:
+    """Every file the build recorded in ``state`` against its record (size and SHA-256), and
+    the month directory against the recorded months (``build`` repairs what this finds;
+    ``verify`` reports it)."""
     records = state.get(RECORDS, {})
     damage = Damage()
     daily = records.get(table_key(repo, repo.daily))
     problem = file_problem(repo.daily, daily) if daily else "not recorded"
     if problem:
         damage.full = True
-        damage.notes.append(f"{repo.daily}: {problem}; rebuilt every feature table from the "
-                            "event log")
+        damage.found.append((repo.daily, problem,
+                             "rebuilt every feature table from the event log"))
         return damage
     prefix = table_key(repo, repo.customer_usage) + "/"
     months = {key: record for key, record in records.items() if key.startswith(prefix)}
@@ -217,22 +219,22 @@ def _check_tables(repo: RepoPaths, state: dict) -> Damage:
         problem = file_problem(path, record)
         if problem:
             damage.months.add(path.stem)
-            damage.notes.append(f"{path}: {problem}; recomputed from the event log")
+            damage.found.append((path, problem, "recomputed from the event log"))
             continue
         problem = file_problem(sidecar_path(path), record["sidecar"])
         if problem:
             damage.sidecars.add(path.stem)
-            damage.notes.append(f"{sidecar_path(path)}: {problem}; rewritten")
+            damage.found.append((sidecar_path(path), problem, "rewritten"))
     for path in sorted(repo.customer_usage.rglob("*.parquet")):
         if table_key(repo, path) not in months:
             damage.extra.append(path)
-            damage.notes.append(f"{path}: not written by the build; removed")
+            damage.found.append((path, "not written by the build", "removed"))
     profile = records.get(table_key(repo, repo.customer_profile))
     problem = file_problem(repo.customer_profile, profile) if profile else "not recorded"
     if problem:
         damage.profile = True
-        damage.notes.append(f"{repo.customer_profile}: {problem}; rewritten from the "
-                            "customers table")
+        damage.found.append((repo.customer_profile, problem,
+                             "rewritten from the customers table"))
     return damage
 
 

@@ -32,7 +32,7 @@ with extra_imports("serve", "the HTTP service"):
     from pydantic import AwareDatetime, BaseModel, Field
 
 from usage_features.domain.scores import Score
-from usage_features.features.store import OnlineStoreNotMaterialized
+from usage_features.features.store import DamagedFileError, OnlineStoreNotMaterialized
 from usage_features.http.connections import header_deadline_protocol
 from usage_features.http.limits import (
     TOKEN_VARIABLE,
@@ -169,7 +169,8 @@ def create_app(scorer: ChurnScorer, token: str | None = None,
     async def score(request: ScoreRequest) -> JSONResponse:
         try:
             scores = await batcher.score(request.customer_ids, request.as_of)
-        except OnlineStoreNotMaterialized as exc:  # e.g. its table dropped while serving
+        except (OnlineStoreNotMaterialized, DamagedFileError) as exc:  # e.g. its table dropped
+            # while serving, or a feature file damaged: refused, never answered from it
             raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
         # ScoreResponse's shape, serialised directly: validating our own output again would
         # cost more than the scoring (the OpenAPI schema still comes from response_model)
