@@ -154,7 +154,7 @@ def remove_sidecar(parquet: Path) -> None:
 class Sidecar:
     """An open, current sidecar of one Parquet file (see :meth:`open`)."""
 
-    def __init__(self, parquet: Path, stamp: str, handle, start: int, rows: int,
+    def __init__(self, parquet: Path, stamp: str | None, handle, start: int, rows: int,
                  schema: pa.Schema, salt: int) -> None:
         self._parquet, self._stamp = parquet, stamp
         self._handle, self._start, self.rows, self.schema = handle, start, rows, schema
@@ -167,7 +167,10 @@ class Sidecar:
 
     def is_current(self) -> bool:
         """Whether the Parquet file is still the one the sidecar was written from (check it
-        after reading row numbers from the file: a writer may have replaced it meanwhile)."""
+        after reading row numbers from the file: a writer may have replaced it meanwhile).
+        Opened with a record: always (the reader checks the file against its own record)."""
+        if self._stamp is None:
+            return True
         try:
             return _stamp(self._parquet) == self._stamp
         except OSError:
@@ -177,10 +180,11 @@ class Sidecar:
     def open(cls, parquet: Path, record: dict | None = None) -> Sidecar | None:
         """``parquet``'s sidecar if there is one written from the file as it is now; else None.
 
-        With the ``record`` :func:`write_sidecar` returned, a sidecar that is missing, stale,
-        or whose size or header differ from it raises
-        :class:`~usage_features.adapters.checksums.DamagedFileError` instead. Either way a
-        sidecar shorter or longer than its header says raises it.
+        With the ``record`` :func:`write_sidecar` returned, a sidecar that is missing, or whose
+        size or header differ from it, raises
+        :class:`~usage_features.adapters.checksums.DamagedFileError` instead (the Parquet
+        file's own record then ties the two together: its modification time is not
+        compared). Either way a sidecar shorter or longer than its header says raises it.
         """
         path = sidecar_path(parquet)
         try:
@@ -206,10 +210,7 @@ class Sidecar:
             if magic != _MAGIC:
                 raise ValueError("not a row sidecar of this version")
             header = json.loads(raw_header)
-            if header["stamp"] != current:
-                if record is not None:
-                    raise DamagedFileError(path, "written from another version of "
-                                                 f"{parquet.name}")
+            if record is None and header["stamp"] != current:
                 raise ValueError("written from another version of the Parquet file")
             schema = pa.ipc.read_schema(pa.py_buffer(bytes.fromhex(header["schema"])))
             start = len(_MAGIC) + 8 + length
@@ -225,7 +226,8 @@ class Sidecar:
             if record is not None:
                 raise DamagedFileError(path, "not a row sidecar as written") from None
             return None
-        return cls(parquet, current, handle, start, header["rows"], schema, header["salt"])
+        return cls(parquet, current if record is None else None, handle, start,
+                   header["rows"], schema, header["salt"])
 
     @property
     def names(self) -> list[str]:

@@ -179,6 +179,7 @@ class ViewJoin:
             if (any("sidecar" not in r for r in recorded)
                     or SIDECAR_ROWS_PER_ENTITY_ROW * entity_rows > rows):
                 return None
+            self.check(self.columns_read(features=False))  # what pass 1 reads, first
         cars = [Sidecar.open(f, recorded[i]["sidecar"] if recorded else None)
                 for i, f in enumerate(self.files)]
         try:
@@ -187,7 +188,6 @@ class ViewJoin:
                     or any(not {*columns, self.timestamp} <= set(c.names)
                            or {FILE, "file_row_number"} & set(c.names) for c in cars)):
                 return None
-            self.check(self.columns_read(features=False))  # what pass 1 reads
             # each file's rows with its index in self.files (a number: no path per row)
             for i, path in enumerate(self.files):
                 con.read_parquet(literal_path(path), file_row_number=True).create_view(
