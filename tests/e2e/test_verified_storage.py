@@ -23,6 +23,7 @@ from tests.factories import churn_dataset
 from usage_features.adapters.row_sidecar import sidecar_path
 from usage_features.cli import app
 from usage_features.config import RepoPaths
+from usage_features.service_layer.bootstrap import bootstrap
 
 runner = CliRunner()
 
@@ -165,6 +166,24 @@ class TestTheIssuesCases:
         build_repairs(repo, car.name)
         assert historical_answers(repo, as_of) == want["as_of"]
         assert verified(repo)[0] == 0
+
+    def test_the_http_service_answers_503_naming_the_damaged_file(self, copy):
+        from fastapi.testclient import TestClient  # the serve extra, for this test only
+
+        from usage_features.http.app import create_app
+
+        repo, as_of, want = copy
+        client = TestClient(create_app(bootstrap(repo).scorer))
+        body = {"customer_ids": sorted(want["as_of"])[:5], "as_of": as_of.isoformat()}
+        assert client.post("/score", json=body).status_code == 200
+        car = sidecar_path(month_of(repo, as_of))
+        flip(car, sidecar_records(car))
+
+        response = client.post("/score", json=body)
+
+        assert response.status_code == 503
+        assert car.name in response.json()["detail"]
+        assert "usage-features build" in response.json()["detail"]
 
     def test_a_deleted_month_is_refused_then_rebuilt_to_every_feature_row(self, copy):
         repo, as_of, want = copy

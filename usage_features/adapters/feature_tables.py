@@ -41,15 +41,31 @@ def table_key(paths: RepoPaths, path: Path) -> str:
     return Path(path).relative_to(paths.features).as_posix()
 
 
+#: The last state read, by its file's identity: a long-lived reader (``serve``) parses it
+#: once per build, not once per request.
+_read: dict[Path, tuple[tuple, dict]] = {}
+
+
 def recorded_files(paths: RepoPaths) -> dict[str, dict]:
-    """The build's records of the files it wrote (raises if the state is missing or damaged)."""
-    if not paths.build_state.exists():
+    """The build's records of the files it wrote (raises if the state is missing or damaged).
+
+    Read again whenever the state file is another one or was written to (its inode, size,
+    modification and change times: a change time cannot be set back)."""
+    try:
+        stat = paths.build_state.stat()
+    except FileNotFoundError:
         raise DamagedFileError(paths.build_state, "missing, so the feature tables cannot be "
-                                                  "checked")
+                                                  "checked") from None
+    key = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+    cached = _read.get(paths.build_state)
+    if cached is not None and cached[0] == key:
+        return cached[1]
     records = read_checked_json(paths.build_state).get(RECORDS)
     if records is None:
         raise DamagedFileError(paths.build_state, "records no checksums of the feature tables "
                                                   "(written by an earlier version)")
+    _read.clear()
+    _read[paths.build_state] = (key, records)
     return records
 
 
