@@ -132,12 +132,16 @@ def check_parquet(path: Path, record: dict, columns: Iterable[str] | None = None
                                          "written (truncated or changed)", fix)
         wanted = record["chunks"] if columns is None else {
             c: record["chunks"][c] for c in columns if c in record["chunks"]}
-        for name, ranges in (("footer", [record["footer"]]), *wanted.items()):
-            for start, length, crc in ranges:
-                if zlib.crc32(os.pread(fd, length, start)) != crc:
-                    what = "its footer" if name == "footer" else f"column {name}"
-                    raise DamagedFileError(path, f"{what} differs from what was written "
-                                                 "(CRC-32 mismatch)", fix)
+        ranges = [("footer", *record["footer"])] + [
+            (name, *chunk) for name, chunks in wanted.items() for chunk in chunks]
+        # one buffer read into again and again: no fresh pages for every chunk
+        buffer = memoryview(bytearray(max(length for _, _, length, _ in ranges)))
+        for name, start, length, crc in ranges:
+            read = os.preadv(fd, [buffer[:length]], start)
+            if zlib.crc32(buffer[:read]) != crc or read != length:
+                what = "its footer" if name == "footer" else f"column {name}"
+                raise DamagedFileError(path, f"{what} differs from what was written "
+                                             "(CRC-32 mismatch)", fix)
 
 
 def write_checked_json(path: Path, value: dict) -> None:
