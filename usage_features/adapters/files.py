@@ -10,10 +10,13 @@ file is removed and the target is left as it was.
 - :func:`atomic_path` yields the temporary path, for writers that need a path (Parquet, CSV,
   DuckDB's ``COPY``, a streaming writer): the file they leave there replaces the target when
   the block ends without an error.
+
+Beside them, :func:`file_lock`: the ``flock`` every lock of a repo is held with.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import secrets
 from collections.abc import Iterator
@@ -80,3 +83,32 @@ def atomic_write(path: Path | str, data: bytes | str, *, keep_mode: bool = False
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
+
+
+@contextmanager
+def file_lock(path: Path, operation: int, create: bool = True) -> Iterator[None]:
+    """Hold ``flock(operation)`` on ``path`` for the block (a writer creates its directory).
+
+    A reader (``create=False``) creates no directory, and opens the file read-only where it
+    may not write; where it can neither create nor open it (a read-only log that no writer
+    ever committed to), there is nothing to wait for.
+    """
+    if create:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        handle = open(path, "a")  # noqa: SIM115 - closed by the `with handle` below
+    except OSError:
+        if create:
+            raise
+        try:
+            handle = open(path)  # noqa: SIM115 - closed by the `with handle` below
+        except OSError:
+            yield
+            return
+    with handle:
+        fcntl.flock(handle, operation)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+

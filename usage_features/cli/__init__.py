@@ -136,4 +136,4 @@ def require_extra(extra: str, command: str) -> None:
 
 
 # Register the commands (each module adds its own to ``app``).
-from usage_features.cli import daily, data, demo, model, serving, vocabulary  # noqa: E402,F401
+from usage_features.cli import daily, data, demo, model, serving, verify, vocabulary  # noqa: E402,F401

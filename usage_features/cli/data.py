@@ -275,7 +275,7 @@ def build(
     # deferred: the build loads DuckDB and pyarrow (~0.3 s); --help must not wait
     from usage_features.adapters.sql_engine import EngineUnavailable
     from usage_features.features.build import NoEventsError
-    from usage_features.features.store import DefinitionsError
+    from usage_features.features.store import DamagedFileError, DefinitionsError
     from usage_features.service_layer.build import build as build_and_apply
 
     if spark_master and engine is not Engine.spark:
@@ -284,18 +284,20 @@ def build(
         try:
             summary = build_and_apply(RepoPaths(repo), config, engine.value, spark_master,
                                       progress=status.update)
-        except (NoEventsError, EngineUnavailable, DefinitionsError) as exc:
+        except (NoEventsError, EngineUnavailable, DefinitionsError, DamagedFileError) as exc:
             raise fail(str(exc)) from None
     if as_json:
         out.print_json(json.dumps(summary.to_dict()))
         return
+    for line in summary.repaired:  # literally: a path is no markup
+        print(f"repaired: {line}")
     if summary.vocabulary_changed:
         out.print("the event vocabulary changed (a schema change): rebuilt every feature table "
                   "and re-registered the feature service; retrain the model "
                   "(`usage-features train`): a model of the old vocabulary is refused")
     if not summary.changed:
         out.print("feature tables are up to date (no new events)")
-    else:
+    elif summary.new_event_files or summary.months_rewritten:
         out.print(f"folded in {summary.new_event_files} new event file(s): recomputed "
                   f"{summary.customers_recomputed:,} customer(s) from "
                   f"{summary.first_changed_day}; rewrote {len(summary.months_rewritten)} "

@@ -62,6 +62,7 @@ def train_command(
     one with the best validation PR AUC (ties: ROC AUC), refitted on every labelled row."""
     # deferred: training loads scikit-learn and pandas (~1 s); --help must not wait
     from usage_features.features.build import NoEventsError
+    from usage_features.features.store import DamagedFileError
     from usage_features.ingestion.readers import InputError
     from usage_features.service_layer.train import TrainConfig, train
     from usage_features.training.labels import LabelError
@@ -74,7 +75,8 @@ def train_command(
         warnings.simplefilter("always", FeatureDataWarning)
         try:
             result, error = train(config, progress=status.update), None
-        except (LabelError, InputError, FileNotFoundError, NoEventsError) as exc:
+        except (LabelError, InputError, FileNotFoundError, NoEventsError,
+                DamagedFileError) as exc:
             result, error = None, exc
     _show(caught, FeatureDataWarning)  # out here: inside, showing would record them again
     if error is not None:

@@ -59,11 +59,12 @@ def materialize_command(
 ) -> None:
     """Load the latest feature rows into the online store (SQLite by default), incrementally."""
     # deferred: the service layer loads DuckDB (~0.2 s); --help must not wait
+    from usage_features.features.store import DamagedFileError
     from usage_features.service_layer.materialize import MaterializeError, materialize
 
     try:
         summary = materialize(repo, utc(end) if end else None, config)
-    except MaterializeError as exc:
+    except (MaterializeError, DamagedFileError) as exc:
         raise fail(str(exc)) from None
     if summary.warning:
         console.print(f"[yellow]warning:[/yellow] {plain(summary.warning)}")
@@ -89,7 +90,7 @@ def score_command(
 ) -> None:
     """Churn probability, risk band and reasons for customers, from the online store."""
     # deferred: the service layer loads DuckDB (~0.2 s); --help must not wait
-    from usage_features.features.store import OnlineStoreNotMaterialized
+    from usage_features.features.store import DamagedFileError, OnlineStoreNotMaterialized
     from usage_features.service_layer.score import score, score_active
 
     if bool(customer_ids) == every_active:
@@ -99,7 +100,7 @@ def score_command(
     try:
         answer = (score_active(context.scorer, context.paths.customers, moment) if every_active
                   else score(context.scorer, customer_ids, moment))
-    except (*model_errors(), OnlineStoreNotMaterialized) as exc:
+    except (*model_errors(), OnlineStoreNotMaterialized, DamagedFileError) as exc:
         raise fail(str(exc)) from None
     if answer.note:
         console.print(f"note: {plain(answer.note)}")
@@ -142,14 +143,15 @@ def serve_command(
     """
     require_extra("serve", "usage-features serve")
     # deferred: the serve extra; the HTTP app loads scikit-learn, pandas, DuckDB (~1.5 s)
-    from usage_features.features.store import OnlineStoreNotMaterialized
+    from usage_features.features.store import DamagedFileError, OnlineStoreNotMaterialized
     from usage_features.http.app import prepare, run
     from usage_features.http.limits import ServiceConfigError
 
     context = bootstrap_or_fail(repo, config, model, max_lag_hours)
     try:
         service, limits = prepare(context)
-    except (*model_errors(), ServiceConfigError, OnlineStoreNotMaterialized) as exc:
+    except (*model_errors(), ServiceConfigError, OnlineStoreNotMaterialized,
+            DamagedFileError) as exc:
         raise fail(str(exc)) from None
     out.print(f"serving on http://{host}:{port} (OpenAPI docs at /docs)")
     run(service, limits, host, port)

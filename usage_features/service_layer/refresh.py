@@ -116,7 +116,10 @@ def refresh(context: Context, inbox: Path | None = None, now: datetime | None = 
                 load_customers(customers, paths)
         with timed("build"):
             say("building feature tables")
-            summary.feature_rows_changed = build(paths, context.config).changed
+            built = build(paths, context.config)
+            summary.feature_rows_changed = built.changed
+            # a damaged stored file was repaired: served from the repair, and an alarm
+            summary.alarms += [f"repaired: {line}" for line in built.repaired]
         with timed("materialize"):
             say("materializing the online store")
             with contextlib.redirect_stdout(io.StringIO()):  # Feast prints its progress

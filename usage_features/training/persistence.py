@@ -236,6 +236,20 @@ def _recorded_hash(path: Path) -> str:
     return recorded
 
 
+def check_model_file(path: Path) -> None:
+    """Check the model file's SHA-256 against its metadata without loading it (``verify``):
+    streamed, so a file of any size costs no memory. Raises :class:`ModelFileError`."""
+    path = Path(path)
+    expected = _recorded_hash(path)
+    with open(path, "rb") as handle:
+        actual = hashlib.file_digest(handle, "sha256").hexdigest()
+    if actual != expected:
+        raise ModelFileError(
+            f"model file {path} does not match its metadata ({metadata_path(path).name}): its "
+            "SHA-256 differs from the one recorded when it was saved, so it was changed, "
+            f"corrupted or truncated since; {RETRAIN}")
+
+
 __all__ = ["DEFAULT_MAX_MODEL_BYTES", "MAX_MODEL_BYTES_VARIABLE", "TRUSTED_TYPES",
-           "ModelFileError", "load_model", "max_model_bytes", "metadata_path", "model_types",
-           "save_model"]
+           "ModelFileError", "check_model_file", "load_model", "max_model_bytes",
+           "metadata_path", "model_types", "save_model"]
