@@ -115,13 +115,23 @@ def month_file(repo: Path, moment: datetime) -> Path:
 
 
 class TestADamagedMonthFile:
-    @pytest.mark.parametrize("command", ["build", "train", "score", "predict", "refresh"])
+    @pytest.mark.parametrize("command", ["train", "score", "predict"])
     def test_flipped_data_pages_end_each_command_in_one_line_naming_it(self, copy, command):
         repo, customer, past, _, work = copy
         month = month_file(repo, past)
         flip_data_pages(month)
         result = invoke(*commands(repo, customer, past, work)[command])
         assert_one_line_naming(result, month, "run `usage-features build")
+
+    @pytest.mark.parametrize(("command", "status"), [("build", 0), ("refresh", 1)])
+    def test_build_and_refresh_repair_it_from_the_event_log_and_say_so(self, copy, command,
+                                                                     status):
+        repo, customer, past, _, work = copy
+        month = month_file(repo, past)
+        flip_data_pages(month)
+        result = invoke(*commands(repo, customer, past, work)[command])
+        assert result.exit_code == status, result.output
+        assert f"repaired: {month}" in " ".join(result.output.split())
 
     def test_post_score_answers_503_naming_it(self, copy):
         from fastapi.testclient import TestClient
@@ -163,7 +173,7 @@ class TestATruncatedEventLogFile:
         with open(new, "r+b") as handle:
             handle.truncate(300)
         result = invoke("build", "--repo", str(repo))
-        assert_one_line_naming(result, new, "restore this file from a backup")
+        assert_one_line_naming(result, new, "from a backup")
 
 
 class TestAModelAdjacentFile:
@@ -229,7 +239,7 @@ class TestAFullDisk:
             patch.setattr(files, "fsync_file", full_disk)  # every file the build replaces
             result = invoke("build", "--repo", str(repo))
         self.assert_full_disk(result)
-        assert str(RepoPaths(repo).features) in result.stderr
+        assert str(RepoPaths(repo).data) in result.stderr  # the file being written
         assert snapshot(repo) == before
         assert "folded in 1 new event file" in ok("build", "--repo", str(repo))
         assert not (RepoPaths(repo).data / ".build").exists()

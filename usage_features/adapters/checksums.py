@@ -47,8 +47,6 @@ class DamagedFileError(StoredFileError):
         self.problem, self.fix = problem, fix
         super().__init__(path, problem, fix)
 
-    def __str__(self) -> str:
-        return f"{self.path}: {self.problem}; {self.fix}"
 
 
 def sha256_file(path: Path) -> str:
