@@ -97,7 +97,8 @@ class TestCheckedJson:
         path.write_text(text)
         with pytest.raises(DamagedFileError) as caught:
             read_checked_json(path)
-        assert str(caught.value).startswith(f"cannot read {path}: ") and "\n" not in str(caught.value)
+        message = str(caught.value)
+        assert message.startswith(f"cannot read {path}: ") and "\n" not in message
 
 
 class TestSidecarRecords:
