@@ -42,6 +42,7 @@ from usage_features.http.limits import (
     limits_from_env,
     token_matches,
 )
+from usage_features.http.web import include_pages
 from usage_features.service_layer.bootstrap import Context
 from usage_features.service_layer.score import score as score_at
 from usage_features.serving.scorer import ChurnScorer
@@ -119,8 +120,11 @@ def create_app(scorer: ChurnScorer, token: str | None = None,
     """The service around one loaded scorer; ``token`` and ``limits`` default to the
     environment's (:data:`TOKEN_VARIABLE`, :func:`limits_from_env`)."""
     secret = api_token(token)
+    # No Swagger UI or ReDoc: FastAPI's load their scripts from a CDN with an inline script,
+    # which the pages' Content-Security-Policy refuses; the schema stays at /openapi.json.
     app = FastAPI(title="usage-features churn scoring", version="1",
-                  description="Churn risk from usage features served by Feast (churn_model_v1)")
+                  description="Churn risk from usage features served by Feast (churn_model_v1)",
+                  docs_url=None, redoc_url=None)
     app.add_middleware(RequestGuard, token=secret, limits=limits or limits_from_env())
     app.add_exception_handler(RequestValidationError, validation_error)
     bearer = HTTPBearer(auto_error=False)
@@ -186,11 +190,15 @@ async def validation_error(request: Request, exc: RequestValidationError) -> JSO
         for error in exc.errors()]})
 
 
-def prepare(context: Context) -> tuple[FastAPI, Limits]:
-    """The service's app and limits, settings checked first (a clear error, nothing started)."""
+def prepare(context: Context, page_token: str | None = None) -> tuple[FastAPI, Limits]:
+    """The service's app and limits, settings checked first (a clear error, nothing started);
+    with ``page_token``, the web pages too, behind a sign-in with it (docs/web.md)."""
     api_token()
     limits = limits_from_env()
-    return create_app(context.scorer, limits=limits), limits
+    app = create_app(context.scorer, limits=limits)
+    if page_token is not None:
+        include_pages(app, context, page_token, limits)
+    return app, limits
 
 
 def run(app: FastAPI, limits: Limits, host: str = "127.0.0.1", port: int = 8000) -> None:
