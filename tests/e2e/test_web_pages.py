@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
+from playwright.sync_api import sync_playwright
 
 from tests.conftest import services_required, start_http_server
 from tests.web_world import FORMULA, ODD, TOKEN, XSS, make_web_world
@@ -326,16 +327,21 @@ class TestOtherPages:
 # -- in a real browser --------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def browser_type_launch_args():
-    """pytest-playwright launches the system's Chromium (Playwright's own download is not
-    reachable here)."""
+@pytest.fixture(scope="module")
+def browser():
+    """The system's Chromium through Playwright (its own browser download is not reachable
+    here), for this module only: a Playwright left running for the session would keep its
+    event loop on the main thread, and later tests' ``asyncio.run`` would fail."""
     if not CHROMIUM.exists():
         message = f"no Chromium at {CHROMIUM}: apt-get install chromium"
         if services_required():
             pytest.fail(message, pytrace=False)
         pytest.skip(message)
-    return {"executable_path": str(CHROMIUM), "args": ["--no-sandbox"]}
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM),
+                                              args=["--no-sandbox"])
+        yield launched
+        launched.close()
 
 
 @pytest.fixture(scope="module")

@@ -15,20 +15,26 @@ import math
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
-from usage_features.adapters.daily_aggregates import customer_rows
-from usage_features.adapters.parquet_repository import ParquetUsageRepository
+from usage_features.adapters.daily_aggregates import (
+    EPOCH,
+    customer_rows,
+    day_number,
+    table_days,
+)
+from usage_features.adapters.daily_aggregates import latest_events as daily_latest_events
+from usage_features.adapters.event_log import EventLog
 from usage_features.domain.scores import Score
 from usage_features.domain.vocabulary import Unlisted
 from usage_features.features.retrieval import online_refs, read_online
 from usage_features.features.spec import PLAN, SIGNUP_AT
-from usage_features.service_layer.pages.data import PageData
+from usage_features.service_layer.pages.data import PageData, file_stamp
 from usage_features.service_layer.score import score
 
 WEEKS = 26
 LATEST_EVENTS = 20
-#: How far back the latest events are looked for, widening until enough are found.
-EVENT_WINDOWS = (timedelta(days=35), timedelta(days=400), None)
 OTHER = "other"
+#: The daily aggregate counting all of a day's events.
+EVENTS_COLUMN = "n_events"
 
 
 @dataclass(frozen=True)
@@ -108,13 +114,19 @@ def customer_view(data: PageData, customer_id: str) -> CustomerView:
     customers = data.customers()
     known = customer_id in customers.index
     row = customers.loc[customer_id] if known else None
-    anchor = scored.latest_event_at or scored.as_of
+    churned_at = _time(row, "churned_at")
+    latest = scored.latest_event_at or scored.as_of  # the data's own time, not the wall clock
+    # a churned customer's usage up to the churn, not the empty weeks since
+    anchor = min(latest, churned_at) if churned_at is not None else latest
+    with data.duckdb() as con:
+        weekly = weekly_events(data, con, customer_id, anchor)
+        events = latest_events(data, con, customer_id, latest)
     return CustomerView(
         customer_id, scored, answer.note, answer.freshness.warnings(), known,
-        _time(row, SIGNUP_AT), _time(row, "churned_at"),
+        _time(row, SIGNUP_AT), churned_at,
         row[PLAN] if row is not None and isinstance(row[PLAN], str) else None,
-        weekly_events(data, customer_id, anchor), score_history(data, customer_id),
-        feature_values(data, customer_id, scored), latest_events(data, customer_id, anchor))
+        weekly, score_history(data, customer_id), feature_values(data, customer_id, scored),
+        events)
 
 
 def _time(row, column: str) -> datetime | None:
@@ -123,9 +135,9 @@ def _time(row, column: str) -> datetime | None:
     return row[column].to_pydatetime()
 
 
-def weekly_events(data: PageData, customer_id: str, anchor: datetime) -> WeeklyEvents:
+def weekly_events(data: PageData, con, customer_id: str, anchor: datetime) -> WeeklyEvents:
     """The customer's events per week and type over the :data:`WEEKS` weeks up to the week of
-    ``anchor`` (the latest ingested event: the data's own time, not the wall clock)."""
+    ``anchor``, from the build's daily aggregates."""
     vocabulary = data.spec.vocabulary
     columns = {t.name: f"n_{t.stem}" for t in vocabulary.types}
     if vocabulary.unlisted == Unlisted.OTHER:
@@ -134,10 +146,9 @@ def weekly_events(data: PageData, customer_id: str, anchor: datetime) -> WeeklyE
     last_day = anchor.astimezone(UTC).date()
     monday = last_day - timedelta(days=last_day.weekday())
     weeks = [monday - timedelta(weeks=WEEKS - 1 - i) for i in range(WEEKS)]
-    epoch = date(1970, 1, 1)
-    first = (weeks[0] - epoch).days
-    rows = customer_rows(data.context.paths.daily, customer_id, list(columns.values()),
-                         first, (last_day - epoch).days)
+    first = day_number(weeks[0])
+    rows = customer_rows(con, data.context.paths.daily, customer_id, list(columns.values()),
+                         first, day_number(last_day))
     counts = [[0] * len(columns) for _ in weeks]
     for record in rows.itertuples(index=False):
         week = (int(record[0]) - first) // 7
@@ -176,23 +187,28 @@ def feature_values(data: PageData, customer_id: str, scored: Score) -> list[Feat
     return out
 
 
-def latest_events(data: PageData, customer_id: str, anchor: datetime) -> list[EventRow]:
-    """The customer's latest :data:`LATEST_EVENTS` events, newest first (the window read
-    widens until it holds enough: a busy customer's month, not the whole log)."""
-    repository = ParquetUsageRepository(data.context.paths, write=_read_only)
-    events = []
-    for window in EVENT_WINDOWS:
-        since = None if window is None else anchor - window
-        events = repository.get_events(customer_id, since=since)
-        if len(events) >= LATEST_EVENTS:
-            break
-    return [EventRow(e.timestamp, e.event_type, None if e.feature_adoption_score is None
-                     else e.feature_adoption_score.value)
-            for e in reversed(events[-LATEST_EVENTS:])]
-
-
-def _read_only(table) -> int:
-    raise PermissionError("the web pages never write events")
+def latest_events(data: PageData, con, customer_id: str, latest: datetime) -> list[EventRow]:
+    """The customer's latest :data:`LATEST_EVENTS` events, newest first. Only the event log's
+    partitions that can hold them are read: the days the build's daily aggregates show events
+    on (newest first, until they add up to enough), and the days since the build's last
+    one (ingested, not built yet), up to ``latest`` (the latest ingested event)."""
+    paths = data.context.paths
+    key = file_stamp(paths.daily)
+    with_events = customer_rows(con, paths.daily, customer_id, [EVENTS_COLUMN], 0,
+                                day_number(latest.astimezone(UTC).date()))
+    with_events = with_events[with_events[EVENTS_COLUMN] > 0]
+    enough = with_events[EVENTS_COLUMN][::-1].cumsum() < LATEST_EVENTS
+    chosen = with_events.day[::-1][enough.shift(fill_value=True)]
+    days = {EPOCH + timedelta(days=int(d)) for d in chosen}
+    built = data.cached("daily_last_day", key, lambda: table_days(con, paths.daily) or 0)
+    last = latest.astimezone(UTC).date()
+    day = EPOCH + timedelta(days=built + 1)
+    while day <= last:
+        days.add(day)
+        day += timedelta(days=1)
+    events = daily_latest_events(con, EventLog(paths), customer_id, LATEST_EVENTS, days)
+    return [EventRow(timestamp.astimezone(UTC), kind, score)
+            for _, _, timestamp, kind, score in events]
 
 
 __all__ = ["WEEKS", "CustomerView", "EventRow", "FeatureValue", "HistoryPoint", "WeeklyEvents",

@@ -9,14 +9,17 @@ read of a year of files. Each cache is guarded by a lock: pages are answered in 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pandas as pd
 
+from usage_features.adapters.duckdb_connection import connect
 from usage_features.adapters.snapshot_days import SnapshotDays
 from usage_features.features.spec import PLAN, SIGNUP_AT, FeatureSpec, feature_spec
 from usage_features.service_layer.bootstrap import Context
@@ -55,6 +58,22 @@ class PageData:
     def spec(self) -> FeatureSpec:
         """The served model's feature spec (its own event vocabulary)."""
         return feature_spec(self.context.model.metadata.event_vocabulary)
+
+    @cached_property
+    def _connection(self) -> duckdb.DuckDBPyConnection:
+        return connect()
+
+    @contextmanager
+    def duckdb(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A cursor of the pages' one DuckDB connection, for one thread (opening a connection
+        per read would cost more than the reads)."""
+        with self._lock:
+            connection = self._connection
+        cursor = connection.cursor()
+        try:
+            yield cursor
+        finally:
+            cursor.close()
 
     def cached(self, name: str, key: Any, compute: Callable[[], Any]) -> Any:
         """``compute()``, computed again only when ``key`` changes (one computation at a time

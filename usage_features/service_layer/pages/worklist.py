@@ -178,8 +178,9 @@ def _build(data: PageData, latest: date, previous: date | None) -> tuple[pd.Data
         frame["change"] = np.nan
     moment = np.full(len(frame), pd.Timestamp(as_of).timestamp() if pd.notna(as_of) else np.nan)
     day = int(pd.Timestamp(as_of).timestamp() // DAY_SECONDS) if pd.notna(as_of) else 0
-    last = latest_per_customer(data.context.paths.daily, LAST_EVENT_AT, day).set_index(
-        "customer_id")[LAST_EVENT_AT]
+    with data.duckdb() as con:
+        last = latest_per_customer(con, data.context.paths.daily, LAST_EVENT_AT, day).set_index(
+            "customer_id")[LAST_EVENT_AT]
     frame[DAYS_SINCE_LAST_EVENT] = days_since(
         epoch_seconds(last.reindex(ids)), moment)
     customers = data.customers()
