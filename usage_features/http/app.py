@@ -5,9 +5,11 @@ so), by the same use case as ``usage-features score`` (:mod:`usage_features.serv
 
 Bearer-token auth is on when ``USAGE_FEATURES_API_TOKEN`` is set (``/health`` stays open for
 load balancers; an empty token is refused at start). Batches are bounded by ``MAX_BATCH``.
-OpenAPI docs at ``/docs``. The token check, body size and time limits run before any handler,
-in :class:`~usage_features.http.limits.RequestGuard`; validation errors name the reason and
-the location, never the input.
+The OpenAPI schema at ``/openapi.json`` (no Swagger UI: it loads from a CDN); the web pages
+(:mod:`usage_features.http.web`) are put in front by :func:`prepare`. The token check, body
+size and time limits run before any handler, in
+:class:`~usage_features.http.limits.RequestGuard`; validation errors name the reason and the
+location, never the input.
 
 Concurrent requests are micro-batched: scoring one customer costs about as much fixed overhead
 as scoring fifty, so requests that arrive within ``BATCH_WAIT`` of each other are scored in one

@@ -63,8 +63,9 @@ def short_day(day: date) -> str:
 def customer_charts(view: CustomerView) -> dict[str, Chart]:
     weekly = view.weekly
     events = stacked_bars(
-        "weekly-events", f"Events per week by type, the {len(weekly.weeks)} weeks to "
-        f"{weekly.weeks[-1]:%Y-%m-%d}", [f"{w:%Y-%m-%d}" for w in weekly.weeks], weekly.types,
+        "weekly-events", f"Events per week (Monday to Sunday) by type, the {len(weekly.weeks)} "
+        f"weeks up to {weekly.last_day or weekly.weeks[-1]:%Y-%m-%d}",
+        [f"{w:%Y-%m-%d}" for w in weekly.weeks], weekly.types,
         weekly.counts, y_label="events", unit=" events", label_every=4)
     history = view.history
     if history:

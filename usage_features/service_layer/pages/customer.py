@@ -44,6 +44,7 @@ class WeeklyEvents:
     weeks: list[date]  # each week's Monday, oldest first
     types: list[str]  # the event types, in the vocabulary's order
     counts: list[list[int]]  # counts[week][type]
+    last_day: date | None = None  # the last day counted (the anchor's)
 
     @property
     def points(self) -> list[tuple[date, str, int]]:
@@ -154,7 +155,7 @@ def weekly_events(data: PageData, con, customer_id: str, anchor: datetime) -> We
         week = (int(record[0]) - first) // 7
         for j, value in enumerate(record[1:]):
             counts[week][j] += int(value)
-    return WeeklyEvents(weeks, list(columns), counts)
+    return WeeklyEvents(weeks, list(columns), counts, last_day)
 
 
 def score_history(data: PageData, customer_id: str) -> list[HistoryPoint]:
