@@ -34,6 +34,7 @@ from usage_features.features.spec import DAYS_SINCE_LAST_EVENT, TENURE_DAYS
 from usage_features.http.app import prepare
 from usage_features.http.web.security import MAX_FAILURES, SESSION_COOKIE
 from usage_features.service_layer.bootstrap import bootstrap
+from usage_features.service_layer.pages.customer import LATEST_EVENTS, customer_view
 from usage_features.service_layer.pages.data import PageData
 from usage_features.service_layer.pages.worklist import WorklistQuery, worklist, worklist_table
 
@@ -263,6 +264,19 @@ class TestCustomerPage:
         assert all(unescape_reason in unescape(html) for unescape_reason in served["reasons"])
         assert 'id="weekly-events"' in html and 'id="score-history"' in html
         assert "Training median" in html and "Latest events" in html
+
+    def test_the_latest_events_and_weekly_counts_are_the_event_log_s(self, world):
+        data = PageData(bootstrap(world.repo))
+        for customer in snapshot(world).customer_id.iloc[:5]:
+            view = customer_view(data, customer)
+            own = world.events[world.events.customer_id == customer].sort_values(
+                ["timestamp", "event_id"], ascending=False)
+            assert [(e.timestamp, e.event_type) for e in view.events] == list(zip(
+                own.timestamp.iloc[:LATEST_EVENTS], own.event_type.iloc[:LATEST_EVENTS]))
+            first = pd.Timestamp(view.weekly.weeks[0], tz="UTC")
+            counted = own[(own.timestamp >= first) & (
+                own.timestamp < pd.Timestamp(view.weekly.last_day, tz="UTC") + timedelta(days=1))]
+            assert view.weekly.total == len(counted)
 
     @pytest.mark.parametrize("customer", ["nobody-at-all", "cust-not-signed-up"])
     def test_an_unknown_customer_gets_a_clear_page(self, client, customer):

@@ -15,6 +15,8 @@ import math
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
+import pandas as pd
+
 from usage_features.adapters.daily_aggregates import (
     EPOCH,
     customer_rows,
@@ -22,7 +24,6 @@ from usage_features.adapters.daily_aggregates import (
     table_days,
 )
 from usage_features.adapters.daily_aggregates import latest_events as daily_latest_events
-from usage_features.adapters.event_log import EventLog
 from usage_features.domain.scores import Score
 from usage_features.domain.vocabulary import Unlisted
 from usage_features.features.retrieval import online_refs, read_online
@@ -31,7 +32,7 @@ from usage_features.service_layer.pages.data import PageData, file_stamp
 from usage_features.service_layer.score import score
 
 WEEKS = 26
-LATEST_EVENTS = 20
+LATEST_EVENTS = 15
 OTHER = "other"
 #: The daily aggregate counting all of a day's events.
 EVENTS_COLUMN = "n_events"
@@ -119,9 +120,13 @@ def customer_view(data: PageData, customer_id: str) -> CustomerView:
     latest = scored.latest_event_at or scored.as_of  # the data's own time, not the wall clock
     # a churned customer's usage up to the churn, not the empty weeks since
     anchor = min(latest, churned_at) if churned_at is not None else latest
-    with data.duckdb() as con:
-        weekly = weekly_events(data, con, customer_id, anchor)
-        events = latest_events(data, con, customer_id, latest)
+    columns = type_columns(data)
+    with data.duckdb() as con:  # one read of the customer's daily rows serves both
+        daily = customer_rows(con, data.context.paths.daily, customer_id,
+                              [EVENTS_COLUMN, *columns.values()], 0,
+                              day_number(latest.astimezone(UTC).date()))
+        weekly = weekly_events(daily, list(columns), anchor)
+        events = latest_events(data, con, customer_id, daily, latest)
     return CustomerView(
         customer_id, scored, answer.note, answer.freshness.warnings(), known,
         _time(row, SIGNUP_AT), churned_at,
@@ -136,26 +141,29 @@ def _time(row, column: str) -> datetime | None:
     return row[column].to_pydatetime()
 
 
-def weekly_events(data: PageData, con, customer_id: str, anchor: datetime) -> WeeklyEvents:
-    """The customer's events per week and type over the :data:`WEEKS` weeks up to the week of
-    ``anchor``, from the build's daily aggregates."""
+def type_columns(data: PageData) -> dict[str, str]:
+    """Each event type's daily count column, in the vocabulary's order."""
     vocabulary = data.spec.vocabulary
     columns = {t.name: f"n_{t.stem}" for t in vocabulary.types}
     if vocabulary.unlisted == Unlisted.OTHER:
         columns[OTHER] = f"n_{OTHER}"
-    columns = {kind: c for kind, c in columns.items() if c in data.spec.daily}
+    return {kind: c for kind, c in columns.items() if c in data.spec.daily}
+
+
+def weekly_events(daily: pd.DataFrame, types: list[str], anchor: datetime) -> WeeklyEvents:
+    """Events per week and type over the :data:`WEEKS` weeks up to the week of ``anchor``,
+    from the customer's daily aggregates (``day``, the total, then one column per type)."""
     last_day = anchor.astimezone(UTC).date()
     monday = last_day - timedelta(days=last_day.weekday())
     weeks = [monday - timedelta(weeks=WEEKS - 1 - i) for i in range(WEEKS)]
-    first = day_number(weeks[0])
-    rows = customer_rows(con, data.context.paths.daily, customer_id, list(columns.values()),
-                         first, day_number(last_day))
-    counts = [[0] * len(columns) for _ in weeks]
-    for record in rows.itertuples(index=False):
+    first, last = day_number(weeks[0]), day_number(last_day)
+    counts = [[0] * len(types) for _ in weeks]
+    window = daily[(daily.day >= first) & (daily.day <= last)]
+    for record in window.itertuples(index=False):
         week = (int(record[0]) - first) // 7
-        for j, value in enumerate(record[1:]):
+        for j, value in enumerate(record[2:]):
             counts[week][j] += int(value)
-    return WeeklyEvents(weeks, list(columns), counts, last_day)
+    return WeeklyEvents(weeks, types, counts, last_day)
 
 
 def score_history(data: PageData, customer_id: str) -> list[HistoryPoint]:
@@ -188,16 +196,15 @@ def feature_values(data: PageData, customer_id: str, scored: Score) -> list[Feat
     return out
 
 
-def latest_events(data: PageData, con, customer_id: str, latest: datetime) -> list[EventRow]:
+def latest_events(data: PageData, con, customer_id: str, daily: pd.DataFrame,
+                  latest: datetime) -> list[EventRow]:
     """The customer's latest :data:`LATEST_EVENTS` events, newest first. Only the event log's
     partitions that can hold them are read: the days the build's daily aggregates show events
     on (newest first, until they add up to enough), and the days since the build's last
     one (ingested, not built yet), up to ``latest`` (the latest ingested event)."""
     paths = data.context.paths
     key = file_stamp(paths.daily)
-    with_events = customer_rows(con, paths.daily, customer_id, [EVENTS_COLUMN], 0,
-                                day_number(latest.astimezone(UTC).date()))
-    with_events = with_events[with_events[EVENTS_COLUMN] > 0]
+    with_events = daily[daily[EVENTS_COLUMN] > 0]
     enough = with_events[EVENTS_COLUMN][::-1].cumsum() < LATEST_EVENTS
     chosen = with_events.day[::-1][enough.shift(fill_value=True)]
     days = {EPOCH + timedelta(days=int(d)) for d in chosen}
@@ -207,7 +214,7 @@ def latest_events(data: PageData, con, customer_id: str, latest: datetime) -> li
     while day <= last:
         days.add(day)
         day += timedelta(days=1)
-    events = daily_latest_events(con, EventLog(paths), customer_id, LATEST_EVENTS, days)
+    events = daily_latest_events(con, paths, customer_id, LATEST_EVENTS, days)
     return [EventRow(timestamp.astimezone(UTC), kind, score)
             for _, _, timestamp, kind, score in events]
 

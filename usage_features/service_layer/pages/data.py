@@ -19,7 +19,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from usage_features.adapters.duckdb_connection import connect
+from usage_features.adapters.duckdb_connection import connect, run
 from usage_features.adapters.snapshot_days import SnapshotDays
 from usage_features.features.spec import PLAN, SIGNUP_AT, FeatureSpec, feature_spec
 from usage_features.service_layer.bootstrap import Context
@@ -61,7 +61,11 @@ class PageData:
 
     @cached_property
     def _connection(self) -> duckdb.DuckDBPyConnection:
-        return connect()
+        connection = connect()
+        # one thread: a page's reads are small, and DuckDB's default (every core) would take
+        # the cores the scoring event loop needs for a few milliseconds at every page view
+        run(connection, "SET threads = 1")
+        return connection
 
     @contextmanager
     def duckdb(self) -> Iterator[duckdb.DuckDBPyConnection]:
