@@ -387,7 +387,7 @@ def screenshots(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def signed_in(browser, server):
+def signed_in(browser, server, screenshots):
     url, token = server
     context = browser.new_context(base_url=url, accept_downloads=True)
     page = context.new_page()
@@ -395,6 +395,7 @@ def signed_in(browser, server):
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
     page.goto("/")
     assert "/sign-in" in page.url
+    page.screenshot(path=str(screenshots / "sign-in.png"))
     page.fill("#token", token)
     page.click("form[action='/sign-in'] button")
     page.wait_for_url(f"{url}/")
