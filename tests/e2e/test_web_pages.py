@@ -461,6 +461,28 @@ class TestInTheBrowser:
         assert signed_in.locator("h1 .id").inner_text() == ODD
         assert signed_in.dialogs == []
 
+    def test_at_a_phone_s_width_by_keyboard(self, signed_in, world, screenshots):
+        signed_in.set_viewport_size({"width": 390, "height": 844})
+        try:
+            signed_in.goto("/")
+            # the table scrolls inside its own box: the page itself never scrolls sideways
+            assert signed_in.evaluate(
+                "document.documentElement.scrollWidth <= window.innerWidth")
+            signed_in.screenshot(path=str(screenshots / "worklist-phone.png"))
+            for _ in range(40):  # Tab through the header and the filters to the first row
+                signed_in.keyboard.press("Tab")
+                if signed_in.evaluate("document.activeElement.classList.contains('customer')"):
+                    break
+            first = snapshot(world).customer_id.iloc[0]
+            assert signed_in.evaluate("document.activeElement.textContent") == first
+            signed_in.keyboard.press("Enter")
+            signed_in.wait_for_url(re.compile(r"/customers/"))
+            assert signed_in.locator("h1 .id").inner_text() == first
+            assert signed_in.evaluate(
+                "document.documentElement.scrollWidth <= window.innerWidth")
+        finally:
+            signed_in.set_viewport_size({"width": 1280, "height": 720})
+
     def test_signing_out_refuses_the_old_cookie(self, signed_in, server):
         url, _ = server
         cookie = next(c["value"] for c in signed_in.context.cookies()
