@@ -68,16 +68,29 @@ class ListScoreSink(ScoreSink):
 
 class DictScorer(Scorer):
     """A scorer fake: each customer's probability from a dict, the online store holding one UTC
-    day (``online_day``); records which path answered."""
+    day (``online_day``, materialized through 06:15 that day, or with a build ``pending`` it
+    has not loaded); ``now`` is the current time (default noon of that day). Records which path
+    answered."""
 
-    def __init__(self, probabilities: dict[str, float], online_day: date) -> None:
+    def __init__(self, probabilities: dict[str, float], online_day: date,
+                 now: datetime | None = None, pending: bool = False) -> None:
         self.probabilities = probabilities
         self.online_day = online_day
+        self.held = datetime.combine(online_day, time(6, 15), tzinfo=UTC)
+        self.now = now or datetime.combine(online_day, time(12), tzinfo=UTC)
+        self.pending = pending
         self.calls: list[str] = []
 
     def online_problem(self, as_of: datetime) -> str | None:
         day = as_of.astimezone(UTC).date()
-        return None if day == self.online_day else f"{day} is not the online store's day"
+        if day != self.online_day:
+            return f"{day} is not the online store's day"
+        return "a build is not materialized yet" if self.pending else None
+
+    def online_time(self) -> tuple[datetime, str | None]:
+        problem = self.online_problem(self.now)
+        return (self.now, None) if problem is None else (
+            self.held, f"not now ({problem}): answered as of the online store's own time")
 
     def _scores(self, ids, as_of, source) -> list[Score]:
         self.calls.append(source)
@@ -87,9 +100,9 @@ class DictScorer(Scorer):
                 for c in ids]
 
     def score(self, customer_ids, as_of=None) -> list[Score]:
-        if as_of is not None and self.online_problem(as_of):
+        moment = as_of if as_of is not None else self.online_time()[0]
+        if self.online_problem(moment):
             raise ValueError("the online store cannot answer for that time")
-        moment = as_of or datetime.combine(self.online_day, time(12), tzinfo=UTC)
         return self._scores(customer_ids, moment, ONLINE)
 
     def score_historical(self, customer_ids, as_of) -> list[Score]:

@@ -119,4 +119,11 @@ class RepoPaths:
 
     @property
     def build_state(self) -> Path:
+        """What the build folded in, and the checksums of every file it wrote."""
         return self.features / "_build_state.json"
+
+    @property
+    def tables_lock(self) -> Path:
+        """The feature tables' lock: exclusive while a build moves its files in, shared by
+        readers while they check and read them."""
+        return self.features / ".tables.lock"

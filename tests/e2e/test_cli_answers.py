@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import shutil
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -18,10 +19,12 @@ from tests.conftest import copy_feature_repo
 from tests.factories import churn_dataset
 from usage_features.cli import app
 from usage_features.config import RepoPaths
-from usage_features.features.retrieval import historical_features
+from usage_features.features.retrieval import historical_features, online_features
+from usage_features.features.spec import DAYS_SINCE_LAST_EVENT
 from usage_features.features.store import open_store
 from usage_features.service_layer.bootstrap import bootstrap
 from usage_features.service_layer.train import TrainConfig, training_frame
+from usage_features.serving.freshness import freshness
 from usage_features.serving.scorer import OnlineTimeError
 
 runner = CliRunner()
@@ -45,9 +48,19 @@ def trained(tmp_path_factory):
     invoke("build", "--repo", str(repo))
     customers.to_csv(work / "customers.csv", index=False)
     invoke("train", "--repo", str(repo), "--customers", str(work / "customers.csv"), "--json")
+    shutil.copytree(repo, work / "stale_repo")  # not materialized yet: for `stale` below
     now = datetime.now(UTC)
     invoke("materialize", "--repo", str(repo), "--end", now.isoformat())
     return work, repo, events, customers, now
+
+
+@pytest.fixture(scope="module")
+def stale(trained):
+    """A copy of the trained repo whose online store was materialized five days ago."""
+    work, _, events, customers, now = trained
+    repo = work / "stale_repo"
+    invoke("materialize", "--repo", str(repo), "--end", (now - timedelta(days=5)).isoformat())
+    return work, repo, events, customers, freshness(repo).materialized_through
 
 
 def scored_online(repo, ids, as_of: datetime) -> pd.DataFrame:
@@ -103,6 +116,56 @@ class TestScoreAsOfAgreesWithPredict:
         scorer = bootstrap(repo).scorer
         with pytest.raises(OnlineTimeError, match="not on the online store's day"):
             scorer.score(customers.customer_id.head(2).tolist(), now - timedelta(days=3))
+
+
+class TestScoreWithoutATime:
+    """Without a time, an online store materialized days ago answers as of its own time and
+    says so: never the recency of now over the windows of another day."""
+
+    def test_score_answers_as_of_the_online_store_s_time_equal_to_predict_there(self, stale):
+        work, repo, events, _, held = stale
+        result = runner.invoke(app, ["score", "--all", "--repo", str(repo), "--json"])
+        assert result.exit_code == 0, result.output
+        online = pd.DataFrame([json.loads(line) for line in result.stdout.splitlines()])
+        assert datetime.now(UTC) - held > timedelta(days=4)
+        assert set(online.as_of) == {held.isoformat()}
+        assert set(online.features_from) == {"online"} and not online.fresh.any()
+        assert "answered as of the online store's own time" in result.stderr
+        batch = predicted(work, repo, pd.DataFrame({"customer_id": online.customer_id,
+                                                    "event_timestamp": held.isoformat()}),
+                          name="stale_entities.csv")
+        assert online.status.tolist() == batch.status.tolist()
+        np.testing.assert_allclose(online.churn_probability.astype(float),
+                                   batch.churn_probability.astype(float), rtol=1e-9)
+        # the recency scored is the one at the answer's as_of, over that day's windows
+        day = held.replace(hour=0, minute=0, second=0, microsecond=0)
+        before = events[events.timestamp < day].groupby("customer_id").timestamp.max()
+        served = online_features(open_store(repo), online.customer_id.tolist(), held)
+        known = served[served.customer_id.isin(before.index)]
+        assert len(known) > 10
+        np.testing.assert_allclose(
+            known[DAYS_SINCE_LAST_EVENT],
+            (held - before[known.customer_id]) / timedelta(days=1),
+            rtol=0, atol=1 / 86_400)  # (the online store keeps times in whole seconds)
+
+    def test_post_score_without_a_time_gives_the_command_line_s_answer(self, stale):
+        from fastapi.testclient import TestClient
+
+        from usage_features.http.app import create_app
+
+        _, repo, _, customers, held = stale
+        ids = customers.customer_id.head(6).tolist()
+        client = TestClient(create_app(bootstrap(repo).scorer, token=None))
+        body = client.post("/score", json={"customer_ids": ids}).json()
+        assert "answered as of the online store's own time" in body["note"]
+        lines = invoke("score", *ids, "--repo", str(repo), "--json").splitlines()
+        assert body["scores"] == [json.loads(line) for line in lines]
+        assert {s["as_of"] for s in body["scores"]} == {held.isoformat()}
+
+    def test_the_scorer_answers_as_of_its_own_time_too(self, stale):
+        _, repo, _, customers, held = stale
+        scores = bootstrap(repo).scorer.score(customers.customer_id.head(3).tolist())
+        assert {s.as_of for s in scores} == {held}
 
 
 class TestChurnedAndUnknownCustomers:

@@ -49,7 +49,9 @@ class TestTrainCommand:
         assert set(summary["metrics"]) == {"model", "gradient boosting", "logistic regression",
                                            "baseline: event_count_30d"}
         for metrics in summary["metrics"].values():
-            assert set(metrics) == {"roc_auc", "pr_auc", "brier", "top_decile_lift", "ece"}
+            assert set(metrics) == {"roc_auc", "pr_auc", "brier", "top_decile_lift", "ece",
+                                    "precision_at_capacity", "recall_at_capacity"}
+            assert 0 <= metrics["precision_at_capacity"] <= 1
 
     def test_ships_the_candidate_with_the_best_validation_pr_auc(self, trained):
         _, _, summary = trained
@@ -110,6 +112,25 @@ class TestTrainCommand:
 
 
 @pytest.mark.slow
+def test_select_by_precision_at_capacity_ships_the_best_on_it(trained, tmp_path):
+    _, repo, _ = trained
+    (repo / "usage_features.yaml").write_text("capacity: 10\n")
+    try:
+        summary = json.loads(invoke("train", "--repo", str(repo), "--select-by",
+                                    "precision_at_capacity", "--model-out",
+                                    str(tmp_path / "m.skops"), "--json"))
+    finally:
+        (repo / "usage_features.yaml").unlink()
+    metrics, selection = summary["metrics"], summary["selection"]
+    candidates = [m for m in metrics if m != "model"]
+    best = sorted(candidates, key=lambda m: (-metrics[m]["precision_at_capacity"],
+                                             -metrics[m]["roc_auc"], candidates.index(m)))[0]
+    assert selection["winner"] == best
+    assert selection["ranked_by"] == ["precision_at_capacity", "roc_auc"]
+    meta = json.loads(Path(summary["model_path"] + ".json").read_text())
+    assert meta["selection"]["capacity"] == "10"
+
+
 def test_backtest_reports_each_candidates_mean_and_spread_over_the_folds(trained, tmp_path):
     _, repo, _ = trained
     summary = json.loads(invoke("train", "--repo", str(repo), "--backtest", "2", "--model-out",

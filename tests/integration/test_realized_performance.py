@@ -46,3 +46,6 @@ def test_only_snapshots_whose_horizon_has_passed_are_scored_against_later_churn(
     assert result["date"] == str(day1) and result["churned"] == y.sum()
     assert result["roc_auc"] == pytest.approx(roc_auc_score(y, p))
     assert result["pr_auc"] == pytest.approx(average_precision_score(y, p))
+    top = np.argsort(-p, kind="stable")[:10]  # 5 % of the snapshot's 200 customers
+    assert result["precision_at_capacity"] == pytest.approx(y[top].mean())
+    assert result["recall_at_capacity"] == pytest.approx(y[top].sum() / y.sum())

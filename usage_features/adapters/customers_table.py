@@ -9,6 +9,8 @@ import numpy as np
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from usage_features.adapters.stored_files import reading
+
 
 class ChurnDates:
     """``churned_at`` of the repo's customers table, by customer; reread when it is replaced."""
@@ -30,7 +32,8 @@ class ChurnDates:
             self._stamp, self._dates = None, {}
             return self._dates
         if stamp != self._stamp:
-            table = pq.read_table(self.path, columns=["customer_id", "churned_at"])
+            with reading(self.path):
+                table = pq.read_table(self.path, columns=["customer_id", "churned_at"])
             table = table.filter(pc.is_valid(table.column("churned_at")))
             ids = table.column("customer_id").to_pylist()
             times = table.column("churned_at").to_pylist()
@@ -45,7 +48,8 @@ def active_customers(customers: Path, now: datetime) -> list[str]:
         raise FileNotFoundError(
             f"no customers table in {customers}: run `usage-features load-customers "
             "FILE` (or pass --customers FILE) so refresh knows who is an active customer")
-    table = pq.read_table(customers, columns=["customer_id", "signup_at", "churned_at"])
+    with reading(customers):
+        table = pq.read_table(customers, columns=["customer_id", "signup_at", "churned_at"])
     live = pc.and_(pc.less_equal(table["signup_at"], now),
                    pc.or_kleene(pc.is_null(table["churned_at"]),
                                 pc.greater(table["churned_at"], now)))

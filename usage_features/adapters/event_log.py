@@ -5,6 +5,7 @@ Layout under ``DIR/data/events/``::
     event_date=2026-03-01/part-<batch>-0.parquet
     _staging/<batch>/...          files being written (never read)
     _staging/<batch>.journal      the moves of a commit in progress
+    _manifest/<batch>.json        each committed file's size and SHA-256, and its sources
 
 Writers hold an exclusive ``flock`` on ``DIR/data/.lock``, so two ingests at once are serialised.
 A commit writes every new file under ``_staging`` first, then a journal naming their final
@@ -19,6 +20,12 @@ it shared while it lists and reads the files, so it waits out a commit in progre
 only: milliseconds, never a whole ingest or build), and leaves out the files named by the
 journal of a commit that died part way until the next writer rolls it back. A reader needs no
 write permission.
+
+Each commit also writes its **manifest** (after the journal, before the renames; a roll-back
+deletes it): the size and SHA-256 of every file it adds, and the input files (path and SHA-256)
+its rows came from. The log is the source of truth and cannot be rebuilt from itself, so a file
+that no longer matches (:meth:`EventLog.problems`, :meth:`EventLog.check`) is reported with the
+inputs to ingest again.
 """
 
 from __future__ import annotations
@@ -33,11 +40,22 @@ from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+from usage_features.adapters.checksums import (
+    DamagedFileError,
+    file_problem,
+    file_record,
+    read_checked_json,
+    write_checked_json,
+)
 from usage_features.adapters.duckdb_connection import connect, parquet_list
-from usage_features.adapters.files import atomic_write, fsync_dir
+from usage_features.adapters.files import atomic_write, file_lock, fsync_dir
 from usage_features.config import RepoPaths
 
 PARTITION_GLOB = "event_date=*/*.parquet"
+MANIFESTS = "_manifest"
+#: What repairs a damaged manifest (it only describes files: they are unaffected).
+MANIFEST_FIX = ("the files it describes can no longer be checked; restore it from a backup, "
+                "or run `usage-features verify --repair` to record their checksums as they are")
 
 
 class EventLog:
@@ -92,7 +110,7 @@ class EventLog:
         Whole batches only: a commit in progress is waited for, the files of one that died part
         way are left out (the next writer deletes them).
         """
-        with _flock(self.paths.commit_lock, fcntl.LOCK_SH, create=False):
+        with file_lock(self.paths.commit_lock, fcntl.LOCK_SH, create=False):
             uncommitted = {path for journal in self._journals() for path in journal}
             yield [p for p in self.files() if p not in uncommitted]
 
@@ -100,7 +118,7 @@ class EventLog:
     def write_lock(self) -> Iterator[None]:
         """Hold the repo's exclusive write lock; roll back any commit a crash left half done."""
         self.paths.data.mkdir(parents=True, exist_ok=True)
-        with _flock(self.paths.lock, fcntl.LOCK_EX):
+        with file_lock(self.paths.lock, fcntl.LOCK_EX):
             self._recover()
             yield
 
@@ -111,12 +129,25 @@ class EventLog:
         staging.mkdir(parents=True)
         return batch, staging
 
-    def commit(self, batch: str, moves: dict[Path, Path]) -> None:
-        """Move staged files to their final paths, all or nothing (call under the write lock)."""
+    def commit(self, batch: str, moves: dict[Path, Path],
+               sources: list[dict] | None = None,
+               sources_of: dict[Path, list[int]] | None = None) -> None:
+        """Move staged files to their final paths, all or nothing (call under the write lock),
+        recording each one's checksum in the batch's manifest with ``sources`` (the inputs its
+        rows came from: ``{"path", "sha256"}``; ``sources_of``: a staged file's indexes in
+        ``sources``, default all of them)."""
         journal = self.root / "_staging" / f"{batch}.journal"
         names = [str(target.relative_to(self.root)) for target in moves.values()]
-        with _flock(self.paths.commit_lock, fcntl.LOCK_EX):
+        sources = sources or []
+        every = list(range(len(sources)))
+        manifest = {"batch": batch, "sources": sources, "files": {
+            str(target.relative_to(self.root)): {
+                **file_record(source), "sources": (sources_of or {}).get(source, every)}
+            for source, target in moves.items()}}
+        with file_lock(self.paths.commit_lock, fcntl.LOCK_EX):
             atomic_write(journal, json.dumps(names))
+            (self.root / MANIFESTS).mkdir(exist_ok=True)
+            write_checked_json(self._manifest(batch), manifest)
             for source, target in moves.items():
                 target.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(source, target)
@@ -124,6 +155,84 @@ class EventLog:
                 fsync_dir(directory)
             journal.unlink()
         shutil.rmtree(self.root / "_staging" / batch, ignore_errors=True)
+
+    def _manifest(self, batch: str) -> Path:
+        return self.root / MANIFESTS / f"{batch}.json"
+
+    def records(self) -> tuple[dict[str, dict], list[DamagedFileError]]:
+        """Every committed file's record (path under the log -> ``{"size", "sha256",
+        "sources"}``, its sources spelled out), and the damaged manifests."""
+        pending = {journal.stem for journal in (self.root / "_staging").glob("*.journal")}
+        records, damaged = {}, []
+        for path in sorted((self.root / MANIFESTS).glob("*.json")):
+            if path.stem in pending:
+                continue
+            try:
+                manifest = read_checked_json(path, MANIFEST_FIX)
+            except DamagedFileError as exc:
+                damaged.append(exc)
+                continue
+            for name, record in manifest["files"].items():
+                records[name] = {**record, "sources": [manifest["sources"][i]
+                                                       for i in record["sources"]]}
+        return records, damaged
+
+    def problems(self, files: list[Path] | None = None) -> tuple[list[DamagedFileError], int]:
+        """What is wrong with the log: each recorded file missing or changed, each damaged
+        manifest; and how many of its files no manifest records (ingested before manifests,
+        not checked). ``files``: the log's files (default: a snapshot's)."""
+        if files is None:
+            with self.snapshot() as files:
+                return self.problems(files)
+        records, found = self.records()
+        names = {str(p.relative_to(self.root)) for p in files}
+        for name, record in sorted(records.items()):
+            problem = file_problem(self.root / name, record)
+            if problem:
+                found.append(self.damaged(self.root / name, problem, record))
+        return found, len(names - set(records))
+
+    def check(self, files: list[Path]) -> None:
+        """Raise :class:`DamagedFileError` for the first of ``files`` (and of the recorded files
+        of their days) that is missing or changed: for a reader about to build from them."""
+        records, _ = self.records()
+        days = {f.parent.name for f in files}
+        names = {str(f.relative_to(self.root)) for f in files}
+        names |= {n for n in records if n.split("/", 1)[0] in days}
+        for name in sorted(names & set(records)):
+            problem = file_problem(self.root / name, records[name])
+            if problem:
+                raise self.damaged(self.root / name, problem, records[name])
+
+    def record_unrecorded(self) -> int:
+        """Record the checksums of every file no sound manifest records, as the files are now
+        (files ingested before manifests existed, or whose manifest is damaged: set aside as
+        ``<batch>.json.damaged``); how many. Under the write lock."""
+        with self.write_lock():
+            records, damaged = self.records()
+            files = [p for p in self.files() if str(p.relative_to(self.root)) not in records]
+            with file_lock(self.paths.commit_lock, fcntl.LOCK_EX):
+                for exc in damaged:
+                    os.replace(exc.path, exc.path.with_name(exc.path.name + ".damaged"))
+                if files:
+                    (self.root / MANIFESTS).mkdir(exist_ok=True)
+                    manifest = {"batch": None, "sources": [], "files": {
+                        str(p.relative_to(self.root)): {**file_record(p), "sources": []}
+                        for p in files}}
+                    write_checked_json(self._manifest(f"recorded-{uuid.uuid4().hex}"),
+                                       manifest)
+        return len(files)
+
+    @staticmethod
+    def damaged(path: Path, problem: str, record: dict) -> DamagedFileError:
+        """The error for a damaged log file: it names the inputs to ingest again."""
+        inputs = ", ".join(f"{s['path']} (SHA-256 {s['sha256'][:16]})" if s.get("path")
+                           else "an in-memory table (added through the repository port)"
+                           for s in record.get("sources", [])) or "its input file"
+        return DamagedFileError(path, problem, (
+            "the event log is the source of truth and cannot be rebuilt from itself: restore "
+            f"the file from a backup, or move it out of the log and ingest again {inputs} "
+            "(`usage-features ingest FILE`; rows already in the log are skipped)"))
 
     def discard(self, batch: str) -> None:
         shutil.rmtree(self.root / "_staging" / batch, ignore_errors=True)
@@ -138,39 +247,12 @@ class EventLog:
         staging = self.root / "_staging"
         if not staging.exists():
             return
-        with _flock(self.paths.commit_lock, fcntl.LOCK_EX):
+        with file_lock(self.paths.commit_lock, fcntl.LOCK_EX):
             for targets in self._journals():
                 for target in targets:
                     target.unlink(missing_ok=True)
             for journal in staging.glob("*.journal"):
+                self._manifest(journal.stem).unlink(missing_ok=True)
                 journal.unlink()
         shutil.rmtree(staging, ignore_errors=True)
-
-
-@contextmanager
-def _flock(path: Path, operation: int, create: bool = True) -> Iterator[None]:
-    """Hold ``flock(operation)`` on ``path`` for the block (a writer creates its directory).
-
-    A reader (``create=False``) creates no directory, and opens the file read-only where it
-    may not write; where it can neither create nor open it (a read-only log that no writer
-    ever committed to), there is nothing to wait for.
-    """
-    if create:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        handle = open(path, "a")  # noqa: SIM115 - closed by the `with handle` below
-    except OSError:
-        if create:
-            raise
-        try:
-            handle = open(path)  # noqa: SIM115 - closed by the `with handle` below
-        except OSError:
-            yield
-            return
-    with handle:
-        fcntl.flock(handle, operation)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 

@@ -10,22 +10,34 @@ folios of up to 2 MB at a time, so a few rows per megabyte would map the whole f
 
 The sidecar names the Parquet file's size and modification time it was written from; one that
 does not match (the Parquet file rewritten since, by another writer) is never read.
+
+Each record ends with its CRC-32, seeded with the sidecar's random salt and the row's number, so
+a reader checks exactly the records it reads: a changed byte, a record copied from another row
+or another sidecar, fails its check (:class:`~usage_features.adapters.checksums.DamagedFileError`
+names the sidecar). The writer returns the sidecar's size, SHA-256 and its header's SHA-256 for
+the build to record (:func:`write_sidecar`); a reader given that record refuses a sidecar that
+is missing, stale or of another size or header instead of falling back to the Parquet file.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import secrets
 import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from usage_features.adapters.checksums import DamagedFileError
 from usage_features.adapters.files import atomic_path
 
-_MAGIC = b"UFROWS1\n"
+_MAGIC = b"UFROWS2\n"
+_CRC = 0xFFFFFFFF
 #: Rows converted at a time when writing (bounds the writer's memory).
 _WRITE_ROWS = 1 << 18
 
@@ -61,29 +73,46 @@ def _arrow_storage(kind: pa.DataType) -> pa.DataType:
 
 
 def _record(schema: pa.Schema) -> np.dtype:
-    """One row: its null bitmap, then each stored column (fields ``nulls``, ``c0``, ``c1``...)."""
+    """One row: its null bitmap, each stored column (fields ``nulls``, ``c0``, ``c1``...), then
+    its check (``check``: :func:`_checks`)."""
     return np.dtype([("nulls", "u1", ((len(schema) + 7) // 8,)),
-                     *((f"c{i}", _storage(f.type)) for i, f in enumerate(schema))])
+                     *((f"c{i}", _storage(f.type)) for i, f in enumerate(schema)),
+                     ("check", "<u4")])
 
 
-def write_sidecar(parquet: Path) -> Path:
-    """Write ``parquet``'s sidecar (via a temporary file and a rename)."""
+def _checks(data: bytes, size: int, rows, salt: int) -> np.ndarray:
+    """The CRC-32 of each record in ``data`` (records of ``size`` bytes, their last 4 the
+    check itself, left out) seeded with the salt and its row number (``rows``, in order)."""
+    view, body = memoryview(data), size - 4
+    return np.fromiter((zlib.crc32(view[k * size:k * size + body], (salt ^ row) & _CRC)
+                        for k, row in enumerate(rows)), dtype=np.uint32, count=len(rows))
+
+
+def write_sidecar(parquet: Path, target: Path | None = None) -> dict:
+    """Write ``parquet``'s sidecar (via a temporary file and a rename; to ``target``, default
+    its place beside the file); its record: ``{"size", "sha256", "header"}`` (the SHA-256 of the
+    whole file and of its header)."""
     stamp = _stamp(parquet)
-    target = sidecar_path(parquet)
+    target = target or sidecar_path(parquet)
     with atomic_path(target) as temporary:
-        _write_sidecar_file(parquet, stamp, temporary)
-    return target
+        record = _write_sidecar_file(parquet, stamp, temporary)
+    return record
 
 
-def _write_sidecar_file(parquet: Path, stamp, temporary: Path) -> None:
+def _write_sidecar_file(parquet: Path, stamp, temporary: Path) -> dict:
     """The sidecar's bytes, to ``temporary``; checks the size it should have."""
+    whole = hashlib.sha256()
     with pq.ParquetFile(parquet) as source, open(temporary, "wb") as out:
         schema = pa.schema([f for f in source.schema_arrow if _storage(f.type) is not None])
         record = _record(schema)
         rows_in_file = source.metadata.num_rows
-        header = json.dumps({"stamp": stamp, "rows": rows_in_file,
+        salt = secrets.randbits(32)
+        header = json.dumps({"stamp": stamp, "rows": rows_in_file, "salt": salt,
                              "schema": schema.serialize().to_pybytes().hex()}).encode()
-        out.write(_MAGIC + struct.pack("<Q", len(header)) + header)
+        head = _MAGIC + struct.pack("<Q", len(header)) + header
+        out.write(head)
+        whole.update(head)
+        first = 0
         for batch in source.iter_batches(batch_size=_WRITE_ROWS, columns=schema.names):
             rows = np.zeros(batch.num_rows, dtype=record)
             valid = np.empty((batch.num_rows, len(schema)), dtype=bool)
@@ -95,11 +124,18 @@ def _write_sidecar_file(parquet: Path, stamp, temporary: Path) -> None:
                 column = column.view(kind).fill_null(zero)
                 rows[f"c{i}"] = column.to_numpy(zero_copy_only=False)
             rows["nulls"] = np.packbits(~valid, axis=1, bitorder="little")
-            out.write(rows.tobytes())
-    expected = len(_MAGIC) + 8 + len(header) + rows_in_file * record.itemsize
+            rows["check"] = _checks(rows.tobytes(), record.itemsize,
+                                    range(first, first + batch.num_rows), salt)
+            data = rows.tobytes()
+            out.write(data)
+            whole.update(data)
+            first += batch.num_rows
+    expected = len(head) + rows_in_file * record.itemsize
     if os.path.getsize(temporary) != expected:
         raise OSError(f"{sidecar_path(parquet)}: wrote {os.path.getsize(temporary)} bytes, "
                       f"expected {expected}")
+    return {"size": expected, "sha256": whole.hexdigest(),
+            "header": hashlib.sha256(head).hexdigest()}
 
 
 def has_current_sidecar(parquet: Path) -> bool:
@@ -118,40 +154,80 @@ def remove_sidecar(parquet: Path) -> None:
 class Sidecar:
     """An open, current sidecar of one Parquet file (see :meth:`open`)."""
 
-    def __init__(self, parquet: Path, stamp: str, handle, start: int, rows: int,
-                 schema: pa.Schema) -> None:
+    def __init__(self, parquet: Path, stamp: str | None, handle, start: int, rows: int,
+                 schema: pa.Schema, salt: int) -> None:
         self._parquet, self._stamp = parquet, stamp
         self._handle, self._start, self.rows, self.schema = handle, start, rows, schema
+        self._salt = salt
         self._record = _record(schema)
+
+    @property
+    def path(self) -> Path:
+        return sidecar_path(self._parquet)
 
     def is_current(self) -> bool:
         """Whether the Parquet file is still the one the sidecar was written from (check it
-        after reading row numbers from the file: a writer may have replaced it meanwhile)."""
+        after reading row numbers from the file: a writer may have replaced it meanwhile).
+        Opened with a record: always (the reader checks the file against its own record)."""
+        if self._stamp is None:
+            return True
         try:
             return _stamp(self._parquet) == self._stamp
         except OSError:
             return False
 
     @classmethod
-    def open(cls, parquet: Path) -> Sidecar | None:
-        """``parquet``'s sidecar if there is one written from the file as it is now; else None."""
+    def open(cls, parquet: Path, record: dict | None = None) -> Sidecar | None:
+        """``parquet``'s sidecar if there is one written from the file as it is now; else None.
+
+        With the ``record`` :func:`write_sidecar` returned, a sidecar that is missing, or whose
+        size or header differ from it, raises
+        :class:`~usage_features.adapters.checksums.DamagedFileError` instead (the Parquet
+        file's own record then ties the two together: its modification time is not
+        compared). Either way a sidecar shorter or longer than its header says raises it.
+        """
+        path = sidecar_path(parquet)
         try:
             current = _stamp(parquet)
-            handle = open(sidecar_path(parquet), "rb")  # noqa: SIM115 - owned by the Sidecar
+            handle = open(path, "rb")  # noqa: SIM115 - owned by the Sidecar
         except OSError:
+            if record is not None:
+                raise DamagedFileError(path, "missing (the build recorded it)") from None
             return None
         try:
-            if handle.read(len(_MAGIC)) != _MAGIC:
-                raise ValueError("not a row sidecar")
-            (length,) = struct.unpack("<Q", handle.read(8))
-            header = json.loads(handle.read(length))
-            if header["stamp"] != current:
+            size = os.fstat(handle.fileno()).st_size
+            if record is not None and size != record["size"]:
+                raise DamagedFileError(path, f"{size:,} bytes where {record['size']:,} were "
+                                             "written (truncated or changed)")
+            magic = handle.read(len(_MAGIC))
+            raw_length = handle.read(8)
+            (length,) = struct.unpack("<Q", raw_length)
+            raw_header = handle.read(length)
+            if record is not None and hashlib.sha256(
+                    magic + raw_length + raw_header).hexdigest() != record["header"]:
+                raise DamagedFileError(path, "its header differs from what was written "
+                                             "(SHA-256 mismatch)")
+            if magic != _MAGIC:
+                raise ValueError("not a row sidecar of this version")
+            header = json.loads(raw_header)
+            if record is None and header["stamp"] != current:
                 raise ValueError("written from another version of the Parquet file")
             schema = pa.ipc.read_schema(pa.py_buffer(bytes.fromhex(header["schema"])))
-        except (ValueError, KeyError, struct.error, pa.ArrowInvalid):
+            start = len(_MAGIC) + 8 + length
+            expected = start + header["rows"] * _record(schema).itemsize
+            if size != expected:
+                raise DamagedFileError(path, f"{size:,} bytes where its header says "
+                                             f"{expected:,} (truncated or changed)")
+        except DamagedFileError:
             handle.close()
+            raise
+        except (ValueError, KeyError, TypeError, struct.error, pa.ArrowInvalid):
+            handle.close()
+            if record is not None:
+                raise DamagedFileError(path, "not a row sidecar as written") from None
             return None
-        return cls(parquet, current, handle, len(_MAGIC) + 8 + length, header["rows"], schema)
+        return cls(parquet, current if record is None else None, handle, start,
+                   header["rows"], schema, header["salt"])
 
     @property
     def names(self) -> list[str]:
@@ -161,13 +237,23 @@ class Sidecar:
         self._handle.close()
 
     def take(self, rows: np.ndarray, columns: list[str]) -> pa.Table:
-        """``columns`` of the file's rows ``rows`` (0-based row numbers), in that order."""
+        """``columns`` of the file's rows ``rows`` (0-based row numbers), in that order; each
+        record read is checked (a damaged one raises
+        :class:`~usage_features.adapters.checksums.DamagedFileError`)."""
         rows = np.asarray(rows, dtype=np.int64)
         if len(rows) and (rows.min() < 0 or rows.max() >= self.rows):
             raise IndexError(f"rows outside 0..{self.rows - 1}")
         size, fd = self._record.itemsize, self._handle.fileno()
-        data = b"".join(os.pread(fd, size, self._start + r * size) for r in rows.tolist())
+        wanted = rows.tolist()
+        data = b"".join(os.pread(fd, size, self._start + r * size) for r in wanted)
+        if len(data) != len(wanted) * size:
+            raise DamagedFileError(self.path, "shorter than its header says (truncated)")
         records = np.frombuffer(data, dtype=self._record)
+        bad = np.flatnonzero(_checks(data, size, wanted, self._salt) != records["check"])
+        if len(bad):
+            raise DamagedFileError(
+                self.path, f"{len(bad):,} of the {len(wanted):,} records read differ from what "
+                           f"was written (CRC-32 mismatch; row {wanted[bad[0]]} first)")
         nulls = np.unpackbits(records["nulls"], axis=1, bitorder="little").astype(bool)
         arrays = []
         for name in columns:
@@ -178,3 +264,4 @@ class Sidecar:
                                              else bool)
             arrays.append(pa.array(values, mask=nulls[:, i], type=storage).view(kind))
         return pa.table(arrays, names=columns)
+

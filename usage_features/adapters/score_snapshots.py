@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from usage_features.adapters.files import atomic_path
+from usage_features.adapters.stored_files import reading
 from usage_features.domain.scores import Score, ScoreSink
 
 _TIME = pa.timestamp("us", tz="UTC")
@@ -77,7 +78,9 @@ def snapshot_days(scores_dir: Path) -> list[date]:
 
 
 def read_snapshot(scores_dir: Path, day: date) -> pd.DataFrame:
-    table = pq.read_table(snapshot_path(scores_dir, day))
+    path = snapshot_path(scores_dir, day)
+    with reading(path):
+        table = pq.read_table(path)
     for index, field in enumerate(SCHEMA):  # a field the file's writer did not know yet
         if field.name not in table.column_names:
             table = table.add_column(index, field, pa.nulls(table.num_rows, field.type))

@@ -16,17 +16,54 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.text import Text
+from typer.core import TyperGroup
 
 from usage_features.config import default_repo
 from usage_features.extras import MissingExtraError, require
 
+
+class Commands(TyperGroup):
+    """The app's commands. A file one of them cannot read (damaged, truncated) or write (no
+    space left) ends it with one line naming the file and the next step, exit status 2
+    (:mod:`usage_features.adapters.stored_files`), never a library's traceback."""
+
+    def invoke(self, ctx: typer.Context):
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort):
+            raise
+        except Exception as exc:
+            # deferred: the adapters load pyarrow (~0.3 s); only a failed command pays it
+            from usage_features.adapters.stored_files import file_error
+
+            found = file_error(exc)
+            if found is None:
+                raise
+            # literally: a file's words are neither markup nor emoji codes
+            console.print(Text.assemble(("error:", "red"), " ", str(found)))
+            raise typer.Exit(code=2) from None
+
+
 app = typer.Typer(
     help="Point-in-time-correct SaaS usage features on Feast, and the churn model on top.",
+    cls=Commands,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-console = Console(stderr=True, soft_wrap=True)
-out = Console()
+# emoji=False: a file's ":x:" stays ":x:". Markup is for the project's own tags only: text that
+# comes from a file, a path or an exception goes through ``plain``.
+console = Console(stderr=True, soft_wrap=True, emoji=False)
+out = Console(emoji=False)
+
+
+def plain(text: object) -> str:
+    """``text`` printed literally by the consoles: its ``[`` not read as markup, its control
+    characters (a terminal's escape sequences) shown as escapes."""
+    shown = "".join(c if c.isprintable() or c in "\t\n" else
+                    c.encode("unicode_escape", "backslashreplace").decode("ascii")
+                    for c in str(text))
+    return escape(shown)
 
 
 def main() -> None:
@@ -39,7 +76,7 @@ def main() -> None:
     try:
         app(prog_name="usage-features")
     except MissingExtraError as exc:  # an optional dependency a command needs is not installed
-        console.print(f"[red]error:[/red] {escape(str(exc))}")
+        console.print(f"[red]error:[/red] {plain(exc)}")
         sys.exit(2)
 
 
@@ -86,7 +123,7 @@ def utc(moment: datetime) -> datetime:
 def fail(message: str) -> typer.Exit:
     """Print ``message`` as the command's error (plain text: a path or an extra's name in
     brackets is not markup) and return the exit (status 2) to raise."""
-    console.print(f"[red]error:[/red] {escape(message)}")
+    console.print(f"[red]error:[/red] {plain(message)}")
     return typer.Exit(code=2)
 
 
@@ -99,4 +136,4 @@ def require_extra(extra: str, command: str) -> None:
 
 
 # Register the commands (each module adds its own to ``app``).
-from usage_features.cli import daily, data, demo, model, serving, vocabulary  # noqa: E402,F401
+from usage_features.cli import daily, data, demo, model, serving, verify, vocabulary  # noqa: E402,F401

@@ -20,6 +20,7 @@ from usage_features.cli import (
     console,
     fail,
     out,
+    plain,
     progress_bar,
     utc,
 )
@@ -148,7 +149,7 @@ def ingest(
         except InputError as exc:
             raise fail(str(exc)) from None
     for warning in caught:
-        console.print(f"[yellow]note:[/yellow] {warning.message}")
+        console.print(f"[yellow]note:[/yellow] {plain(warning.message)}")
     if as_json:
         out.print_json(json.dumps(summary.to_dict()))
     else:
@@ -159,9 +160,9 @@ def ingest(
             table.add_row(f"  {code}", f"{n:,}", REASONS[code])
         out.print(table)
         for path in summary.quarantine_files:
-            out.print(f"rejected rows and reasons: {path}")
+            out.print(f"rejected rows and reasons: {plain(path)}")
         if summary.unlisted_by_name:
-            names = ", ".join(f"{name} ({n:,})" for name, n in
+            names = ", ".join(f"{plain(name)} ({n:,})" for name, n in
                               list(summary.unlisted_by_name.items())[:10])
             more = len(summary.unlisted_by_name) - 10
             out.print(f"event names the vocabulary does not declare: {names}"
@@ -246,7 +247,7 @@ def load_customers_command(
     except InputError as exc:
         raise fail(str(exc)) from None
     for warning in caught:
-        console.print(f"[yellow]note:[/yellow] {warning.message}")
+        console.print(f"[yellow]note:[/yellow] {plain(warning.message)}")
     out.print(f"loaded {rows:,} customers into {RepoPaths(repo).customers}")
 
 
@@ -274,7 +275,7 @@ def build(
     # deferred: the build loads DuckDB and pyarrow (~0.3 s); --help must not wait
     from usage_features.adapters.sql_engine import EngineUnavailable
     from usage_features.features.build import NoEventsError
-    from usage_features.features.store import DefinitionsError
+    from usage_features.features.store import DamagedFileError, DefinitionsError
     from usage_features.service_layer.build import build as build_and_apply
 
     if spark_master and engine is not Engine.spark:
@@ -283,22 +284,26 @@ def build(
         try:
             summary = build_and_apply(RepoPaths(repo), config, engine.value, spark_master,
                                       progress=status.update)
-        except (NoEventsError, EngineUnavailable, DefinitionsError) as exc:
+        except (NoEventsError, EngineUnavailable, DefinitionsError, DamagedFileError) as exc:
             raise fail(str(exc)) from None
     if as_json:
         out.print_json(json.dumps(summary.to_dict()))
         return
+    for line in summary.repaired:  # literally: a path is no markup
+        print(f"repaired: {line}")
     if summary.vocabulary_changed:
         out.print("the event vocabulary changed (a schema change): rebuilt every feature table "
                   "and re-registered the feature service; retrain the model "
                   "(`usage-features train`): a model of the old vocabulary is refused")
     if not summary.changed:
         out.print("feature tables are up to date (no new events)")
-    else:
+    elif summary.new_event_files or summary.months_rewritten:
         out.print(f"folded in {summary.new_event_files} new event file(s): recomputed "
                   f"{summary.customers_recomputed:,} customer(s) from "
                   f"{summary.first_changed_day}; rewrote {len(summary.months_rewritten)} "
                   "month file(s)")
     share = summary.feature_rows / summary.customer_days if summary.customer_days else 0
     out.print(f"{summary.feature_rows:,} feature rows for {summary.customers:,} customers "
-              f"({share:.1%} of {summary.customer_days:,} customer-days); feast apply done")
+              f"({share:.1%} of {summary.customer_days:,} customer-days); "
+              + ("feast apply done" if summary.definitions_applied
+                 else "definitions unchanged (no feast apply)"))

@@ -13,6 +13,7 @@ from usage_features.cli import (
     app,
     console,
     out,
+    plain,
     require_extra,
 )
 from usage_features.config import default_repo
@@ -77,7 +78,8 @@ def _print_step(step: str, result) -> None:
     elif step == "build":
         out.print(f"{result.feature_rows:,} compact feature rows for {result.customers:,} "
                   f"customers ({result.feature_rows / max(result.customer_days, 1):.1%} of "
-                  f"{result.customer_days:,} customer-days); feast apply done")
+                  f"{result.customer_days:,} customer-days); feast apply "
+                  + ("done" if result.definitions_applied else "not needed"))
     elif step == "show":
         out.print(f"customer {result['customer_id']} as of {result['as_of']:%Y-%m-%d %H:%M} UTC")
         for event in result["latest_events"]:
@@ -104,12 +106,12 @@ def _print_step(step: str, result) -> None:
                   f"{result.events_accepted:,} events accepted ({result.events_rejected:,} "
                   f"rejected); scored {result.scored:,} of {result.active_customers:,} active "
                   f"customers -> {', '.join(result.delivered)}; "
-                  f"alarms: {'; '.join(result.alarms) or 'none'}")
+                  f"alarms: {plain('; '.join(result.alarms)) or 'none'}")
     elif step == "monitor":
         worst = sorted(result.feature_drift, key=lambda d: -d["psi"])[:3]
         out.print(f"scores of {result.snapshot_day}: score PSI {result.score_psi:.3f}; largest "
                   "feature PSI " + ", ".join(f"{d['feature']} {d['psi']:.3f}" for d in worst))
-        out.print(f"alarms: {'; '.join(result.alarms) or 'none'}")
+        out.print(f"alarms: {plain('; '.join(result.alarms)) or 'none'}")
         out.print(f"report with plots: {result.report_dir}/monitor.md")
     elif step == "web":
         pass  # printed at the end: the address and the token

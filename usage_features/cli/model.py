@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import warnings
 from datetime import datetime
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -19,9 +20,17 @@ from usage_features.cli import (
     console,
     fail,
     out,
+    plain,
     utc,
 )
 from usage_features.cli.serving import model_errors, print_freshness
+
+
+class SelectBy(str, Enum):
+    """What ``train`` ships the best candidate by (training.selection.SELECT_BY)."""
+
+    pr_auc = "pr_auc"
+    precision_at_capacity = "precision_at_capacity"
 
 
 @app.command("train")
@@ -36,6 +45,11 @@ def train_command(
         help="Use no label window that ends after this time (UTC).")] = None,
     model_out: Annotated[Path | None, typer.Option(
         help="Where to save the model; default DIR/data/models/churn_model_v1.skops")] = None,
+    select_by: Annotated[SelectBy, typer.Option(
+        help="What the shipped model is chosen by on the validation period: pr_auc, or "
+             "precision_at_capacity (the share of churners among the `capacity:` riskiest "
+             "active customers of each date, usage_features.yaml; default 5%).")
+    ] = SelectBy.pr_auc,
     backtest: Annotated[int, typer.Option(
         min=0, help="Also run K rolling-origin backtest folds (each trained only on rows whose "
                     "label window ends before its test period) and report each metric's mean "
@@ -48,6 +62,7 @@ def train_command(
     one with the best validation PR AUC (ties: ROC AUC), refitted on every labelled row."""
     # deferred: training loads scikit-learn and pandas (~1 s); --help must not wait
     from usage_features.features.build import NoEventsError
+    from usage_features.features.store import DamagedFileError
     from usage_features.ingestion.readers import InputError
     from usage_features.service_layer.train import TrainConfig, train
     from usage_features.training.labels import LabelError
@@ -55,12 +70,13 @@ def train_command(
 
     config = TrainConfig(repo=repo, customers=customers, horizon_days=horizon_days,
                          train_end=utc(train_end) if train_end else None, model_out=model_out,
-                         backtest=backtest)
+                         backtest=backtest, select_by=select_by.value)
     with console.status("training") as status, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", FeatureDataWarning)
         try:
             result, error = train(config, progress=status.update), None
-        except (LabelError, InputError, FileNotFoundError, NoEventsError) as exc:
+        except (LabelError, InputError, FileNotFoundError, NoEventsError,
+                DamagedFileError) as exc:
             result, error = None, exc
     _show(caught, FeatureDataWarning)  # out here: inside, showing would record them again
     if error is not None:
@@ -76,12 +92,16 @@ def train_command(
             "leakage_alarm": result.leakage_alarm, "selection": meta.selection,
             "backtest": meta.backtest}))
         return
-    table = Table("candidate", "ROC AUC", "PR AUC", "Brier", "top-decile lift", "ECE",
-                  title=f"validation from {meta.train_window['validation_start'][:10]}")
+    capacity = meta.selection.get("capacity")
+    table = Table("candidate", "ROC AUC", "PR AUC", f"precision at {capacity}",
+                  f"recall at {capacity}", "Brier", "top-decile lift", "ECE",
+                  title=f"validation from {meta.train_window['validation_start'][:10]} "
+                        f"(capacity: {capacity} per scoring date)")
     for row in result.metrics.itertuples():
         table.add_row(f"{row.model}{' (shipped)' if row.selected else ''}", f"{row.roc_auc:.3f}",
-                      f"{row.pr_auc:.3f}", f"{row.brier:.4f}", f"{row.top_decile_lift:.2f}",
-                      f"{row.ece:.4f}")
+                      f"{row.pr_auc:.3f}", f"{row.precision_at_capacity:.3f}",
+                      f"{row.recall_at_capacity:.3f}", f"{row.brier:.4f}",
+                      f"{row.top_decile_lift:.2f}", f"{row.ece:.4f}")
     out.print(table)
     out.print(f"selected {result.selection.sentence()}; refitted on "
               f"{meta.selection['refit_rows']:,} labelled rows")
@@ -107,11 +127,11 @@ def _print_backtest(per_fold, folds: int) -> None:
     from usage_features.training.backtest import spread
 
     summary = spread(per_fold).set_index(["model", "metric"])
-    table = Table("candidate", "ROC AUC", "PR AUC", "ECE",
+    table = Table("candidate", "ROC AUC", "PR AUC", "precision at capacity", "ECE",
                   title=f"backtest: mean ± std (min-max) over {folds} folds")
     for model in dict.fromkeys(per_fold.model):
         cells = []
-        for metric in ("roc_auc", "pr_auc", "ece"):
+        for metric in ("roc_auc", "pr_auc", "precision_at_capacity", "ece"):
             s = summary.loc[(model, metric)]
             cells.append(f"{s['mean']:.3f} ± {s['std']:.3f} ({s['min']:.3f}-{s['max']:.3f})")
         table.add_row(model, *cells)
@@ -140,7 +160,7 @@ def predict_command(
     except (InputError, NoValidRows, *model_errors(), ValueError) as exc:
         raise fail(str(exc)) from None
     for message in list(result.errors.values())[:10]:
-        console.print(f"[yellow]rejected:[/yellow] {message}")
+        console.print(f"[yellow]rejected:[/yellow] {plain(message)}")
     if len(result.errors) > 10:
         console.print(f"[yellow]rejected:[/yellow] ... {len(result.errors) - 10:,} more "
                       "(see the error column)")
@@ -157,7 +177,7 @@ def _show(caught: list, ours: type) -> None:
     """Warnings recorded while a command ran: ours as one plain line each, others as usual."""
     for caught_warning in caught:
         if issubclass(caught_warning.category, ours):
-            console.print(f"[yellow]warning:[/yellow] {caught_warning.message}")
+            console.print(f"[yellow]warning:[/yellow] {plain(caught_warning.message)}")
         else:
             warnings.showwarning(caught_warning.message, caught_warning.category,
                                  caught_warning.filename, caught_warning.lineno)

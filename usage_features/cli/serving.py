@@ -19,6 +19,7 @@ from usage_features.cli import (
     console,
     fail,
     out,
+    plain,
     require_extra,
     utc,
 )
@@ -35,7 +36,7 @@ def print_freshness(record) -> None:
         line += f", online store materialized through {when(record.materialized_through)}"
     console.print(line)
     for warning in record.warnings():
-        console.print(f"[yellow]warning:[/yellow] {warning}")
+        console.print(f"[yellow]warning:[/yellow] {plain(warning)}")
 
 
 def model_errors() -> tuple[type[Exception], ...]:
@@ -58,14 +59,15 @@ def materialize_command(
 ) -> None:
     """Load the latest feature rows into the online store (SQLite by default), incrementally."""
     # deferred: the service layer loads DuckDB (~0.2 s); --help must not wait
+    from usage_features.features.store import DamagedFileError
     from usage_features.service_layer.materialize import MaterializeError, materialize
 
     try:
         summary = materialize(repo, utc(end) if end else None, config)
-    except MaterializeError as exc:
+    except (MaterializeError, DamagedFileError) as exc:
         raise fail(str(exc)) from None
     if summary.warning:
-        console.print(f"[yellow]warning:[/yellow] {summary.warning}")
+        console.print(f"[yellow]warning:[/yellow] {plain(summary.warning)}")
     out.print(f"materialized {', '.join(summary.views)} from {summary.start:%Y-%m-%d %H:%M} "
               f"to {summary.end:%Y-%m-%d %H:%M} UTC")
 
@@ -79,15 +81,16 @@ def score_command(
                       "churned at the scoring time).")] = False,
     model: Annotated[Path | None, typer.Option(help="Model file; default the repo's.")] = None,
     as_of: Annotated[datetime | None, typer.Option(
-        help="Score as of this time (UTC); default now. A time off the online store's day "
-             "is scored from historical features (as predict).")] = None,
+        help="Score as of this time (UTC); default now, or the online store's own time "
+             "when it does not hold now's features (a note says so). A time off the online "
+             "store's day is scored from historical features (as predict).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
     config: ConfigOption = "feature_store.yaml",
     max_lag_hours: MaxLagOption = None,
 ) -> None:
     """Churn probability, risk band and reasons for customers, from the online store."""
     # deferred: the service layer loads DuckDB (~0.2 s); --help must not wait
-    from usage_features.features.store import OnlineStoreNotMaterialized
+    from usage_features.features.store import DamagedFileError, OnlineStoreNotMaterialized
     from usage_features.service_layer.score import score, score_active
 
     if bool(customer_ids) == every_active:
@@ -97,10 +100,10 @@ def score_command(
     try:
         answer = (score_active(context.scorer, context.paths.customers, moment) if every_active
                   else score(context.scorer, customer_ids, moment))
-    except (*model_errors(), OnlineStoreNotMaterialized) as exc:
+    except (*model_errors(), OnlineStoreNotMaterialized, DamagedFileError) as exc:
         raise fail(str(exc)) from None
     if answer.note:
-        console.print(f"note: {answer.note}")
+        console.print(f"note: {plain(answer.note)}")
     print_freshness(answer.freshness)
     scores, scorer = answer.scores, context.scorer
     if as_json:
@@ -142,7 +145,7 @@ def serve_command(
     """
     require_extra("serve", "usage-features serve")
     # deferred: the serve extra; the HTTP app loads scikit-learn, pandas, DuckDB (~1.5 s)
-    from usage_features.features.store import OnlineStoreNotMaterialized
+    from usage_features.features.store import DamagedFileError, OnlineStoreNotMaterialized
     from usage_features.http.app import prepare, run
     from usage_features.http.limits import TOKEN_VARIABLE, ServiceConfigError, api_token
     from usage_features.service_layer.pages.token import CONFIGURED, page_token
@@ -152,7 +155,8 @@ def serve_command(
         configured = api_token()  # checked before a token is made for the pages
         token = page_token(context.paths, configured and configured.decode("utf-8"))
         service, limits = prepare(context, token.token)
-    except (*model_errors(), ServiceConfigError, OnlineStoreNotMaterialized) as exc:
+    except (*model_errors(), ServiceConfigError, OnlineStoreNotMaterialized,
+            DamagedFileError) as exc:
         raise fail(str(exc)) from None
     shown = "localhost" if host in ("0.0.0.0", "::") else host
     out.print(f"serving on http://{shown}:{port}/ (the web pages; the API: POST /score, "

@@ -81,8 +81,14 @@ class Scorer(abc.ABC):
         raise NotImplementedError
 
     @abc.abstractmethod
+    def online_time(self) -> tuple[datetime, str | None]:
+        """The time an answer without ``as_of`` is given at: now when the online store holds
+        now's features, else the online store's own time (its materialize end), with why."""
+        raise NotImplementedError
+
+    @abc.abstractmethod
     def score(self, customer_ids: Sequence[str], as_of: datetime | None = None) -> list[Score]:
-        """From the online store, at ``as_of`` (default now)."""
+        """From the online store, at ``as_of`` (default :meth:`online_time`)."""
         raise NotImplementedError
 
     @abc.abstractmethod

@@ -11,23 +11,42 @@ The build remembers which event-log files it has folded in (``_build_state.json`
 
 A full build is the same path with every file new. It holds the repo's write lock, so it never
 sees half an ingest.
+
+Every file it writes under ``data/features/`` is recorded in its state with its checksums
+(:mod:`usage_features.adapters.feature_tables`), and every build first checks the files against
+those records (:func:`check_tables`): a month file changed, truncated or missing is recomputed
+from the daily table, a damaged sidecar rewritten, a file the build never wrote removed, and a
+damaged daily table or state rebuilds everything from the event log (each repair is a line of
+:attr:`BuildSummary.repaired`). The event-log files it reads are checked against the checksums
+their ingest recorded. New files are written beside their places (``data/.build-tables/``) and
+moved in with the state under the exclusive tables lock, so a reader never sees them with the
+older records.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
-from usage_features.adapters.duckdb_connection import connect, copy_atomically, parquet_list
-from usage_features.adapters.event_log import EventLog
-from usage_features.adapters.row_sidecar import (
-    has_current_sidecar,
-    remove_sidecar,
-    write_sidecar,
+from usage_features.adapters.checksums import (
+    DamagedFileError,
+    file_problem,
+    parquet_record,
 )
+from usage_features.adapters.duckdb_connection import (
+    connect,
+    copy_atomically,
+    parquet_list,
+    sql_string,
+)
+from usage_features.adapters.event_log import EventLog
+from usage_features.adapters.feature_tables import RECORDS, publishing, table_key
+from usage_features.adapters.files import fsync_dir
+from usage_features.adapters.row_sidecar import sidecar_path, write_sidecar
 from usage_features.adapters.spark_session import repo_spark_conf
 from usage_features.adapters.sql_engine import Engine, open_engine
 from usage_features.config import RepoPaths
@@ -56,11 +75,16 @@ class BuildSummary:
     profile_rows: int | None = None
     #: The event vocabulary changed since the last build: every table was rebuilt.
     vocabulary_changed: bool = False
+    #: ``feast apply`` ran after the build (the definitions changed; see service_layer.build).
+    definitions_applied: bool = False
+    #: Stored files found damaged and repaired, one line each (file, what was wrong, what
+    #: the build did).
+    repaired: list[str] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
         return (bool(self.new_event_files) or self.profile_rows is not None
-                or self.vocabulary_changed)
+                or self.vocabulary_changed or bool(self.repaired))
 
     def to_dict(self) -> dict:
         return {**asdict(self), "changed": self.changed}
@@ -83,19 +107,31 @@ def build_features(repo: RepoPaths, on_step: Callable[[str], None] | None = None
         files = {str(p.relative_to(log.root)): p for p in log.files()}
         if not files:
             raise NoEventsError(f"no events in {log.root}; run `usage-features ingest` first")
-        state = load_state(repo)
+        summary = BuildSummary()
+        state = _state_or_rebuild(repo, step, summary)
         vocabulary = load_vocabulary(repo.repo)
         spec = feature_spec(vocabulary)
-        summary = BuildSummary()
         built_with = state.get("vocabulary_sha256", feature_spec().vocabulary.sha256)
+        damage = Damage()
         if state["event_files"] and built_with != vocabulary.sha256:
             step("the event vocabulary changed (a schema change): rebuilding every feature table")
-            _drop_feature_tables(repo)
             state["event_files"] = []
             summary.vocabulary_changed = True
+        elif state["event_files"]:
+            step("checking the feature tables against their checksums")
+            damage = check_tables(repo, state)
+            summary.repaired += [f"{path}: {problem}; {action}"
+                                 for path, problem, action in damage.found]
+            if damage.full:
+                step("the daily table is damaged: rebuilding every feature table")
+                state["event_files"] = []
+        full = not state["event_files"]
         state["vocabulary_sha256"] = vocabulary.sha256
         new = sorted(set(files) - set(state["event_files"]))
         summary.new_event_files = len(new)
+        tables = Tables(repo.data / ".build-tables", full=full)
+        shutil.rmtree(tables.out, ignore_errors=True)
+        tables.out.mkdir(parents=True)
         conf = None
         if engine == "spark":
             conf = repo_spark_conf(repo.repo) | ({"spark.master": spark_master}
@@ -105,32 +141,185 @@ def build_features(repo: RepoPaths, on_step: Callable[[str], None] | None = None
             if new:
                 step(f"aggregating {len(new)} new event file(s) with {engine}")
                 touched_days = _aggregate_touched(sql, repo, log, [files[n] for n in new],
-                                                  spec, full=not state["event_files"])
+                                                  spec, full=full)
                 step(f"recomputing {touched_days} touched customer-day(s) with {engine}")
-                _recompute(sql, repo, spec, summary)
-            summary.profile_rows = _refresh_profile(repo, state)
-            _table_stats(sql, repo, summary)
+                _recompute(sql, repo, spec, summary, tables, damage.months)
+                sql.write("SELECT * FROM daily", tables.staged(repo.daily),
+                          order_by="customer_id, day")
+            elif damage.months:
+                step(f"recomputing {len(damage.months)} damaged month file(s) with {engine}")
+                _daily_from_table(sql, repo, spec)
+                _recompute(sql, repo, spec, summary, tables, damage.months)
+            summary.profile_rows = _refresh_profile(repo, state, tables, damage.profile)
         finally:
             sql.close()
+        tables.sidecars |= damage.sidecars - set(tables.months)
+        tables.extra = damage.extra
+        step("recording the tables' checksums and moving them in")
         # for `usage-features materialize`: the first day whose rows changed (a rewritten
         # profile from its first signup, so a newly loaded customer reaches the online store)
         changed = [summary.first_changed_day,
-                   _first_signup_day(repo) if summary.profile_rows else None]
+                   _first_signup_day(tables.profile(repo)) if summary.profile_rows else None]
         if any(changed):
             pending = state.setdefault("unmaterialized_since", {})
             for config in repo.repo.glob("feature_store*.yaml"):
                 pending[config.name] = min(filter(None, (pending.get(config.name), *changed)))
         state["event_files"] = sorted(files)
-        save_state(repo, state)
+        _publish(repo, state, tables)
+        shutil.rmtree(tables.out, ignore_errors=True)
+        _table_stats(repo, summary)
     return summary
 
 
-def _drop_feature_tables(repo: RepoPaths) -> None:
-    """Remove the daily and feature tables (their columns follow the vocabulary)."""
-    for month in repo.customer_usage.glob("*.parquet"):
-        month.unlink()
-        remove_sidecar(month)
-    repo.daily.unlink(missing_ok=True)
+def _state_or_rebuild(repo: RepoPaths, step, summary: BuildSummary) -> dict:
+    """The build's state; a damaged one (or one without checksums) is replaced by an empty
+    one, so that everything is rebuilt from the event log."""
+    try:
+        return load_state(repo)
+    except DamagedFileError as exc:
+        step("the build state is damaged: rebuilding every feature table")
+        summary.repaired.append(f"{exc.path}: {exc.problem}; rebuilt every feature table "
+                                "from the event log")
+        return {"event_files": []}
+
+
+@dataclass
+class Damage:
+    """What :func:`check_tables` found wrong with the stored tables."""
+
+    #: The daily table is damaged: every table is rebuilt from the event log.
+    full: bool = False
+    #: Month files to recompute (``YYYY-MM``): changed, truncated or missing.
+    months: set[str] = field(default_factory=set)
+    #: Months whose file is sound but whose sidecar must be rewritten.
+    sidecars: set[str] = field(default_factory=set)
+    #: The profile table must be rewritten.
+    profile: bool = False
+    #: Files under the month directory the build never wrote (removed).
+    extra: list[Path] = field(default_factory=list)
+    #: Each finding: the file, what is wrong with it, what the build does about it.
+    found: list[tuple[Path, str, str]] = field(default_factory=list)
+
+
+def check_tables(repo: RepoPaths, state: dict) -> Damage:
+    """Every file the build recorded in ``state`` against its record (size and SHA-256), and
+    the month directory against the recorded months (``build`` repairs what this finds;
+    ``verify`` reports it)."""
+    records = state.get(RECORDS, {})
+    damage = Damage()
+    daily = records.get(table_key(repo, repo.daily))
+    problem = file_problem(repo.daily, daily) if daily else "not recorded"
+    if problem:
+        damage.full = True
+        damage.found.append((repo.daily, problem,
+                             "rebuilt every feature table from the event log"))
+        return damage
+    prefix = table_key(repo, repo.customer_usage) + "/"
+    months = {key: record for key, record in records.items() if key.startswith(prefix)}
+    for key, record in sorted(months.items()):
+        path = repo.features / key
+        problem = file_problem(path, record)
+        if problem:
+            damage.months.add(path.stem)
+            damage.found.append((path, problem, "recomputed from the event log"))
+            continue
+        problem = file_problem(sidecar_path(path), record["sidecar"])
+        if problem:
+            damage.sidecars.add(path.stem)
+            damage.found.append((sidecar_path(path), problem, "rewritten"))
+    for path in sorted(repo.customer_usage.rglob("*.parquet")):
+        if table_key(repo, path) not in months:
+            damage.extra.append(path)
+            damage.found.append((path, "not written by the build", "removed"))
+    profile = records.get(table_key(repo, repo.customer_profile))
+    problem = file_problem(repo.customer_profile, profile) if profile else "not recorded"
+    if problem:
+        damage.profile = True
+        damage.found.append((repo.customer_profile, problem,
+                             "rewritten from the customers table"))
+    return damage
+
+
+@dataclass
+class Tables:
+    """The files a build writes beside their places (``out``), until :func:`_publish`."""
+
+    out: Path
+    #: Rebuilt from nothing: every month not written is removed.
+    full: bool = False
+    #: Months written (``YYYY-MM``), and months that no longer have rows.
+    months: list[str] = field(default_factory=list)
+    stale: set[str] = field(default_factory=set)
+    #: Sound months whose sidecar is rewritten.
+    sidecars: set[str] = field(default_factory=set)
+    extra: list[Path] = field(default_factory=list)
+    #: Single tables written (daily, profile): their places.
+    singles: list[Path] = field(default_factory=list)
+
+    def month(self, value: str) -> Path:
+        return self.out / "months" / f"{value}.parquet"
+
+    def staged(self, target: Path) -> Path:
+        """Where the single table ``target`` is written (recorded to be moved in)."""
+        self.singles.append(target)
+        return self.out / target.name
+
+    def profile(self, repo: RepoPaths) -> Path:
+        """The profile table as it will be: the one written, else the one in place."""
+        staged = self.out / repo.customer_profile.name
+        return staged if repo.customer_profile in self.singles else repo.customer_profile
+
+
+def _publish(repo: RepoPaths, state: dict, tables: Tables) -> None:
+    """Record the new files' checksums (writing the sidecars), then move them in and write the
+    state, under the exclusive tables lock."""
+    records = state.setdefault(RECORDS, {})
+    if tables.full:
+        records.clear()
+    for value in tables.months:
+        staged = tables.month(value)
+        record = parquet_record(staged)
+        record["sidecar"] = write_sidecar(staged)
+        records[table_key(repo, repo.customer_usage / staged.name)] = record
+    for value in sorted(tables.sidecars):
+        month = repo.customer_usage / f"{value}.parquet"
+        records[table_key(repo, month)]["sidecar"] = write_sidecar(
+            month, tables.out / sidecar_path(month).name)
+    for target in tables.singles:
+        records[table_key(repo, target)] = parquet_record(tables.out / target.name)
+    repo.customer_usage.mkdir(parents=True, exist_ok=True)
+    existing = {p.stem for p in repo.customer_usage.glob("*.parquet")}
+    stale = (tables.stale | (existing if tables.full else set())) - set(tables.months)
+    with publishing(repo):
+        for value in tables.months:
+            staged, month = tables.month(value), repo.customer_usage / f"{value}.parquet"
+            os.replace(sidecar_path(staged), sidecar_path(month))
+            os.replace(staged, month)
+        for value in tables.sidecars:
+            month = repo.customer_usage / f"{value}.parquet"
+            os.replace(tables.out / sidecar_path(month).name, sidecar_path(month))
+        for target in tables.singles:
+            os.replace(tables.out / target.name, target)
+        for value in stale:
+            month = repo.customer_usage / f"{value}.parquet"
+            month.unlink(missing_ok=True)
+            sidecar_path(month).unlink(missing_ok=True)
+            records.pop(table_key(repo, month), None)
+        for path in tables.extra:
+            path.unlink(missing_ok=True)
+        for directory in {repo.customer_usage, repo.features}:
+            fsync_dir(directory)
+        save_state(repo, state)
+
+
+def _daily_from_table(sql: Engine, repo: RepoPaths, spec: FeatureSpec) -> None:
+    """The engine's ``daily`` and (empty) ``touched`` tables from the stored daily table, for a
+    build that only recomputes damaged months."""
+    names = ["customer_id", "day", *spec.daily]
+    stored = ", ".join(f"CAST(score_sum AS {EXACT_SCORE}) AS score_sum" if n == "score_sum"
+                       else n for n in names)
+    sql.create("daily", f"SELECT {stored} FROM {sql.files([repo.daily])}")
+    sql.create("touched", "SELECT customer_id, day FROM daily WHERE false")
 
 
 def _aggregate_touched(sql: Engine, repo: RepoPaths, log: EventLog, new_files,
@@ -145,14 +334,18 @@ def _aggregate_touched(sql: Engine, repo: RepoPaths, log: EventLog, new_files,
     dialect = DIALECTS[sql.dialect]
     day = dialect.day_of
     kept = ""
+    # what is read is what was ingested: a damaged log file names its inputs to ingest again
     if full:  # every pair is touched: every partition, once
         partitions = log.files()
+        log.check(partitions)
     else:
+        log.check(new_files)
         sql.create("touched", f"SELECT DISTINCT customer_id, {day('timestamp')} AS day "
                               f"FROM {sql.files(new_files)}")
         days = [EPOCH + timedelta(days=d)
                 for (d,) in sql.rows("SELECT DISTINCT day FROM touched")]
         partitions = [p for d in days for p in (log.root / f"event_date={d}").glob("*.parquet")]
+        log.check(partitions)
         # a daily table from before the exact score sum holds doubles: read as the exact type
         stored = ", ".join(f"CAST(score_sum AS {EXACT_SCORE}) AS score_sum" if n == "score_sum"
                            else n for n in names)
@@ -193,23 +386,37 @@ def _day_batches(partitions: list[Path], limit: int | None) -> list[list[Path]]:
     return batches
 
 
-def _recompute(sql: Engine, repo: RepoPaths, spec: FeatureSpec, summary: BuildSummary) -> None:
+def _recompute(sql: Engine, repo: RepoPaths, spec: FeatureSpec, summary: BuildSummary,
+               tables: Tables, redo: set[str]) -> None:
     """Feature rows of the touched customers from their first touched day + 1, with every other
-    row of the month files from that day's month on, rewritten month by month.
+    row of the month files from that day's month on, rewritten month by month; and every row
+    of the months ``redo`` (damaged ones: their files are not read).
 
     The touched customers' rows are computed in passes (customers split by a hash; see
     :attr:`~usage_features.adapters.sql_engine.Engine.rows_per_pass`) and staged by month, so no
-    step holds the whole table: each month file is then written from its own staged rows.
+    step holds the whole table: each month file is then written (to ``tables``) from its own
+    staged rows.
     """
     dialect = DIALECTS[sql.dialect]
     sql.create("starts", "SELECT customer_id, min(day) + 1 AS first_day "
                          "FROM touched GROUP BY customer_id")
-    affected = "(SELECT d.* FROM daily d JOIN starts s ON d.customer_id = s.customer_id)"
     columns = ["customer_id", "feature_timestamp", "day", *(f.name for f in spec.stored)]
     month = dialect.month.format(ts="feature_timestamp")
+    if redo:  # every customer's rows in those months, the touched ones' from their first day
+        affected = "daily"
+        months_redone = ", ".join(sql_string(m) for m in sorted(redo))
+        kept = (f"LEFT JOIN starts s ON f.customer_id = s.customer_id WHERE f.day >= "
+                f"s.first_day OR {dialect.month.format(ts='f.feature_timestamp')} "
+                f"IN ({months_redone})")
+    else:
+        affected = "(SELECT d.* FROM daily d JOIN starts s ON d.customer_id = s.customer_id)"
+        kept = "JOIN starts s ON f.customer_id = s.customer_id AND f.day >= s.first_day"
     first_day = sql.rows("SELECT min(first_day) FROM starts")[0][0]
-    first_month = (EPOCH + timedelta(days=first_day)).strftime("%Y-%m")
-    existing = sorted(p for p in repo.customer_usage.glob("*.parquet") if p.stem >= first_month)
+    first_month = (None if first_day is None
+                   else (EPOCH + timedelta(days=first_day)).strftime("%Y-%m"))
+    existing = [] if tables.full or first_month is None else sorted(
+        p for p in repo.customer_usage.glob("*.parquet")
+        if p.stem >= first_month and p.stem not in redo)
     staging = repo.data / ".build"
     shutil.rmtree(staging, ignore_errors=True)
     passes = _passes(sql, affected)
@@ -218,8 +425,7 @@ def _recompute(sql: Engine, repo: RepoPaths, spec: FeatureSpec, summary: BuildSu
             f"(SELECT * FROM {affected} a "
             f"WHERE {dialect.bucket.format(key='a.customer_id', n=passes)} = {k})")
         sql.stage(f"SELECT {', '.join('f.' + c for c in columns)}, {month} AS month "
-                  f"FROM ({features_sql(part, dialect, spec)}) f "
-                  "JOIN starts s ON f.customer_id = s.customer_id AND f.day >= s.first_day",
+                  f"FROM ({features_sql(part, dialect, spec)}) f {kept}",
                   "month", staging, part=k)
     if existing:  # the rows the touched customers' new rows do not replace
         sql.stage(f"SELECT {', '.join('e.' + c for c in columns)}, {month} AS month "
@@ -228,22 +434,18 @@ def _recompute(sql: Engine, repo: RepoPaths, spec: FeatureSpec, summary: BuildSu
                   "WHERE s.first_day IS NULL OR e.day < s.first_day", "month", staging,
                   part=passes)
     months = sorted(d.name.split("=", 1)[1] for d in staging.glob("month=*"))
+    tables.month("").parent.mkdir(parents=True, exist_ok=True)
     for value in months:
         parts = sorted((staging / f"month={value}").glob("*.parquet"))
-        sql.write(f"SELECT * FROM {sql.files(parts)}",
-                  repo.customer_usage / f"{value}.parquet", order_by="customer_id, day")
+        sql.write(f"SELECT * FROM {sql.files(parts)}", tables.month(value),
+                  order_by="customer_id, day")
     shutil.rmtree(staging, ignore_errors=True)
-    for stale in {p.stem for p in existing} - set(months):
-        (repo.customer_usage / f"{stale}.parquet").unlink()
-        remove_sidecar(repo.customer_usage / f"{stale}.parquet")
-    # row-level fetch for retrieval (see adapters.row_sidecar): the months just written, and
-    # any other without a current sidecar (a repo built before sidecars, one deleted)
-    for month in sorted(repo.customer_usage.glob("*.parquet")):
-        if not has_current_sidecar(month):
-            write_sidecar(month)
-    sql.write("SELECT * FROM daily", repo.daily, order_by="customer_id, day")
+    tables.months = months
+    tables.stale = ({p.stem for p in existing} | redo) - set(months)
     summary.customers_recomputed = sql.rows("SELECT count(*) FROM starts")[0][0]
-    summary.first_changed_day = str(EPOCH + timedelta(days=first_day))
+    starts = [EPOCH + timedelta(days=first_day)] if first_day is not None else []
+    starts += [date.fromisoformat(f"{m}-01") for m in redo]
+    summary.first_changed_day = str(min(starts))
     summary.months_rewritten = months
 
 
@@ -256,13 +458,15 @@ def _passes(sql: Engine, affected: str) -> int:
     return max(1, -(-rows // sql.rows_per_pass))
 
 
-def _refresh_profile(repo: RepoPaths, state: dict) -> int | None:
-    """Rewrite the customer-profile table when the customers table changed; its row count.
+def _refresh_profile(repo: RepoPaths, state: dict, tables: Tables, damaged: bool) -> int | None:
+    """Rewrite the customer-profile table when the customers table changed (or the profile is
+    ``damaged``); its row count.
 
     A copy of the (small, local) customers table: DuckDB does it whatever the build's engine.
     """
     stamp = repo.customers.stat().st_mtime_ns if repo.customers.exists() else None
-    if state.get("customers_mtime_ns") == stamp and repo.customer_profile.exists():
+    if (state.get("customers_mtime_ns") == stamp and repo.customer_profile.exists()
+            and not damaged and not tables.full):
         return None
     with connect() as con:
         if stamp is None:  # no customers loaded yet: an empty table, so the Feast source exists
@@ -276,25 +480,27 @@ def _refresh_profile(repo: RepoPaths, state: dict) -> int | None:
             f"SELECT customer_id, date_trunc('second', signup_at) AS signup_at, plan, "
             f"signup_at AS valid_from "
             f"FROM {customers} ORDER BY customer_id",
-            repo.customer_profile,
+            tables.staged(repo.customer_profile),
         )
         state["customers_mtime_ns"] = stamp
         return con.execute(f"SELECT count(*) FROM {customers}").fetchall()[0][0]
 
 
-def _first_signup_day(repo: RepoPaths) -> str | None:
+def _first_signup_day(profile: Path) -> str | None:
     with connect() as con:
         (first,) = con.execute(
             f"SELECT CAST(min(valid_from) AS DATE) FROM "
-            f"read_parquet({parquet_list([repo.customer_profile])})").fetchall()[0]
+            f"read_parquet({parquet_list([profile])})").fetchall()[0]
     return None if first is None else str(first)
 
 
-def _table_stats(sql: Engine, repo: RepoPaths, summary: BuildSummary) -> None:
+def _table_stats(repo: RepoPaths, summary: BuildSummary) -> None:
     months = sorted(repo.customer_usage.glob("*.parquet"))
-    rows, customers, first, last = sql.rows(
-        f"SELECT count(*), count(DISTINCT customer_id), min(day), max(day) "
-        f"FROM {sql.files(months)}"
-    )[0] if months else (0, 0, None, None)
+    if not months:
+        return
+    with connect() as con:
+        rows, customers, first, last = con.execute(
+            f"SELECT count(*), count(DISTINCT customer_id), min(day), max(day) "
+            f"FROM read_parquet({parquet_list(months)})").fetchall()[0]
     summary.feature_rows, summary.customers = rows, customers
     summary.customer_days = customers * (last - first + 1) if rows else 0

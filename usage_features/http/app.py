@@ -1,7 +1,9 @@
 """The scoring HTTP service: ``POST /score``, ``GET /health``, ``GET /model`` (FastAPI).
 
 A past ``as_of`` is answered from historical features (the answer's ``features_from`` says
-so), by the same use case as ``usage-features score`` (:mod:`usage_features.service_layer.score`).
+so), by the same use case as ``usage-features score`` (:mod:`usage_features.service_layer.score`);
+without ``as_of``, an online store that does not hold now's features answers as of its own time
+(each score's ``as_of``, ``fresh`` false, and the response's ``note`` say so).
 
 Bearer-token auth is on when ``USAGE_FEATURES_API_TOKEN`` is set (``/health`` stays open for
 load balancers; an empty token is refused at start). Batches are bounded by ``MAX_BATCH``.
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+from dataclasses import replace
 from datetime import datetime
 from typing import Annotated
 
@@ -33,7 +36,7 @@ with extra_imports("serve", "the HTTP service"):
     from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
     from pydantic import AwareDatetime, BaseModel, Field
 
-from usage_features.domain.scores import Score
+from usage_features.adapters.stored_files import StoredFileError
 from usage_features.features.store import OnlineStoreNotMaterialized
 from usage_features.http.connections import header_deadline_protocol
 from usage_features.http.limits import (
@@ -46,6 +49,7 @@ from usage_features.http.limits import (
 )
 from usage_features.http.web import include_pages
 from usage_features.service_layer.bootstrap import Context
+from usage_features.service_layer.score import ScoreAnswer
 from usage_features.service_layer.score import score as score_at
 from usage_features.serving.scorer import ChurnScorer
 
@@ -54,7 +58,8 @@ BATCH_WAIT = 0.002  # seconds a request waits for others to share its scoring ca
 
 
 class MicroBatcher:
-    """Coalesce concurrent ``score`` calls (same request time) into one scorer call."""
+    """Coalesce concurrent ``score`` calls without a time into one call of the score use case
+    (one time for the whole batch: now, or the online store's own time)."""
 
     def __init__(self, scorer: ChurnScorer, wait: float = BATCH_WAIT) -> None:
         self.scorer = scorer
@@ -62,9 +67,9 @@ class MicroBatcher:
         self.pending: list[tuple[list[str], asyncio.Future]] = []
         self.flush: asyncio.Task | None = None
 
-    async def score(self, customer_ids: list[str], as_of: datetime | None) -> list[Score]:
+    async def score(self, customer_ids: list[str], as_of: datetime | None) -> ScoreAnswer:
         if as_of is not None:  # an explicit time is scored on its own, by the one policy
-            return score_at(self.scorer, customer_ids, as_of).scores
+            return score_at(self.scorer, customer_ids, as_of)
         future = asyncio.get_running_loop().create_future()
         self.pending.append((customer_ids, future))
         if self.flush is None:
@@ -75,14 +80,14 @@ class MicroBatcher:
         await asyncio.sleep(self.wait)
         batch, self.pending, self.flush = self.pending, [], None
         try:
-            scores = self.scorer.score([c for ids, _ in batch for c in ids])
+            answer = score_at(self.scorer, [c for ids, _ in batch for c in ids])
         except Exception as exc:  # every waiting request gets the error
             for _, future in batch:
                 future.set_exception(exc)
             return
         start = 0
         for ids, future in batch:
-            future.set_result(scores[start:start + len(ids)])
+            future.set_result(replace(answer, scores=answer.scores[start:start + len(ids)]))
             start += len(ids)
 
 
@@ -92,7 +97,9 @@ class ScoreRequest(BaseModel):
     customer_ids: Annotated[list[Annotated[str, Field(min_length=1, max_length=256)]],
                             Field(min_length=1, max_length=MAX_BATCH)]
     as_of: AwareDatetime | None = Field(
-        default=None, description="Score as of this time (with a UTC offset); default now")
+        default=None, description="Score as of this time (with a UTC offset); default now, "
+                                  "or the online store's own time when it does not hold "
+                                  "now's features (the response's note says so)")
 
 
 class CustomerScore(BaseModel):
@@ -115,6 +122,10 @@ class CustomerScore(BaseModel):
 
 class ScoreResponse(BaseModel):
     scores: list[CustomerScore]
+    note: str | None = Field(default=None, description=(
+        "Why the answer is not now from the online store, when it is not: a past as_of "
+        "(historical features), or no as_of and an online store that does not hold now's "
+        "features (answered as of its own time)"))
 
 
 def create_app(scorer: ChurnScorer, token: str | None = None,
@@ -174,12 +185,16 @@ def create_app(scorer: ChurnScorer, token: str | None = None,
     @app.post("/score", response_model=ScoreResponse, dependencies=[Depends(authorised)])
     async def score(request: ScoreRequest) -> JSONResponse:
         try:
-            scores = await batcher.score(request.customer_ids, request.as_of)
-        except OnlineStoreNotMaterialized as exc:  # e.g. its table dropped while serving
+            answer = await batcher.score(request.customer_ids, request.as_of)
+        except (OnlineStoreNotMaterialized, StoredFileError) as exc:  # a table dropped, a
+            # file damaged while serving: the one line that names it and what to do
             raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
         # ScoreResponse's shape, serialised directly: validating our own output again would
         # cost more than the scoring (the OpenAPI schema still comes from response_model)
-        return JSONResponse({"scores": [s.to_dict() for s in scores]})
+        body = {"scores": [s.to_dict() for s in answer.scores]}
+        if answer.note is not None:
+            body["note"] = answer.note
+        return JSONResponse(body)
 
     return app
 

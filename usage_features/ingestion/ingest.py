@@ -35,6 +35,7 @@ from usage_features.adapters.duckdb_connection import (
 )
 from usage_features.adapters.event_log import EventLog
 from usage_features.adapters.parquet_repository import ParquetUsageRepository
+from usage_features.adapters.stored_files import stored_files
 from usage_features.config import RepoPaths
 from usage_features.domain.repository import ConflictingEventError
 from usage_features.domain.vocabulary import Adoption
@@ -84,6 +85,7 @@ class IngestSummary:
         return asdict(self)
 
 
+@stored_files
 def ingest_files(
     paths: Sequence[Path],
     repo: RepoPaths,
@@ -176,7 +178,7 @@ def _ingest(con, sources: dict[Path | None, Input], repo, rules: Rules, on_rows,
             _refuse(con, summary)
         summary.quarantine_files = _write_quarantine(con, list(sources), repo)
         if summary.accepted:
-            _commit_accepted(con, log)
+            _commit_accepted(con, log, list(sources))
     return summary
 
 
@@ -291,14 +293,21 @@ def _write_quarantine(con, sources: list[Path | None], repo: RepoPaths) -> list[
     return written
 
 
-def _commit_accepted(con: duckdb.DuckDBPyConnection, log: EventLog) -> None:
+def _commit_accepted(con: duckdb.DuckDBPyConnection, log: EventLog,
+                     inputs: list[Path | None]) -> None:
     """Write the accepted rows to a new batch of the log, then commit it. The rows are sorted
     and written in batches of whole days (:func:`_day_ranges`), so no step sorts the whole
-    input: each ``event_date`` partition gets one file, its rows in customer order."""
+    input: each ``event_date`` partition gets one file, its rows in customer order. The
+    commit's manifest names, for each file, the ``inputs`` its rows came from."""
     accepted = ("FROM staged s ANTI JOIN dropped d USING (file_index, source_row) "
                 "WHERE s.reason IS NULL")
-    days = con.execute(f"SELECT CAST(timestamp AS DATE) AS day, count(*) {accepted} "
-                       "GROUP BY day ORDER BY day").fetchall()
+    counted = con.execute(f"SELECT CAST(timestamp AS DATE) AS day, count(*), "
+                          f"list(DISTINCT file_index ORDER BY file_index) {accepted} "
+                          "GROUP BY day ORDER BY day").fetchall()
+    days = [(day, n) for day, n, _ in counted]
+    inputs_of = {f"event_date={day}": indexes for day, _, indexes in counted}
+    sources = [{"path": str(Path(p).resolve()), "sha256": _digest(p, full=True)}
+               if p is not None else {"path": None} for p in inputs]
     batch, staging = log.new_staging_dir()
     try:
         for k, (first, last) in enumerate(_day_ranges(days, COMMIT_ROWS)):
@@ -314,7 +323,7 @@ def _commit_accepted(con: duckdb.DuckDBPyConnection, log: EventLog) -> None:
                     FILENAME_PATTERN {sql_string(f"part-{batch}-{k}-{{i}}")},
                     ROW_GROUP_SIZE 16384, OVERWRITE_OR_IGNORE true)""")
         moves = {f: log.root / f.relative_to(staging) for f in staging.rglob("*.parquet")}
-        log.commit(batch, moves)
+        log.commit(batch, moves, sources, {f: inputs_of[f.parent.name] for f in moves})
     except BaseException:
         log.discard(batch)
         raise
@@ -335,7 +344,8 @@ def _day_ranges(days: list[tuple[date, int]], limit: int) -> list[tuple[date, da
     return ranges
 
 
-def _digest(path: Path) -> str:
+def _digest(path: Path, full: bool = False) -> str:
     with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()[:16]
+        digest = hashlib.file_digest(handle, "sha256").hexdigest()
+    return digest if full else digest[:16]
 

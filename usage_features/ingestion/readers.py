@@ -54,11 +54,17 @@ def _suffix(path: Path) -> str:
 def is_event_file(path: Path) -> bool:
     """A visible file in a format ``ingest`` reads (by its name)."""
     path = Path(path)
+    return is_event_name(path.name) and path.is_file()
+
+
+def is_event_name(name: str) -> bool:
+    """A visible name with the suffix of a format ``ingest`` reads (the file is not looked at:
+    it may be anything, even a symbolic link)."""
     try:
-        _suffix(path)
+        _suffix(Path(name))
     except InputError:
         return False
-    return path.is_file() and not path.name.startswith(".")
+    return not name.startswith(".")
 
 
 def is_parquet(path: Path) -> bool:

@@ -19,6 +19,7 @@ The file is optional; every key in it is optional::
       earliest_timestamp: 1970-01-01T00:00:00Z   # older times are implausible (a date: 00:00 UTC)
       max_future_hours: 24                        # later than now + this is in the future
       max_customer_id_length: 256                 # characters, after trimming
+    capacity: 5%                  # customers the team contacts per scoring date (or a count)
 
 ``--map`` flags override the stored mapping: a flag replaces every stored entry with the same
 source or the same target.
@@ -34,6 +35,7 @@ from pathlib import Path
 import yaml
 
 from usage_features.config import MAX_FUTURE_SKEW_HOURS
+from usage_features.domain.capacity import DEFAULT_CAPACITY, Capacity, CapacityError
 from usage_features.domain.vocabulary import (
     EventVocabulary,
     VocabularyError,
@@ -69,6 +71,8 @@ class IngestSettings:
     vocabulary: EventVocabulary = field(default_factory=default_vocabulary)
     #: Columns of the input that, with customer, time and type, identify an event without an id.
     event_key: tuple[str, ...] = ()
+    #: Customers the team can contact per scoring date (precision at capacity's K).
+    capacity: Capacity = DEFAULT_CAPACITY
 
 
 def settings_path(repo: Path) -> Path:
@@ -81,7 +85,7 @@ def load_settings(repo: Path) -> IngestSettings:
     if not path.is_file():
         return IngestSettings()
     raw = read_settings_file(path)
-    unknown = set(raw) - {"events", "customers", "limits"}
+    unknown = set(raw) - {"events", "customers", "limits", "capacity"}
     if unknown:
         raise SettingsError(f"{path}: unknown section(s): {', '.join(sorted(unknown))}")
     events = raw.get("events") or {}
@@ -96,7 +100,17 @@ def load_settings(repo: Path) -> IngestSettings:
         customer_columns=_columns(path, raw.get("customers") or {}, "customers"),
         vocabulary=_vocabulary(path, events),
         event_key=_key(path, events.get("key")),
+        capacity=_capacity(path, raw.get("capacity")),
     )
+
+
+def _capacity(path: Path, raw) -> Capacity:
+    if raw is None:
+        return DEFAULT_CAPACITY
+    try:
+        return Capacity.parse(raw)
+    except CapacityError as exc:
+        raise SettingsError(f"{path}: {exc}") from None
 
 
 def read_settings_file(path: Path) -> dict:

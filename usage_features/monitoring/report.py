@@ -35,7 +35,9 @@ import pandas as pd
 
 from usage_features.adapters.event_log import EventLog
 from usage_features.adapters.score_snapshots import read_snapshots
+from usage_features.adapters.stored_files import reading
 from usage_features.config import RepoPaths
+from usage_features.domain.capacity import Capacity
 from usage_features.features.retrieval import read_online
 from usage_features.monitoring.drift import Drift
 from usage_features.monitoring.plots import (
@@ -114,11 +116,14 @@ def skew(store, historical: pd.DataFrame, features: list[str], as_of: datetime,
             "mismatched_customers": int(mismatch.sum())}
 
 
-def realized_performance(paths: RepoPaths, horizon_days: int, now: datetime) -> list[dict]:
-    """Metrics of every snapshot whose label window ``(as_of, as_of + horizon]`` has passed."""
+def realized_performance(paths: RepoPaths, horizon_days: int, now: datetime,
+                         capacity: Capacity | None = None) -> list[dict]:
+    """Metrics of every snapshot whose label window ``(as_of, as_of + horizon]`` has passed
+    (precision and recall at ``capacity`` among them: the snapshot is one scoring date)."""
     if not paths.customers.exists():
         return []
-    customers = pd.read_parquet(paths.customers, columns=["customer_id", "churned_at"])
+    with reading(paths.customers):
+        customers = pd.read_parquet(paths.customers, columns=["customer_id", "churned_at"])
     horizon = pd.Timedelta(days=horizon_days)
     scored = read_snapshots(paths.scores).drop(columns="churned_at")  # (only active rows)
     history = scored.merge(customers, on="customer_id", how="left")
@@ -131,8 +136,9 @@ def realized_performance(paths: RepoPaths, horizon_days: int, now: datetime) -> 
         y = label.to_numpy(dtype=int)
         entry = {"date": str(day), "rows": len(rows), "churned": int(y.sum())}
         if 0 < y.sum() < len(y):
-            entry.update({k: v for k, v in metrics(y, rows.churn_probability.to_numpy()).items()
-                          if k != "brier"})
+            entry.update({k: v for k, v in metrics(
+                y, rows.churn_probability.to_numpy(), np.full(len(y), str(day)), capacity
+            ).items() if k != "brier"})
         out.append(entry)
     return out
 
@@ -175,14 +181,19 @@ def markdown(report: MonitorReport) -> str:
               "", "![scores](score_distribution.png)", "",
               "## Training/serving skew", "", f"{report.skew}", "",
               "## Realized performance", "", "![realized](realized_performance.png)", "",
-              "| snapshot | rows | churned | ROC AUC | PR AUC | top-decile lift |",
-              "|---|---|---|---|---|---|"]
+              "| snapshot | rows | churned | ROC AUC | PR AUC | precision at capacity | "
+              "recall at capacity | top-decile lift |",
+              "|---|---|---|---|---|---|---|---|"]
+    nan = float("nan")
     for r in report.realized:
         lines.append(f"| {r['date']} | {r['rows']} | {r['churned']} | "
-                     f"{r.get('roc_auc', float('nan')):.3f} | {r.get('pr_auc', float('nan')):.3f}"
-                     f" | {r.get('top_decile_lift', float('nan')):.2f} |")
+                     f"{r.get('roc_auc', nan):.3f} | {r.get('pr_auc', nan):.3f} | "
+                     f"{r.get('precision_at_capacity', nan):.3f} | "
+                     f"{r.get('recall_at_capacity', nan):.3f} | "
+                     f"{r.get('top_decile_lift', nan):.2f} |")
     v = report.validation
     if v:
         lines += ["", (f"Validation: ROC AUC {v['roc_auc']:.3f}, PR AUC {v['pr_auc']:.3f}, "
+                       f"precision at capacity {v.get('precision_at_capacity', nan):.3f}, "
                        f"top-decile lift {v['top_decile_lift']:.2f}.")]
     return "\n".join(lines) + "\n"

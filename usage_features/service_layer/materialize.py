@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 
 from usage_features.adapters.event_log import EventLog
 from usage_features.adapters.feast.online import create_online_tables, missing_online_tables
+from usage_features.adapters.stored_files import stored_files
 from usage_features.config import RepoPaths
 from usage_features.features.state import load_state, save_state
 from usage_features.features.store import DEFAULT_CONFIG, open_store
@@ -42,12 +43,14 @@ class MaterializeSummary:
     warning: str | None = None
 
 
+@stored_files
 def materialize(repo, end: datetime | None = None, config: str = DEFAULT_CONFIG,
-                now: datetime | None = None) -> MaterializeSummary:
+                now: datetime | None = None, full: bool = False) -> MaterializeSummary:
     """Load each customer's latest feature row at or before ``end`` (default now).
 
     ``now`` is the wall clock (a parameter for tests); ``end`` is clamped to it with a
-    warning, and warned of when past the data (see the module docstring).
+    warning, and warned of when past the data (see the module docstring). ``full``: from the
+    first row on, rewriting every customer's row (``verify --repair`` of a damaged store).
     """
     paths = RepoPaths(repo)
     now = now or datetime.now(UTC)
@@ -80,6 +83,8 @@ def materialize(repo, end: datetime | None = None, config: str = DEFAULT_CONFIG,
         pending = _pending_change(paths, config)
         if pending is not None:
             start = min(start, pending)
+        if full:
+            start = EPOCH
         store.materialize(start, end, feature_views=[v.name for v in views])
         _record(paths, config, end, now)
     return MaterializeSummary(start, end, [v.name for v in views], "; ".join(warnings) or None)

@@ -10,7 +10,9 @@ from datetime import datetime
 import pandas as pd
 
 from usage_features.adapters.score_snapshots import read_snapshot, snapshot_days
+from usage_features.adapters.stored_files import reading, stored_files
 from usage_features.features.retrieval import historical_features, store_spec
+from usage_features.ingestion.settings import load_settings
 from usage_features.monitoring.drift import PSI_ALARM, feature_drift, psi
 from usage_features.monitoring.report import (
     DEFAULT_SKEW_SAMPLE,
@@ -28,6 +30,7 @@ from usage_features.serving.freshness import freshness
 from usage_features.training.report import REFERENCE_FILE
 
 
+@stored_files
 def monitor(context: Context, now: datetime | None = None,
             skew_sample: int = DEFAULT_SKEW_SAMPLE) -> MonitorReport:
     """Check the latest snapshot as of ``now`` (default the snapshot's time); the report is
@@ -49,8 +52,9 @@ def monitor(context: Context, now: datetime | None = None,
     report.freshness = record.to_dict()
     report.alarms += [f"freshness: {warning}" for warning in record.warnings()]
 
-    validation = pd.read_parquet(paths.reports / model.metadata.model_version / REFERENCE_FILE,
-                                 columns=["customer_id", "event_timestamp"])
+    reference_file = paths.reports / model.metadata.model_version / REFERENCE_FILE
+    with reading(reference_file):
+        validation = pd.read_parquet(reference_file, columns=["customer_id", "event_timestamp"])
     reference = historical_features(store, same_weekday_and_time(validation, as_of))
     reference["churn_probability"] = model.predict_proba(reference).to_numpy()
     rows = pd.DataFrame({"customer_id": snapshot.customer_id, "event_timestamp": snapshot.as_of})
@@ -82,7 +86,8 @@ def monitor(context: Context, now: datetime | None = None,
             f"event names new since training, events in the last {NEW_NAMES_DAYS} days: "
             f"{listed}; declare them in usage_features.yaml (or check the export) and retrain")
 
-    report.realized = realized_performance(paths, model.metadata.horizon_days, now)
+    report.realized = realized_performance(paths, model.metadata.horizon_days, now,
+                                           load_settings(paths.repo).capacity)
     out = paths.reports / "monitor" / report.snapshot_day
     write_report(report, reference, snapshot, out)
     report.report_dir = str(out)

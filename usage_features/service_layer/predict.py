@@ -17,6 +17,7 @@ import pandas as pd
 
 from usage_features.adapters.customers_table import ChurnDates
 from usage_features.adapters.event_log import EventLog
+from usage_features.adapters.stored_files import stored_files
 from usage_features.domain.status import ACTIVE, INVALID
 from usage_features.features.request_time import statuses
 from usage_features.features.retrieval import TIMESTAMP, historical_features
@@ -45,6 +46,7 @@ class PredictResult:
         return dict(sorted(self.rows.status.value_counts().to_dict().items()))
 
 
+@stored_files
 def predict_file(context: Context, entities: Path, out: Path) -> PredictResult:
     """Score the rows of ``entities`` (a file) into ``out`` (``.parquet`` or ``.csv``)."""
     read = read_entities(entities)
@@ -66,6 +68,7 @@ def predict_file(context: Context, entities: Path, out: Path) -> PredictResult:
     return PredictResult(scored, read.errors, record)
 
 
+@stored_files
 def predict(context: Context, entities: pd.DataFrame) -> pd.DataFrame:
     """``entities`` (customer_id, a timezone-aware event_timestamp, ...) with each row's
     status, probability and ``beyond_data``, in order."""

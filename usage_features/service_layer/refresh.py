@@ -3,7 +3,9 @@
 ``refresh`` runs, in order and each step only as far as needed (so a re-run, or the run after a
 killed one, completes the day and doubles nothing):
 
-1. ingest every inbox file whose content was never ingested (:func:`.ingest.ingest_inbox`);
+1. ingest every complete inbox file whose content was never ingested
+   (:func:`.ingest.ingest_inbox`: a file still being written waits, one that cannot be read is
+   set aside, a symbolic link or a special file is refused unread; the others go on);
 2. reload the customers table when a file is given (new signups, churns);
 3. build the feature tables incrementally and ``feast apply``;
 4. materialize the online store up to ``now``;
@@ -13,6 +15,9 @@ killed one, completes the day and doubles nothing):
    when one is configured);
 7. check freshness (:func:`usage_features.serving.freshness.freshness`): the latest event
    within ``max_lag`` of ``now``, everything ingested built, the online store on ``now``'s day.
+
+The summary's ``alarms`` are what needs someone: the freshness warnings, and the inbox's files
+set aside or refused and rows rejected (conflicting re-deliveries among them).
 
 Two refreshes of one repo never run at once: the second raises ``RefreshBusyError``.
 """
@@ -46,8 +51,15 @@ class RefreshBusyError(RuntimeError):
 class RefreshSummary:
     now: datetime
     files_ingested: list[str] = field(default_factory=list)
+    #: Inbox files not taken, name -> why: still being written (taken on a later run, not an
+    #: alarm), set aside (cannot be read; an alarm), refused (not a regular file; an alarm).
+    files_waiting: dict[str, str] = field(default_factory=dict)
+    files_set_aside: dict[str, str] = field(default_factory=dict)
+    files_refused: dict[str, str] = field(default_factory=dict)
     events_accepted: int = 0
     events_rejected: int = 0
+    rejected_by_reason: dict[str, int] = field(default_factory=dict)
+    quarantine_files: list[str] = field(default_factory=list)
     feature_rows_changed: bool = False
     active_customers: int = 0
     scored: int = 0
@@ -60,18 +72,25 @@ class RefreshSummary:
     alarms: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
 
+    @property
+    def status(self) -> str:
+        """``done``, or ``done with alarms`` (the run finished; something needs someone)."""
+        return "done with alarms" if self.alarms else "done"
+
     def to_dict(self) -> dict:
-        out = asdict(self)
+        out = {"status": self.status, **asdict(self)}
         for key in ("now", "latest_event"):
             out[key] = out[key].isoformat() if out[key] else None
         return out
 
 
 def refresh(context: Context, inbox: Path | None = None, now: datetime | None = None,
-            customers: Path | None = None, progress: Callable[[str], None] | None = None
-            ) -> RefreshSummary:
+            customers: Path | None = None, progress: Callable[[str], None] | None = None,
+            settle_seconds: float = 0.0) -> RefreshSummary:
     """Run the day's refresh of the context's repo to ``now`` (default the current time):
-    ``inbox`` default ``DIR/inbox``, ``customers`` a customers file to load first."""
+    ``inbox`` default ``DIR/inbox``, ``customers`` a customers file to load first,
+    ``settle_seconds`` how long ago (by the wall clock) an inbox file must have been last
+    modified to be taken."""
     say = progress or (lambda _: None)
     paths = context.paths
     now = now or datetime.now(UTC)
@@ -82,16 +101,25 @@ def refresh(context: Context, inbox: Path | None = None, now: datetime | None = 
             context.model  # noqa: B018 (loads and checks it)
         with timed("ingest"):
             say("ingesting new inbox files")
-            arrived = ingest_inbox(paths, inbox, now)
+            arrived = ingest_inbox(paths, inbox, now, settle_seconds)
             summary.files_ingested = arrived.files
+            summary.files_waiting = arrived.waiting
+            summary.files_set_aside = arrived.set_aside
+            summary.files_refused = arrived.refused
             summary.events_accepted, summary.events_rejected = arrived.accepted, arrived.rejected
+            summary.rejected_by_reason = arrived.rejected_by_reason
+            summary.quarantine_files = arrived.quarantine_files
+            summary.alarms += arrived.alarms
         if customers is not None:
             with timed("load-customers"):
                 say("loading the customers table")
                 load_customers(customers, paths)
         with timed("build"):
             say("building feature tables")
-            summary.feature_rows_changed = build(paths, context.config).changed
+            built = build(paths, context.config)
+            summary.feature_rows_changed = built.changed
+            # a damaged stored file was repaired: served from the repair, and an alarm
+            summary.alarms += [f"repaired: {line}" for line in built.repaired]
         with timed("materialize"):
             say("materializing the online store")
             with contextlib.redirect_stdout(io.StringIO()):  # Feast prints its progress

@@ -9,6 +9,7 @@ labels leaves the repo as it was, and the features (tenure) and labels come from
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import pandas as pd
 
 from usage_features.adapters.duckdb_connection import connect, parquet_list
 from usage_features.adapters.event_log import EventLog
+from usage_features.adapters.stored_files import stored_files
 from usage_features.config import RepoPaths
 from usage_features.features.retrieval import historical_features, served_feature_names
 from usage_features.features.spec import SIGNUP_AT, feature_spec
@@ -28,10 +30,13 @@ from usage_features.training.labels import LabelError, observation_rows
 from usage_features.training.train import TrainConfig, TrainResult, fit_candidates
 
 
+@stored_files
 def train(config: TrainConfig, progress: Callable[[str], None] = lambda _: None) -> TrainResult:
     """Labels and features -> candidates compared on validation -> the best, refitted on every
     labelled row -> saved, with its report."""
     repo = RepoPaths(config.repo).repo
+    if config.capacity is None:
+        config = replace(config, capacity=load_settings(repo).capacity)
     frame = training_frame(config, progress)
     return fit_candidates(config, frame, served_feature_names(repo),
                           feature_spec(load_vocabulary(repo)), progress)

@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from usage_features.adapters.duckdb_connection import connect
+from usage_features.adapters.stored_files import damage_reason, is_library_error
 from usage_features.features.retrieval import ENTITY, TIMESTAMP
 from usage_features.ingestion import text_formats
 from usage_features.ingestion.readers import (
@@ -56,7 +57,14 @@ def read_entities(path: Path) -> EntityRows:
     with connect() as con:
         with LinkDirectory() as links:  # ingest's reader: text as written, names read literally
             source = open_input(con, path, links, REQUIRED, extra)
-            batches = list(source.batches(65_536))
+            try:
+                batches = list(source.batches(65_536))
+            except Exception as exc:
+                if not is_library_error(exc):
+                    raise
+                # a damaged file: one line saying so, never the library's traceback
+                raise InputError(f"{path}: cannot be read (damaged, or not what its name "
+                                 f"says): {damage_reason(exc)}") from None
         if not batches or not sum(b.num_rows for b in batches):
             raise InputError(f"{path}: no rows")
         con.register("entities", pa.Table.from_batches(batches))

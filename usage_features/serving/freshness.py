@@ -23,6 +23,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from usage_features.adapters.event_log import EventLog
+from usage_features.adapters.stored_files import stored_files
 from usage_features.config import RepoPaths
 from usage_features.features.state import load_state
 from usage_features.features.store import DEFAULT_CONFIG, open_store
@@ -129,6 +130,7 @@ class Freshness:
         }
 
 
+@stored_files
 def freshness(repo, as_of: datetime | None = None, config: str = DEFAULT_CONFIG, store=None,
               max_lag: timedelta | None = None, online: bool = True) -> Freshness:
     """The :class:`Freshness` of the repo's data for an answer at ``as_of`` (default now).

@@ -3,8 +3,11 @@
 Right or refuse: the online store holds one UTC day's features (its materialize end's), so a
 request time on another day (``as_of`` in the past, say) is refused with
 :class:`OnlineTimeError`, and :meth:`ChurnScorer.score_historical` reads that time's features
-through Feast's historical path instead (what ``predict`` reads). Churned and unknown customers
-get a ``status`` and no probability (see :mod:`usage_features.serving.status`).
+through Feast's historical path instead (what ``predict`` reads). Without a time, the answer is
+given now when the online store holds now's features, else as of the online store's own time
+(:meth:`ChurnScorer.online_time`): never recency at one time over the windows of another day.
+Churned and unknown customers get a ``status`` and no probability (see
+:mod:`usage_features.serving.status`).
 """
 
 from __future__ import annotations
@@ -26,7 +29,11 @@ from usage_features.features.retrieval import (
     read_online,
 )
 from usage_features.features.spec import DAYS_SINCE_LAST_EVENT, TENURE_DAYS, feature_spec
-from usage_features.features.store import DEFAULT_CONFIG, check_online_tables
+from usage_features.features.store import (
+    DEFAULT_CONFIG,
+    OnlineStoreNotMaterialized,
+    check_online_tables,
+)
 from usage_features.serving.freshness import Freshness, freshness, online_day_problem
 from usage_features.serving.reasons import GroupReasons
 from usage_features.serving.status import ACTIVE, CHURNED, ChurnDates, statuses
@@ -110,20 +117,21 @@ class ChurnScorer(Scorer):
         return Path(path) if Path(path).is_absolute() else self.repo / path
 
     def score(self, customer_ids: Sequence[str], as_of: datetime | None = None) -> list[Score]:
-        """Scores at ``as_of`` from the online store; default now.
+        """Scores at ``as_of`` from the online store; default :meth:`online_time` (now, unless
+        the online store does not hold now's features: then its own time, which each score's
+        ``as_of`` gives).
 
-        An explicit ``as_of`` the online store cannot answer for exactly (another UTC day than
-        its materialize end's, or a build not materialized yet) raises :class:`OnlineTimeError`;
-        scoring now on stale data is answered (see :meth:`freshness` for the warnings).
+        A time the online store cannot answer for exactly (another UTC day than its materialize
+        end's, or a build not materialized yet) raises :class:`OnlineTimeError`: the features
+        of one day are never scored with the recency of another.
         """
         if not customer_ids:
             return []
-        if as_of is not None:
-            problem = self.online_problem(as_of)
-            if problem is not None:
-                raise OnlineTimeError(as_of, problem)
-        moment = as_of or datetime.now(UTC)
-        online = read_online(self.store, list(customer_ids), as_of, self._refs)
+        moment = as_of if as_of is not None else self.online_time()[0]
+        problem = self.online_problem(moment)
+        if problem is not None:
+            raise OnlineTimeError(moment, problem)
+        online = read_online(self.store, list(customer_ids), moment, self._refs)
         return self._scores(online.customer_ids, online.matrix(self.model.metadata.features),
                             online.values[DAYS_SINCE_LAST_EVENT],
                             online.values[TENURE_DAYS], moment,
@@ -147,6 +155,27 @@ class ChurnScorer(Scorer):
     def online_problem(self, as_of: datetime) -> str | None:
         """Why the online store cannot answer for ``as_of`` exactly (None: it can)."""
         return online_day_problem(self._online_state(), as_of)
+
+    def online_time(self, now: datetime | None = None) -> tuple[datetime, str | None]:
+        """The time an answer without ``as_of`` is given at, and why it is not ``now``.
+
+        ``now`` (default the current time) when the online store holds now's features; else
+        the online store's own time, its materialize end (an online store materialized days
+        ago answers as of that day, not with today's recency over that day's windows), with
+        the reason. Never materialized: :class:`OnlineStoreNotMaterialized`.
+        """
+        now = now or datetime.now(UTC)
+        problem = self.online_problem(now)
+        if problem is None:
+            return now, None
+        held = self._online_state().materialized_through
+        if held is None:
+            raise OnlineStoreNotMaterialized(
+                "no online features: the online store was never materialized; run "
+                f"`usage-features materialize --repo {self.repo}`")
+        return held, (f"no time was given and the online store does not hold the features of "
+                      f"now ({problem}): answered as of the online store's own time, "
+                      f"{held.isoformat()}; run `usage-features materialize` to score now")
 
     def _scores(self, customer_ids: list[str], matrix: np.ndarray,
                 days_since_last_event: np.ndarray, tenure_days: np.ndarray,

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from usage_features.domain.capacity import Capacity
+from usage_features.features.retrieval import TIMESTAMP
 from usage_features.training.labels import LabelError
 from usage_features.training.selection import Candidate, fit_all, metrics_table, score_all
 
@@ -54,12 +56,13 @@ def rolling_origin_folds(rows: pd.DataFrame, horizon_days: int, folds: int,
 
 
 def run_backtest(rows: pd.DataFrame, models: list[Candidate], horizon_days: int, folds: int,
-                 test_share: float = 0.25) -> pd.DataFrame:
+                 test_share: float = 0.25, capacity: Capacity | None = None) -> pd.DataFrame:
     """One row per fold and candidate: the fold, its period and row counts, the metrics."""
     results = []
     for fold in rolling_origin_folds(rows, horizon_days, folds, test_share):
         scores = score_all(fit_all(models, fold.train), fold.test)
-        table = metrics_table(fold.test.label.to_numpy(), scores)
+        table = metrics_table(fold.test.label.to_numpy(), scores,
+                              fold.test[TIMESTAMP].to_numpy(), capacity)
         table.insert(0, "fold", fold.number)
         table.insert(1, "test_start", str(fold.test_start))
         table.insert(2, "test_end", str(fold.test_end))

@@ -15,6 +15,7 @@ from sklearn.metrics import (
     roc_curve,
 )
 
+from usage_features.domain.capacity import DEFAULT_CAPACITY, Capacity
 from usage_features.extras import extra_imports
 
 #: Above this validation AUC the features are presumed to leak the label.
@@ -28,6 +29,10 @@ def top_decile_lift(y: np.ndarray, p: np.ndarray) -> float:
     top = np.argsort(-p, kind="stable")[:k]
     return float(y[top].mean() / y.mean()) if y.mean() > 0 else float("nan")
 
+
+#: The ranking metrics, in words.
+METRIC_NAMES = {"pr_auc": "PR AUC", "roc_auc": "ROC AUC",
+                "precision_at_capacity": "precision at capacity"}
 
 #: Bins of the calibration plot and of the expected calibration error.
 CALIBRATION_BINS = 10
@@ -54,14 +59,38 @@ def expected_calibration_error(y, p, bins: int = CALIBRATION_BINS) -> float:
     return float(gap.sum() / len(y))
 
 
-def metrics(y, p) -> dict[str, float]:
-    return {
+def at_capacity(y, p, dates, capacity: Capacity) -> dict[str, float]:
+    """Precision and recall at capacity: on each date, the ``capacity.of(n)`` highest scores of
+    that date's ``n`` rows (its active customers) are the ones a team would contact; precision
+    is the share of them who churned, recall the share of that date's churners among them.
+    Each is averaged over the dates (recall over the dates that have a churner); ties in score
+    keep the rows' order."""
+    frame = pd.DataFrame({"y": np.asarray(y, dtype=float), "p": np.asarray(p, dtype=float),
+                          "date": np.asarray(dates)})
+    precision, recall = [], []
+    for _, rows in frame.groupby("date", sort=True):
+        top = rows.y.to_numpy()[np.argsort(-rows.p.to_numpy(), kind="stable")]
+        hits = top[:capacity.of(len(rows))]
+        precision.append(hits.mean())
+        if top.sum() > 0:
+            recall.append(hits.sum() / top.sum())
+    return {"precision_at_capacity": float(np.mean(precision)),
+            "recall_at_capacity": float(np.mean(recall)) if recall else float("nan")}
+
+
+def metrics(y, p, dates=None, capacity: Capacity | None = None) -> dict[str, float]:
+    """The validation metrics of scores ``p`` for labels ``y``; with each row's observation
+    ``dates``, also precision and recall at ``capacity`` (default 5 %)."""
+    found = {
         "roc_auc": float(roc_auc_score(y, p)),
         "pr_auc": float(average_precision_score(y, p)),
         "brier": float(brier_score_loss(y, p)),
         "top_decile_lift": top_decile_lift(y, p),
         "ece": expected_calibration_error(y, p),
     }
+    if dates is not None:
+        found |= at_capacity(y, p, dates, capacity or DEFAULT_CAPACITY)
+    return found
 
 
 def plot_curves(y, scores: dict[str, np.ndarray], out: Path) -> list[Path]:
@@ -140,7 +169,7 @@ def plot_importance(importance: pd.DataFrame, out: Path) -> Path:
 def _versus_markdown(versus: pd.DataFrame | None, md) -> str:
     if versus is None or versus.empty:
         return ""
-    shown = versus[versus.metric.isin(["roc_auc", "pr_auc"])]
+    shown = versus[versus.metric.isin(["roc_auc", "pr_auc", "precision_at_capacity"])]
     table = pd.DataFrame({
         "model": shown.model, "metric": shown.metric,
         "minus the shipped candidate": [f"{m:+.3f} ± {s:.3f} ({lo:+.3f} to {hi:+.3f})"
@@ -172,15 +201,21 @@ def summary_markdown(meta, table: pd.DataFrame, ablation: pd.DataFrame,
         chosen = f"""
 ## Model selection
 
-Shipped: **{selection.sentence()}**. Ranked by validation PR AUC, then ROC AUC; the
-winner was then refitted on all {meta.selection.get('refit_rows', 0):,} labelled rows
+Shipped: **{selection.sentence()}**. Ranked by validation
+{METRIC_NAMES[selection.by]}, then ROC AUC; the winner was then refitted on all
+{meta.selection.get('refit_rows', 0):,} labelled rows
 ({window.get('refit_start', '?')} .. {window.get('refit_end', '?')}, every label window ending
 by the cut-off). The validation metrics are those of the fit on the training rows only.
 ECE: expected calibration error over {CALIBRATION_BINS} quantile bins of the scores.
+Precision and recall at capacity: of each observation date's
+{meta.selection.get('capacity', '?')} riskiest active customers (the ones a team can contact),
+the share who churned within the horizon, and the share of that date's churners among them,
+averaged over the dates.
 """
     spread = ""
     if backtest is not None:
-        wide = backtest[backtest.metric.isin(["roc_auc", "pr_auc", "ece"])].assign(
+        shown = ["roc_auc", "pr_auc", "precision_at_capacity", "ece"]
+        wide = backtest[backtest.metric.isin(shown)].assign(
             value=lambda f: [f"{m:.3f} ± {s:.3f} ({lo:.3f}-{hi:.3f})" for m, s, lo, hi
                              in zip(f["mean"], f["std"], f["min"], f["max"])])
         wide = wide.pivot(index="model", columns="metric", values="value").reset_index()

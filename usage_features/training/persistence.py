@@ -5,6 +5,8 @@ metadata beside it, ``<name>.skops.json``, which also records the SHA-256 of the
 Loading refuses, with a :class:`ModelFileError` that names the reason, before any object is
 built:
 
+- a model or metadata file larger than :func:`max_model_bytes` (512 MiB, or
+  ``$USAGE_FEATURES_MAX_MODEL_BYTES``), from its size alone: it is never read;
 - a model without its metadata, or metadata without the file's hash;
 - a file whose hash differs from its metadata's (changed, corrupted or truncated since saved);
 - a file that is not a readable skops archive;
@@ -23,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import zipfile
 from dataclasses import asdict
 from pathlib import Path
@@ -72,10 +75,44 @@ TRUSTED_TYPES = frozenset({
 })
 
 RETRAIN = "retrain it (`usage-features train`) or restore the saved pair"
+#: The largest model or metadata file read (a project model is a few MB); larger ones are
+#: refused from their size, unread. ``$USAGE_FEATURES_MAX_MODEL_BYTES`` sets another limit.
+DEFAULT_MAX_MODEL_BYTES = 512 * 2**20
+MAX_MODEL_BYTES_VARIABLE = "USAGE_FEATURES_MAX_MODEL_BYTES"
 
 
 class ModelFileError(ValueError):
     """A model file that cannot be trusted or read: tampered, corrupt, or without metadata."""
+
+
+def max_model_bytes() -> int:
+    """The largest model or metadata file :func:`load_model` reads: ``$USAGE_FEATURES_MAX_MODEL_
+    BYTES`` (a positive whole number of bytes), else :data:`DEFAULT_MAX_MODEL_BYTES`."""
+    setting = os.environ.get(MAX_MODEL_BYTES_VARIABLE, "").strip()
+    if not setting:
+        return DEFAULT_MAX_MODEL_BYTES
+    if not setting.isdigit() or int(setting) == 0:
+        raise ModelFileError(f"{MAX_MODEL_BYTES_VARIABLE}={setting!r}: not a positive whole "
+                             "number of bytes (e.g. 536870912 for 512 MiB)")
+    return int(setting)
+
+
+def read_bounded(path: Path) -> bytes:
+    """The bytes of the model or metadata file ``path``, refused (:class:`ModelFileError`)
+    unread when it is larger than :func:`max_model_bytes`; never more than that is read, even
+    of a file growing meanwhile."""
+    limit = max_model_bytes()
+    size = path.stat().st_size
+    if size <= limit:
+        with open(path, "rb") as handle:
+            data = handle.read(limit + 1)
+        if len(data) <= limit:
+            return data
+        size = len(data)
+    raise ModelFileError(
+        f"{path} is larger ({size:,} bytes) than a model file may be ({limit:,} bytes, "
+        f"${MAX_MODEL_BYTES_VARIABLE}), so it was not read: a project model is a few MB; "
+        f"{RETRAIN}, or raise the limit if this model is really that large")
 
 
 def metadata_path(path: Path) -> Path:
@@ -147,7 +184,7 @@ def load_model(path: Path, served: list[str] | None = None, repo: Path | None = 
     if not path.is_file():
         raise FileNotFoundError(f"no model at {path}; run `usage-features train` first")
     expected = _recorded_hash(path)
-    data = path.read_bytes()
+    data = read_bounded(path)
     if file_sha256(data) != expected:
         raise ModelFileError(
             f"model file {path} does not match its metadata ({metadata_path(path).name}): its "
@@ -186,8 +223,9 @@ def _recorded_hash(path: Path) -> str:
     if not meta_file.is_file():
         raise ModelFileError(f"model {path} has no metadata beside it ({meta_file.name}), so "
                              f"its integrity cannot be checked; {RETRAIN}")
+    text = read_bounded(meta_file)
     try:
-        recorded = json.loads(meta_file.read_text()).get("model_file_sha256")
+        recorded = json.loads(text.decode("utf-8")).get("model_file_sha256")
     except (ValueError, AttributeError, UnicodeDecodeError) as exc:
         raise ModelFileError(f"the metadata of model {path} ({meta_file.name}) is not a JSON "
                              f"object ({exc}); {RETRAIN}") from None
@@ -198,5 +236,20 @@ def _recorded_hash(path: Path) -> str:
     return recorded
 
 
-__all__ = ["TRUSTED_TYPES", "ModelFileError", "load_model", "metadata_path", "model_types",
-           "save_model"]
+def check_model_file(path: Path) -> None:
+    """Check the model file's SHA-256 against its metadata without loading it (``verify``):
+    streamed, so a file of any size costs no memory. Raises :class:`ModelFileError`."""
+    path = Path(path)
+    expected = _recorded_hash(path)
+    with open(path, "rb") as handle:
+        actual = hashlib.file_digest(handle, "sha256").hexdigest()
+    if actual != expected:
+        raise ModelFileError(
+            f"model file {path} does not match its metadata ({metadata_path(path).name}): its "
+            "SHA-256 differs from the one recorded when it was saved, so it was changed, "
+            f"corrupted or truncated since; {RETRAIN}")
+
+
+__all__ = ["DEFAULT_MAX_MODEL_BYTES", "MAX_MODEL_BYTES_VARIABLE", "TRUSTED_TYPES",
+           "ModelFileError", "check_model_file", "load_model", "max_model_bytes",
+           "metadata_path", "model_types", "save_model"]

@@ -4,8 +4,10 @@ The candidates are the calibrated boosted trees (regularised for the data's size
 regression on all features, and the ``event_count_30d``-only regression. Every one of them is a
 model ``train`` can ship, so the shipped model is never worse on validation than a baseline: the
 baselines are candidates. The best is the highest validation PR AUC (churners are rare: PR AUC
-measures the ranking where it matters), ties broken by ROC AUC; it is then refitted on all
-labelled rows (validation period included) and shipped.
+measures the ranking where it matters), or with ``--select-by precision_at_capacity`` the
+highest precision at capacity (the share of churners among the customers a team can contact
+each date), ties broken by ROC AUC; it is then refitted on all labelled rows (validation period
+included) and shipped.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
+from usage_features.domain.capacity import Capacity
 from usage_features.features.spec import EVENT_COUNT_30D
 from usage_features.training import evaluate
 from usage_features.training.estimators import churn_classifier, logistic_baseline
@@ -26,8 +29,10 @@ LOGISTIC = "logistic regression"
 COUNT_FEATURE = EVENT_COUNT_30D
 COUNT = f"baseline: {COUNT_FEATURE}"
 
-#: What selection ranks by, in order (higher is better for both).
-RANKING = ("pr_auc", "roc_auc")
+#: What selection can rank by first (higher is better); ROC AUC breaks ties.
+SELECT_BY = ("pr_auc", "precision_at_capacity")
+TIE_BREAK = "roc_auc"
+METRIC_NAMES = evaluate.METRIC_NAMES
 
 
 @dataclass(frozen=True)
@@ -63,9 +68,12 @@ def score_all(fitted: dict[str, Pipeline], rows: pd.DataFrame) -> dict[str, np.n
     return {name: pipeline.predict_proba(rows)[:, 1] for name, pipeline in fitted.items()}
 
 
-def metrics_table(y: np.ndarray, scores: dict[str, np.ndarray]) -> pd.DataFrame:
-    """One row per model (column ``model``), one column per metric."""
-    return pd.DataFrame([{"model": name, **evaluate.metrics(y, p)} for name, p in scores.items()])
+def metrics_table(y: np.ndarray, scores: dict[str, np.ndarray], dates=None,
+                  capacity: Capacity | None = None) -> pd.DataFrame:
+    """One row per model (column ``model``), one column per metric (at capacity too with the
+    rows' observation ``dates``)."""
+    return pd.DataFrame([{"model": name, **evaluate.metrics(y, p, dates, capacity)}
+                         for name, p in scores.items()])
 
 
 @dataclass(frozen=True)
@@ -76,31 +84,38 @@ class Selection:
     runner_up: str | None
     #: winner minus runner-up, per metric (positive: the winner is higher)
     margin: dict[str, float]
+    #: the metric ranked by first (``TIE_BREAK`` after it)
+    by: str = "pr_auc"
 
     def as_dict(self) -> dict:
-        return {"winner": self.winner, "runner_up": self.runner_up, "ranked_by": list(RANKING),
-                "margin": self.margin}
+        return {"winner": self.winner, "runner_up": self.runner_up,
+                "ranked_by": [self.by, TIE_BREAK], "margin": self.margin}
 
     def sentence(self) -> str:
         if self.runner_up is None:
             return f"{self.winner} (the only candidate)"
-        return (f"{self.winner}: validation PR AUC {self.margin['pr_auc']:+.3f}, ROC AUC "
-                f"{self.margin['roc_auc']:+.3f} against the runner-up, {self.runner_up}")
+        return (f"{self.winner}: validation {METRIC_NAMES[self.by]} {self.margin[self.by]:+.3f}, "
+                f"ROC AUC {self.margin[TIE_BREAK]:+.3f} against the runner-up, "
+                f"{self.runner_up}")
 
 
-def select(table: pd.DataFrame) -> Selection:
-    """The row of ``table`` with the highest PR AUC (then ROC AUC; then the earlier row)."""
+def select(table: pd.DataFrame, by: str = "pr_auc") -> Selection:
+    """The row of ``table`` with the highest ``by`` (then ROC AUC; then the earlier row)."""
+    if by not in SELECT_BY:
+        raise ValueError(f"cannot select by {by!r}: choose one of {', '.join(SELECT_BY)}")
     if table.empty:
         raise ValueError("no candidate to select from")
-    if table[list(RANKING)].isna().any().any():
-        raise ValueError("a candidate has no validation PR or ROC AUC; cannot rank them")
-    ranked = table.sort_values(list(RANKING), ascending=False, kind="stable")
+    ranking = [by, TIE_BREAK]
+    if by not in table or table[ranking].isna().any().any():
+        raise ValueError(f"a candidate has no validation {METRIC_NAMES[by]} or ROC AUC; "
+                         "cannot rank them")
+    ranked = table.sort_values(ranking, ascending=False, kind="stable")
     first = ranked.iloc[0]
     if len(ranked) == 1:
-        return Selection(first.model, None, {})
+        return Selection(first.model, None, {}, by)
     second = ranked.iloc[1]
     margin = {k: float(first[k] - second[k]) for k in table.columns if k != "model"}
-    return Selection(first.model, second.model, margin)
+    return Selection(first.model, second.model, margin, by)
 
 
 __all__ = ["BOOSTED", "COUNT", "LOGISTIC", "Candidate", "Selection", "candidates", "fit_all",

@@ -13,6 +13,8 @@ from sklearn.pipeline import Pipeline
 
 from usage_features.adapters.event_log import EventLog
 from usage_features.config import RepoPaths
+from usage_features.domain.capacity import Capacity
+from usage_features.features.retrieval import TIMESTAMP
 from usage_features.features.spec import FeatureSpec, Group, feature_spec
 from usage_features.features.store import SERVICE_NAME
 from usage_features.ingestion.settings import load_vocabulary
@@ -56,17 +58,20 @@ def ablations(spec: FeatureSpec | None = None) -> dict[str, tuple[str, ...]]:
 ABLATIONS = ablations()
 
 
-def compare_candidates(models: list[Candidate], periods: Periods
+def compare_candidates(models: list[Candidate], periods: Periods,
+                       capacity: Capacity | None = None, select_by: str = "pr_auc"
                        ) -> tuple[dict[str, Pipeline], dict[str, np.ndarray], pd.DataFrame,
                                   Selection]:
-    """Fit every candidate on the training rows, score the validation rows, pick the best."""
+    """Fit every candidate on the training rows, score the validation rows (precision at
+    ``capacity`` per observation date too), pick the best by ``select_by``."""
     fitted = fit_all(models, periods.train)
     scores = score_all(fitted, periods.validate)
-    table = metrics_table(periods.validate.label.to_numpy(), scores)
-    selection = select(table)
+    table = metrics_table(periods.validate.label.to_numpy(), scores,
+                          periods.validate[TIMESTAMP].to_numpy(), capacity)
+    selection = select(table, select_by)
     winner = table.set_index("model").loc[selection.winner]
     table.insert(1, "selected", table.model == selection.winner)
-    for metric in ("pr_auc", "roc_auc"):
+    for metric in ("pr_auc", "roc_auc", "precision_at_capacity"):
         table[f"{metric}_minus_winner"] = table[metric] - winner[metric]
     return fitted, scores, table, selection
 
@@ -142,7 +147,8 @@ def model_metadata(config: TrainConfig, features: list[str], periods: Periods,
         training_data_sha256=training_data_hash(frame[["customer_id", "event_timestamp", "label",
                                                        *features]]),
         versions=installed_versions(), created_at=datetime.now(UTC).isoformat(),
-        selection={**selection.as_dict(), "refit_rows": len(frame)},
+        selection={**selection.as_dict(), "refit_rows": len(frame),
+                   "capacity": str(config.capacity)},
         backtest=backtest_summary(backtest, config.backtest, selection.winner),
         reference_values=reference_values(frame, features),
         vocabulary=vocabulary.to_dict(), vocabulary_sha256=vocabulary.sha256,

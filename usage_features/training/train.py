@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from usage_features.config import RepoPaths
+from usage_features.domain.capacity import DEFAULT_CAPACITY, Capacity
 from usage_features.features.spec import SIGNUP_AT, TENURE_DAYS, FeatureSpec
 from usage_features.training import evaluate
 from usage_features.training.backtest import run_backtest
@@ -48,6 +49,11 @@ class TrainConfig:
     importance_repeats: int = 3
     #: Rolling-origin backtest folds (0: none).
     backtest: int = 0
+    #: Customers a team contacts per scoring date (precision at capacity); None: the repo's
+    #: ``capacity:`` setting (5 % by default).
+    capacity: Capacity | None = None
+    #: What the shipped model is chosen by: ``pr_auc`` or ``precision_at_capacity``.
+    select_by: str = "pr_auc"
 
 
 @dataclass
@@ -131,7 +137,7 @@ def backtest_candidates(models: list[Candidate], periods: Periods, config: Train
         return None
     progress(f"backtest: {config.backtest} rolling-origin folds")
     return run_backtest(periods.rows, models, config.horizon_days, config.backtest,
-                        config.validation_share)
+                        config.validation_share, config.capacity)
 
 
 def fit_candidates(config: TrainConfig, frame: pd.DataFrame, features: list[str],
@@ -140,11 +146,13 @@ def fit_candidates(config: TrainConfig, frame: pd.DataFrame, features: list[str]
     """Labelled rows with their features -> candidates compared on validation -> the best,
     refitted on every labelled row -> saved, with its report."""
     paths = RepoPaths(config.repo)
+    config = replace(config, capacity=config.capacity or DEFAULT_CAPACITY)
     periods = split_periods(frame, features, config)
     models = candidates(features, config.random_state)
 
     progress(f"fitting {len(models)} candidates on {len(periods.train):,} rows")
-    fitted, scores, table, selection = compare_candidates(models, periods)
+    fitted, scores, table, selection = compare_candidates(models, periods, config.capacity,
+                                                          config.select_by)
     progress(f"selected {selection.sentence()}")
 
     progress("ablation: refitting without each feature group")

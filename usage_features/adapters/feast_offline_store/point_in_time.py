@@ -7,7 +7,9 @@ older than ``t - ttl`` (``ttl`` 0/None: unlimited). Views without entities join 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -24,6 +26,7 @@ from usage_features.adapters.feast_offline_store.sources import (
     resolve_column,
     source_path,
 )
+from usage_features.adapters.feature_tables import StoredTable, reading, recorded_files, table_key
 from usage_features.adapters.row_sidecar import Sidecar
 
 ROW = "__entity_row"
@@ -56,6 +59,25 @@ class ViewJoin:
     ttl: timedelta | None
     files: tuple[Path, ...] = ()     # the source's Parquet files
     mapped: bool = False             # the source renames columns (its field mapping)
+    #: The source is one of a repo's recorded feature tables: its files are checked before
+    #: they are read (see :func:`checked`), against ``records`` (the build's, set there).
+    table: StoredTable | None = None
+    records: dict | None = None
+
+    def columns_read(self, features: bool = True) -> list[str]:
+        """The source columns a join reads: keys, timestamps (and ``features``: the features)."""
+        return list(dict.fromkeys([*self.keys, self.timestamp,
+                                   *([self.created] if self.created else []),
+                                   *((c for c, _ in self.features) if features else ())]))
+
+    def check(self, columns: list[str]) -> None:
+        """Check what reading ``columns`` of the files reads against the build's records (a
+        source of a recorded table only; one that renames columns: every column)."""
+        if self.table is not None:
+            self.table.check(self.records, self.files, None if self.mapped else columns)
+
+    def _record(self, path: Path) -> dict:
+        return self.records[table_key(self.table.paths, path)]
 
     def relation(self) -> str:
         """The view's rows, one per (keys, timestamp): the latest created wins."""
@@ -150,7 +172,16 @@ class ViewJoin:
         columns = list(dict.fromkeys(c for c, _ in self.features))
         if self.mapped or not self.files:
             return None
-        cars = [Sidecar.open(f) for f in self.files]
+        recorded = None
+        if self.table is not None:  # the build's records: the rows, and each sidecar's record
+            recorded = [self._record(f) for f in self.files]
+            rows = sum(r["rows"] for r in recorded)
+            if (any("sidecar" not in r for r in recorded)
+                    or SIDECAR_ROWS_PER_ENTITY_ROW * entity_rows > rows):
+                return None
+            self.check(self.columns_read(features=False))  # what pass 1 reads, first
+        cars = [Sidecar.open(f, recorded[i]["sidecar"] if recorded else None)
+                for i, f in enumerate(self.files)]
         try:
             if (any(c is None for c in cars)
                     or SIDECAR_ROWS_PER_ENTITY_ROW * entity_rows > sum(c.rows for c in cars)
@@ -226,12 +257,30 @@ def plan_view(con: duckdb.DuckDBPyConnection, config: RepoConfig, view: FeatureV
         ttl=view.ttl if view.ttl and view.ttl > timedelta(0) else None,
         files=_parquet_files(source_path(config, source)),
         mapped=any(old != new for old, new in source.field_mapping.items()),
+        table=StoredTable.of(config.repo_path, source_path(config, source)),
     )
 
 
 def _parquet_files(path: Path) -> tuple[Path, ...]:
     """The Parquet files a source reads (see :func:`register_source`)."""
     return tuple(sorted(path.rglob("*.parquet"))) if path.is_dir() else (path,)
+
+
+@contextmanager
+def checked(views: list[ViewJoin]) -> Iterator[list[ViewJoin]]:
+    """``views`` ready to be read: those of a repo's recorded tables with their files listed
+    afresh and checked to be exactly the recorded ones, and the records to check their content
+    against (:meth:`ViewJoin.check`, before each read). Holds the tables lock shared for the
+    block, so no build moves files in meanwhile
+    (:mod:`usage_features.adapters.feature_tables`)."""
+    tables = [v.table for v in views if v.table is not None]
+    if not tables:
+        yield views
+        return
+    with reading(tables[0].paths):
+        records = recorded_files(tables[0].paths)
+        yield [v if v.table is None else replace(v, files=tuple(v.table.files(records)),
+                                                 records=records) for v in views]
 
 
 def join(con: duckdb.DuckDBPyConnection, entity: pa.Table, views: list[ViewJoin],
@@ -242,18 +291,29 @@ def join(con: duckdb.DuckDBPyConnection, entity: pa.Table, views: list[ViewJoin]
     ``created_cutoff``: Feast's ``filter_by_created_timestamp`` (views with a created column).
     ``prune``: keyed views without a created column read only the rows the entity rows can
     match (:meth:`ViewJoin.pruned_join`); ``False`` joins every row (the tests compare both).
+    The files of a repo's recorded tables are checked as they are read (:func:`checked`).
     """
+    with checked(views) as views:
+        return _join(con, entity, views, created_cutoff, prune)
+
+
+def _join(con: duckdb.DuckDBPyConnection, entity: pa.Table, views: list[ViewJoin],
+          created_cutoff: bool, prune: bool) -> pa.Table:
     con.register("__entity", entity)
     bounds = _entity_time_bounds(con)
     selects, joins, params = [f"e.{ident(ROW)}"], [], {}
     for view in views:
         a = ident(view.alias + "__j")
         if created_cutoff and view.created:
+            view.check(view.columns_read())
             joins.append(view.cutoff_join(a))
         elif prune and view.keys and not view.created:
-            joins.append(view.sidecar_join(con, a, bounds, entity.num_rows)
-                         or view.pruned_join(a, bounds))
+            fetched = view.sidecar_join(con, a, bounds, entity.num_rows)
+            if fetched is None:
+                view.check(view.columns_read())
+            joins.append(fetched or view.pruned_join(a, bounds))
         else:
+            view.check(view.columns_read())
             on = [f"e.{ident(col)} = {a}.{ident(key)}" for key, col in view.keys.items()]
             on.append(f"e.{ident(TS)} >= {a}.{ident(FEATURE_TS)}")
             joins.append(f"ASOF LEFT JOIN ({view.relation()}) {a} ON {' AND '.join(on)}")
@@ -289,6 +349,14 @@ def range_rows(con: duckdb.DuckDBPyConnection, views: list[ViewJoin], start, end
                ts_column: str) -> pa.Table:
     """Entity rows for retrieval without an entity frame: every distinct (keys, timestamp) of
     the views' rows with ``start <= timestamp <= end``, ordered by time then keys."""
+    with checked(views) as views:
+        for view in views:
+            view.check(view.columns_read(features=False))
+        return _range_rows(con, views, start, end, ts_column)
+
+
+def _range_rows(con: duckdb.DuckDBPyConnection, views: list[ViewJoin], start, end,
+                ts_column: str) -> pa.Table:
     keyed = [v for v in views if v.keys]
     key_sets = {tuple(v.keys.values()) for v in keyed}
     if len({frozenset(k) for k in key_sets}) > 1:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -36,6 +37,7 @@ from usage_features.adapters.feast_offline_store.sources import (
     register_source,
     source_path,
 )
+from usage_features.adapters.feature_tables import StoredTable, reading, recorded_files
 
 TYPE = "usage_features.adapters.feast_offline_store.DuckDBAsOfOfflineStore"
 
@@ -219,7 +221,12 @@ def _pull(config, source, keys, features, ts, created, start, end, qualify) -> R
     params = {k: v for k, v in (("start", start), ("end", end)) if v is not None}
 
     def query() -> pa.Table:
-        with connect() as con:
+        table = StoredTable.of(config.repo_path, source_path(config, source))
+        with connect() as con, (nullcontext() if table is None else reading(table.paths)):
+            if table is not None:  # one of a repo's recorded tables: check what is read
+                records = recorded_files(table.paths)
+                table.check(records, table.files(records),
+                            [*keys, *features, ts, *([created] if created else [])])
             register_source(con, config, source, "source", mapped=False)
             sql = f"SELECT {columns} FROM source {condition} {qualify}"
             return con.sql(sql, params=params or None).to_arrow_table()

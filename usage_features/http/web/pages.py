@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from usage_features.features.store import OnlineStoreNotMaterialized
+from usage_features.features.store import DamagedFileError, OnlineStoreNotMaterialized
 from usage_features.http.web import views
 from usage_features.http.web.security import (
     SESSION_COOKIE,
@@ -153,6 +153,12 @@ def pages_app(data: PageData, token: str, sessions: Sessions | None = None) -> F
     async def not_materialized(request: Request, exc: OnlineStoreNotMaterialized) -> Response:
         session = sessions.get(request.cookies.get(SESSION_COOKIE))
         return render(request, "error.html", session, 503, title="No online features",
+                      message=str(exc))
+
+    @app.exception_handler(DamagedFileError)
+    async def damaged(request: Request, exc: DamagedFileError) -> Response:
+        session = sessions.get(request.cookies.get(SESSION_COOKIE))
+        return render(request, "error.html", session, 503, title="A stored file is damaged",
                       message=str(exc))
 
     def foreign_origin(request: Request) -> bool:

@@ -1,0 +1,255 @@
+"""Stored files checked against the checksums recorded when they were written.
+
+The event log's commits record each file with the inputs its rows came from; the build records
+every file it writes, checks them all before building, and repairs what it finds damaged: a
+damaged month file is recomputed (and only that month), a damaged sidecar rewritten, a damaged
+daily table or state rebuilt from the event log, a file it never wrote removed. Every repair
+ends in exactly the tables a clean build makes.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import pandas as pd
+import pytest
+
+from tests.conftest import copy_feature_repo
+from tests.factories import random_events
+from tests.integration.test_event_log_crash import StoppedWriter, log_with_one_batch  # noqa: F401
+from tests.integration.test_ingest import NOW
+from usage_features.adapters.checksums import DamagedFileError, sha256_file
+from usage_features.adapters.event_log import MANIFESTS, EventLog
+from usage_features.adapters.feature_tables import StoredTable, recorded_files
+from usage_features.adapters.row_sidecar import sidecar_path
+from usage_features.config import RepoPaths
+from usage_features.features.build import build_features
+from usage_features.features.state import load_state
+from usage_features.ingestion import ingest_files
+
+
+def flip(path, at: float = 0.5) -> None:
+    data = bytearray(path.read_bytes())
+    data[int(len(data) * at)] ^= 0x5A
+    path.write_bytes(bytes(data))
+
+
+def tables(paths: RepoPaths) -> dict[str, pd.DataFrame]:
+    keys = ["customer_id", "day"]
+    return {"customer_usage": pd.read_parquet(paths.customer_usage).sort_values(keys)
+            .reset_index(drop=True),
+            "daily": pd.read_parquet(paths.daily).sort_values(keys).reset_index(drop=True)}
+
+
+def assert_same_tables(paths: RepoPaths, want: dict[str, pd.DataFrame]) -> None:
+    got = tables(paths)
+    for name in want:
+        pd.testing.assert_frame_equal(got[name], want[name], check_dtype=False)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """A repo built from two ingests, and its tables."""
+    work = tmp_path_factory.mktemp("built")
+    paths = RepoPaths(copy_feature_repo(work / "repo"))
+    events = random_events(seed=5, customers=30, days=150)
+    half = events.timestamp < events.timestamp.quantile(0.7)
+    for name, part in (("early", events[half]), ("late", events[~half])):
+        part.to_parquet(work / f"{name}.parquet", index=False)
+        ingest_files([work / f"{name}.parquet"], paths)
+    build_features(paths)
+    return paths, tables(paths)
+
+
+@pytest.fixture
+def repo(built, tmp_path):
+    paths, want = built
+    copy = tmp_path / "repo"
+    shutil.copytree(paths.repo, copy)
+    return RepoPaths(copy), want
+
+
+def months(paths: RepoPaths) -> list:
+    return sorted(paths.customer_usage.glob("*.parquet"))
+
+
+class TestTheBuildRepairs:
+    @pytest.mark.parametrize("damage", ["flipped", "truncated", "deleted"])
+    def test_a_damaged_month_is_recomputed_alone(self, repo, damage):
+        paths, want = repo
+        month = months(paths)[2]
+        if damage == "flipped":
+            flip(month)
+        elif damage == "truncated":
+            month.write_bytes(month.read_bytes()[:-50])
+        else:
+            month.unlink()
+
+        summary = build_features(paths)
+
+        assert summary.months_rewritten == [month.stem]  # the affected month, no other
+        assert [line.split(":")[0] for line in summary.repaired] == [str(month)]
+        assert summary.new_event_files == 0 and summary.changed
+        assert_same_tables(paths, want)
+        assert build_features(paths).repaired == []
+
+    @pytest.mark.parametrize("damage", ["flipped", "deleted"])
+    def test_a_damaged_sidecar_is_rewritten_and_nothing_recomputed(self, repo, damage):
+        paths, want = repo
+        car = sidecar_path(months(paths)[1])
+        (flip(car, 0.9) if damage == "flipped" else car.unlink())
+
+        summary = build_features(paths)
+
+        assert summary.months_rewritten == [] and len(summary.repaired) == 1
+        assert summary.repaired[0].startswith(str(car))
+        record = recorded_files(paths)[f"customer_usage/{months(paths)[1].name}"]["sidecar"]
+        assert sha256_file(car) == record["sha256"]
+        assert_same_tables(paths, want)
+
+    @pytest.mark.parametrize("which", ["daily", "state"])
+    def test_a_damaged_daily_table_or_state_rebuilds_everything(self, repo, which):
+        paths, want = repo
+        flip(paths.daily if which == "daily" else paths.build_state)
+
+        summary = build_features(paths)
+
+        assert summary.new_event_files == len(EventLog(paths).files())  # from the log
+        assert "rebuilt every feature table" in summary.repaired[0]
+        assert_same_tables(paths, want)
+        assert build_features(paths).repaired == []
+
+    def test_a_file_the_build_never_wrote_is_refused_then_removed(self, repo):
+        paths, want = repo
+        stray = paths.customer_usage / "1999-01.parquet"
+        shutil.copy(months(paths)[0], stray)
+        table = StoredTable(paths, paths.customer_usage)
+        with pytest.raises(DamagedFileError, match="not written by the build"):
+            table.files(recorded_files(paths))
+
+        summary = build_features(paths)
+
+        assert not stray.exists() and summary.repaired == [f"{stray}: not written by the "
+                                                           "build; removed"]
+        assert_same_tables(paths, want)
+
+    def test_a_damaged_profile_is_rewritten(self, repo):
+        paths, _ = repo
+        before = paths.customer_profile.read_bytes()
+        flip(paths.customer_profile)
+
+        summary = build_features(paths)
+
+        assert summary.repaired[0].startswith(str(paths.customer_profile))
+        assert pd.read_parquet(paths.customer_profile).equals(
+            pd.read_parquet(pd.io.common.BytesIO(before)))
+
+    def test_damage_and_new_events_in_one_build_equal_a_clean_build(self, repo, tmp_path):
+        paths, _ = repo
+        month = months(paths)[3]
+        flip(month)
+        more = random_events(seed=6, customers=30, days=150)
+        more = more[more.timestamp > more.timestamp.quantile(0.5)].assign(
+            event_id=lambda f: "more-" + f.event_id)
+        more.to_parquet(tmp_path / "more.parquet", index=False)
+        ingest_files([tmp_path / "more.parquet"], paths)
+
+        summary = build_features(paths)
+
+        clean = RepoPaths(copy_feature_repo(tmp_path / "clean"))
+        for part in sorted(paths.events.rglob("*.parquet")):  # the same log, built once
+            target = clean.events / part.relative_to(paths.events)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(part, target)
+        build_features(clean)
+        assert str(month) in summary.repaired[0] and summary.new_event_files > 0
+        assert_same_tables(paths, tables(clean))
+
+    def test_every_file_of_the_tables_is_recorded_and_the_state_checks_itself(self, repo):
+        paths, _ = repo
+        records = recorded_files(paths)
+        assert set(records) == {f"customer_usage/{m.name}" for m in months(paths)} | {
+            "daily_aggregates.parquet", "customer_profile.parquet"}
+        assert all("sidecar" in r for k, r in records.items() if k.startswith("customer_"
+                                                                              "usage/"))
+        text = paths.build_state.read_text()
+        paths.build_state.write_text(text.replace('"event_files"', '"event_filez"'))
+        with pytest.raises(DamagedFileError, match=r"_build_state\.json"):
+            load_state(paths)
+
+
+class TestTheEventLogRecordsItsFiles:
+    def test_each_file_names_the_inputs_its_rows_came_from(self, tmp_path):
+        paths = RepoPaths(copy_feature_repo(tmp_path / "repo"))
+        events = random_events(seed=7, customers=5, days=6)
+        first_day = events.timestamp.dt.date == events.timestamp.dt.date.min()
+        events[first_day].to_parquet(tmp_path / "a.parquet", index=False)
+        events[~first_day].to_parquet(tmp_path / "b.parquet", index=False)
+        ingest_files([tmp_path / "a.parquet", tmp_path / "b.parquet"], paths)
+
+        records, damaged = EventLog(paths).records()
+
+        assert damaged == [] and set(records) == {
+            str(p.relative_to(paths.events)) for p in EventLog(paths).files()}
+        inputs = {name: [s["path"] for s in r["sources"]] for name, r in records.items()}
+        day = f"event_date={events.timestamp.dt.date.min()}"
+        assert all(v == [str(tmp_path / "a.parquet")] for k, v in inputs.items()
+                   if k.startswith(day))
+        assert all(v == [str(tmp_path / "b.parquet")] for k, v in inputs.items()
+                   if not k.startswith(day))
+        assert EventLog(paths).problems() == ([], 0)
+
+    def test_a_damaged_file_is_reported_with_its_input_and_refused_by_a_build(self, repo):
+        paths, _ = repo
+        log = EventLog(paths)
+        damaged = log.files()[len(log.files()) // 2]
+        flip(damaged)
+
+        (problem,), unrecorded = log.problems()
+
+        assert unrecorded == 0 and problem.path == damaged
+        message = str(problem)
+        assert "cannot be rebuilt from itself" in message and "early.parquet" in message
+        assert "\n" not in message
+        paths.build_state.unlink()  # a full rebuild reads every file
+        with pytest.raises(DamagedFileError, match=r"early\.parquet"):
+            build_features(paths)
+
+    def test_a_deleted_file_is_reported_missing(self, repo):
+        paths, _ = repo
+        log = EventLog(paths)
+        gone = log.files()[0]
+        gone.unlink()
+        (problem,), _ = log.problems()
+        assert problem.path == gone and "missing" in problem.problem
+
+    def test_files_without_a_manifest_are_counted_then_recorded_on_request(self, repo):
+        paths, _ = repo
+        log = EventLog(paths)
+        manifests = sorted((paths.events / MANIFESTS).glob("*.json"))
+        manifests[0].unlink()  # as a log ingested before manifests
+        damaged = manifests[1]
+        damaged.write_text(damaged.read_text().replace('"size"', '"sise"'))
+
+        found, unrecorded = log.problems()
+        assert [p.path for p in found] == [damaged]
+        assert unrecorded == len(log.files())
+
+        assert log.record_unrecorded() == len(log.files())
+        assert log.problems() == ([], 0)
+        assert damaged.with_name(damaged.name + ".damaged").exists()
+
+    def test_a_killed_commit_s_manifest_is_ignored_then_rolled_back(
+            self, log_with_one_batch, tmp_path):  # noqa: F811
+        paths, second = log_with_one_batch
+        StoppedWriter(second, paths, tmp_path).kill()
+        log = EventLog(paths)
+        assert len(list((paths.events / MANIFESTS).glob("*.json"))) == 2
+        assert log.problems() == ([], 0)  # its files and its manifest left out alike
+
+        ingest_files([second], paths, now=NOW)  # the next writer rolls it back first
+
+        records, _ = log.records()
+        assert len(list((paths.events / MANIFESTS).glob("*.json"))) == 2
+        assert set(records) == {str(p.relative_to(paths.events)) for p in log.files()}
+        assert log.problems() == ([], 0)
