@@ -3,7 +3,8 @@
 The core install (``pip install usage-features``) ingests, builds, trains and scores. What only
 some commands need is an extra (``pyproject.toml``'s ``[project.optional-dependencies]``):
 
-- ``serve``: the HTTP service (``usage-features serve``): FastAPI, uvicorn, pydantic;
+- ``serve``: the HTTP service and its web pages (``usage-features serve``): FastAPI, uvicorn,
+  pydantic, Jinja2, lifelines (and Feast's ``grpcio`` extra, for ``feast ui``);
 - ``postgres``: PostgreSQL storage and the score sink (``refresh --sink``): psycopg;
 - ``spark``: the Spark feature build: PySpark (and a Java 17+ runtime);
 - ``report``: the plots of the monitor and training reports: matplotlib;
@@ -21,7 +22,7 @@ from contextlib import contextmanager
 
 #: Each extra's top-level modules that this package imports itself.
 EXTRAS: dict[str, tuple[str, ...]] = {
-    "serve": ("fastapi", "uvicorn", "pydantic"),
+    "serve": ("fastapi", "uvicorn", "pydantic", "jinja2", "lifelines"),
     "postgres": ("psycopg",),
     "spark": ("pyspark",),
     "report": ("matplotlib",),

@@ -76,3 +76,8 @@ def test_the_demo_writes_what_it_reports_for_every_step(tmp_path):
     assert (metrics.parent / "summary.md").is_file() and list(metrics.parent.glob("*.png"))
     assert "cust-unknown: unknown customer" in output
     assert list(paths.reports.rglob("monitor.md"))
+
+    # it ends with the web pages' address and the token their sign-in asks for (kept in the
+    # repo, so `serve` asks for the same one)
+    assert "open http://127.0.0.1:8000/ and sign in with the token" in output
+    assert (paths.data / "web_token").read_text().strip() in output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -16,6 +17,10 @@ from usage_features.cli import (
     require_extra,
 )
 from usage_features.config import default_repo
+from usage_features.http.limits import TOKEN_VARIABLE
+
+#: Where `usage-features serve` listens by default (its --host and --port).
+SERVE_ADDRESS = "http://127.0.0.1:8000/"
 
 
 @app.command()
@@ -38,12 +43,20 @@ def demo(
         out.rule(f"[bold]{step}")
         _print_step(step, result)
 
-    config = DemoConfig(workdir=workdir, customers=customers, days=days)
+    config = DemoConfig(workdir=workdir, customers=customers, days=days,
+                        api_token=os.environ.get(TOKEN_VARIABLE) or None)
     with console.status("running the demo"):
-        run_demo(config, template, report)
+        results = run_demo(config, template, report)
     out.rule()
     out.print(f"feature repo: {workdir / 'feature_repo'} (try `feast -c {workdir}/feature_repo "
               "feature-views list`)")
+    token = results["web"]
+    out.print(f"web pages: run `usage-features serve --repo {workdir / 'feature_repo'}`, open "
+              f"{SERVE_ADDRESS} and sign in with the token")
+    if token.source == "configured":
+        out.print(f"  (${TOKEN_VARIABLE}, the API token)")
+    else:
+        print(f"  {token.token}", flush=True)
 
 
 def _print_step(step: str, result) -> None:
@@ -100,6 +113,8 @@ def _print_step(step: str, result) -> None:
                   "feature PSI " + ", ".join(f"{d['feature']} {d['psi']:.3f}" for d in worst))
         out.print(f"alarms: {plain('; '.join(result.alarms)) or 'none'}")
         out.print(f"report with plots: {result.report_dir}/monitor.md")
+    elif step == "web":
+        pass  # printed at the end: the address and the token
     elif step == "score":
         for score in result:
             if score.error or score.churn_probability is None:

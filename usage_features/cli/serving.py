@@ -136,22 +136,34 @@ def serve_command(
     config: ConfigOption = "feature_store.yaml",
     max_lag_hours: MaxLagOption = None,
 ) -> None:
-    """Serve POST /score, GET /health (with the data's freshness) and GET /model over HTTP.
+    """Serve the web pages, POST /score, GET /health (with the data's freshness) and GET /model.
 
-    Bearer-token auth with USAGE_FEATURES_API_TOKEN; limits with USAGE_FEATURES_MAX_BODY_BYTES,
+    The pages ask for a token at sign-in: USAGE_FEATURES_API_TOKEN, or without it the repo's
+    own (generated on the first start, printed at every start). API bearer-token auth with
+    USAGE_FEATURES_API_TOKEN; limits with USAGE_FEATURES_MAX_BODY_BYTES,
     USAGE_FEATURES_BODY_TIMEOUT, USAGE_FEATURES_HEADER_TIMEOUT, USAGE_FEATURES_KEEP_ALIVE_TIMEOUT.
     """
     require_extra("serve", "usage-features serve")
     # deferred: the serve extra; the HTTP app loads scikit-learn, pandas, DuckDB (~1.5 s)
     from usage_features.features.store import DamagedFileError, OnlineStoreNotMaterialized
     from usage_features.http.app import prepare, run
-    from usage_features.http.limits import ServiceConfigError
+    from usage_features.http.limits import TOKEN_VARIABLE, ServiceConfigError, api_token
+    from usage_features.service_layer.pages.token import CONFIGURED, page_token
 
     context = bootstrap_or_fail(repo, config, model, max_lag_hours)
     try:
-        service, limits = prepare(context)
+        configured = api_token()  # checked before a token is made for the pages
+        token = page_token(context.paths, configured and configured.decode("utf-8"))
+        service, limits = prepare(context, token.token)
     except (*model_errors(), ServiceConfigError, OnlineStoreNotMaterialized,
             DamagedFileError) as exc:
         raise fail(str(exc)) from None
-    out.print(f"serving on http://{host}:{port} (OpenAPI docs at /docs)")
+    shown = "localhost" if host in ("0.0.0.0", "::") else host
+    out.print(f"serving on http://{shown}:{port}/ (the web pages; the API: POST /score, "
+              "GET /health, GET /model; schema at /openapi.json)")
+    if token.source == CONFIGURED:
+        out.print(f"sign in with the API token (${TOKEN_VARIABLE})")
+    else:
+        print(f"sign in with the token: {token.token}", flush=True)
+        out.print(f"(kept in {token.path}; the API itself stays open without ${TOKEN_VARIABLE})")
     run(service, limits, host, port)

@@ -7,9 +7,11 @@ without ``as_of``, an online store that does not hold now's features answers as 
 
 Bearer-token auth is on when ``USAGE_FEATURES_API_TOKEN`` is set (``/health`` stays open for
 load balancers; an empty token is refused at start). Batches are bounded by ``MAX_BATCH``.
-OpenAPI docs at ``/docs``. The token check, body size and time limits run before any handler,
-in :class:`~usage_features.http.limits.RequestGuard`; validation errors name the reason and
-the location, never the input.
+The OpenAPI schema at ``/openapi.json`` (no Swagger UI: it loads from a CDN); the web pages
+(:mod:`usage_features.http.web`) are put in front by :func:`prepare`. The token check, body
+size and time limits run before any handler, in
+:class:`~usage_features.http.limits.RequestGuard`; validation errors name the reason and the
+location, never the input.
 
 Concurrent requests are micro-batched: scoring one customer costs about as much fixed overhead
 as scoring fifty, so requests that arrive within ``BATCH_WAIT`` of each other are scored in one
@@ -45,6 +47,7 @@ from usage_features.http.limits import (
     limits_from_env,
     token_matches,
 )
+from usage_features.http.web import include_pages
 from usage_features.service_layer.bootstrap import Context
 from usage_features.service_layer.score import ScoreAnswer
 from usage_features.service_layer.score import score as score_at
@@ -130,8 +133,11 @@ def create_app(scorer: ChurnScorer, token: str | None = None,
     """The service around one loaded scorer; ``token`` and ``limits`` default to the
     environment's (:data:`TOKEN_VARIABLE`, :func:`limits_from_env`)."""
     secret = api_token(token)
+    # No Swagger UI or ReDoc: FastAPI's load their scripts from a CDN with an inline script,
+    # which the pages' Content-Security-Policy refuses; the schema stays at /openapi.json.
     app = FastAPI(title="usage-features churn scoring", version="1",
-                  description="Churn risk from usage features served by Feast (churn_model_v1)")
+                  description="Churn risk from usage features served by Feast (churn_model_v1)",
+                  docs_url=None, redoc_url=None)
     app.add_middleware(RequestGuard, token=secret, limits=limits or limits_from_env())
     app.add_exception_handler(RequestValidationError, validation_error)
     bearer = HTTPBearer(auto_error=False)
@@ -201,11 +207,15 @@ async def validation_error(request: Request, exc: RequestValidationError) -> JSO
         for error in exc.errors()]})
 
 
-def prepare(context: Context) -> tuple[FastAPI, Limits]:
-    """The service's app and limits, settings checked first (a clear error, nothing started)."""
+def prepare(context: Context, page_token: str | None = None) -> tuple[FastAPI, Limits]:
+    """The service's app and limits, settings checked first (a clear error, nothing started);
+    with ``page_token``, the web pages too, behind a sign-in with it (docs/web.md)."""
     api_token()
     limits = limits_from_env()
-    return create_app(context.scorer, limits=limits), limits
+    app = create_app(context.scorer, limits=limits)
+    if page_token is not None:
+        include_pages(app, context, page_token, limits)
+    return app, limits
 
 
 def run(app: FastAPI, limits: Limits, host: str = "127.0.0.1", port: int = 8000) -> None:

@@ -3,7 +3,8 @@
 simulate -> ingest (with dirty rows, showing the quarantine) -> load customers -> build
 features (+ feast apply) -> show one customer -> train (report with plots) -> materialize ->
 score a few customers online -> the daily loop: ``refresh`` on each of the last simulated days
-(its events arriving as one inbox file a day) -> ``monitor``. Every step runs the operation a
+(its events arriving as one inbox file a day) -> ``monitor`` -> the token the web pages' sign-in
+will ask for. Every step runs the operation a
 user's command would, in a fresh directory. The simulated period ends before today; "now" for
 the demo is the start of its last ``daily_days`` days, then each of them in turn.
 """
@@ -28,6 +29,7 @@ from usage_features.service_layer.ingest import ingest
 from usage_features.service_layer.load_customers import load_customers
 from usage_features.service_layer.materialize import materialize
 from usage_features.service_layer.monitor import monitor
+from usage_features.service_layer.pages.token import page_token
 from usage_features.service_layer.refresh import refresh
 from usage_features.service_layer.score import score
 from usage_features.service_layer.train import TrainConfig, train
@@ -46,6 +48,9 @@ class DemoConfig:
     dirty_fraction: float = 0.02
     scored: int = 5
     daily_days: int = 3
+    #: The API token (``USAGE_FEATURES_API_TOKEN``) `serve` will run with, if any: the web
+    #: pages' sign-in asks for it; without one, for the repo's own (printed at the end).
+    api_token: str | None = None
 
 
 def new_feature_repo(template: Path, target: Path) -> Path:
@@ -93,6 +98,7 @@ def run_demo(config: DemoConfig, template: Path, report: Callable[[str, object],
         now = as_of + timedelta(days=day)
         step("refresh", refresh(bootstrap(repo), inbox=inbox, now=now))
     step("monitor", monitor(bootstrap(repo)))
+    step("web", page_token(paths, config.api_token))  # what `serve` will ask for at sign-in
     return results
 
 
