@@ -185,6 +185,20 @@ class TestTheIssuesCases:
         assert car.name in response.json()["detail"]
         assert "usage-features build" in response.json()["detail"]
 
+    def test_health_answers_503_naming_a_damaged_build_state(self, copy):
+        from fastapi.testclient import TestClient  # the serve extra, for this test only
+
+        from usage_features.http.app import create_app
+
+        repo, _, _ = copy
+        client = TestClient(create_app(bootstrap(repo).scorer))
+        assert client.get("/health").status_code == 200
+        state = RepoPaths(repo).build_state
+        flip(state, [len(state.read_bytes()) // 2])
+        response = client.get("/health")
+        assert response.status_code == 503
+        assert state.name in response.json()["detail"]
+
     def test_a_deleted_month_is_refused_then_rebuilt_to_every_feature_row(self, copy):
         repo, as_of, want = copy
         rows = json.loads(invoke("build", "--repo", repo, "--json"))["feature_rows"]

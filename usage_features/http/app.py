@@ -163,7 +163,10 @@ def create_app(scorer: ChurnScorer, token: str | None = None,
     @app.get("/health")
     async def health(
             credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> dict:
-        fresh = scorer.freshness().to_dict()  # the data behind an answer now
+        try:
+            fresh = scorer.freshness().to_dict()  # the data behind an answer now
+        except StoredFileError as exc:  # e.g. a damaged build state: answers would be refused
+            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
         answer = {"status": "ok", "model_version": scorer.model.metadata.model_version,
                   "fresh": not fresh["warnings"]}
         if token_ok(credentials):  # open to probes; the data's times only with the token
