@@ -207,8 +207,7 @@ def check_tables(repo: RepoPaths, state: dict) -> Damage:
     ``verify`` reports it)."""
     records = state.get(RECORDS, {})
     damage = Damage()
-    daily = records.get(table_key(repo, repo.daily))
-    problem = file_problem(repo.daily, daily) if daily else "not recorded"
+    problem = _recorded_problem(repo, records, repo.daily)
     if problem:
         damage.full = True
         damage.found.append((repo.daily, problem,
@@ -231,13 +230,18 @@ def check_tables(repo: RepoPaths, state: dict) -> Damage:
         if table_key(repo, path) not in months:
             damage.extra.append(path)
             damage.found.append((path, "not written by the build", "removed"))
-    profile = records.get(table_key(repo, repo.customer_profile))
-    problem = file_problem(repo.customer_profile, profile) if profile else "not recorded"
+    problem = _recorded_problem(repo, records, repo.customer_profile)
     if problem:
         damage.profile = True
         damage.found.append((repo.customer_profile, problem,
                              "rewritten from the customers table"))
     return damage
+
+
+def _recorded_problem(repo: RepoPaths, records: dict, path: Path) -> str | None:
+    """What differs between one of the build's files and its record (None: nothing)."""
+    record = records.get(table_key(repo, path))
+    return file_problem(path, record) if record else "not recorded"
 
 
 @dataclass
