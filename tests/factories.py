@@ -132,3 +132,22 @@ def training_frame(rows: int = 3000, seed: int = 0) -> tuple[pd.DataFrame, np.nd
             + frame.flag - np.nan_to_num(frame.ratio.to_numpy(), nan=0.5))
     churned = (risk + rng.normal(0, 1, rows) > 0).astype(int)
     return frame, churned
+
+
+def horizon_model(frame: pd.DataFrame, churned: np.ndarray, horizons=(60, 90),
+                  classified: tuple[int, ...] = (90,), seed: int = 0):
+    """A :class:`~usage_features.training.horizons.HorizonModel` on :func:`training_frame`'s
+    rows: Cox curves on made-up times to churn (sooner for ``churned`` rows, a third of the
+    rows censored), and the boosted classifier for the ``classified`` horizons."""
+    # deferred: the factories are imported by tests that never fit a model
+    from usage_features.training.estimators import churn_classifier
+    from usage_features.training.horizons import HorizonModel
+    from usage_features.training.survival import fit_cox
+
+    rng = np.random.default_rng(seed)
+    days = rng.exponential(np.where(churned == 1, 40.0, 200.0))
+    event = rng.random(len(days)) > 1 / 3
+    features = list(frame.columns)
+    curves = fit_cox(frame.to_numpy(dtype=float), days, event)
+    classifiers = {h: churn_classifier(features).fit(frame, churned) for h in classified}
+    return HorizonModel(horizons, curves, classifiers, len(features))

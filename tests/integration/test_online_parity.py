@@ -30,6 +30,7 @@ from usage_features.serving.reasons import ReasonsUnavailableWarning
 from usage_features.serving.scorer import UNKNOWN, ChurnScorer
 from usage_features.training.compiled import COMPILED_MAX_ROWS
 from usage_features.training.model import TrainedModel
+from usage_features.training.persistence import load_model, save_model
 
 
 @pytest.fixture(scope="module")
@@ -130,6 +131,42 @@ class TestOnlineParity:
         got = without.score(ids, now)
         assert [s.churn_probability for s in got] == [s.churn_probability for s in expected]
         assert all(s.reasons == () for s in got) and any(s.reasons for s in expected)
+
+    def test_online_horizons_equal_batch_predictions_and_are_in_order(self, trained):
+        repo, customers, now = trained
+        scorer = bootstrap(repo).scorer
+        assert scorer.model.horizon_days == (60, 90)  # both horizons tested and shipped
+        scores = scorer.score(customers.customer_id.tolist(), as_of=now)
+        batch = predict(bootstrap(repo), at_now(customers, now))
+        for column in ("churn_probability_60d", "churn_probability_90d",
+                       "expected_days_to_churn"):
+            online = [s.to_dict()[column] for s in scores]
+            np.testing.assert_allclose(
+                [np.nan if v is None else v for v in online],
+                batch[column].to_numpy(dtype=float, na_value=np.nan),
+                rtol=1e-9, atol=0.05 if column == "expected_days_to_churn" else 0)
+        live = [s for s in scores if s.status == "active"]
+        assert live and all(s.churn_probability <= s.to_dict()["churn_probability_60d"]
+                            <= s.to_dict()["churn_probability_90d"] for s in live)
+        assert all(s.to_dict()["churn_probability_60d"] is None
+                   for s in scores if s.status != "active")
+
+    def test_a_model_saved_before_horizons_loads_and_scores_with_them_empty(
+            self, trained, tmp_path):
+        repo, customers, now = trained
+        scorer = bootstrap(repo).scorer
+        model = scorer.model
+        older = TrainedModel(model.pipeline, replace(model.metadata, horizons={}))
+        loaded = load_model(save_model(older, tmp_path / "old.skops"))
+        assert loaded.horizons is None
+        ids = customers.customer_id.tolist()
+        got = ChurnScorer(scorer.store, loaded, repo=repo).score(ids, now)
+        assert [s.churn_probability for s in got] == [
+            s.churn_probability for s in scorer.score(ids, now)]
+        for s in got:
+            out = s.to_dict()
+            assert out["churn_probability_60d"] is None and out["churn_probability_90d"] is None
+            assert out["expected_days_to_churn"] is None
 
     def test_an_unknown_customer_gets_a_clear_answer_beside_known_ones(self, trained):
         repo, customers, now = trained

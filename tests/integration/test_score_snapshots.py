@@ -21,19 +21,34 @@ from usage_features.adapters.score_snapshots import (
     snapshot_days,
     snapshot_path,
 )
-from usage_features.domain.scores import HISTORICAL, SCORE_FIELDS, Score
+from usage_features.domain.scores import HISTORICAL, SCORE_FIELDS, Score, score_columns
 
 AS_OF = datetime(2025, 6, 2, tzinfo=UTC)
 LATEST = datetime(2025, 6, 1, 23, 59, tzinfo=UTC)
 
 
-def make_scores(probabilities: dict[str, float | None]) -> list[Score]:
+def make_scores(probabilities: dict[str, float | None], horizons=(60, 90)) -> list[Score]:
     return [Score(customer, AS_OF, "active" if p is not None else "churned", "v1", p,
                   None if p is None else ("high" if p >= 0.5 else "low"),
                   () if p is None else (f"reason for {customer}",),
                   latest_event_at=LATEST,
-                  churned_at=None if p is not None else datetime(2025, 5, 1, tzinfo=UTC))
+                  churned_at=None if p is not None else datetime(2025, 5, 1, tzinfo=UTC),
+                  horizon_probabilities=tuple(
+                      (h, None if p is None else min(1.0, p + h / 1000)) for h in horizons),
+                  expected_days_to_churn=None if p is None or p < 0.5 else 45.5)
             for customer, p in probabilities.items()]
+
+
+def from_row(row: dict) -> Score:
+    """A snapshot's row (pandas' missing values) back as the Score it was written from."""
+    plain = {k: (None if v is pd.NaT or (isinstance(v, float) and v != v)
+                 else tuple(v) if k == "reasons"
+                 else v.to_pydatetime() if isinstance(v, pd.Timestamp) else v)
+             for k, v in row.items()}
+    horizons = tuple((int(k.removeprefix("churn_probability_").removesuffix("d")),
+                      plain.pop(k)) for k in list(plain) if k.endswith("d")
+                     and k.startswith("churn_probability_"))
+    return Score(**plain, horizon_probabilities=horizons)
 
 
 def test_the_snapshot_and_the_table_have_a_column_per_score_field():
@@ -47,12 +62,17 @@ class TestSnapshotFiles:
         scores[1] = Score(**{**scores[1].__dict__, "features_from": HISTORICAL, "fresh": False})
         assert ParquetSnapshots(tmp_path).write(scores, AS_OF.date()) == 3
         read = read_snapshot(tmp_path, AS_OF.date())
-        back = [Score(**{k: (None if v is pd.NaT or (isinstance(v, float) and v != v)
-                             else tuple(v) if k == "reasons"
-                             else v.to_pydatetime() if isinstance(v, pd.Timestamp) else v)
-                         for k, v in row.items()})
-                for row in read.to_dict(orient="records")]
+        back = [from_row(row) for row in read.to_dict(orient="records")]
         assert [astuple(s) for s in back] == [astuple(s) for s in scores]
+        assert read.churn_probability_90d.iloc[0] == pytest.approx(0.79)
+
+    def test_a_configured_horizon_gets_its_own_column(self, tmp_path):
+        scores = make_scores({"a": 0.3, "gone": None}, horizons=(45, 180))
+        ParquetSnapshots(tmp_path).write(scores, AS_OF.date())
+        read = read_snapshot(tmp_path, AS_OF.date())
+        assert list(read.columns) == list(score_columns((45, 60, 90, 180)))
+        assert read.churn_probability_180d.iloc[0] == pytest.approx(0.48)
+        assert read.churn_probability_60d.isna().all()  # the default's, read empty
 
     def test_writing_a_day_twice_replaces_it_and_keeps_other_days(self, tmp_path):
         sink = ParquetSnapshots(tmp_path)
@@ -71,8 +91,20 @@ class TestSnapshotFiles:
         path.parent.mkdir(parents=True)
         old.to_parquet(path)
         read = read_snapshot(tmp_path, AS_OF.date())
-        assert list(read.columns) == list(SCORE_FIELDS)
+        assert list(read.columns) == list(score_columns((60, 90)))
         assert read.churn_probability.tolist() == [0.4] and read.status.isna().all()
+        for column in ("churn_probability_60d", "churn_probability_90d",
+                       "expected_days_to_churn"):
+            assert read[column].isna().all()
+
+    def test_a_snapshot_written_before_horizons_is_read_with_them_empty(self, tmp_path):
+        before = make_scores({"a": 0.4}, horizons=())
+        ParquetSnapshots(tmp_path).write(before, AS_OF.date())
+        written = pd.read_parquet(snapshot_path(tmp_path, AS_OF.date()))
+        assert "churn_probability_60d" not in written.columns
+        read = read_snapshot(tmp_path, AS_OF.date())
+        assert read.churn_probability_60d.isna().all() and read.churn_probability.tolist() == [
+            0.4]
 
 
 @pytest.fixture
@@ -104,9 +136,13 @@ class TestPostgresScoreSink:
     def test_every_score_field_is_stored(self, sink):
         scores = make_scores({"a": 0.7, "gone": None})
         sink.write(scores, AS_OF.date())
-        rows = stored(sink, SCORE_FIELDS)
+        columns = score_columns((60, 90))
+        rows = stored(sink, columns)
         assert [tuple(tuple(v) if isinstance(v, list) else v for v in row) for row in rows] \
-            == [astuple(s) for s in scores]
+            == [tuple(tuple(v) if isinstance(v, list) else v for v in s.row().values())
+                for s in scores]
+        assert rows[0][columns.index("churn_probability_90d")] == pytest.approx(0.79)
+        assert rows[0][columns.index("expected_days_to_churn")] == 45.5
 
     def test_writing_a_day_twice_equals_writing_it_once(self, sink):
         scores = make_scores({"a": 0.7, "b": 0.1})
@@ -138,3 +174,21 @@ class TestPostgresScoreSink:
         sink.write(make_scores({"a": 0.7, "gone": None}), AS_OF.date())
         rows = stored(sink, ("customer_id", "churn_probability", "status"))
         assert rows == [("old", 0.5, None), ("a", 0.7, "active"), ("gone", None, "churned")]
+        rows = stored(sink, ("customer_id", "churn_probability_60d", "churn_probability_90d",
+                             "expected_days_to_churn"))
+        assert rows == [("old", None, None, None), ("a", 0.76, pytest.approx(0.79), 45.5),
+                        ("gone", None, None, None)]
+
+    def test_a_table_written_before_horizons_gains_their_columns(self, sink):
+        sink.write(make_scores({"a": 0.2}, horizons=()), date(2025, 6, 1))  # no horizons yet
+        sink.write(make_scores({"a": 0.3}, horizons=(60, 90, 180)), AS_OF.date())
+        rows = stored(sink, ("customer_id", "score_date", "churn_probability_60d",
+                             "churn_probability_180d"))
+        assert rows == [("a", date(2025, 6, 1), None, None),
+                        ("a", AS_OF.date(), pytest.approx(0.36), pytest.approx(0.48))]
+
+    def test_a_probability_outside_zero_to_one_is_refused(self, sink):
+        bad = make_scores({"a": 0.3})[0]
+        bad = Score(**{**bad.__dict__, "horizon_probabilities": ((60, 1.5), (90, 1.5))})
+        with pytest.raises(psycopg.errors.CheckViolation):
+            sink.write([bad], AS_OF.date())

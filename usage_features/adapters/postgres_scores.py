@@ -4,13 +4,14 @@
 (an upsert; customers no longer scored that day are deleted), and earlier days are kept, so the
 table is the score history a team can query or join to its CRM. Its other columns are the
 :class:`Score` fields; a table created by an earlier version gains the new ones on the next
-write (``ADD COLUMN IF NOT EXISTS``), its older rows with those columns empty.
+write (``ADD COLUMN IF NOT EXISTS``; a probability column per horizon, ``churn_probability_60d``
+and ``churn_probability_90d`` by default, and ``expected_days_to_churn``), its older rows with
+those columns empty.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import astuple
 from datetime import date
 
 from usage_features.extras import extra_imports
@@ -19,7 +20,13 @@ with extra_imports("postgres", "PostgreSQL storage"):
     import psycopg
     from psycopg import sql
 
-from usage_features.domain.scores import SCORE_FIELDS, Score, ScoreSink
+from usage_features.domain.scores import (
+    DEFAULT_HORIZONS,
+    Score,
+    ScoreSink,
+    score_columns,
+    scores_horizons,
+)
 
 DEFAULT_TABLE = "churn_scores"
 #: Each Score field's column type (the key columns come first, see ``create_schema``).
@@ -36,8 +43,20 @@ COLUMN_TYPES = {
     "fresh": "BOOLEAN",
     "churned_at": "TIMESTAMPTZ",
     "error": "TEXT",
+    "expected_days_to_churn": "DOUBLE PRECISION CHECK (expected_days_to_churn >= 0)",
 }
-_COLUMNS = ("customer_id", "score_date", *SCORE_FIELDS[1:])
+
+
+def column_type(column: str) -> str:
+    """A column's type: :data:`COLUMN_TYPES`, or a probability for a horizon's column."""
+    if column in COLUMN_TYPES:
+        return COLUMN_TYPES[column]
+    return f"DOUBLE PRECISION CHECK ({column} BETWEEN 0 AND 1)"
+
+
+def table_columns(horizons=()) -> tuple[str, ...]:
+    """The table's columns for scores with ``horizons``, key first."""
+    return ("customer_id", "score_date", *score_columns(horizons)[1:])
 
 
 class PostgresScoreSink(ScoreSink):
@@ -55,14 +74,15 @@ class PostgresScoreSink(ScoreSink):
     def name(self) -> str:
         return f"PostgreSQL table {self.table_name}"
 
-    def create_schema(self, connection: psycopg.Connection) -> None:
-        """The table as this version writes it: created, or the columns added since."""
+    def create_schema(self, connection: psycopg.Connection, horizons=DEFAULT_HORIZONS) -> None:
+        """The table as this version writes it: created, or the columns added since (one
+        probability column per horizon of ``horizons``)."""
         connection.execute(sql.SQL(
             "CREATE TABLE IF NOT EXISTS {} (customer_id TEXT NOT NULL, score_date DATE NOT NULL, "
             "PRIMARY KEY (customer_id, score_date))").format(self.table))
-        for column in SCORE_FIELDS[1:]:
+        for column in score_columns(horizons)[1:]:
             connection.execute(sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}").format(
-                self.table, sql.Identifier(column), sql.SQL(COLUMN_TYPES[column])))
+                self.table, sql.Identifier(column), sql.SQL(column_type(column))))
         # A table of the first version: only active customers, so these were required.
         for column in ("churn_probability", "risk_band"):
             connection.execute(sql.SQL("ALTER TABLE {} ALTER COLUMN {} DROP NOT NULL").format(
@@ -70,12 +90,16 @@ class PostgresScoreSink(ScoreSink):
 
     def write(self, scores: Sequence[Score], day: date) -> int:
         """Make ``day``'s rows equal ``scores``, in one transaction."""
-        rows = [(s.customer_id, day, *(list(v) if isinstance(v, tuple) else v
-                                       for v in astuple(s)[1:])) for s in scores]
-        columns = sql.SQL(", ").join(map(sql.Identifier, _COLUMNS))
+        horizons = sorted({*DEFAULT_HORIZONS, *scores_horizons(scores)})
+        names = table_columns(horizons)
+        rows = []
+        for s in scores:
+            values = s.row()
+            rows.append((s.customer_id, day, *(values.get(c) for c in names[2:])))
+        columns = sql.SQL(", ").join(map(sql.Identifier, names))
         staging = sql.Identifier("churn_scores_incoming")
         with psycopg.connect(self.conninfo) as connection, connection.transaction():
-            self.create_schema(connection)
+            self.create_schema(connection, horizons)
             with connection.cursor() as cursor:
                 cursor.execute(sql.SQL(
                     "CREATE TEMP TABLE {} (LIKE {}) ON COMMIT DROP").format(staging, self.table))
@@ -89,7 +113,7 @@ class PostgresScoreSink(ScoreSink):
                         self.table, staging), (day,))
                 updates = sql.SQL(", ").join(
                     sql.SQL("{} = EXCLUDED.{}").format(sql.Identifier(c), sql.Identifier(c))
-                    for c in _COLUMNS[2:])
+                    for c in names[2:])
                 cursor.execute(sql.SQL(
                     "INSERT INTO {} ({}) SELECT {} FROM {} "
                     "ON CONFLICT (customer_id, score_date) DO UPDATE SET {}").format(

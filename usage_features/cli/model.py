@@ -64,21 +64,24 @@ def train_command(
     from usage_features.features.build import NoEventsError
     from usage_features.features.store import DamagedFileError
     from usage_features.ingestion.readers import InputError
+    from usage_features.ingestion.settings import SettingsError
     from usage_features.service_layer.train import TrainConfig, train
     from usage_features.training.labels import LabelError
-    from usage_features.training.train import FeatureDataWarning
+    from usage_features.training.train import FeatureDataWarning, HorizonWarning
 
     config = TrainConfig(repo=repo, customers=customers, horizon_days=horizon_days,
                          train_end=utc(train_end) if train_end else None, model_out=model_out,
                          backtest=backtest, select_by=select_by.value)
     with console.status("training") as status, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", FeatureDataWarning)
+        warnings.simplefilter("always", HorizonWarning)
         try:
             result, error = train(config, progress=status.update), None
         except (LabelError, InputError, FileNotFoundError, NoEventsError,
-                DamagedFileError) as exc:
+                DamagedFileError, SettingsError) as exc:
             result, error = None, exc
     _show(caught, FeatureDataWarning)  # out here: inside, showing would record them again
+    _show(caught, HorizonWarning)
     if error is not None:
         raise fail(str(error)) from None
     meta = result.model.metadata
@@ -90,7 +93,7 @@ def train_command(
             "report_dir": str(result.report_dir), "metrics": meta.metrics,
             "ablation": result.ablation.to_dict(orient="records"), "counts": result.counts,
             "leakage_alarm": result.leakage_alarm, "selection": meta.selection,
-            "backtest": meta.backtest}))
+            "backtest": meta.backtest, "horizons": meta.horizons}))
         return
     capacity = meta.selection.get("capacity")
     table = Table("candidate", "ROC AUC", "PR AUC", f"precision at {capacity}",
@@ -112,6 +115,8 @@ def train_command(
             out.print(f"  {model}: PR AUC {d['mean']:+.3f} ± {d['std']:.3f} against "
                       f"{result.selection.winner} fold by fold (higher in "
                       f"{d['folds_higher']} of {backtest} folds)")
+    if result.horizons is not None and not result.horizons.empty:
+        _print_horizons(result.horizons)
     ablation = Table("features", "ROC AUC", "change", title="ablation")
     for row in result.ablation.itertuples():
         ablation.add_row(row.features, f"{row.roc_auc:.3f}", f"{row.auc_change:+.3f}")
@@ -120,6 +125,16 @@ def train_command(
         console.print("[red]warning:[/red] validation AUC above 0.95: suspect label leakage")
     out.print(f"model {meta.model_version}: {result.model_path}")
     out.print(f"report: {result.report_dir / 'summary.md'} (with plots)")
+
+
+def _print_horizons(by_horizon) -> None:
+    table = Table("horizon", "model", "ROC AUC", "PR AUC", "ECE", "c-index",
+                  title="longer horizons, each on its own later test period")
+    for row in by_horizon.itertuples():
+        table.add_row(f"{row.horizon_days} d", f"{row.model}{' (shipped)' if row.shipped else ''}",
+                      f"{row.roc_auc:.3f}", f"{row.pr_auc:.3f}", f"{row.ece:.4f}",
+                      f"{row.c_index:.3f}")
+    out.print(table)
 
 
 def _print_backtest(per_fold, folds: int) -> None:

@@ -8,8 +8,8 @@ PostgreSQL row (``docs/scoring.md`` lists its fields). A probability is given on
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, fields
 from datetime import date, datetime
 
 #: Where the features behind a score were read.
@@ -39,19 +39,54 @@ class Score:
     churned_at: datetime | None = None
     #: Why there is no probability, in words (unknown and invalid rows).
     error: str | None = None
+    #: ``(days, probability)`` for each longer horizon, ascending, each probability at least
+    #: the shorter ones' (None where not scored, or by a model without that horizon): the
+    #: fields ``churn_probability_<days>d``.
+    horizon_probabilities: tuple[tuple[int, float | None], ...] = ()
+    #: The median of the customer's time-to-churn curve, in days from ``as_of``; None where
+    #: the curve stays above one half (or not scored).
+    expected_days_to_churn: float | None = None
+
+    def row(self) -> dict:
+        """The score's columns (:func:`score_columns`) and values; reasons a list."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)
+               if f.name != "horizon_probabilities"}
+        out["reasons"] = list(self.reasons)
+        horizons = {horizon_field(days): p for days, p in self.horizon_probabilities}
+        return {column: (horizons[column] if column in horizons else out[column])
+                for column in score_columns(days for days, _ in self.horizon_probabilities)}
 
     def to_dict(self) -> dict:
-        """JSON-ready: times in ISO 8601, reasons a list."""
-        out = asdict(self)
-        for key, value in out.items():
-            if isinstance(value, datetime):
-                out[key] = value.isoformat()
-        out["reasons"] = list(self.reasons)
-        return out
+        """JSON-ready: times in ISO 8601, reasons a list, a field per horizon."""
+        return {key: value.isoformat() if isinstance(value, datetime) else value
+                for key, value in self.row().items()}
 
 
-#: A score's field names, in order: the snapshot's and the PostgreSQL table's columns.
-SCORE_FIELDS = tuple(f.name for f in fields(Score))
+#: The longer horizons (days) scored beside the classifier's by default (``horizons:`` in
+#: ``usage_features.yaml``).
+DEFAULT_HORIZONS = (60, 90)
+
+
+def horizon_field(days: int) -> str:
+    """The field of the churn probability within ``days`` (``churn_probability_60d``)."""
+    return f"churn_probability_{int(days)}d"
+
+
+#: A score's field names, in order, without the horizons' (see :func:`score_columns`).
+SCORE_FIELDS = tuple(f.name for f in fields(Score) if f.name != "horizon_probabilities")
+
+
+def score_columns(horizons: Iterable[int] = ()) -> tuple[str, ...]:
+    """The snapshot's and the PostgreSQL table's columns for scores with ``horizons``: each
+    horizon's probability right after ``churn_probability``."""
+    at = SCORE_FIELDS.index("churn_probability") + 1
+    extra = tuple(horizon_field(days) for days in sorted(set(horizons)))
+    return SCORE_FIELDS[:at] + extra + SCORE_FIELDS[at:]
+
+
+def scores_horizons(scores: Iterable[Score]) -> tuple[int, ...]:
+    """Every horizon any of ``scores`` has a field for, ascending."""
+    return tuple(sorted({days for s in scores for days, _ in s.horizon_probabilities}))
 
 
 class ScoreSink(abc.ABC):

@@ -34,7 +34,7 @@ with extra_imports("serve", "the HTTP service"):
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
     from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-    from pydantic import AwareDatetime, BaseModel, Field
+    from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from usage_features.adapters.stored_files import StoredFileError
 from usage_features.features.store import OnlineStoreNotMaterialized
@@ -109,7 +109,17 @@ class CustomerScore(BaseModel):
     as_of: datetime
     status: str = Field(description="active (scored), churned or unknown (no probability)")
     model_version: str
+    model_config = ConfigDict(extra="allow")  # a configured horizon beyond the defaults
+
     churn_probability: float | None = Field(description="Only for an active customer")
+    churn_probability_60d: float | None = Field(
+        default=None, description="Churn within 60 days (each horizon of the `horizons:` "
+                                  "setting has its field; never below a shorter one's)")
+    churn_probability_90d: float | None = Field(default=None,
+                                                description="Churn within 90 days")
+    expected_days_to_churn: float | None = Field(
+        default=None, description="The median of the time-to-churn curve, in days; null "
+                                  "where the curve stays above one half")
     risk_band: str | None = None
     reasons: list[str] = []
     features_from: str = Field(description="online, or historical for a time the online "

@@ -20,6 +20,7 @@ The file is optional; every key in it is optional::
       max_future_hours: 24                        # later than now + this is in the future
       max_customer_id_length: 256                 # characters, after trimming
     capacity: 5%                  # customers the team contacts per scoring date (or a count)
+    horizons: [60, 90]            # longer horizons (days) scored beside the 30-day one
 
 ``--map`` flags override the stored mapping: a flag replaces every stored entry with the same
 source or the same target.
@@ -36,6 +37,7 @@ import yaml
 
 from usage_features.config import MAX_FUTURE_SKEW_HOURS
 from usage_features.domain.capacity import DEFAULT_CAPACITY, Capacity, CapacityError
+from usage_features.domain.scores import DEFAULT_HORIZONS
 from usage_features.domain.vocabulary import (
     EventVocabulary,
     VocabularyError,
@@ -73,6 +75,8 @@ class IngestSettings:
     event_key: tuple[str, ...] = ()
     #: Customers the team can contact per scoring date (precision at capacity's K).
     capacity: Capacity = DEFAULT_CAPACITY
+    #: The longer horizons, in days, ``train`` gives churn probabilities for ([] for none).
+    horizons: tuple[int, ...] = DEFAULT_HORIZONS
 
 
 def settings_path(repo: Path) -> Path:
@@ -85,7 +89,7 @@ def load_settings(repo: Path) -> IngestSettings:
     if not path.is_file():
         return IngestSettings()
     raw = read_settings_file(path)
-    unknown = set(raw) - {"events", "customers", "limits", "capacity"}
+    unknown = set(raw) - {"events", "customers", "limits", "capacity", "horizons"}
     if unknown:
         raise SettingsError(f"{path}: unknown section(s): {', '.join(sorted(unknown))}")
     events = raw.get("events") or {}
@@ -101,7 +105,18 @@ def load_settings(repo: Path) -> IngestSettings:
         vocabulary=_vocabulary(path, events),
         event_key=_key(path, events.get("key")),
         capacity=_capacity(path, raw.get("capacity")),
+        horizons=_horizons(path, raw["horizons"]) if "horizons" in raw else DEFAULT_HORIZONS,
     )
+
+
+def _horizons(path: Path, raw) -> tuple[int, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not all(
+            isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in raw):
+        raise SettingsError(f"{path}: horizons must be a list of whole numbers of days "
+                            f"(e.g. [60, 90]), got {raw!r}")
+    return tuple(sorted(set(raw)))
 
 
 def _capacity(path: Path, raw) -> Capacity:

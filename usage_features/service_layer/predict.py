@@ -2,7 +2,9 @@
 its own; rows that cannot be read are kept, marked ``invalid`` with their reason.
 
 Adds to each row ``status`` (``active``, ``churned``, ``unknown``, ``invalid``; see
-:mod:`usage_features.domain.status`), ``churn_probability`` (null unless active),
+:mod:`usage_features.domain.status`), ``churn_probability``, ``churn_probability_<days>d`` for
+each longer horizon and ``expected_days_to_churn`` (each null unless active; the horizons' null
+for a model without them),
 ``beyond_data`` (the row's time is after the latest ingested event: its features assume no
 activity since) and ``error``.
 """
@@ -18,6 +20,7 @@ import pandas as pd
 from usage_features.adapters.customers_table import ChurnDates
 from usage_features.adapters.event_log import EventLog
 from usage_features.adapters.stored_files import stored_files
+from usage_features.domain.scores import horizon_field
 from usage_features.domain.status import ACTIVE, INVALID
 from usage_features.features.request_time import statuses
 from usage_features.features.retrieval import TIMESTAMP, historical_features
@@ -25,6 +28,7 @@ from usage_features.features.spec import DAYS_SINCE_LAST_EVENT, TENURE_DAYS
 from usage_features.service_layer.bootstrap import Context
 from usage_features.serving.entities import read_entities
 from usage_features.serving.freshness import Freshness, freshness
+from usage_features.serving.scorer import repo_horizons
 
 
 class NoValidRows(ValueError):
@@ -84,11 +88,17 @@ def predict(context: Context, entities: pd.DataFrame) -> pd.DataFrame:
                       frame[TENURE_DAYS].to_numpy(dtype=float),
                       ChurnDates(paths.customers).seconds(ids), moments.to_numpy(dtype=float))
     # NaN (null in Parquet, empty in CSV) for a customer not scored
-    probability = np.where(status == ACTIVE, model.predict_proba(frame).to_numpy(), np.nan)
+    predicted = model.predict_frame(frame)
+    active = status == ACTIVE
+    horizons = model.metadata.horizons.get("horizons") or repo_horizons(context.repo)
     latest = EventLog(paths).latest_event_at()
     out = entities.copy()
     out["status"] = status.astype(str)
-    out["churn_probability"] = probability
+    for column in ("churn_probability", *map(horizon_field, horizons),
+                   "expected_days_to_churn"):
+        values = (predicted[column].to_numpy(dtype=float) if column in predicted
+                  else np.full(len(out), np.nan))
+        out[column] = np.where(active, values, np.nan)
     out["beyond_data"] = pd.array((times > latest).to_numpy() if latest is not None
                                   else [True] * len(out), dtype="boolean")
     return out

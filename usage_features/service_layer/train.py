@@ -26,8 +26,14 @@ from usage_features.ingestion.customers import read_customers
 from usage_features.ingestion.settings import load_settings, load_vocabulary
 from usage_features.service_layer.build import build
 from usage_features.service_layer.load_customers import load_customers
-from usage_features.training.labels import LabelError, observation_rows
-from usage_features.training.train import TrainConfig, TrainResult, fit_candidates
+from usage_features.training.labels import LabelError, observation_rows, survival_rows
+from usage_features.training.train import (
+    SurvivalData,
+    TrainConfig,
+    TrainResult,
+    check_horizons,
+    fit_candidates,
+)
 
 
 @stored_files
@@ -37,14 +43,25 @@ def train(config: TrainConfig, progress: Callable[[str], None] = lambda _: None)
     repo = RepoPaths(config.repo).repo
     if config.capacity is None:
         config = replace(config, capacity=load_settings(repo).capacity)
-    frame = training_frame(config, progress)
+    if config.horizons is None:
+        config = replace(config, horizons=load_settings(repo).horizons)
+    check_horizons(config.horizons, config.horizon_days)  # before any work
+    frame, survival = training_data(config, progress)
     return fit_candidates(config, frame, served_feature_names(repo),
-                          feature_spec(load_vocabulary(repo)), progress)
+                          feature_spec(load_vocabulary(repo)), progress, survival)
 
 
 def training_frame(config: TrainConfig, progress: Callable[[str], None] = lambda _: None
                    ) -> pd.DataFrame:
     """Labelled observation rows with their point-in-time features from Feast."""
+    return training_data(replace(config, horizons=()), progress)[0]
+
+
+def training_data(config: TrainConfig, progress: Callable[[str], None] = lambda _: None
+                  ) -> tuple[pd.DataFrame, SurvivalData | None]:
+    """Labelled observation rows with their point-in-time features from Feast, and with
+    ``config.horizons`` the survival rows (every observation time before the end of the
+    data, right-censored there) with theirs: one read of the features for both."""
     customers = labels_source(config)
     cutoff = data_end(RepoPaths(config.repo))
     if config.train_end is not None:
@@ -61,8 +78,17 @@ def training_frame(config: TrainConfig, progress: Callable[[str], None] = lambda
         progress(f"loading {config.customers} as the repo's customers table; rebuilding the "
                  "customer profile")
         adopt_customers(config)
-    progress(f"fetching historical features for {len(rows):,} rows from Feast")
-    return historical_features(open_store(config.repo), rows)
+    if not config.horizons:
+        progress(f"fetching historical features for {len(rows):,} rows from Feast")
+        return historical_features(open_store(config.repo), rows), None
+    survival = survival_rows(customers, grid_start, cutoff, config.interval_days)
+    progress(f"fetching historical features for {len(survival):,} rows from Feast "
+             f"({len(rows):,} with the {config.horizon_days}-day label)")
+    fetched = historical_features(open_store(config.repo), survival)
+    keys = ["customer_id", "event_timestamp"]
+    frame = rows.merge(fetched.drop(columns=["duration_days", "churned"]), on=keys,
+                       how="left", validate="one_to_one")
+    return frame, SurvivalData(fetched, pd.Timestamp(cutoff))
 
 
 def labels_source(config: TrainConfig) -> pd.DataFrame:
@@ -105,4 +131,4 @@ def data_end(paths: RepoPaths) -> datetime:
 
 
 __all__ = ["TrainConfig", "TrainResult", "adopt_customers", "data_end", "train",
-           "training_frame"]
+           "training_data", "training_frame"]

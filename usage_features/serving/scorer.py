@@ -22,7 +22,7 @@ import pandas as pd
 from threadpoolctl import ThreadpoolController
 
 from usage_features.config import RepoPaths, risk_bands
-from usage_features.domain.scores import HISTORICAL, ONLINE, Score, Scorer
+from usage_features.domain.scores import DEFAULT_HORIZONS, HISTORICAL, ONLINE, Score, Scorer
 from usage_features.features.retrieval import (
     historical_features,
     online_refs,
@@ -34,6 +34,7 @@ from usage_features.features.store import (
     OnlineStoreNotMaterialized,
     check_online_tables,
 )
+from usage_features.ingestion.settings import load_settings
 from usage_features.serving.freshness import Freshness, freshness, online_day_problem
 from usage_features.serving.reasons import GroupReasons
 from usage_features.serving.status import ACTIVE, CHURNED, ChurnDates, statuses
@@ -82,6 +83,10 @@ class ChurnScorer(Scorer):
         self.reasons = GroupReasons(model.metadata.features, model.metadata.reference_values,
                                     spec=feature_spec(model.metadata.event_vocabulary))
         self.reasons.warn_if_unavailable(model.metadata.model_version)
+        # The horizon fields every score carries: the model's, else the repo's setting (a
+        # model saved before horizons scores with them empty).
+        self.horizon_days = tuple(model.metadata.horizons.get("horizons") or ()) or \
+            repo_horizons(self.repo)
         self._threads = ThreadpoolController()
         self._state: Freshness | None = None
         self._build_state = RepoPaths(self.repo).build_state
@@ -195,20 +200,49 @@ class ChurnScorer(Scorer):
         # machine cost far more than they save (milliseconds, seconds at the tail).
         with self._threads.limit(limits=1, user_api="openmp"):
             probabilities, raises = self.reasons.score(self.model.predict_matrix, active)
-        scored = iter(zip(probabilities.tolist(), self.reasons.explain(active, raises)))
+            longer = self._horizons(active, probabilities)
+        scored = iter(zip(probabilities.tolist(), self.reasons.explain(active, raises), longer))
+        empty = {"horizon_probabilities": tuple((h, None) for h in self.horizon_days)}
         scores = []
         for customer, state, gone in zip(customer_ids, status.tolist(), churned_at.tolist()):
             if state == CHURNED:
                 when = datetime.fromtimestamp(gone, UTC)
-                scores.append(Score(customer, status=CHURNED, churned_at=when, **common))
+                scores.append(Score(customer, status=CHURNED, churned_at=when, **common,
+                                    **empty))
             elif state == UNKNOWN_STATUS:
-                scores.append(Score(customer, status=UNKNOWN_STATUS, error=UNKNOWN, **common))
+                scores.append(Score(customer, status=UNKNOWN_STATUS, error=UNKNOWN, **common,
+                                    **empty))
             else:
-                p, reasons = next(scored)
+                p, reasons, (horizons, days) = next(scored)
                 scores.append(Score(customer, status=ACTIVE, churn_probability=p,
                                     risk_band=self.band(p),
-                                    reasons=tuple(reason.text for reason in reasons), **common))
+                                    reasons=tuple(reason.text for reason in reasons), **common,
+                                    horizon_probabilities=horizons,
+                                    expected_days_to_churn=days))
         return scores
+
+    def _horizons(self, active: np.ndarray, probabilities: np.ndarray) -> list[tuple]:
+        """Per active row: ``((days, probability), ...)`` for :attr:`horizon_days` (None for
+        one the model does not give) and the median days to churn (None: none)."""
+        found = self.model.predict_horizons(active, probabilities)
+        if found is None:
+            none = tuple((h, None) for h in self.horizon_days)
+            return [(none, None)] * len(active)
+        at = {h: i for i, h in enumerate(self.model.horizon_days)}
+        values, days = found
+        rows = values.tolist()
+        return [(tuple((h, row[at[h]] if h in at else None) for h in self.horizon_days),
+                 None if np.isnan(d) else round(d, 1))
+                for row, d in zip(rows, days.tolist())]
+
+
+def repo_horizons(repo: Path) -> tuple[int, ...]:
+    """The repo's ``horizons:`` setting (the default where it cannot be read: the fields are
+    empty for a model without horizons either way)."""
+    try:
+        return load_settings(repo).horizons
+    except (OSError, ValueError):
+        return DEFAULT_HORIZONS
 
 
 def _mtime(path: Path | None) -> int | None:

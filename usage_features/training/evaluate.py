@@ -252,3 +252,30 @@ churners). Split by time; training labels end before the validation period start
 Plots: `roc.png`, `precision_recall.png`, `calibration.png`, `lift.png`,
 `permutation_importance.png`.
 """
+
+
+def horizons_markdown(summary: dict, table: pd.DataFrame | None) -> str:
+    """The report's section on the longer horizons (empty without them)."""
+    if not summary:
+        return ""
+    lines = [f"\n## Horizons: {', '.join(str(h) for h in summary['horizons'])} days\n",
+             "One time-to-churn model (Cox, right-censored) against a classifier trained for "
+             "each horizon alone, both fitted before the horizon's own later test period and "
+             "scored on it against that horizon's labels; c-index: Harrell's concordance over "
+             "the test period's rows, followed to the end of the data. The survival model ships "
+             "unless the classifier ranks higher (the selection's metric, then ROC AUC). "
+             "Shipped probabilities are then made non-decreasing with the horizon.\n"]
+    if table is not None and not table.empty:
+        header = ("| horizon | model | shipped | ROC AUC | PR AUC | Brier | ECE | c-index | "
+                  "test rows (churners) | from |")
+        lines += [header, "|" + "---|" * 10]
+        for row in table.itertuples(index=False):
+            lines.append(
+                f"| {row.horizon_days} d | {row.model} | {'**yes**' if row.shipped else 'no'} "
+                f"| {row.roc_auc:.3f} | {row.pr_auc:.3f} | {row.brier:.4f} | {row.ece:.4f} "
+                f"| {row.c_index:.3f} | {row.test_rows:,} ({row.test_churners:,}) "
+                f"| {str(row.test_start)[:10]} |")
+    for horizon, why in summary.get("skipped", {}).items():
+        lines.append(f"\nNo {horizon}-day probability ships: {why}.")
+    lines.append("\nPer horizon and model in `horizons.csv`.\n")
+    return "\n".join(lines)

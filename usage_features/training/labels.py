@@ -90,3 +90,63 @@ def time_split(rows: pd.DataFrame, horizon_days: int, validation_share: float = 
         raise LabelError("the time split leaves no training or no validation rows; "
                          "use more history or a shorter horizon")
     return train, validate, split
+
+
+def survival_rows(customers: pd.DataFrame, grid_start: datetime, cutoff: datetime,
+                  interval_days: int = 7) -> pd.DataFrame:
+    """``customer_id, event_timestamp, duration_days, churned`` rows for a time-to-churn model.
+
+    The same grid and the same active customers as :func:`observation_rows`, but every
+    observation time before ``cutoff`` is kept: nothing is dropped for a window the data does
+    not cover. ``duration_days`` runs from ``t`` to the churn when it happened by ``cutoff``
+    (``churned`` true), else to ``cutoff`` (right-censored, ``churned`` false): a customer
+    still active at the data's end, or one who churned after ``cutoff``, is never an event.
+    """
+    if interval_days <= 0:
+        raise LabelError("interval_days must be positive")
+    customers = validate_customers(customers)
+    end = pd.Timestamp(cutoff)
+    grid = pd.date_range(pd.Timestamp(grid_start), end, freq=pd.Timedelta(days=interval_days))
+    grid = grid[grid < end]
+    if len(grid) == 0:
+        raise LabelError(f"no observation time fits before the cutoff {cutoff}")
+    ts = grid.tz_convert(None).to_numpy()[None, :]
+    signup = customers.signup_at.dt.tz_convert(None).to_numpy()[:, None]
+    churn = customers.churned_at.dt.tz_convert(None).to_numpy()[:, None]
+    never = np.isnat(churn)
+    active = (signup <= ts) & (never | (ts < churn))
+    end64 = end.tz_convert(None).to_datetime64() if end.tzinfo else end.to_datetime64()
+    churned = ~never & (churn <= end64)
+    stop = np.where(churned, churn, end64)
+    rows, cols = np.nonzero(active)
+    day = np.timedelta64(1, "D")
+    out = pd.DataFrame({
+        "customer_id": customers.customer_id.to_numpy()[rows],
+        "event_timestamp": grid[cols],
+        "duration_days": ((np.broadcast_to(stop, active.shape) - ts)[rows, cols] / day)
+        .astype(np.float64),
+        "churned": np.broadcast_to(churned, active.shape)[rows, cols],
+    })
+    if out.empty:
+        raise LabelError("no customer is active at any observation time")
+    return out.sort_values(["event_timestamp", "customer_id"], ignore_index=True)
+
+
+def horizon_labels(duration_days, churned, follow_up_days, horizon_days: float) -> np.ndarray:
+    """Churn within ``horizon_days`` of each survival row, where the data covers that window
+    (``follow_up_days``, from ``t`` to the end of the data, at least the horizon): 1.0 or 0.0;
+    NaN where it does not (censored: a churn seen early would be kept and a stay dropped, a
+    biased sample). Where known, the labels :func:`observation_rows` gives."""
+    duration = np.asarray(duration_days, dtype=np.float64)
+    event = np.asarray(churned, dtype=bool)
+    known = np.asarray(follow_up_days, dtype=np.float64) >= horizon_days
+    return np.where(~known, np.nan, (event & (duration <= horizon_days)).astype(np.float64))
+
+
+def censor_at(duration_days, churned, follow_up_days) -> tuple[np.ndarray, np.ndarray]:
+    """Durations and events as seen at an earlier end of data: each row's follow-up cut to
+    ``follow_up_days`` (from its own ``t``), a churn after it not an event."""
+    duration = np.asarray(duration_days, dtype=np.float64)
+    limit = np.asarray(follow_up_days, dtype=np.float64)
+    event = np.asarray(churned, dtype=bool) & (duration <= limit)
+    return np.minimum(duration, limit), event

@@ -12,7 +12,8 @@ import pandas as pd
 from usage_features.domain.vocabulary import EventVocabulary, from_dict
 
 #: Packages whose versions are recorded with a model.
-RECORDED_VERSIONS = ("usage-features", "scikit-learn", "feast", "pandas", "numpy", "skops")
+RECORDED_VERSIONS = ("usage-features", "scikit-learn", "feast", "pandas", "numpy", "skops",
+                     "scikit-survival")
 
 
 @dataclass
@@ -45,6 +46,11 @@ class ModelMetadata:
     #: Events per stored event name up to the end of the training window (the names the
     #: model has seen: ``monitor`` reports any new one). None for a model saved before.
     event_names: dict[str, int] | None = None
+    #: The longer horizons (:mod:`usage_features.training.horizons`): ``horizons`` asked for,
+    #: ``shipped`` (per horizon, ``survival`` or ``classifier``), ``skipped`` (per horizon
+    #: the data could not test, why), ``metrics`` (per horizon and model, on its test
+    #: period). Empty for a model saved before horizons.
+    horizons: dict = field(default_factory=dict)
 
     @property
     def event_vocabulary(self) -> EventVocabulary:

@@ -19,6 +19,7 @@ from sklearn.pipeline import Pipeline
 
 from usage_features.domain.vocabulary import EventVocabulary
 from usage_features.training.compiled import COMPILED_MAX_ROWS, CompiledBoosting
+from usage_features.training.horizons import HorizonModel, horizon_column
 from usage_features.training.metadata import ModelMetadata
 
 #: Rows the pipeline predicts at a time: about this many bytes of features, so that the rows
@@ -35,6 +36,41 @@ class ModelMismatchError(ValueError):
 class TrainedModel:
     pipeline: Pipeline
     metadata: ModelMetadata
+    #: The longer horizons' probabilities and the median time to churn
+    #: (:mod:`usage_features.training.horizons`); None for a model saved before them (or
+    #: whose data could test no horizon): it scores the same, those fields empty.
+    horizons: HorizonModel | None = None
+
+    @property
+    def horizon_days(self) -> tuple[int, ...]:
+        """The longer horizons this model gives probabilities for (none: empty)."""
+        return self.horizons.horizons if self.horizons is not None else ()
+
+    def predict_horizons(self, matrix: np.ndarray, base: np.ndarray,
+                         frame: pd.DataFrame | None = None
+                         ) -> tuple[np.ndarray, np.ndarray] | None:
+        """For rows of ``matrix`` (the model's features, in order) whose churn probability
+        is ``base``: each longer horizon's probability (non-decreasing from ``base``) and the
+        median days to churn; None without horizons."""
+        if self.horizons is None:
+            return None
+        return self.horizons.predict(matrix, base, frame)
+
+    def predict_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """``churn_probability``, one ``churn_probability_<h>d`` per horizon and
+        ``expected_days_to_churn`` for each row of ``frame`` (no horizon columns without
+        horizons)."""
+        base = self.predict_proba(frame)
+        out = pd.DataFrame({"churn_probability": base}, index=frame.index)
+        found = self.predict_horizons(
+            frame[self.metadata.features].to_numpy(dtype=np.float64, na_value=np.nan),
+            base.to_numpy(), frame)
+        if found is not None:
+            probabilities, days = found
+            for column, horizon in enumerate(self.horizon_days):
+                out[horizon_column(horizon)] = probabilities[:, column]
+            out["expected_days_to_churn"] = days
+        return out
 
     def predict_proba(self, frame: pd.DataFrame) -> pd.Series:
         """Churn probability for each row of a frame holding the model's features."""

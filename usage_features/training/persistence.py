@@ -33,6 +33,7 @@ from pathlib import Path
 from usage_features.adapters.files import atomic_write
 from usage_features.features.spec import feature_spec
 from usage_features.ingestion.settings import load_vocabulary
+from usage_features.training.horizons import HorizonModel
 from usage_features.training.metadata import ModelMetadata
 from usage_features.training.model import TrainedModel
 
@@ -137,7 +138,10 @@ def save_model(model: TrainedModel, path: Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     meta = asdict(model.metadata)
-    data = sio.dumps({"pipeline": model.pipeline, "metadata": json.dumps(meta)})
+    saved = {"pipeline": model.pipeline, "metadata": json.dumps(meta)}
+    if model.horizons is not None:  # a model without them is saved as before
+        saved["horizons"] = model.horizons.to_dict()
+    data = sio.dumps(saved)
     sidecar = {**meta, "model_version": model.metadata.model_version,
                "model_file_sha256": file_sha256(data)}
     atomic_write(path, data)
@@ -205,10 +209,11 @@ def load_model(path: Path, served: list[str] | None = None, repo: Path | None = 
         loaded = sio.loads(data, trusted=untrusted)
         metadata = ModelMetadata(**json.loads(loaded["metadata"]))
         pipeline = loaded["pipeline"]
+        horizons = HorizonModel.from_dict(loaded.get("horizons"))
     except Exception as exc:  # a file of allowed types but another shape
         raise ModelFileError(f"{path} is not a model saved by usage-features "
                              f"({type(exc).__name__}: {exc}); {RETRAIN}") from None
-    model = TrainedModel(pipeline, metadata)
+    model = TrainedModel(pipeline, metadata, horizons)
     if repo is not None:
         vocabulary = load_vocabulary(Path(repo))
         model.check_vocabulary(vocabulary)

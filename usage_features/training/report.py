@@ -30,6 +30,8 @@ class Report:
     counts: dict[str, int]
     selection: object  # Selection
     backtest: pd.DataFrame | None = None
+    #: the horizons' table (:func:`~usage_features.training.horizons.fit_horizons`)
+    horizons: pd.DataFrame | None = None
 
 
 def write_report(report: Report, validate: pd.DataFrame, report_dir: Path) -> Path:
@@ -55,7 +57,10 @@ def write_report(report: Report, validate: pd.DataFrame, report_dir: Path) -> Pa
         backtest_spread.to_csv(report_dir / "backtest_spread.csv", index=False)
         versus = paired_differences(report.backtest, winner)
         versus.to_csv(report_dir / "backtest_versus_winner.csv", index=False)
+    if report.horizons is not None and not report.horizons.empty:
+        report.horizons.to_csv(report_dir / "horizons.csv", index=False)
     (report_dir / "summary.md").write_text(evaluate.summary_markdown(
         report.metadata, report.table, report.ablation, report.importance, report.counts,
-        selection=report.selection, backtest=backtest_spread, versus=versus))
+        selection=report.selection, backtest=backtest_spread, versus=versus)
+        + evaluate.horizons_markdown(report.metadata.horizons, report.horizons))
     return report_dir

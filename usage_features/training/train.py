@@ -21,6 +21,7 @@ from usage_features.domain.capacity import DEFAULT_CAPACITY, Capacity
 from usage_features.features.spec import SIGNUP_AT, TENURE_DAYS, FeatureSpec
 from usage_features.training import evaluate
 from usage_features.training.backtest import run_backtest
+from usage_features.training.horizons import fit_horizons
 from usage_features.training.labels import LabelError, time_split
 from usage_features.training.model import TrainedModel
 from usage_features.training.persistence import save_model
@@ -54,6 +55,31 @@ class TrainConfig:
     capacity: Capacity | None = None
     #: What the shipped model is chosen by: ``pr_auc`` or ``precision_at_capacity``.
     select_by: str = "pr_auc"
+    #: The longer horizons in days (each longer than ``horizon_days``) the model also gives
+    #: churn probabilities for (:mod:`usage_features.training.horizons`); None: the repo's
+    #: ``horizons:`` setting (60 and 90 days by default); empty: none.
+    horizons: tuple[int, ...] | None = None
+
+
+@dataclass
+class SurvivalData:
+    """Every observation row before the end of the data, with its features, time to churn
+    (``duration_days``) and whether it churned (``churned``; else censored at ``cutoff``):
+    what the horizons are fitted on (:func:`~usage_features.training.labels.survival_rows`)."""
+
+    rows: pd.DataFrame
+    cutoff: pd.Timestamp
+
+
+def check_horizons(horizons, horizon_days: int) -> tuple[int, ...]:
+    """The horizons, ascending; refused unless whole days longer than ``horizon_days``."""
+    out = tuple(sorted(set(horizons)))
+    bad = [h for h in out if not isinstance(h, int) or isinstance(h, bool) or h <= horizon_days]
+    if bad:
+        raise LabelError(f"horizons {bad}: each must be a whole number of days longer than the "
+                         f"classifier's horizon ({horizon_days} days), whose probability is "
+                         "churn_probability")
+    return out
 
 
 @dataclass
@@ -67,10 +93,16 @@ class TrainResult:
     selection: Selection | None = None
     #: ``--backtest``: one row per fold and candidate (None without it)
     backtest: pd.DataFrame | None = None
+    #: one row per horizon and model (survival, the horizon's classifier); None without
+    horizons: pd.DataFrame | None = None
 
     @property
     def leakage_alarm(self) -> bool:
         return self.model.metadata.metrics["model"]["roc_auc"] > evaluate.LEAKAGE_ALARM_AUC
+
+
+class HorizonWarning(UserWarning):
+    """A longer horizon the data cannot test: no probability is given for it."""
 
 
 class FeatureDataWarning(UserWarning):
@@ -141,10 +173,12 @@ def backtest_candidates(models: list[Candidate], periods: Periods, config: Train
 
 
 def fit_candidates(config: TrainConfig, frame: pd.DataFrame, features: list[str],
-                   spec: FeatureSpec, progress: Callable[[str], None] = lambda _: None
-                   ) -> TrainResult:
+                   spec: FeatureSpec, progress: Callable[[str], None] = lambda _: None,
+                   survival: SurvivalData | None = None) -> TrainResult:
     """Labelled rows with their features -> candidates compared on validation -> the best,
-    refitted on every labelled row -> saved, with its report."""
+    refitted on every labelled row -> saved, with its report. With ``survival`` and
+    ``config.horizons``, the longer horizons too (:func:`fit_horizons`)."""
+    horizons = check_horizons(config.horizons or (), config.horizon_days)
     paths = RepoPaths(config.repo)
     config = replace(config, capacity=config.capacity or DEFAULT_CAPACITY)
     periods = split_periods(frame, features, config)
@@ -164,20 +198,35 @@ def fit_candidates(config: TrainConfig, frame: pd.DataFrame, features: list[str]
     backtest = backtest_candidates(models, periods, config, progress)
 
     progress(f"refitting {selection.winner} on all {len(periods.rows):,} labelled rows")
-    shipped = {m.name: m for m in models}[selection.winner].fit(periods.rows)
+    winner = {m.name: m for m in models}[selection.winner]
+    shipped = winner.fit(periods.rows)
     metadata = model_metadata(config, features, periods, table, selection, backtest)
-    trained = TrainedModel(shipped, metadata)
+    by_horizon = None
+    if survival is not None and horizons:
+        found = fit_horizons(survival.rows, features, horizons, survival.cutoff, winner.build,
+                             selection.winner, config.validation_share, config.capacity,
+                             config.select_by, progress)
+        for horizon, why in found.summary["skipped"].items():
+            warnings.warn(f"no {horizon}-day churn probability: {why}", HorizonWarning,
+                          stacklevel=2)
+        metadata.horizons = {**found.summary, "survival_rows": len(survival.rows),
+                             "survival_churns": int(survival.rows.churned.sum()),
+                             "cutoff": str(survival.cutoff)}
+        by_horizon, horizon_model = found.table, found.model
+    else:
+        horizon_model = None
+    trained = TrainedModel(shipped, metadata, horizon_model)
     model_path = save_model(trained, config.model_out or paths.model)
 
     progress("writing the report")
     counts = periods.counts()
     report = Report(metadata, periods.validate.label.to_numpy(), scores, table, ablation,
-                    importance, counts, selection, backtest)
+                    importance, counts, selection, backtest, by_horizon)
     report_dir = write_report(report, periods.validate, paths.reports / metadata.model_version)
     return TrainResult(trained, model_path, report_dir, table, ablation, counts, selection,
-                       backtest)
+                       backtest, by_horizon)
 
 
 __all__ = ["ABLATED_GROUPS", "ABLATIONS", "REFERENCE_FILE", "FeatureDataError",
-           "FeatureDataWarning", "TrainConfig", "TrainResult", "check_features",
-           "fit_candidates"]
+           "FeatureDataWarning", "HorizonWarning", "SurvivalData", "TrainConfig", "TrainResult",
+           "check_features", "check_horizons", "fit_candidates"]
