@@ -110,6 +110,12 @@ class TestScoreAsOfAgreesWithPredict:
             assert set(online.status) == {"active", "churned", "unknown"}
         np.testing.assert_allclose(online.churn_probability.astype(float),
                                    batch.churn_probability.astype(float), rtol=1e-9)
+        for column in ("churn_probability_60d", "churn_probability_90d"):
+            np.testing.assert_allclose(online[column].astype(float),
+                                       batch[column].astype(float), rtol=1e-9)
+        live = online[online.status == "active"]
+        assert (live.churn_probability <= live.churn_probability_60d).all()
+        assert (live.churn_probability_60d <= live.churn_probability_90d).all()
 
     def test_the_online_scorer_refuses_a_time_off_its_day(self, trained):
         _, repo, _, customers, now = trained

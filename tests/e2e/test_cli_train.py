@@ -109,6 +109,31 @@ class TestTrainCommand:
         live = scored.status == "active"
         assert scored.churn_probability[live].between(0, 1).all()
         assert scored.churn_probability[~live].isna().all()
+        for shorter, longer in (("churn_probability", "churn_probability_60d"),
+                                ("churn_probability_60d", "churn_probability_90d")):
+            assert (scored[shorter][live] <= scored[longer][live]).all()
+            assert scored[longer][~live].isna().all()
+        assert scored.churn_probability_90d[live].le(1).all()
+        assert "expected_days_to_churn" in scored.columns
+
+    def test_reports_each_horizon_s_survival_model_against_its_own_classifier(self, trained):
+        _, _, summary = trained
+        horizons = summary["horizons"]
+        assert horizons["horizons"] == [60, 90] and set(horizons["shipped"]) == {"60", "90"}
+        table = pd.read_csv(Path(summary["report_dir"]) / "horizons.csv")
+        assert table.horizon_days.tolist() == [60, 60, 90, 90]
+        assert table.groupby("horizon_days").shipped.sum().tolist() == [1, 1]
+        assert table.c_index.between(0.5, 1).all()
+        # each horizon's test period starts after the 30-day classifier's training rows end
+        assert (pd.to_datetime(table.test_start) > pd.Timestamp(
+            json.loads(Path(summary["model_path"] + ".json").read_text())["train_window"][
+                "train_start"])).all()
+        text = (Path(summary["report_dir"]) / "summary.md").read_text()
+        assert "## Horizons: 60, 90 days" in text and "c-index" in text
+        model = load_model(Path(summary["model_path"]))
+        assert model.horizon_days == (60, 90)
+        shipped = {h: model.horizons.shipped(h) for h in model.horizon_days}
+        assert {str(h): s for h, s in shipped.items()} == horizons["shipped"]
 
 
 @pytest.mark.slow

@@ -60,6 +60,10 @@ class TestScoringService:
         scores = response.json()["scores"]
         assert [s["customer_id"] for s in scores] == ids
         assert all(0 <= s["churn_probability"] <= 1 for s in scores[:5])
+        assert all(s["churn_probability"] <= s["churn_probability_60d"]
+                   <= s["churn_probability_90d"] <= 1 for s in scores[:5])
+        assert all("expected_days_to_churn" in s for s in scores)
+        assert scores[-1]["churn_probability_60d"] is None
         assert all(s["risk_band"] in {"low", "medium", "high"} for s in scores[:5])
         assert scores[-1]["churn_probability"] is None and "unknown customer" in scores[-1][
             "error"]
