@@ -208,7 +208,7 @@ class TestTheHorizonsOrder:
         probabilities, _ = model.predict(matrix, base)
         assert (probabilities[:, 0] >= base).all()
         assert (np.diff(probabilities, axis=1) >= 0).all()
-        assert ((0 <= probabilities) & (probabilities <= 1)).all()
+        assert ((probabilities >= 0) & (probabilities <= 1)).all()
 
 
 class TestSettingsAndRecords:
