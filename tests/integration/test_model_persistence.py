@@ -7,12 +7,13 @@ import json
 import operator
 
 import numpy as np
+import pandas as pd
 import pytest
 import skops.io as sio
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, MinMaxScaler
 
-from tests.factories import FEATURES, training_frame
+from tests.factories import FEATURES, horizon_model, training_frame
 from usage_features.training.estimators import churn_classifier, logistic_baseline
 from usage_features.training.metadata import ModelMetadata
 from usage_features.training.model import ModelMismatchError, TrainedModel
@@ -185,3 +186,38 @@ def _rewrite_with_hash(path, data: bytes) -> None:
     path.write_bytes(data)
     meta = {"model_file_sha256": hashlib.sha256(data).hexdigest()}
     metadata_path(path).write_text(json.dumps(meta))
+
+
+class TestHorizonsInTheModelFile:
+    @pytest.fixture(scope="class")
+    def with_horizons(self, fitted):
+        frame, churned = training_frame(1500)
+        real = fitted["churn_classifier"]
+        return frame, TrainedModel(real.pipeline, real.metadata,
+                                   horizon_model(frame, churned, classified=(90,)))
+
+    def test_the_horizons_add_no_type_to_the_allow_list(self, with_horizons, tmp_path):
+        _, model = with_horizons
+        path = save_model(model, tmp_path / "model.skops")
+        assert not model_types(path.read_bytes()) - TRUSTED_TYPES
+
+    def test_the_horizons_round_trip_with_identical_scores(self, with_horizons, tmp_path):
+        frame, model = with_horizons
+        loaded = load_model(save_model(model, tmp_path / "model.skops"))
+        assert loaded.horizon_days == (60, 90) and loaded.horizons.shipped(90) == "classifier"
+        pd.testing.assert_frame_equal(loaded.predict_frame(frame), model.predict_frame(frame),
+                                      check_exact=True)
+        matrix = frame.to_numpy(dtype=float)[:50]
+        base = model.predict_matrix(matrix)
+        for got, expected in zip(loaded.predict_horizons(matrix, base),
+                                 model.predict_horizons(matrix, base)):
+            np.testing.assert_array_equal(got, expected)
+
+    def test_a_model_saved_before_horizons_loads_and_scores_without_them(self, fitted,
+                                                                         tmp_path):
+        frame, _ = training_frame(20)
+        old = fitted["churn_classifier"]
+        loaded = load_model(save_model(old, tmp_path / "old.skops"))
+        assert loaded.horizons is None and loaded.horizon_days == ()
+        assert loaded.predict_horizons(frame.to_numpy(dtype=float), np.zeros(20)) is None
+        assert list(loaded.predict_frame(frame).columns) == ["churn_probability"]
