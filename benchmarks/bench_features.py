@@ -294,7 +294,36 @@ def phase_online(work: Path, singles: int = 2000, batches: int = 30) -> None:
            one_p50_ms=round(float(np.percentile(one, 50)) * 1e3, 2),
            one_p99_ms=round(float(np.percentile(one, 99)) * 1e3, 2),
            batch=len(batch), batch_ms=round(float(np.median(many)) * 1e3, 1),
-           batch_read_ms=round(float(np.median(reads)) * 1e3, 1))
+           batch_read_ms=round(float(np.median(reads)) * 1e3, 1),
+           **_model_cpu(scorer.model, scorer.store, batch, end))
+
+
+def _model_cpu(model, store, ids, end) -> dict:
+    """CPU time (not wall: steady on a busy machine) of the model's part of a score: the
+    30-day probability (``predict_matrix``) and the longer horizons (``predict_horizons``; none
+    for a model without them), one row (median of 2,000 calls) and 1,000 rows (median of 30)."""
+    import numpy as np
+
+    from usage_features.features.retrieval import read_online
+
+    matrix = read_online(store, ids, end, None).matrix(model.metadata.features)
+
+    def cpu(call, rows, repeats) -> float:
+        times = []
+        for _ in range(repeats):
+            t = time.process_time()
+            call(rows)
+            times.append(time.process_time() - t)
+        return float(np.median(times))
+
+    out = {}
+    for name, rows, repeats in (("one", matrix[:1], 2000), ("batch", matrix, 30)):
+        base = model.predict_matrix(rows)
+        out[f"{name}_classifier_cpu_us"] = round(cpu(model.predict_matrix, rows, repeats) * 1e6)
+        if model.horizons is not None:
+            out[f"{name}_horizons_cpu_us"] = round(
+                cpu(lambda r, b=base: model.predict_horizons(r, b), rows, repeats) * 1e6)
+    return out
 
 
 def main() -> None:

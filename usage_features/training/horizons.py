@@ -84,11 +84,12 @@ class HorizonModel:
         matrix = np.asarray(matrix, dtype=np.float64)
         if not len(matrix):
             return np.zeros((0, len(self.horizons))), np.zeros(0)
-        out = self.curves.churn_probability(matrix, self.horizons)
+        risk = self.curves.risk(matrix)
+        out = self.curves.churn_probability(matrix, self.horizons, risk)
         for column, horizon in enumerate(self.horizons):
             if horizon in self.classifiers:
                 out[:, column] = self._classify(horizon, matrix, frame)
-        return monotone(base, out), self.curves.median_days(matrix)
+        return monotone(base, out), self.curves.median_days(matrix, risk)
 
     def _classify(self, horizon: int, matrix: np.ndarray, frame) -> np.ndarray:
         compiled = self.compiled[horizon]

@@ -54,14 +54,15 @@ class CoxCurves:
         at = np.searchsorted(self.times, np.asarray(days, dtype=np.float64), side="right") - 1
         return np.where(at >= 0, self.cum_hazard[np.maximum(at, 0)], 0.0)
 
-    def churn_probability(self, matrix: np.ndarray, horizons) -> np.ndarray:
-        """``1 - S(h | x)``: one row per matrix row, one column per horizon (in days)."""
-        relative = np.exp(self.risk(matrix))
+    def churn_probability(self, matrix: np.ndarray, horizons, risk=None) -> np.ndarray:
+        """``1 - S(h | x)``: one row per matrix row, one column per horizon (in days);
+        ``risk``: the rows' :meth:`risk`, if already computed."""
+        relative = np.exp(self.risk(matrix) if risk is None else risk)
         return -np.expm1(-np.outer(relative, self.hazard_at(horizons)))
 
-    def median_days(self, matrix: np.ndarray) -> np.ndarray:
+    def median_days(self, matrix: np.ndarray, risk=None) -> np.ndarray:
         """The median time to churn in days, NaN where the curve stays above one half."""
-        needed = math.log(2) * np.exp(-self.risk(matrix))
+        needed = math.log(2) * np.exp(-(self.risk(matrix) if risk is None else risk))
         at = np.searchsorted(self.cum_hazard, needed, side="left")
         found = at < len(self.times)
         return np.where(found, self.times[np.minimum(at, len(self.times) - 1)], np.nan)
