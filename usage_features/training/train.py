@@ -23,6 +23,7 @@ from usage_features.training import evaluate
 from usage_features.training.backtest import run_backtest
 from usage_features.training.horizons import fit_horizons
 from usage_features.training.labels import LabelError, time_split
+from usage_features.training.metadata import training_data_hash
 from usage_features.training.model import TrainedModel
 from usage_features.training.persistence import save_model
 from usage_features.training.report import REFERENCE_FILE, Report, write_report
@@ -211,7 +212,10 @@ def fit_candidates(config: TrainConfig, frame: pd.DataFrame, features: list[str]
                           stacklevel=2)
         metadata.horizons = {**found.summary, "survival_rows": len(survival.rows),
                              "survival_churns": int(survival.rows.churned.sum()),
-                             "cutoff": str(survival.cutoff)}
+                             "cutoff": str(survival.cutoff),
+                             "survival_data_sha256": training_data_hash(survival.rows[
+                                 ["customer_id", "event_timestamp", "duration_days", "churned",
+                                  *features]])}
         by_horizon, horizon_model = found.table, found.model
     else:
         horizon_model = None
