@@ -298,3 +298,23 @@ class TestFitHorizons:
 def test_no_rows_score_to_nothing_whatever_ships(model):
     probabilities, median = model.predict(np.zeros((0, len(FEATURES))), np.zeros(0))
     assert probabilities.shape == (0, 3) and median.shape == (0,)
+
+
+def test_the_survival_model_tested_at_a_time_knows_nothing_after_it(fitted_horizons):
+    """Point in time: churns after the test period's start moved, or made stays, change
+    nothing the survival model was fitted on for that test period."""
+    # deferred: the module's other tests need no fit
+    from usage_features.training.horizons import fit_before
+
+    rows, _ = fitted_horizons
+    split = pd.Timestamp(START + timedelta(days=200))
+    matrix = rows[["x1", "x2"]].to_numpy()
+    ends_after = (rows.event_timestamp + pd.to_timedelta(rows.duration_days, "D")) > split
+    later = rows.duration_days.where(~ends_after, rows.duration_days + 300)
+    stays = rows.churned & ~ends_after
+    original = fit_before(rows, matrix, rows.duration_days, rows.churned, split)
+    for duration, churned in ((later, rows.churned), (later, stays)):
+        changed = fit_before(rows, matrix, duration, churned, split)
+        np.testing.assert_array_equal(changed.coef, original.coef)
+        np.testing.assert_array_equal(changed.cum_hazard, original.cum_hazard)
+    assert ends_after.any() and (rows.churned & ends_after).any()  # the test can fail

@@ -191,9 +191,7 @@ def _evaluate(rows, matrix, duration, churned, follow, horizon, build_classifier
                              "does not hold both churners and non-churners")
     y_test = label[test].astype(int)
     dates = at[test]
-    # the survival model: every row before the test period, censored at its start
-    cut_duration, cut_event = censor_at(duration[before], churned[before], to_split[before])
-    curves = fit_cox(matrix[before], cut_duration, cut_event)
+    curves = fit_before(rows, matrix, duration, churned, split)
     survival_p = curves.churn_probability(matrix[test], [horizon])[:, 0]
     classifier = build_classifier(label[train]).fit(rows[train], label[train].astype(int))
     classifier_p = classifier.predict_proba(rows[test])[:, 1]
@@ -215,6 +213,17 @@ def _evaluate(rows, matrix, duration, churned, follow, horizon, build_classifier
     table["test_rows"] = int(test.sum())
     table["test_churners"] = int(y_test.sum())
     return table
+
+
+def fit_before(rows: pd.DataFrame, matrix: np.ndarray, duration, churned,
+               split: pd.Timestamp) -> CoxCurves:
+    """The survival model as known at ``split``: every row observed before it, censored at it
+    (a churn after ``split`` is not an event; no duration runs past it)."""
+    before = (rows[TIMESTAMP] < split).to_numpy()
+    to_split = ((split - rows[TIMESTAMP][before]) / pd.Timedelta(days=1)).to_numpy(np.float64)
+    cut_duration, cut_event = censor_at(np.asarray(duration)[before],
+                                        np.asarray(churned)[before], to_split)
+    return fit_cox(matrix[before], cut_duration, cut_event)
 
 
 def _metrics_summary(table: pd.DataFrame) -> dict:
