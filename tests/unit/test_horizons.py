@@ -318,3 +318,29 @@ def test_the_survival_model_tested_at_a_time_knows_nothing_after_it(fitted_horiz
         np.testing.assert_array_equal(changed.coef, original.coef)
         np.testing.assert_array_equal(changed.cum_hazard, original.cum_hazard)
     assert ends_after.any() and (rows.churned & ends_after).any()  # the test can fail
+
+
+def test_where_the_classifier_wins_it_ships_refitted_on_every_known_label(
+        fitted_horizons, monkeypatch):
+    # deferred: the module's other tests need no estimator
+    from usage_features.training import horizons
+    from usage_features.training.estimators import logistic_baseline
+    from usage_features.training.selection import Selection
+
+    rows, _ = fitted_horizons
+    monkeypatch.setattr(horizons, "select", lambda table, by: Selection(
+        table.model.iloc[1] if table.model.iloc[1].startswith("logistic (90") else "survival",
+        None, {}, by))
+    end = pd.Timestamp(START + timedelta(days=300))
+    found = horizons.fit_horizons(rows, ["x1", "x2"], (60, 90), end,
+                                  lambda y: logistic_baseline(["x1", "x2"]), "logistic")
+    assert found.summary["shipped"] == {"60": "survival", "90": "classifier"}
+    assert found.model.shipped(90) == "classifier" and found.model.shipped(60) == "survival"
+    follow = (end - rows.event_timestamp) / pd.Timedelta(days=1)
+    label = horizon_labels(rows.duration_days, rows.churned, follow, 90)
+    known = ~np.isnan(label)
+    expected = logistic_baseline(["x1", "x2"]).fit(rows[known], label[known].astype(int))
+    matrix = rows[["x1", "x2"]].to_numpy()
+    probabilities, _ = found.model.predict(matrix, np.zeros(len(rows)))
+    raw = expected.predict_proba(rows)[:, 1]
+    np.testing.assert_allclose(probabilities[:, 1], np.maximum(raw, probabilities[:, 0]))
