@@ -87,7 +87,9 @@ def training_data(config: TrainConfig, progress: Callable[[str], None] = lambda 
     fetched = historical_features(open_store(config.repo), survival)
     keys = ["customer_id", "event_timestamp"]
     frame = rows.merge(fetched.drop(columns=["duration_days", "churned"]), on=keys,
-                       how="left", validate="one_to_one")
+                       how="left", validate="one_to_one", indicator=True)
+    if (frame.pop("_merge") != "both").any():  # every labelled row is a survival row
+        raise RuntimeError("labelled rows missing from the survival rows' features")
     return frame, SurvivalData(fetched, pd.Timestamp(cutoff))
 
 
