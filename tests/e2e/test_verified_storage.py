@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 
 from tests.conftest import copy_feature_repo
 from tests.factories import churn_dataset
+from usage_features.adapters.key_index import key_index_path
 from usage_features.adapters.row_sidecar import sidecar_path
 from usage_features.cli import app
 from usage_features.config import RepoPaths
@@ -248,14 +249,30 @@ class TestTampering:
         month = month_of(repo, as_of)
         flip(month, chunk_middles(month))
 
-        refused(run("score", "--all", "--repo", repo, "--as-of", as_of.isoformat()),
-                month.name, "differs from what was written")
+        # a retrieval reads none of its bytes (the matches from the key index, the values
+        # from the row sidecar, each checked): right answers; a scan of it is refused
+        assert historical_answers(repo, as_of) == want["as_of"]
         refused(run("materialize", "--repo", repo), month.name, answers=True)
         code, report = verified(repo)
         assert code == 1 and f"problem: [feature tables] {month}" in report
 
         code, report = verified(repo, "--repair")  # a build, from the event log
         assert code == 0 and f"repaired: [feature tables] {month}" in report, report
+        assert historical_answers(repo, as_of) == want["as_of"]
+        assert verified(repo)[0] == 0
+
+    def test_a_key_index(self, copy):
+        repo, as_of, want = copy
+        keys = key_index_path(month_of(repo, as_of))
+        data = keys.read_bytes()
+        flip(keys, range(len(data) // 2, len(data), 97))  # its arrays, not only its header
+
+        refused(run("score", "--all", "--repo", repo, "--as-of", as_of.isoformat()),
+                keys.name, "differs from what was written")
+        code, report = verified(repo)
+        assert code == 1 and f"problem: [feature tables] {keys}" in report
+
+        build_repairs(repo, keys.name)
         assert historical_answers(repo, as_of) == want["as_of"]
         assert verified(repo)[0] == 0
 
