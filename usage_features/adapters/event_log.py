@@ -40,6 +40,10 @@ from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
 from usage_features.adapters.checksums import (
     DamagedFileError,
     file_problem,
@@ -50,6 +54,7 @@ from usage_features.adapters.checksums import (
 from usage_features.adapters.duckdb_connection import connect, parquet_list
 from usage_features.adapters.files import atomic_write, file_lock, fsync_dir
 from usage_features.config import RepoPaths
+from usage_features.schema import EVENT_COLUMNS
 
 PARTITION_GLOB = "event_date=*/*.parquet"
 MANIFESTS = "_manifest"
@@ -256,3 +261,29 @@ class EventLog:
                 journal.unlink()
         shutil.rmtree(staging, ignore_errors=True)
 
+
+
+def read_rows(root: Path, rows: dict[str, np.ndarray]) -> pa.Table | None:
+    """The event columns of the given rows of the log's files (path under ``root`` -> row
+    numbers, sorted): only the row groups holding them are read. None for no row."""
+    tables = []
+    for name, numbers in sorted(rows.items()):
+        if not len(numbers):
+            continue
+        parquet = pq.ParquetFile(root / name)
+        metadata = parquet.metadata
+        starts = np.cumsum([0] + [metadata.row_group(g).num_rows
+                                  for g in range(metadata.num_row_groups)])
+        group_of = np.searchsorted(starts, numbers, "right") - 1
+        groups = np.unique(group_of)
+        columns = [c for c in EVENT_COLUMNS if c in parquet.schema_arrow.names]
+        table = parquet.read_row_groups(groups.tolist(), columns=columns)
+        # each row's position among the groups read, one after another
+        offsets = np.cumsum(np.concatenate([[0], np.diff(starts)[groups][:-1]]))
+        positions = offsets[np.searchsorted(groups, group_of)] + numbers - starts[group_of]
+        table = table.take(pa.array(positions))
+        for column in EVENT_COLUMNS:
+            if column not in table.column_names:
+                table = table.append_column(column, pa.nulls(len(table), pa.float64()))
+        tables.append(table.select(list(EVENT_COLUMNS)))
+    return pa.concat_tables(tables, promote_options="permissive") if tables else None

@@ -29,11 +29,11 @@ import pyarrow as pa
 from usage_features.adapters.duckdb_connection import (
     connect,
     copy_atomically,
-    parquet_list,
     run,
     sql_string,
 )
-from usage_features.adapters.event_log import EventLog
+from usage_features.adapters.event_index import DamagedIndexError, EventIdIndex
+from usage_features.adapters.event_log import EventLog, read_rows
 from usage_features.adapters.parquet_repository import ParquetUsageRepository
 from usage_features.adapters.stored_files import stored_files
 from usage_features.config import RepoPaths
@@ -171,7 +171,8 @@ def _ingest(con, sources: dict[Path | None, Input], repo, rules: Rules, on_rows,
                                 if "event_id" in s.absent])
     log = EventLog(repo)
     with log.write_lock():
-        _classify(con, log)
+        index = EventIdIndex(log.root)
+        _classify(con, log, index)
         summary = _summarise(con)
         summary.unlisted_by_name = _unlisted(con, rules)
         if all_or_nothing and summary.rejected:
@@ -179,6 +180,7 @@ def _ingest(con, sources: dict[Path | None, Input], repo, rules: Rules, on_rows,
         summary.quarantine_files = _write_quarantine(con, list(sources), repo)
         if summary.accepted:
             _commit_accepted(con, log, list(sources))
+            index.sync(con, log.files())  # (killed before this: the next sync does it)
     return summary
 
 
@@ -205,13 +207,15 @@ def _refuse(con, summary: IngestSummary) -> None:
     raise ValueError(f"invalid event(s), nothing stored: {summary.rejected_by_reason}")
 
 
-def _classify(con: duckdb.DuckDBPyConnection, log: EventLog) -> None:
+def _classify(con: duckdb.DuckDBPyConnection, log: EventLog, index: EventIdIndex) -> None:
     """``special``: the valid rows whose id repeats in the input or is already stored, with
     status ``accepted`` (first of a new id), ``duplicate`` or ``conflict``. Every other valid
     row is accepted without a sort or an aggregate of the whole input's rows.
 
     Repeated ids are rare: the candidates are the ids whose 64-bit hash repeats (a sort of
-    8-byte values; an aggregate of every id spilled at 10^8 events), checked on the ids."""
+    8-byte values; an aggregate of every id spilled at 10^8 events), checked on the ids.
+    Stored ids are found through the log's id index (:func:`_stored_matches`), in proportion
+    to the input's rows, not the log's."""
     run(con, """CREATE TABLE repeated AS
         WITH hashes AS (SELECT hash(event_id) AS h FROM staged WHERE reason IS NULL),
         candidates AS (SELECT h FROM (SELECT h, lead(h) OVER (ORDER BY h) AS next FROM hashes)
@@ -219,14 +223,7 @@ def _classify(con: duckdb.DuckDBPyConnection, log: EventLog) -> None:
         SELECT event_id FROM staged
         WHERE reason IS NULL AND hash(event_id) IN (SELECT h FROM candidates)
         GROUP BY event_id HAVING count(*) > 1""")
-    stored = (
-        f"SELECT {_COMPARED} FROM staged WHERE false" if log.is_empty()
-        else f"SELECT {', '.join(EVENT_COLUMNS)} "
-        f"FROM read_parquet({parquet_list(log.files())}, "
-        "hive_partitioning = false, union_by_name = true) "
-        "WHERE event_id IN (SELECT event_id FROM staged WHERE reason IS NULL)"
-    )
-    run(con, f"CREATE TABLE stored AS {stored}")
+    _stored_matches(con, log, index)
     columns = ", ".join(f"{c} AS ref_{c}" for c in EVENT_COLUMNS)
     run(con, f"""
         CREATE TABLE special AS
@@ -252,6 +249,30 @@ def _classify(con: duckdb.DuckDBPyConnection, log: EventLog) -> None:
         FROM v JOIN ref ON v.event_id = ref.ref_event_id""")
     run(con, "CREATE TABLE dropped AS SELECT file_index, source_row, status FROM special "
              "WHERE status <> 'accepted'")
+
+
+def _stored_matches(con: duckdb.DuckDBPyConnection, log: EventLog,
+                    index: EventIdIndex) -> None:
+    """``stored``: the stored rows whose id is a valid staged row's. The index names the rows
+    whose id hashes alike (brought up to date with the log first); only those rows are read
+    (their row groups), and compared on the id itself: a hash collision is no match."""
+    files = log.files()
+    index.sync(con, files)
+    hashes = con.execute(f"SELECT DISTINCT {index.hash_sql.format('event_id')} AS h "
+                         "FROM staged WHERE reason IS NULL").fetchnumpy()["h"]
+    try:
+        rows = index.lookup(hashes)
+    except DamagedIndexError as exc:  # found by a block's checksum: rebuilt from the log
+        index.rebuild(con, files, exc.problem)
+        rows = index.lookup(hashes)
+    candidates = read_rows(log.root, rows)
+    if candidates is None:
+        run(con, f"CREATE TABLE stored AS SELECT {_COMPARED} FROM staged WHERE false")
+        return
+    con.register("candidates", candidates)
+    run(con, f"""CREATE TABLE stored AS SELECT {', '.join(EVENT_COLUMNS)} FROM candidates
+                 WHERE event_id IN (SELECT event_id FROM staged WHERE reason IS NULL)""")
+    con.unregister("candidates")
 
 
 def _summarise(con: duckdb.DuckDBPyConnection) -> IngestSummary:

@@ -1,0 +1,307 @@
+"""The event log's id index: which stored rows may hold a given event id, without reading the
+log. Ingest asks it for every new id, then reads just the rows it names to compare values.
+
+Layout under ``DIR/data/events/_index/``::
+
+    index.json        the catalogue (a checked JSON object, see below)
+    run-<id>.npy      a run: entries (64-bit hash of the event id, file number, row number),
+                      sorted by hash; the file number indexes the run's list of log files
+
+A run is written whole under a temporary name and renamed (:func:`atomic_path`), then the
+catalogue is replaced (:func:`write_checked_json`); a run the catalogue does not name is left
+over from a crash and deleted. The catalogue names, per run, its log files (path under the log
+and size), its length and, per block of :data:`BLOCK` entries, the block's first hash and its
+CRC-32. A lookup routes each hash to its blocks by those first hashes, reads only those blocks
+(memory-mapped) and checks each one's CRC-32 before searching it, so a damaged run is found,
+never believed. The hash is DuckDB's ``hash()`` of the id; the catalogue records its values for
+a few probe ids, and an index whose probes hash otherwise (another DuckDB) is rebuilt.
+
+Runs are added LSM-style: each ingest indexes its new log files as one small run, and the
+newest two runs are merged while the older is no larger than the newer (a binary counter: an
+entry is rewritten about log2(history / day) times, a few runs stay), up to
+:data:`MAX_RUN_ENTRIES` entries a run.
+
+The index is derived data: :meth:`EventIdIndex.sync` (under the log's write lock) compares the
+catalogue with the log's files, indexes the files it lacks (an existing repo, or an ingest
+killed between its commit and its index update), and rebuilds the whole index when it is
+missing, damaged, or names a file the log no longer holds as it was.
+"""
+
+from __future__ import annotations
+
+import uuid
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from usage_features.adapters.checksums import (
+    DamagedFileError,
+    read_checked_json,
+    write_checked_json,
+)
+from usage_features.adapters.duckdb_connection import parquet_list, sql_string
+from usage_features.adapters.files import atomic_path
+
+INDEX_DIR = "_index"
+CATALOGUE = "index.json"
+#: An index entry: the id's hash, the file's number in its run, the row's in its file.
+ENTRY = np.dtype([("hash", "<u8"), ("file", "<u4"), ("row", "<u4")])
+#: Entries per checked block (128 KiB): the unit a lookup reads.
+BLOCK = 8192
+#: The largest run a merge makes (128 MiB): a merge holds two runs and the result in memory.
+MAX_RUN_ENTRIES = 1 << 23
+#: SQL of the 64-bit hash of an event id (``{}``: the id's expression).
+HASH_SQL = "hash({})"
+#: Ids whose hashes the catalogue records: another hash function, another index.
+PROBES = ("", "0", "event-1", "00000000-0000-0000-0000-000000000000")
+VERSION = 1
+#: The fix of a damaged index (it is derived from the log).
+REINDEX = ("rebuilt from the event log by the next ingest, or now by "
+           "`usage-features verify --repair`")
+
+
+class DamagedIndexError(DamagedFileError):
+    """A run or the catalogue is not what was written: the index is rebuilt from the log."""
+
+    def __init__(self, path: Path, problem: str) -> None:
+        super().__init__(path, problem, REINDEX)
+
+
+@dataclass
+class Run:
+    name: str
+    entries: int
+    files: list[str]
+    sizes: list[int]
+    #: Per block: [first hash, CRC-32 of its bytes].
+    blocks: list[list[int]] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "entries": self.entries, "files": self.files,
+                "sizes": self.sizes, "blocks": self.blocks}
+
+
+class EventIdIndex:
+    """The id index of the event log rooted at ``root`` (``DIR/data/events``).
+
+    ``hash_sql``: the SQL of an id's 64-bit hash (a test forces collisions with a tiny one).
+    """
+
+    def __init__(self, root: Path, hash_sql: str | None = None) -> None:
+        self.root = root
+        self.dir = root / INDEX_DIR
+        self.hash_sql = hash_sql or HASH_SQL
+        self.runs: list[Run] = []
+        #: Why the index was rebuilt from the whole log (None: it was not).
+        self.rebuilt: str | None = None
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def probes(self, con) -> list[int]:
+        """The hashes of :data:`PROBES`, in order."""
+        ids = ", ".join(sql_string(p) for p in PROBES)
+        rows = con.execute(f"SELECT i, {self.hash_sql.format('p')} FROM (SELECT unnest([{ids}]) "
+                           "AS p, generate_subscripts([" + ids + "], 1) AS i) ORDER BY i"
+                           ).fetchall()
+        return [int(h) for _, h in rows]
+
+    def load(self, con) -> None:
+        """Read the catalogue; :class:`DamagedIndexError` when missing, damaged or made with
+        another hash."""
+        path = self.dir / CATALOGUE
+        if not path.exists():
+            raise DamagedIndexError(path, "missing")
+        catalogue = read_checked_json(path, REINDEX)
+        if (catalogue.get("version") != VERSION or catalogue.get("hash") != self.hash_sql
+                or catalogue.get("probes") != self.probes(con)):
+            raise DamagedIndexError(path, "made with another hash function")
+        self.runs = [Run(**run) for run in catalogue["runs"]]
+
+    def files(self) -> dict[str, int]:
+        """The indexed log files (path under the log -> size)."""
+        return {name: size for run in self.runs for name, size in zip(run.files, run.sizes)}
+
+    def lookup(self, hashes: np.ndarray) -> dict[str, np.ndarray]:
+        """The stored rows whose id hashes to one of ``hashes``: log file (path under the log)
+        -> its row numbers (sorted, unique). :class:`DamagedIndexError` for a damaged block."""
+        queries = np.unique(np.asarray(hashes, dtype=np.uint64))
+        found: dict[str, list[np.ndarray]] = {}
+        for run in self.runs:
+            if not run.entries or not len(queries):
+                continue
+            entries = self._open(run)
+            fences = np.array([b[0] for b in run.blocks], dtype=np.uint64)
+            # the blocks that may hold q: from the last starting before q to the last
+            # starting at or before q (equal hashes may straddle a block boundary)
+            first = np.maximum(np.searchsorted(fences, queries, "left") - 1, 0)
+            last = np.searchsorted(fences, queries, "right") - 1
+            keep = last >= 0
+            pairs = [(b, q) for q, lo, hi in zip(queries[keep], first[keep], last[keep])
+                     for b in range(lo, hi + 1)] if (last - first).max(initial=0) > 1 else None
+            if pairs is None:
+                blocks = np.concatenate([first[keep], last[keep]])
+                qs = np.concatenate([queries[keep], queries[keep]])
+            else:
+                blocks = np.array([b for b, _ in pairs], dtype=np.int64)
+                qs = np.array([q for _, q in pairs], dtype=np.uint64)
+            order = np.argsort(blocks, kind="stable")
+            blocks, qs = blocks[order], qs[order]
+            bounds = np.flatnonzero(np.diff(blocks)) + 1
+            for group_blocks, group in zip(np.split(blocks, bounds), np.split(qs, bounds)):
+                block = self._block(run, entries, int(group_blocks[0]))
+                wanted = np.unique(group)
+                left = np.searchsorted(block["hash"], wanted, "left")
+                right = np.searchsorted(block["hash"], wanted, "right")
+                hit = right > left
+                if not hit.any():
+                    continue
+                index = np.concatenate([np.arange(a, b) for a, b in zip(left[hit], right[hit])])
+                rows = block[index]
+                for number in np.unique(rows["file"]):
+                    found.setdefault(run.files[number], []).append(
+                        rows["row"][rows["file"] == number])
+            del entries
+        return {name: np.unique(np.concatenate(parts)) for name, parts in found.items()}
+
+    def _open(self, run: Run) -> np.ndarray:
+        path = self.dir / f"{run.name}.npy"
+        try:
+            entries = np.load(path, mmap_mode="r")
+        except (OSError, ValueError) as exc:
+            raise DamagedIndexError(path, f"cannot be read ({exc})") from None
+        if entries.dtype != ENTRY or entries.shape != (run.entries,):
+            raise DamagedIndexError(path, "not the run that was written")
+        return entries
+
+    def _block(self, run: Run, entries: np.ndarray, number: int) -> np.ndarray:
+        block = np.array(entries[number * BLOCK:(number + 1) * BLOCK])
+        if zlib.crc32(block.tobytes()) != run.blocks[number][1]:
+            raise DamagedIndexError(self.dir / f"{run.name}.npy",
+                                    f"block {number} differs from what was written "
+                                    "(CRC-32 mismatch)")
+        return block
+
+    def problems(self, con, log_files: list[Path]) -> list[str]:
+        """What is wrong with the index (each block checked): one line each."""
+        try:
+            self.load(con)
+            for run in self.runs:
+                entries = self._open(run)
+                for number in range(len(run.blocks)):
+                    self._block(run, entries, number)
+                del entries
+        except DamagedFileError as exc:
+            return [f"{exc.path}: {exc.problem}; {REINDEX}"]
+        stale = self._stale(log_files)
+        return [f"{self.dir / CATALOGUE}: {stale}; {REINDEX}"] if stale else []
+
+    def _stale(self, log_files: list[Path]) -> str | None:
+        """Why the index cannot be brought up to date by adding files (None: it can)."""
+        indexed = self.files()
+        present = {str(p.relative_to(self.root)): p for p in log_files}
+        for name, size in indexed.items():
+            path = present.get(name)
+            if path is None:
+                return f"names {name}, which the log no longer holds"
+            if path.stat().st_size != size:
+                return f"names {name} with another size than the log's"
+        missing = len(set(present) - set(indexed))
+        return f"lacks {missing} log file(s)" if missing else None
+
+    # -- writing (under the log's write lock) -----------------------------------------------
+
+    def sync(self, con, log_files: list[Path]) -> None:
+        """Bring the index up to date with ``log_files`` (every committed file of the log):
+        index the files it lacks, rebuild it when it is missing, damaged or stale."""
+        try:
+            self.load(con)
+            problem = None
+            indexed = self.files()
+            for name, size in indexed.items():
+                path = self.root / name
+                if not path.exists() or path.stat().st_size != size:
+                    problem = f"names {name}, which the log no longer holds as it was"
+                    break
+        except DamagedFileError as exc:
+            problem = exc.problem
+        if problem:
+            self.rebuilt, self.runs = problem, []
+            indexed = {}
+        new = [p for p in log_files if str(p.relative_to(self.root)) not in indexed]
+        if new or problem:
+            self._add(con, new)
+
+    def rebuild(self, con, log_files: list[Path], why: str) -> None:
+        self.rebuilt, self.runs = why, []
+        self._add(con, log_files)
+
+    def _add(self, con, files: list[Path]) -> None:
+        """Index ``files`` as new runs, merge, write the catalogue, delete unnamed runs."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        for chunk in _chunks(files, MAX_RUN_ENTRIES):
+            self.runs.append(self._write_run(
+                self._entries(con, chunk), [str(p.relative_to(self.root)) for p in chunk],
+                [p.stat().st_size for p in chunk]))
+            self._compact()
+        write_checked_json(self.dir / CATALOGUE, {
+            "version": VERSION, "hash": self.hash_sql, "probes": self.probes(con),
+            "runs": [run.to_dict() for run in self.runs]})
+        named = {f"{run.name}.npy" for run in self.runs}
+        for path in self.dir.glob("run-*.npy"):
+            if path.name not in named:
+                path.unlink(missing_ok=True)
+
+    def _entries(self, con, files: list[Path]) -> np.ndarray:
+        if not files:
+            return np.empty(0, dtype=ENTRY)
+        names = ", ".join(f"({sql_string(p)}, {i})" for i, p in enumerate(files))
+        columns = con.execute(f"""
+            SELECT {self.hash_sql.format('r.event_id')} AS hash, f.number, r.file_row_number
+            FROM read_parquet({parquet_list(files)}, filename = true, file_row_number = true,
+                              hive_partitioning = false, union_by_name = true) r
+            JOIN (VALUES {names}) f(name, number) ON r.filename = f.name""").fetchnumpy()
+        entries = np.empty(len(columns["hash"]), dtype=ENTRY)
+        entries["hash"] = columns["hash"]
+        entries["file"] = columns["number"]
+        entries["row"] = columns["file_row_number"]
+        return entries[np.argsort(entries["hash"], kind="stable")]
+
+    def _write_run(self, entries: np.ndarray, files: list[str], sizes: list[int]) -> Run:
+        run = Run(f"run-{uuid.uuid4().hex}", len(entries), files, sizes)
+        run.blocks = [[int(entries["hash"][start]),
+                       zlib.crc32(entries[start:start + BLOCK].tobytes())]
+                      for start in range(0, len(entries), BLOCK)]
+        with atomic_path(self.dir / f"{run.name}.npy") as tmp, open(tmp, "wb") as handle:
+            np.save(handle, entries)
+        return run
+
+    def _compact(self) -> None:
+        """Merge the newest two runs while the older is no larger than the newer."""
+        while (len(self.runs) >= 2 and self.runs[-2].entries <= self.runs[-1].entries
+               and self.runs[-2].entries + self.runs[-1].entries <= MAX_RUN_ENTRIES):
+            older, newer = self.runs[-2], self.runs[-1]
+            a, b = np.array(self._open(older)), np.array(self._open(newer))
+            b["file"] += len(older.files)
+            merged = np.concatenate([a, b])
+            merged = merged[np.argsort(merged["hash"], kind="stable")]
+            self.runs[-2:] = [self._write_run(merged, older.files + newer.files,
+                                              older.sizes + newer.sizes)]
+
+
+def _chunks(files: list[Path], limit: int) -> list[list[Path]]:
+    """``files`` in consecutive groups of at most ``limit`` rows (Parquet footers), unless one
+    file alone holds more."""
+    import pyarrow.parquet as pq  # deferred: only a rebuild of a large log splits its runs
+
+    groups: list[list[Path]] = []
+    rows = 0
+    for path in files:
+        n = pq.ParquetFile(path).metadata.num_rows
+        if not groups or (groups[-1] and rows + n > limit):
+            groups.append([])
+            rows = 0
+        groups[-1].append(path)
+        rows += n
+    return groups
