@@ -184,7 +184,5 @@ class TestRefreshOnASparkCluster:
         assert summary["events_accepted"] == expected["events_accepted"] > 0
         assert summary["feature_rows_changed"] and summary["scored"] == expected["scored"]
         assert_tables_equal(tables(on_cluster), tables(RepoPaths(world.repo)))
-        days = tables(on_cluster)["customer_usage"]["day"]
-        assert str(days.max())[:10] == str(day_end(FIRST_DAILY - 1))[:10]
         ran = tasks_by_worker(event_log)
         assert len(ran) == WORKERS and min(ran.values()) > 0

@@ -183,8 +183,12 @@ class EventIdIndex:
                                     "(CRC-32 mismatch)")
         return block
 
-    def problems(self, con, log_files: list[Path]) -> list[str]:
-        """What is wrong with the index (each block checked): one line each."""
+    def problems(self, con, log_files: list[Path]) -> tuple[list[str], int]:
+        """What is wrong with the index (each block checked), one line each; and how many log
+        files it lacks (not a problem: the next ingest indexes them; all of them when there is
+        no index yet)."""
+        if not (self.dir / CATALOGUE).exists():
+            return [], len(log_files)
         try:
             self.load(con)
             for run in self.runs:
@@ -193,22 +197,15 @@ class EventIdIndex:
                     self._block(run, entries, number)
                 del entries
         except DamagedFileError as exc:
-            return [f"{exc.path}: {exc.problem}; {REINDEX}"]
-        stale = self._stale(log_files)
-        return [f"{self.dir / CATALOGUE}: {stale}; {REINDEX}"] if stale else []
-
-    def _stale(self, log_files: list[Path]) -> str | None:
-        """Why the index cannot be brought up to date by adding files (None: it can)."""
+            return [f"{exc.path}: {exc.problem}; {REINDEX}"], 0
         indexed = self.files()
         present = {str(p.relative_to(self.root)): p for p in log_files}
         for name, size in indexed.items():
             path = present.get(name)
-            if path is None:
-                return f"names {name}, which the log no longer holds"
-            if path.stat().st_size != size:
-                return f"names {name} with another size than the log's"
-        missing = len(set(present) - set(indexed))
-        return f"lacks {missing} log file(s)" if missing else None
+            if path is None or path.stat().st_size != size:
+                return [f"{self.dir / CATALOGUE}: names {name}, which the log no longer holds "
+                        f"as it was; {REINDEX}"], 0
+        return [], len(set(present) - set(indexed))
 
     # -- writing (under the log's write lock) -----------------------------------------------
 
