@@ -110,7 +110,7 @@ class TestHashCollisions:
         catalogue = EventIdIndex(repo.events)
         with duckdb.connect() as con:
             catalogue.load(con)
-        hashes = np.concatenate([np.load(repo.events / INDEX_DIR / f"{run.name}.npy")["hash"]
+        hashes = np.concatenate([np.load(repo.events / INDEX_DIR / f"{run.name}.npy")[0]
                                  for run in catalogue.runs])
         assert set(hashes) <= {0, 1, 2, 3} and len(hashes) == 65
 
@@ -135,14 +135,14 @@ class TestHashCollisions:
 
 
 def flip_entry_of(repo: RepoPaths, event_id: str) -> None:
-    """Change a byte of the index entry of ``event_id`` (its file number)."""
+    """Change a byte of the index entry of ``event_id`` (its place's file number)."""
     (h,), = duckdb.sql(f"SELECT {event_index.HASH_SQL.format(repr(event_id))}").fetchall()
     for path in index_files(repo):
-        entries = np.load(path)
-        (at,) = np.flatnonzero(entries["hash"] == h) if h in entries["hash"] else (None,)
+        hashes, _ = np.load(path)
+        (at,) = np.flatnonzero(hashes == h) if h in hashes else (None,)
         if at is not None:
             data = bytearray(path.read_bytes())
-            data[len(data) - 16 * len(entries) + 16 * at + 8] ^= 0x01
+            data[len(data) - 8 * len(hashes) + 8 * at + 4] ^= 0x01
             path.write_bytes(bytes(data))
             return
     raise AssertionError("not indexed")

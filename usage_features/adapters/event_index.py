@@ -4,17 +4,19 @@ log. Ingest asks it for every new id, then reads just the rows it names to compa
 Layout under ``DIR/data/events/_index/``::
 
     index.json        the catalogue (a checked JSON object, see below)
-    run-<id>.npy      a run: entries (64-bit hash of the event id, file number, row number),
-                      sorted by hash; the file number indexes the run's list of log files
+    run-<id>.npy      a run: a 2 x n array of 64-bit integers, the entries' hashes of their
+                      event ids (sorted) and their places (file number << 32 | row number;
+                      the file number indexes the run's list of log files)
 
 A run is written whole under a temporary name and renamed (:func:`atomic_path`), then the
 catalogue is replaced (:func:`write_checked_json`); a run the catalogue does not name is left
 over from a crash and deleted. The catalogue names, per run, its log files (path under the log
-and size), its length and, per block of :data:`BLOCK` entries, the block's first hash and its
-CRC-32. A lookup routes each hash to its blocks by those first hashes, reads only those blocks
-(memory-mapped) and checks each one's CRC-32 before searching it, so a damaged run is found,
-never believed. The hash is DuckDB's ``hash()`` of the id; the catalogue records its values for
-a few probe ids, and an index whose probes hash otherwise (another DuckDB) is rebuilt.
+and size), its length and, per block of :data:`BLOCK` entries, the block's first hash and the
+CRC-32 of its hashes and places. A lookup routes each hash to its blocks by those first hashes,
+checks only those blocks (memory-mapped, not copied) and searches each hash within its own
+blocks only, so a damaged run is found, never believed. The hash is DuckDB's ``hash()`` of the
+id; the catalogue records its values for a few probe ids, and an index whose probes hash
+otherwise (another DuckDB) is rebuilt.
 
 Runs are added LSM-style: each ingest indexes its new log files as one small run, and the
 newest two runs are merged while the older is no larger than the newer (a binary counter: an
@@ -46,9 +48,7 @@ from usage_features.adapters.files import atomic_path
 
 INDEX_DIR = "_index"
 CATALOGUE = "index.json"
-#: An index entry: the id's hash, the file's number in its run, the row's in its file.
-ENTRY = np.dtype([("hash", "<u8"), ("file", "<u4"), ("row", "<u4")])
-#: Entries per checked block (128 KiB): the unit a lookup reads.
+#: Entries per checked block (64 KiB of hashes, 64 KiB of places): the unit a lookup reads.
 BLOCK = 8192
 #: The largest run a merge makes (128 MiB): a merge holds two runs and the result in memory.
 MAX_RUN_ENTRIES = 1 << 23
@@ -101,11 +101,8 @@ class EventIdIndex:
 
     def probes(self, con) -> list[int]:
         """The hashes of :data:`PROBES`, in order."""
-        ids = ", ".join(sql_string(p) for p in PROBES)
-        rows = con.execute(f"SELECT i, {self.hash_sql.format('p')} FROM (SELECT unnest([{ids}]) "
-                           "AS p, generate_subscripts([" + ids + "], 1) AS i) ORDER BY i"
-                           ).fetchall()
-        return [int(h) for _, h in rows]
+        hashes = ", ".join(self.hash_sql.format(sql_string(p)) for p in PROBES)
+        return [int(h) for h in con.execute(f"SELECT {hashes}").fetchall()[0]]
 
     def load(self, con) -> None:
         """Read the catalogue; :class:`DamagedIndexError` when missing, damaged or made with
@@ -125,63 +122,81 @@ class EventIdIndex:
 
     def lookup(self, hashes: np.ndarray) -> dict[str, np.ndarray]:
         """The stored rows whose id hashes to one of ``hashes``: log file (path under the log)
-        -> its row numbers (sorted, unique). :class:`DamagedIndexError` for a damaged block."""
-        queries = np.unique(np.asarray(hashes, dtype=np.uint64))
-        found: dict[str, list[np.ndarray]] = {}
+        -> its row numbers (sorted, unique). :class:`DamagedIndexError` for a damaged block.
+
+        Only the blocks that may hold a hash are checked and searched: from the last one
+        starting before it to the last one starting at or before it (equal hashes may straddle
+        a boundary); each hash is searched in its own stretch of consecutive such blocks."""
+        queries = sorted_unique(np.asarray(hashes, dtype=np.uint64))
+        names: list[str] = []  # every run's files, one after another
+        places = []
         for run in self.runs:
+            offset = len(names)
+            names += run.files
             if not run.entries or not len(queries):
                 continue
-            entries = self._open(run)
             fences = np.array([b[0] for b in run.blocks], dtype=np.uint64)
-            # the blocks that may hold q: from the last starting before q to the last
-            # starting at or before q (equal hashes may straddle a block boundary)
             first = np.maximum(np.searchsorted(fences, queries, "left") - 1, 0)
             last = np.searchsorted(fences, queries, "right") - 1
-            keep = last >= 0
-            pairs = [(b, q) for q, lo, hi in zip(queries[keep], first[keep], last[keep])
-                     for b in range(lo, hi + 1)] if (last - first).max(initial=0) > 1 else None
-            if pairs is None:
-                blocks = np.concatenate([first[keep], last[keep]])
-                qs = np.concatenate([queries[keep], queries[keep]])
-            else:
-                blocks = np.array([b for b, _ in pairs], dtype=np.int64)
-                qs = np.array([q for _, q in pairs], dtype=np.uint64)
-            order = np.argsort(blocks, kind="stable")
-            blocks, qs = blocks[order], qs[order]
-            bounds = np.flatnonzero(np.diff(blocks)) + 1
-            for group_blocks, group in zip(np.split(blocks, bounds), np.split(qs, bounds)):
-                block = self._block(run, entries, int(group_blocks[0]))
-                wanted = np.unique(group)
-                left = np.searchsorted(block["hash"], wanted, "left")
-                right = np.searchsorted(block["hash"], wanted, "right")
-                hit = right > left
-                if not hit.any():
-                    continue
-                index = np.concatenate([np.arange(a, b) for a, b in zip(left[hit], right[hit])])
-                rows = block[index]
-                for number in np.unique(rows["file"]):
-                    found.setdefault(run.files[number], []).append(
-                        rows["row"][rows["file"] == number])
-            del entries
-        return {name: np.unique(np.concatenate(parts)) for name, parts in found.items()}
+            held = last >= 0
+            wanted, first, last = queries[held], first[held], last[held]
+            if not len(wanted):
+                continue
+            needed = sorted_unique(np.concatenate(
+                [first, last] if (last - first).max() <= 1 else
+                [np.arange(a, b + 1) for a, b in zip(first, last)]))  # (a tiny hash only)
+            data = self._open(run)
+            for number in needed:
+                self._check(run, data, int(number))
+            # stretches of consecutive needed blocks; each hash lies in one of them
+            breaks = np.flatnonzero(np.diff(needed) != 1) + 1
+            starts, ends = needed[np.r_[0, breaks]], needed[np.r_[breaks - 1, len(needed) - 1]]
+            stretch = np.searchsorted(starts, first, "right") - 1
+            bounds = np.flatnonzero(np.diff(stretch)) + 1
+            for group, s_ in zip(np.split(wanted, bounds), stretch[np.r_[0, bounds]]):
+                low, high = int(starts[s_]) * BLOCK, min(int(ends[s_] + 1) * BLOCK, run.entries)
+                found = data[0, low:high]
+                left = np.searchsorted(found, group, "left")
+                counts = np.searchsorted(found, group, "right") - left
+                if counts.sum():
+                    at = np.arange(counts.sum()) + np.repeat(left - (np.cumsum(counts) - counts),
+                                                             counts)
+                    place = np.array(data[1, low:high][at])
+                    places.append(place + (np.uint64(offset) << np.uint64(32)))
+            del data
+        if not places:
+            return {}
+        keys = sorted_unique(np.concatenate(places))  # by file, then row
+        files, rows = keys >> np.uint64(32), keys & np.uint64(0xFFFFFFFF)
+        bounds = np.flatnonzero(np.diff(files)) + 1
+        return {names[int(group[0])]: numbers.astype(np.int64) for group, numbers in
+                zip(np.split(files, bounds), np.split(rows, bounds))}
 
     def _open(self, run: Run) -> np.ndarray:
         path = self.dir / f"{run.name}.npy"
         try:
-            entries = np.load(path, mmap_mode="r")
+            data = np.load(path, mmap_mode="r")
         except (OSError, ValueError) as exc:
             raise DamagedIndexError(path, f"cannot be read ({exc})") from None
-        if entries.dtype != ENTRY or entries.shape != (run.entries,):
+        if data.dtype != np.dtype("<u8") or data.shape != (2, run.entries):
             raise DamagedIndexError(path, "not the run that was written")
-        return entries
+        return data
 
-    def _block(self, run: Run, entries: np.ndarray, number: int) -> np.ndarray:
-        block = np.array(entries[number * BLOCK:(number + 1) * BLOCK])
-        if zlib.crc32(block.tobytes()) != run.blocks[number][1]:
+    def _check(self, run: Run, data: np.ndarray, number: int) -> None:
+        block = slice(number * BLOCK, (number + 1) * BLOCK)
+        if _crc(data[0, block], data[1, block]) != run.blocks[number][1]:
             raise DamagedIndexError(self.dir / f"{run.name}.npy",
                                     f"block {number} differs from what was written "
                                     "(CRC-32 mismatch)")
-        return block
+
+    def _read(self, run: Run) -> np.ndarray:
+        """A whole run (a copy), each block checked: a damaged run is never merged."""
+        data = self._open(run)
+        for number in range(len(run.blocks)):
+            self._check(run, data, number)
+        copy = np.array(data)
+        del data
+        return copy
 
     def problems(self, con, log_files: list[Path]) -> tuple[list[str], int]:
         """What is wrong with the index (each block checked), one line each; and how many log
@@ -192,10 +207,7 @@ class EventIdIndex:
         try:
             self.load(con)
             for run in self.runs:
-                entries = self._open(run)
-                for number in range(len(run.blocks)):
-                    self._block(run, entries, number)
-                del entries
+                self._read(run)
         except DamagedFileError as exc:
             return [f"{exc.path}: {exc.problem}; {REINDEX}"], 0
         indexed = self.files()
@@ -212,6 +224,12 @@ class EventIdIndex:
     def sync(self, con, log_files: list[Path]) -> None:
         """Bring the index up to date with ``log_files`` (every committed file of the log):
         index the files it lacks, rebuild it when it is missing, damaged or stale."""
+        try:
+            self._sync(con, log_files)
+        except DamagedIndexError as exc:  # a run found damaged while merging it
+            self.rebuild(con, log_files, exc.problem)
+
+    def _sync(self, con, log_files: list[Path]) -> None:
         try:
             self.load(con)
             problem = None
@@ -251,25 +269,27 @@ class EventIdIndex:
                 path.unlink(missing_ok=True)
 
     def _entries(self, con, files: list[Path]) -> np.ndarray:
+        """The 2 x n run of ``files`` (numbered in order), sorted by hash."""
         if not files:
-            return np.empty(0, dtype=ENTRY)
+            return np.empty((2, 0), dtype=np.uint64)
         names = ", ".join(f"({sql_string(p)}, {i})" for i, p in enumerate(files))
         columns = con.execute(f"""
             SELECT {self.hash_sql.format('r.event_id')} AS hash, f.number, r.file_row_number
             FROM read_parquet({parquet_list(files)}, filename = true, file_row_number = true,
                               hive_partitioning = false, union_by_name = true) r
             JOIN (VALUES {names}) f(name, number) ON r.filename = f.name""").fetchnumpy()
-        entries = np.empty(len(columns["hash"]), dtype=ENTRY)
-        entries["hash"] = columns["hash"]
-        entries["file"] = columns["number"]
-        entries["row"] = columns["file_row_number"]
-        return entries[np.argsort(entries["hash"], kind="stable")]
+        hashes = columns["hash"].astype(np.uint64)
+        places = ((columns["number"].astype(np.uint64) << np.uint64(32))
+                  | columns["file_row_number"].astype(np.uint64))
+        order = np.argsort(hashes, kind="stable")
+        return np.stack([hashes[order], places[order]])
 
     def _write_run(self, entries: np.ndarray, files: list[str], sizes: list[int]) -> Run:
-        run = Run(f"run-{uuid.uuid4().hex}", len(entries), files, sizes)
-        run.blocks = [[int(entries["hash"][start]),
-                       zlib.crc32(entries[start:start + BLOCK].tobytes())]
-                      for start in range(0, len(entries), BLOCK)]
+        entries = np.ascontiguousarray(entries)
+        run = Run(f"run-{uuid.uuid4().hex}", entries.shape[1], files, sizes)
+        run.blocks = [[int(entries[0, start]),
+                       _crc(entries[0, start:start + BLOCK], entries[1, start:start + BLOCK])]
+                      for start in range(0, run.entries, BLOCK)]
         with atomic_path(self.dir / f"{run.name}.npy") as tmp, open(tmp, "wb") as handle:
             np.save(handle, entries)
         return run
@@ -279,12 +299,25 @@ class EventIdIndex:
         while (len(self.runs) >= 2 and self.runs[-2].entries <= self.runs[-1].entries
                and self.runs[-2].entries + self.runs[-1].entries <= MAX_RUN_ENTRIES):
             older, newer = self.runs[-2], self.runs[-1]
-            a, b = np.array(self._open(older)), np.array(self._open(newer))
-            b["file"] += len(older.files)
-            merged = np.concatenate([a, b])
-            merged = merged[np.argsort(merged["hash"], kind="stable")]
+            a, b = self._read(older), self._read(newer)
+            b[1] += np.uint64(len(older.files)) << np.uint64(32)
+            merged = np.concatenate([a, b], axis=1)
+            merged = merged[:, np.argsort(merged[0], kind="stable")]
             self.runs[-2:] = [self._write_run(merged, older.files + newer.files,
                                               older.sizes + newer.sizes)]
+
+
+def _crc(hashes: np.ndarray, places: np.ndarray) -> int:
+    """CRC-32 of a block: its hashes, then its places (read in place, not copied)."""
+    return zlib.crc32(places, zlib.crc32(hashes))
+
+
+def sorted_unique(values: np.ndarray) -> np.ndarray:
+    """``values`` sorted, each once (NumPy 2.4's ``np.unique`` hashes: 30 times slower on 10^5
+    64-bit integers)."""
+    ordered = np.sort(values)
+    return ordered[np.concatenate([[True], ordered[1:] != ordered[:-1]])] if len(
+        ordered) else ordered
 
 
 def _chunks(files: list[Path], limit: int) -> list[list[Path]]:

@@ -71,8 +71,15 @@ class EventLog:
         self.root = paths.events
 
     def files(self) -> list[Path]:
-        """Every file of the log. Under :meth:`write_lock` only; readers use :meth:`snapshot`."""
-        return sorted(self.root.glob(PARTITION_GLOB))
+        """Every file of the log (:data:`PARTITION_GLOB`). Under :meth:`write_lock` only;
+        readers use :meth:`snapshot`."""
+        try:
+            partitions = [e.path for e in os.scandir(self.root)
+                          if e.name.startswith("event_date=") and e.is_dir()]
+        except FileNotFoundError:
+            return []
+        return sorted(Path(e.path) for partition in partitions for e in os.scandir(partition)
+                      if e.name.endswith(".parquet") and e.is_file())
 
     def is_empty(self) -> bool:
         """Whether the log has no file (under :meth:`write_lock`; readers use :meth:`snapshot`)."""
@@ -275,13 +282,15 @@ def read_rows(root: Path, rows: dict[str, np.ndarray]) -> pa.Table | None:
         starts = np.cumsum([0] + [metadata.row_group(g).num_rows
                                   for g in range(metadata.num_row_groups)])
         group_of = np.searchsorted(starts, numbers, "right") - 1
-        groups = np.unique(group_of)
+        groups = group_of[np.concatenate([[True], group_of[1:] != group_of[:-1]])]  # sorted
         columns = [c for c in EVENT_COLUMNS if c in parquet.schema_arrow.names]
         table = parquet.read_row_groups(groups.tolist(), columns=columns)
         # each row's position among the groups read, one after another
         offsets = np.cumsum(np.concatenate([[0], np.diff(starts)[groups][:-1]]))
         positions = offsets[np.searchsorted(groups, group_of)] + numbers - starts[group_of]
-        table = table.take(pa.array(positions))
+        # (an index array from its buffer: pa.array() of a NumPy array imports pandas, 1 s)
+        table = table.take(pa.Array.from_buffers(
+            pa.int64(), len(positions), [None, pa.py_buffer(positions.astype(np.int64))]))
         for column in EVENT_COLUMNS:
             if column not in table.column_names:
                 table = table.append_column(column, pa.nulls(len(table), pa.float64()))

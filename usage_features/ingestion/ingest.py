@@ -4,11 +4,14 @@
    is an error that names it.
 2. Rows stream through column-wise validation (SQL) into a staging table, a million at a time
    (:mod:`usage_features.ingestion.staging`).
-3. Under the repo's write lock, valid rows are classified against the whole log and against
-   earlier rows of the same input: ``accepted`` (new id), ``duplicate`` (same id, same values)
-   or ``conflict`` (same id, other values: rejected, never overwritten).
+3. Under the repo's write lock, valid rows are classified against the whole log (through its
+   id index, :mod:`usage_features.adapters.event_index`: only the stored rows whose id hashes
+   like a new one's are read) and against earlier rows of the same input: ``accepted`` (new
+   id), ``duplicate`` (same id, same values) or ``conflict`` (same id, other values: rejected,
+   never overwritten).
 4. Rejected rows go to ``data/quarantine/<file>-<hash>.parquet`` with their original values
-   and a ``reason``; accepted rows are committed atomically to the log (see ``EventLog``).
+   and a ``reason``; accepted rows are committed atomically to the log (see ``EventLog``), then
+   indexed (an ingest stopped in between: the next one indexes them first).
 
 Re-ingesting a file adds nothing and rewrites its quarantine file with the same rows.
 
