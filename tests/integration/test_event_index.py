@@ -16,10 +16,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from usage_features.adapters import event_index
+from usage_features.adapters import event_index, event_log
 from usage_features.adapters.duckdb_connection import parquet_list
 from usage_features.adapters.event_index import CATALOGUE, INDEX_DIR, EventIdIndex
-from usage_features.adapters.event_log import EventLog, read_rows
+from usage_features.adapters.event_log import EventLog, rows_sql
 from usage_features.config import RepoPaths
 from usage_features.ingestion import ingest_files
 
@@ -95,9 +95,11 @@ class TestHashCollisions:
     @pytest.fixture
     def tiny_hash(self, monkeypatch):
         """Four hash values for every id, and blocks of 4 entries: equal hashes straddle
-        blocks, and nearly every lookup finds rows of other ids."""
+        blocks, and nearly every lookup finds rows of other ids (of a file, read by range
+        beyond 2 of them)."""
         monkeypatch.setattr(event_index, "HASH_SQL", "(hash({}) % 4)")
         monkeypatch.setattr(event_index, "BLOCK", 4)
+        monkeypatch.setattr(event_log, "ROWS_BY_NUMBER", 2)
 
     def test_colliding_ids_are_told_apart_on_the_id(self, tmp_path, repo, tiny_hash, history):
         old = history["january"]
@@ -230,9 +232,9 @@ class TestCost:
 
         def spy(root, rows):
             read.extend(sorted(rows))
-            return read_rows(root, rows)
+            return rows_sql(root, rows)
 
-        monkeypatch.setattr("usage_features.ingestion.ingest.read_rows", spy)
+        monkeypatch.setattr("usage_features.ingestion.ingest.rows_sql", spy)
         summary = ingest_files([write(tmp_path / "again.csv", [history["february"]])], repo,
                                now=NOW)
         assert counts(summary) == (0, 1, 0)

@@ -41,8 +41,6 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from usage_features.adapters.checksums import (
     DamagedFileError,
@@ -270,29 +268,25 @@ class EventLog:
 
 
 
-def read_rows(root: Path, rows: dict[str, np.ndarray]) -> pa.Table | None:
-    """The event columns of the given rows of the log's files (path under ``root`` -> row
-    numbers, sorted): only the row groups holding them are read. None for no row."""
-    tables = []
+#: Up to this many rows of a file are selected by number; more, by their range.
+ROWS_BY_NUMBER = 256
+
+
+def rows_sql(root: Path, rows: dict[str, np.ndarray]) -> str | None:
+    """SQL of the event columns of the given rows of the log's files (path under ``root`` ->
+    row numbers, sorted), and maybe of rows between them (a caller filters on the id). DuckDB
+    pushes the row numbers down: it reads only the row groups holding them, and of those only
+    the vectors of 2,048 rows holding them. None for no row."""
+    parts = []
     for name, numbers in sorted(rows.items()):
         if not len(numbers):
             continue
-        parquet = pq.ParquetFile(root / name)
-        metadata = parquet.metadata
-        starts = np.cumsum([0] + [metadata.row_group(g).num_rows
-                                  for g in range(metadata.num_row_groups)])
-        group_of = np.searchsorted(starts, numbers, "right") - 1
-        groups = group_of[np.concatenate([[True], group_of[1:] != group_of[:-1]])]  # sorted
-        columns = [c for c in EVENT_COLUMNS if c in parquet.schema_arrow.names]
-        table = parquet.read_row_groups(groups.tolist(), columns=columns)
-        # each row's position among the groups read, one after another
-        offsets = np.cumsum(np.concatenate([[0], np.diff(starts)[groups][:-1]]))
-        positions = offsets[np.searchsorted(groups, group_of)] + numbers - starts[group_of]
-        # (an index array from its buffer: pa.array() of a NumPy array imports pandas, 1 s)
-        table = table.take(pa.Array.from_buffers(
-            pa.int64(), len(positions), [None, pa.py_buffer(positions.astype(np.int64))]))
-        for column in EVENT_COLUMNS:
-            if column not in table.column_names:
-                table = table.append_column(column, pa.nulls(len(table), pa.float64()))
-        tables.append(table.select(list(EVENT_COLUMNS)))
-    return pa.concat_tables(tables, promote_options="permissive") if tables else None
+        wanted = (f"IN ({', '.join(str(int(n)) for n in numbers)})"
+                  if len(numbers) <= ROWS_BY_NUMBER
+                  else f"BETWEEN {int(numbers[0])} AND {int(numbers[-1])}")
+        parts.append(f"SELECT * EXCLUDE (file_row_number) FROM read_parquet("
+                     f"{parquet_list([root / name])}, file_row_number = true, "
+                     f"hive_partitioning = false) WHERE file_row_number {wanted}")
+    if not parts:
+        return None
+    return f"SELECT {', '.join(EVENT_COLUMNS)} FROM ({' UNION ALL BY NAME '.join(parts)})"

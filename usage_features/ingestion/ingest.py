@@ -36,7 +36,7 @@ from usage_features.adapters.duckdb_connection import (
     sql_string,
 )
 from usage_features.adapters.event_index import DamagedIndexError, EventIdIndex
-from usage_features.adapters.event_log import EventLog, read_rows
+from usage_features.adapters.event_log import EventLog, rows_sql
 from usage_features.adapters.parquet_repository import ParquetUsageRepository
 from usage_features.adapters.stored_files import stored_files
 from usage_features.config import RepoPaths
@@ -258,7 +258,8 @@ def _stored_matches(con: duckdb.DuckDBPyConnection, log: EventLog,
                     index: EventIdIndex) -> None:
     """``stored``: the stored rows whose id is a valid staged row's. The index names the rows
     whose id hashes alike (brought up to date with the log first); only those rows are read
-    (their row groups), and compared on the id itself: a hash collision is no match."""
+    (the vectors of their row groups holding them), and compared on the id itself: a hash
+    collision is no match."""
     files = log.files()
     index.sync(con, files)
     hashes = con.execute(f"SELECT DISTINCT {index.hash_sql.format('event_id')} AS h "
@@ -268,14 +269,12 @@ def _stored_matches(con: duckdb.DuckDBPyConnection, log: EventLog,
     except DamagedIndexError as exc:  # found by a block's checksum: rebuilt from the log
         index.rebuild(con, files, exc.problem)
         rows = index.lookup(hashes)
-    candidates = read_rows(log.root, rows)
+    candidates = rows_sql(log.root, rows)
     if candidates is None:
         run(con, f"CREATE TABLE stored AS SELECT {_COMPARED} FROM staged WHERE false")
         return
-    con.register("candidates", candidates)
-    run(con, f"""CREATE TABLE stored AS SELECT {', '.join(EVENT_COLUMNS)} FROM candidates
+    run(con, f"""CREATE TABLE stored AS SELECT * FROM ({candidates})
                  WHERE event_id IN (SELECT event_id FROM staged WHERE reason IS NULL)""")
-    con.unregister("candidates")
 
 
 def _summarise(con: duckdb.DuckDBPyConnection) -> IngestSummary:
