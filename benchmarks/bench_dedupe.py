@@ -14,7 +14,9 @@ re-sent old events from random earlier days (half verbatim, half with another sc
   ``ingest._classify`` until this change, patched back in);
 - ``after``: through the id index (``adapters/event_index.py``), already up to date;
 - ``after, first use``: the index deleted first (an existing repo's first ingest with this
-  version: it is built from the whole log, then used).
+  version: it is built from the whole log, then used);
+- ``before, new ids only`` and ``after, new ids only``: a day of new ids only (no re-sent
+  event: no stored row to read back).
 
 The three must give the same summary (accepted, duplicates, conflicts). Writes
 ``results/dedupe.json`` and ``results/dedupe.md``.
@@ -36,6 +38,7 @@ from run_all import machine
 
 HERE = Path(__file__).resolve().parent
 RESENT = 1000
+MODES = ("before", "after", "after, first use", "before, new ids only", "after, new ids only")
 
 
 def make_log(work: Path, events: int, day_rows: int) -> None:
@@ -79,6 +82,13 @@ def make_log(work: Path, events: int, day_rows: int) -> None:
                       FROM '{work / "history.parquet"}' USING SAMPLE {RESENT} ROWS))
             ORDER BY timestamp)
             TO '{work / "day.parquet"}' (FORMAT parquet)""")
+        con.execute(f"""COPY (
+            SELECT CAST(uuid() AS VARCHAR) AS event_id, 'c' || (i % 10000) AS customer_id,
+                   TIMESTAMPTZ '2026-01-01 00:00:00+00' + to_microseconds(
+                       CAST(random() * 86400e6 AS BIGINT)) AS timestamp,
+                   'login' AS event_type, 0.5 AS feature_adoption_score
+            FROM range({day_rows}) t(i) ORDER BY timestamp)
+            TO '{work / "day-new.parquet"}' (FORMAT parquet)""")
 
 
 def scan_whole_log(con, log, index) -> None:
@@ -106,18 +116,51 @@ def ingest_day(work: Path, mode: str) -> None:
     shutil.rmtree(copy, ignore_errors=True)
     shutil.copytree(work / "repo", copy)
     repo = RepoPaths(copy)
-    if mode == "before":
-        ingest._stored_matches = scan_whole_log
+    day = work / ("day-new.parquet" if mode.endswith("new ids only") else "day.parquet")
+    steps = {"find stored ids": 0.0, "index the new files": 0.0}
+    find = scan_whole_log if mode.startswith("before") else ingest._stored_matches
+    sync = ingest.EventIdIndex.sync
+
+    inside = []
+
+    def timed_find(con, log, index):
+        started = time.perf_counter()
+        inside.append(True)
+        find(con, log, index)
+        inside.pop()
+        steps["find stored ids"] += time.perf_counter() - started
+
+    def timed_sync(self, con, files):  # after the commit (the one in "find" is counted there)
+        started = time.perf_counter()
+        sync(self, con, files)
+        if not inside:
+            steps["index the new files"] += time.perf_counter() - started
+
+    ingest._stored_matches = timed_find
+    if mode.startswith("before"):
         ingest.EventIdIndex.sync = lambda self, con, files: None
-    elif mode == "after, first use":
+    else:
+        ingest.EventIdIndex.sync = timed_sync
+    if mode == "after, first use":
         shutil.rmtree(repo.events / INDEX_DIR)
     started = time.perf_counter()
-    summary = ingest_files([work / "day.parquet"], repo)
+    summary = ingest_files([day], repo)
     seconds = round(time.perf_counter() - started, 2)
     shutil.rmtree(copy)
-    report(phase=mode, seconds=seconds, accepted=summary.accepted,
+    report(phase=mode, seconds=seconds, **{k: round(v, 2) for k, v in steps.items()},
+           accepted=summary.accepted,
            duplicates=summary.duplicates,
            conflicts=summary.rejected_by_reason.get("conflicting_event_id", 0))
+
+
+def cell(r: dict) -> str:
+    """Wall time and peak memory; for a day's ingest, the time of finding the stored ids and
+    of indexing the new files."""
+    if "error" in r:
+        return "error: " + r["error"][:60]
+    steps = (f" (find {r['find stored ids']} s, index {r['index the new files']} s)"
+             if "find stored ids" in r else "")
+    return f"{r['seconds']} s{steps}, {r['peak_rss_mib']:,} MiB"
 
 
 def main() -> None:
@@ -143,7 +186,7 @@ def main() -> None:
         made = run_phase(script, "make", "--workdir", str(work), "--events", str(size),
                          "--day-rows", str(args.day_rows))
         results[size] = {"make log": made}
-        for mode in ("before", "after", "after, first use"):
+        for mode in MODES:
             results[size][mode] = run_phase(script, "day", "--workdir", str(work),
                                             "--mode", mode)
             print(size, mode, results[size][mode], file=sys.stderr)
@@ -157,15 +200,16 @@ def main() -> None:
              f"({RESENT:,} re-sent old events: half verbatim, half with another score).", "",
              "| log | make the log (one ingest) | before: every log file's ids read | "
              "after: the id index | after, first use (index built) | summary "
-             "(accepted, duplicates, conflicts) |", "|---|---|---|---|---|---|"]
+             "(accepted, duplicates, conflicts) | before, new ids only | after, new ids only |",
+             "|---|---|---|---|---|---|---|---|"]
     for size, r in results.items():
-        cells = [f"{r[m]['seconds']} s, {r[m]['peak_rss_mib']:,} MiB" if "error" not in r[m]
-                 else "error: " + r[m]["error"][:60]
-                 for m in ("make log", "before", "after", "after, first use")]
+        cells = [cell(r[m]) for m in ("make log", "before", "after", "after, first use")]
         summaries = {(r[m].get("accepted"), r[m].get("duplicates"), r[m].get("conflicts"))
                      for m in ("before", "after", "after, first use")}
         same = next(iter(summaries)) if len(summaries) == 1 else f"DIFFER: {summaries}"
-        lines.append(f"| {size:,} events | " + " | ".join(cells) + f" | {same} |")
+        new = [cell(r[m]) for m in MODES[3:]]
+        lines.append(f"| {size:,} events | " + " | ".join(cells) + f" | {same} | "
+                     + " | ".join(new) + " |")
     (HERE / "results" / "dedupe.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
