@@ -1,6 +1,7 @@
 """Benchmark: the daily loop, ``refresh`` then ``monitor``, on a business of N customers.
 
     python benchmarks/bench_daily.py --customers 10000 --days 365 --work /tmp/bench-daily
+    python benchmarks/bench_daily.py ... --sink postgresql://127.0.0.1/test  # and PostgreSQL
 
 Prepares once (kept in ``--work`` and reused): simulates ``days`` days, ingests all but the
 last, builds, trains and materializes. Then delivers the last day's events (about 30,000 at
@@ -34,10 +35,9 @@ def phase_prepare(work: Path, customers: int, days: int) -> None:
     import pandas as pd
 
     from usage_features.config import RepoPaths
-    from usage_features.features.build import build_features
-    from usage_features.features.store import apply_definitions
     from usage_features.ingestion import ingest_files
     from usage_features.ingestion.customers import load_customers
+    from usage_features.service_layer.build import build
     from usage_features.service_layer.demo import new_feature_repo
     from usage_features.service_layer.materialize import materialize
     from usage_features.service_layer.train import TrainConfig, train
@@ -55,8 +55,7 @@ def phase_prepare(work: Path, customers: int, days: int) -> None:
     paths = RepoPaths(repo)
     ingest_files([work / "raw" / "history.parquet"], paths, now=cut)
     load_customers(customers_path, paths)
-    build_features(paths)
-    apply_definitions(repo)
+    build(paths)  # and `feast apply`, recorded: the refresh applies only if definitions change
     train(TrainConfig(repo=repo, importance_repeats=1))
     materialize(repo, end=cut)
     shutil.copytree(repo, work / "prepared")
@@ -64,7 +63,7 @@ def phase_prepare(work: Path, customers: int, days: int) -> None:
            events_last_day=int((events.timestamp >= cut).sum()))
 
 
-def phase_refresh(work: Path, days: int) -> None:
+def phase_refresh(work: Path, days: int, sink: str | None) -> None:
     from usage_features.service_layer.bootstrap import bootstrap
     from usage_features.service_layer.refresh import refresh
 
@@ -76,7 +75,8 @@ def phase_refresh(work: Path, days: int) -> None:
     inbox.mkdir()
     shutil.copy(work / "raw" / "last_day.parquet", inbox / "events-last-day.parquet")
     started = time.perf_counter()
-    summary = refresh(bootstrap(repo), inbox=inbox, now=last_day(days) + timedelta(1))
+    summary = refresh(bootstrap(repo, sink=sink), inbox=inbox,
+                      now=last_day(days) + timedelta(1))
     report(phase="refresh", seconds=round(time.perf_counter() - started, 2),
            steps=summary.seconds, events=summary.events_accepted, scored=summary.scored,
            active=summary.active_customers, alarms=summary.alarms)
@@ -98,11 +98,13 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=10_000)
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--work", type=Path, default=Path("/tmp/bench-daily"))
+    parser.add_argument("--sink", help="also deliver the scores to this PostgreSQL conninfo "
+                                       "(as `refresh --sink`)")
     args = parser.parse_args()
     if args.phase == "prepare":
         return phase_prepare(args.work, args.customers, args.days)
     if args.phase == "refresh":
-        return phase_refresh(args.work, args.days)
+        return phase_refresh(args.work, args.days, args.sink)
     if args.phase == "monitor":
         return phase_monitor(args.work)
     script = str(Path(__file__).resolve())
@@ -111,7 +113,9 @@ def main() -> None:
     results = []
     if not (args.work / "prepared").exists():
         results.append(run_phase(script, "prepare", *sizes))
-    results += [run_phase(script, "refresh", *sizes), run_phase(script, "monitor", *sizes)]
+    sink = ["--sink", args.sink] if args.sink else []
+    results += [run_phase(script, "refresh", *sizes, *sink),
+                run_phase(script, "monitor", *sizes)]
     for result in results:
         print(json.dumps(result))
 

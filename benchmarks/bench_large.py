@@ -41,6 +41,8 @@ def phases(customers: int, work: Path, build_only: bool, first: bool,
            ("ingest", ["ingest", *common]), ("build", ["build", *common])]
     if not build_only:
         out += [("retrieve 100,000 rows", ["retrieve", *common, "--entity-rows", "100000"]),
+                ("retrieve 100,000 rows, floor: presorted in-memory binary search",
+                 ["retrieve", *common, "--entity-rows", "100000", "--store", "floor"]),
                 ("retrieve 1,000 rows", ["retrieve", *common, "--entity-rows", "1000"])]
         if first:  # the daily loop at scale: incremental build == full build, exactly
             out.append(("incremental build of the last day", ["incremental", *common]))

@@ -1,10 +1,12 @@
 """`usage-features build --engine spark` on a real Spark standalone cluster (a master and two
 workers, separate processes and, where the machine allows, separate network hosts) writes the
-DuckDB build's tables, with its tasks run by both workers."""
+DuckDB build's tables, with its tasks run by both workers; `refresh --engine spark` on it writes
+the day's tables a DuckDB refresh writes."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import warnings
@@ -16,6 +18,7 @@ import pytest
 import yaml
 
 from tests.conftest import copy_feature_repo
+from tests.daily_world import FIRST_DAILY, day_end, make_world
 from tests.integration.spark_cluster import spark_cluster
 from tests.integration.test_spark import (
     SPARK_CONFIG,
@@ -144,3 +147,42 @@ class TestBuildOnASparkCluster:
             assert cluster.workers_see(workspace / "spark") == [["data"]] * WORKERS
             assert cluster.workers_see(on_cluster.data) == [sorted(
                 p.name for p in on_cluster.data.iterdir())] * WORKERS
+
+
+def place(source: Path, target: Path) -> None:
+    """Make ``target`` a copy of the repo ``source``, keeping the directory ``target/data``
+    itself (the workers see it through a bind mount of that very directory)."""
+    for child in [*target.iterdir(), *(target / "data").iterdir()]:
+        if child != target / "data":
+            shutil.rmtree(child) if child.is_dir() else child.unlink()
+    shutil.copytree(source, target, symlinks=True, dirs_exist_ok=True)
+
+
+class TestRefreshOnASparkCluster:
+    def test_the_days_tables_equal_a_duckdb_refresh(self, workspace, tmp_path_factory, cluster):
+        world = make_world(tmp_path_factory.mktemp("world"))
+        on_cluster = RepoPaths(workspace / "spark")
+        place(world.repo, on_cluster.repo)
+        event_log = workspace / "spark-refresh-events"
+        event_log.mkdir()
+        cluster_spark_conf(on_cluster.repo, event_log)
+        world.deliver(FIRST_DAILY)
+        now = day_end(FIRST_DAILY).isoformat()
+        inbox = world.work / "inbox"
+
+        reference = world.refresh(FIRST_DAILY)
+        done = subprocess.run(
+            [sys.executable, "-m", "usage_features", "refresh", "--repo", str(on_cluster.repo),
+             "--inbox", str(inbox), "--now", now, "--json", "--engine", "spark",
+             "--spark-master", cluster.master_url],
+            env=cluster.driver_env(), capture_output=True, text=True, timeout=900)
+
+        assert reference.exit_code in (0, 1), reference.output
+        assert done.returncode in (0, 1), done.stdout[-3000:] + done.stderr[-3000:]
+        summary, expected = json.loads(done.stdout.splitlines()[-1]), json.loads(
+            reference.output.splitlines()[-1])
+        assert summary["events_accepted"] == expected["events_accepted"] > 0
+        assert summary["feature_rows_changed"] and summary["scored"] == expected["scored"]
+        assert_tables_equal(tables(on_cluster), tables(RepoPaths(world.repo)))
+        ran = tasks_by_worker(event_log)
+        assert len(ran) == WORKERS and min(ran.values()) > 0

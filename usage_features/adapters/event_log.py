@@ -40,6 +40,8 @@ from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import numpy as np
+
 from usage_features.adapters.checksums import (
     DamagedFileError,
     file_problem,
@@ -50,6 +52,7 @@ from usage_features.adapters.checksums import (
 from usage_features.adapters.duckdb_connection import connect, parquet_list
 from usage_features.adapters.files import atomic_write, file_lock, fsync_dir
 from usage_features.config import RepoPaths
+from usage_features.schema import EVENT_COLUMNS
 
 PARTITION_GLOB = "event_date=*/*.parquet"
 MANIFESTS = "_manifest"
@@ -66,8 +69,15 @@ class EventLog:
         self.root = paths.events
 
     def files(self) -> list[Path]:
-        """Every file of the log. Under :meth:`write_lock` only; readers use :meth:`snapshot`."""
-        return sorted(self.root.glob(PARTITION_GLOB))
+        """Every file of the log (:data:`PARTITION_GLOB`). Under :meth:`write_lock` only;
+        readers use :meth:`snapshot`."""
+        try:
+            partitions = [e.path for e in os.scandir(self.root)
+                          if e.name.startswith("event_date=") and e.is_dir()]
+        except FileNotFoundError:
+            return []
+        return sorted(Path(e.path) for partition in partitions for e in os.scandir(partition)
+                      if e.name.endswith(".parquet") and e.is_file())
 
     def is_empty(self) -> bool:
         """Whether the log has no file (under :meth:`write_lock`; readers use :meth:`snapshot`)."""
@@ -256,3 +266,27 @@ class EventLog:
                 journal.unlink()
         shutil.rmtree(staging, ignore_errors=True)
 
+
+
+#: Up to this many rows of a file are selected by number; more, by their range.
+ROWS_BY_NUMBER = 256
+
+
+def rows_sql(root: Path, rows: dict[str, np.ndarray]) -> str | None:
+    """SQL of the event columns of the given rows of the log's files (path under ``root`` ->
+    row numbers, sorted), and maybe of rows between them (a caller filters on the id). DuckDB
+    pushes the row numbers down: it reads only the row groups holding them, and of those only
+    the vectors of 2,048 rows holding them. None for no row."""
+    parts = []
+    for name, numbers in sorted(rows.items()):
+        if not len(numbers):
+            continue
+        wanted = (f"IN ({', '.join(str(int(n)) for n in numbers)})"
+                  if len(numbers) <= ROWS_BY_NUMBER
+                  else f"BETWEEN {int(numbers[0])} AND {int(numbers[-1])}")
+        parts.append(f"SELECT * EXCLUDE (file_row_number) FROM read_parquet("
+                     f"{parquet_list([root / name])}, file_row_number = true, "
+                     f"hive_partitioning = false) WHERE file_row_number {wanted}")
+    if not parts:
+        return None
+    return f"SELECT {', '.join(EVENT_COLUMNS)} FROM ({' UNION ALL BY NAME '.join(parts)})"

@@ -66,6 +66,8 @@ def snapshot_path(scores_dir: Path, day: date) -> Path:
 
 def scores_table(scores: Sequence[Score]) -> pa.Table:
     """``scores`` as rows of :func:`schema` for their horizons."""
+    # each field read by name (Score.row; dataclasses.astuple deep-copies every value: 0.7 ms
+    # a score)
     target = schema(scores_horizons(scores))
     rows = [s.row() for s in scores]
     return pa.Table.from_arrays(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 from datetime import UTC, datetime
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -89,6 +90,20 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object.
 ConfigOption = Annotated[str, typer.Option(
     "--config", help="The repo's Feast config file, e.g. feature_store.redis.yaml.")]
 
+
+class Engine(str, Enum):
+    duckdb = "duckdb"
+    spark = "spark"
+
+
+EngineOption = Annotated[Engine, typer.Option(
+    help="duckdb: in process. spark: PySpark (the package's spark extra and Java 17+), "
+         "configured by the repo's feature_store.spark.yaml or spark-submit.")]
+SparkMasterOption = Annotated[str | None, typer.Option(
+    metavar="URL", envvar="USAGE_FEATURES_SPARK_MASTER",
+    help="With --engine spark: the cluster to run on (spark://host:7077, yarn, k8s://...), "
+         "instead of the spark.master of feature_store.spark.yaml. Executors read and write "
+         "the repo's data/ at the same path: it must be shared storage.")]
 
 MaxLagOption = Annotated[float | None, typer.Option(
     "--max-lag-hours", help="Warn when the latest ingested event is older than this at the "

@@ -11,8 +11,11 @@ import typer
 
 from usage_features.cli import (
     ConfigOption,
+    Engine,
+    EngineOption,
     MaxLagOption,
     RepoOption,
+    SparkMasterOption,
     app,
     bootstrap_or_fail,
     console,
@@ -46,6 +49,8 @@ def refresh(
         min=0.0, help="Take an inbox file only when it was last modified at least this many "
                       "seconds ago (by the wall clock); 0: no settle time.")] = 0.0,
     model: Annotated[Path | None, typer.Option(help="Model file; default the repo's.")] = None,
+    engine: EngineOption = Engine.duckdb,
+    spark_master: SparkMasterOption = None,
     config: ConfigOption = "feature_store.yaml",
     as_json: Annotated[bool, typer.Option(
         "--json", help="Print the summary as one JSON object (on every exit status).")] = False,
@@ -57,21 +62,26 @@ def refresh(
     not done), 3 busy (another refresh of the repo is running).
     """
     # deferred: the service layer loads scikit-learn, pandas, DuckDB (~1 s); --help must not wait
+    from usage_features.adapters.sql_engine import EngineUnavailable
     from usage_features.service_layer.bootstrap import bootstrap
     from usage_features.service_layer.refresh import RefreshBusyError
     from usage_features.service_layer.refresh import refresh as run_refresh
 
     moment = utc(now) if now else None
+    if spark_master and engine is not Engine.spark:
+        raise _stopped(as_json, moment, EXIT_ERROR, "--spark-master is for --engine spark "
+                       "(the duckdb engine runs in process)")
     try:
         if sink:
             require("postgres", "refresh --sink")
         context = bootstrap(repo, config, model, max_lag_hours, sink)
         with console.status("refresh") as status:
             summary = run_refresh(context, inbox, moment, customers, progress=status.update,
-                                  settle_seconds=settle_seconds)
+                                  settle_seconds=settle_seconds, engine=engine.value,
+                                  spark_master=spark_master)
     except RefreshBusyError as exc:
         raise _stopped(as_json, moment, EXIT_BUSY, str(exc)) from None
-    except (MissingExtraError, ValueError, OSError) as exc:
+    except (MissingExtraError, EngineUnavailable, ValueError, OSError) as exc:
         raise _stopped(as_json, moment, EXIT_ERROR, str(exc)) from None
     except Exception as exc:  # a bug: its traceback for the report, and still the one object
         console.print_exception()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import warnings
 from datetime import UTC, datetime
-from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -14,8 +13,11 @@ from rich.table import Table
 
 from usage_features.cli import (
     ConfigOption,
+    Engine,
+    EngineOption,
     JsonOption,
     RepoOption,
+    SparkMasterOption,
     app,
     console,
     fail,
@@ -251,23 +253,11 @@ def load_customers_command(
     out.print(f"loaded {rows:,} customers into {RepoPaths(repo).customers}")
 
 
-class Engine(str, Enum):
-    duckdb = "duckdb"
-    spark = "spark"
-
-
 @app.command()
 def build(
     repo: RepoOption,
-    engine: Annotated[Engine, typer.Option(
-        help="duckdb: in process. spark: PySpark (the package's spark extra and Java 17+), "
-             "configured by the repo's feature_store.spark.yaml or spark-submit.")
-    ] = Engine.duckdb,
-    spark_master: Annotated[str | None, typer.Option(
-        metavar="URL", envvar="USAGE_FEATURES_SPARK_MASTER",
-        help="With --engine spark: the cluster to run on (spark://host:7077, yarn, k8s://...), "
-             "instead of the spark.master of feature_store.spark.yaml. Executors read and write "
-             "the repo's data/ at the same path: it must be shared storage.")] = None,
+    engine: EngineOption = Engine.duckdb,
+    spark_master: SparkMasterOption = None,
     config: ConfigOption = "feature_store.yaml",
     as_json: JsonOption = False,
 ) -> None:

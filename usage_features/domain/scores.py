@@ -49,9 +49,10 @@ class Score:
 
     def row(self) -> dict:
         """The score's columns (:func:`score_columns`) and values; reasons a list."""
-        out = {f.name: getattr(self, f.name) for f in fields(self)
-               if f.name != "horizon_probabilities"}
+        out = {name: getattr(self, name) for name in SCORE_FIELDS}
         out["reasons"] = list(self.reasons)
+        if not self.horizon_probabilities:
+            return out
         horizons = {horizon_field(days): p for days, p in self.horizon_probabilities}
         return {column: (horizons[column] if column in horizons else out[column])
                 for column in score_columns(days for days, _ in self.horizon_probabilities)}

@@ -46,6 +46,7 @@ from usage_features.adapters.duckdb_connection import (
 from usage_features.adapters.event_log import EventLog
 from usage_features.adapters.feature_tables import RECORDS, publishing, table_key
 from usage_features.adapters.files import fsync_dir
+from usage_features.adapters.key_index import key_index_path, write_key_index
 from usage_features.adapters.row_sidecar import sidecar_path, write_sidecar
 from usage_features.adapters.spark_session import repo_spark_conf
 from usage_features.adapters.sql_engine import Engine, open_engine
@@ -222,10 +223,13 @@ def check_tables(repo: RepoPaths, state: dict) -> Damage:
             damage.months.add(path.stem)
             damage.found.append((path, problem, "recomputed from the event log"))
             continue
-        problem = file_problem(sidecar_path(path), record["sidecar"])
-        if problem:
+        if KEYS not in record:  # written before key indexes: written now, not a problem
             damage.sidecars.add(path.stem)
-            damage.found.append((sidecar_path(path), problem, "rewritten"))
+        for name, place in COMPANIONS.items():
+            problem = file_problem(place(path), record[name]) if record.get(name) else None
+            if problem:
+                damage.sidecars.add(path.stem)
+                damage.found.append((place(path), problem, "rewritten"))
     for path in sorted(repo.customer_usage.rglob("*.parquet")):
         if table_key(repo, path) not in months:
             damage.extra.append(path)
@@ -274,6 +278,31 @@ class Tables:
         return staged if repo.customer_profile in self.singles else repo.customer_profile
 
 
+#: The record of a month file's key index (:mod:`~usage_features.adapters.key_index`).
+KEYS = "keys"
+#: The files written beside each month file, by their records' names: where each lives.
+COMPANIONS = {"sidecar": sidecar_path, KEYS: key_index_path}
+
+
+def _companions(month: Path, out: Path | None = None) -> dict:
+    """Write ``month``'s row sidecar and key index (into ``out``, else beside it); their
+    records (the key index's None where it cannot describe the file)."""
+    def place(path: Path) -> Path | None:
+        return out / path.name if out else None
+
+    return {"sidecar": write_sidecar(month, place(sidecar_path(month))),
+            KEYS: write_key_index(month, "customer_id", "feature_timestamp",
+                                  place(key_index_path(month)))}
+
+
+def _move_in(written: Path, target: Path) -> None:
+    """Move a written companion file to its place; a stale one goes where none was written."""
+    if written.exists():
+        os.replace(written, target)
+    else:
+        target.unlink(missing_ok=True)
+
+
 def _publish(repo: RepoPaths, state: dict, tables: Tables) -> None:
     """Record the new files' checksums (writing the sidecars), then move them in and write the
     state, under the exclusive tables lock."""
@@ -283,12 +312,11 @@ def _publish(repo: RepoPaths, state: dict, tables: Tables) -> None:
     for value in tables.months:
         staged = tables.month(value)
         record = parquet_record(staged)
-        record["sidecar"] = write_sidecar(staged)
+        record.update(_companions(staged))
         records[table_key(repo, repo.customer_usage / staged.name)] = record
     for value in sorted(tables.sidecars):
         month = repo.customer_usage / f"{value}.parquet"
-        records[table_key(repo, month)]["sidecar"] = write_sidecar(
-            month, tables.out / sidecar_path(month).name)
+        records[table_key(repo, month)].update(_companions(month, tables.out))
     for target in tables.singles:
         records[table_key(repo, target)] = parquet_record(tables.out / target.name)
     repo.customer_usage.mkdir(parents=True, exist_ok=True)
@@ -297,17 +325,20 @@ def _publish(repo: RepoPaths, state: dict, tables: Tables) -> None:
     with publishing(repo):
         for value in tables.months:
             staged, month = tables.month(value), repo.customer_usage / f"{value}.parquet"
-            os.replace(sidecar_path(staged), sidecar_path(month))
+            for place in COMPANIONS.values():
+                _move_in(place(staged), place(month))
             os.replace(staged, month)
         for value in tables.sidecars:
             month = repo.customer_usage / f"{value}.parquet"
-            os.replace(tables.out / sidecar_path(month).name, sidecar_path(month))
+            for place in COMPANIONS.values():
+                _move_in(tables.out / place(month).name, place(month))
         for target in tables.singles:
             os.replace(tables.out / target.name, target)
         for value in stale:
             month = repo.customer_usage / f"{value}.parquet"
             month.unlink(missing_ok=True)
-            sidecar_path(month).unlink(missing_ok=True)
+            for place in COMPANIONS.values():
+                place(month).unlink(missing_ok=True)
             records.pop(table_key(repo, month), None)
         for path in tables.extra:
             path.unlink(missing_ok=True)

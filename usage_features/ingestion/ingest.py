@@ -4,11 +4,14 @@
    is an error that names it.
 2. Rows stream through column-wise validation (SQL) into a staging table, a million at a time
    (:mod:`usage_features.ingestion.staging`).
-3. Under the repo's write lock, valid rows are classified against the whole log and against
-   earlier rows of the same input: ``accepted`` (new id), ``duplicate`` (same id, same values)
-   or ``conflict`` (same id, other values: rejected, never overwritten).
+3. Under the repo's write lock, valid rows are classified against the whole log (through its
+   id index, :mod:`usage_features.adapters.event_index`: only the stored rows whose id hashes
+   like a new one's are read) and against earlier rows of the same input: ``accepted`` (new
+   id), ``duplicate`` (same id, same values) or ``conflict`` (same id, other values: rejected,
+   never overwritten).
 4. Rejected rows go to ``data/quarantine/<file>-<hash>.parquet`` with their original values
-   and a ``reason``; accepted rows are committed atomically to the log (see ``EventLog``).
+   and a ``reason``; accepted rows are committed atomically to the log (see ``EventLog``), then
+   indexed (an ingest stopped in between: the next one indexes them first).
 
 Re-ingesting a file adds nothing and rewrites its quarantine file with the same rows.
 
@@ -29,11 +32,11 @@ import pyarrow as pa
 from usage_features.adapters.duckdb_connection import (
     connect,
     copy_atomically,
-    parquet_list,
     run,
     sql_string,
 )
-from usage_features.adapters.event_log import EventLog
+from usage_features.adapters.event_index import DamagedIndexError, EventIdIndex
+from usage_features.adapters.event_log import EventLog, rows_sql
 from usage_features.adapters.parquet_repository import ParquetUsageRepository
 from usage_features.adapters.stored_files import stored_files
 from usage_features.config import RepoPaths
@@ -171,7 +174,8 @@ def _ingest(con, sources: dict[Path | None, Input], repo, rules: Rules, on_rows,
                                 if "event_id" in s.absent])
     log = EventLog(repo)
     with log.write_lock():
-        _classify(con, log)
+        index = EventIdIndex(log.root)
+        _classify(con, log, index)
         summary = _summarise(con)
         summary.unlisted_by_name = _unlisted(con, rules)
         if all_or_nothing and summary.rejected:
@@ -179,6 +183,7 @@ def _ingest(con, sources: dict[Path | None, Input], repo, rules: Rules, on_rows,
         summary.quarantine_files = _write_quarantine(con, list(sources), repo)
         if summary.accepted:
             _commit_accepted(con, log, list(sources))
+            index.sync(con, log.files())  # (killed before this: the next sync does it)
     return summary
 
 
@@ -205,13 +210,15 @@ def _refuse(con, summary: IngestSummary) -> None:
     raise ValueError(f"invalid event(s), nothing stored: {summary.rejected_by_reason}")
 
 
-def _classify(con: duckdb.DuckDBPyConnection, log: EventLog) -> None:
+def _classify(con: duckdb.DuckDBPyConnection, log: EventLog, index: EventIdIndex) -> None:
     """``special``: the valid rows whose id repeats in the input or is already stored, with
     status ``accepted`` (first of a new id), ``duplicate`` or ``conflict``. Every other valid
     row is accepted without a sort or an aggregate of the whole input's rows.
 
     Repeated ids are rare: the candidates are the ids whose 64-bit hash repeats (a sort of
-    8-byte values; an aggregate of every id spilled at 10^8 events), checked on the ids."""
+    8-byte values; an aggregate of every id spilled at 10^8 events), checked on the ids.
+    Stored ids are found through the log's id index (:func:`_stored_matches`), in proportion
+    to the input's rows, not the log's."""
     run(con, """CREATE TABLE repeated AS
         WITH hashes AS (SELECT hash(event_id) AS h FROM staged WHERE reason IS NULL),
         candidates AS (SELECT h FROM (SELECT h, lead(h) OVER (ORDER BY h) AS next FROM hashes)
@@ -219,14 +226,7 @@ def _classify(con: duckdb.DuckDBPyConnection, log: EventLog) -> None:
         SELECT event_id FROM staged
         WHERE reason IS NULL AND hash(event_id) IN (SELECT h FROM candidates)
         GROUP BY event_id HAVING count(*) > 1""")
-    stored = (
-        f"SELECT {_COMPARED} FROM staged WHERE false" if log.is_empty()
-        else f"SELECT {', '.join(EVENT_COLUMNS)} "
-        f"FROM read_parquet({parquet_list(log.files())}, "
-        "hive_partitioning = false, union_by_name = true) "
-        "WHERE event_id IN (SELECT event_id FROM staged WHERE reason IS NULL)"
-    )
-    run(con, f"CREATE TABLE stored AS {stored}")
+    _stored_matches(con, log, index)
     columns = ", ".join(f"{c} AS ref_{c}" for c in EVENT_COLUMNS)
     run(con, f"""
         CREATE TABLE special AS
@@ -252,6 +252,29 @@ def _classify(con: duckdb.DuckDBPyConnection, log: EventLog) -> None:
         FROM v JOIN ref ON v.event_id = ref.ref_event_id""")
     run(con, "CREATE TABLE dropped AS SELECT file_index, source_row, status FROM special "
              "WHERE status <> 'accepted'")
+
+
+def _stored_matches(con: duckdb.DuckDBPyConnection, log: EventLog,
+                    index: EventIdIndex) -> None:
+    """``stored``: the stored rows whose id is a valid staged row's. The index names the rows
+    whose id hashes alike (brought up to date with the log first); only those rows are read
+    (the vectors of their row groups holding them), and compared on the id itself: a hash
+    collision is no match."""
+    files = log.files()
+    index.sync(con, files)
+    hashes = con.execute(f"SELECT DISTINCT {index.hash_sql.format('event_id')} AS h "
+                         "FROM staged WHERE reason IS NULL").fetchnumpy()["h"]
+    try:
+        rows = index.lookup(hashes)
+    except DamagedIndexError as exc:  # found by a block's checksum: rebuilt from the log
+        index.rebuild(con, files, exc.problem)
+        rows = index.lookup(hashes)
+    candidates = rows_sql(log.root, rows)
+    if candidates is None:
+        run(con, f"CREATE TABLE stored AS SELECT {_COMPARED} FROM staged WHERE false")
+        return
+    run(con, f"""CREATE TABLE stored AS SELECT * FROM ({candidates})
+                 WHERE event_id IN (SELECT event_id FROM staged WHERE reason IS NULL)""")
 
 
 def _summarise(con: duckdb.DuckDBPyConnection) -> IngestSummary:

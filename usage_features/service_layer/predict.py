@@ -22,7 +22,7 @@ from usage_features.adapters.event_log import EventLog
 from usage_features.adapters.stored_files import stored_files
 from usage_features.domain.scores import horizon_field
 from usage_features.domain.status import ACTIVE, INVALID
-from usage_features.features.request_time import statuses
+from usage_features.features.request_time import epoch_seconds, statuses
 from usage_features.features.retrieval import TIMESTAMP, historical_features
 from usage_features.features.spec import DAYS_SINCE_LAST_EVENT, TENURE_DAYS
 from usage_features.service_layer.bootstrap import Context
@@ -82,11 +82,11 @@ def predict(context: Context, entities: pd.DataFrame) -> pd.DataFrame:
                          "(naive times are ambiguous)")
     paths, model = context.paths, context.model
     frame = historical_features(context.store, entities)
-    moments = (times.dt.tz_convert("UTC") - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
+    moments = epoch_seconds(times)
     ids = entities["customer_id"].astype(str).tolist()
     status = statuses(frame[DAYS_SINCE_LAST_EVENT].to_numpy(dtype=float),
                       frame[TENURE_DAYS].to_numpy(dtype=float),
-                      ChurnDates(paths.customers).seconds(ids), moments.to_numpy(dtype=float))
+                      ChurnDates(paths.customers).seconds(ids), moments)
     # NaN (null in Parquet, empty in CSV) for a customer not scored
     predicted = model.predict_frame(frame)
     active = status == ACTIVE

@@ -7,7 +7,8 @@ killed one, completes the day and doubles nothing):
    (:func:`.ingest.ingest_inbox`: a file still being written waits, one that cannot be read is
    set aside, a symbolic link or a special file is refused unread; the others go on);
 2. reload the customers table when a file is given (new signups, churns);
-3. build the feature tables incrementally and ``feast apply``;
+3. build the feature tables incrementally (with DuckDB, or Spark: ``engine``) and
+   ``feast apply``;
 4. materialize the online store up to ``now``;
 5. score every active customer (signed up at or before ``now``, not churned by then);
 6. hand the scores to each of the context's sinks: the repo's snapshot
@@ -86,11 +87,13 @@ class RefreshSummary:
 
 def refresh(context: Context, inbox: Path | None = None, now: datetime | None = None,
             customers: Path | None = None, progress: Callable[[str], None] | None = None,
-            settle_seconds: float = 0.0) -> RefreshSummary:
+            settle_seconds: float = 0.0, engine: str = "duckdb",
+            spark_master: str | None = None) -> RefreshSummary:
     """Run the day's refresh of the context's repo to ``now`` (default the current time):
     ``inbox`` default ``DIR/inbox``, ``customers`` a customers file to load first,
     ``settle_seconds`` how long ago (by the wall clock) an inbox file must have been last
-    modified to be taken."""
+    modified to be taken; ``engine`` (``duckdb`` or ``spark``, with ``spark_master``) builds
+    the feature tables, as ``build --engine``."""
     say = progress or (lambda _: None)
     paths = context.paths
     now = now or datetime.now(UTC)
@@ -115,8 +118,8 @@ def refresh(context: Context, inbox: Path | None = None, now: datetime | None = 
                 say("loading the customers table")
                 load_customers(customers, paths)
         with timed("build"):
-            say("building feature tables")
-            built = build(paths, context.config)
+            say(f"building feature tables with {engine}")
+            built = build(paths, context.config, engine, spark_master)
             summary.feature_rows_changed = built.changed
             # a damaged stored file was repaired: served from the repair, and an alarm
             summary.alarms += [f"repaired: {line}" for line in built.repaired]

@@ -7,6 +7,9 @@ Checked, each finding one :class:`Problem` (one line naming the file and the fix
   damaged manifest. The log is the source of truth: a damaged file is not repaired, its
   problem names the input files to ingest again. (Files ingested before manifests existed are
   counted in a note; ``repair`` records their checksums as they are.)
+- **event index**: the id index ingest finds stored ids with: its catalogue's SHA-256, each
+  block's CRC-32, and the log files it names (:mod:`usage_features.adapters.event_index`);
+  repaired by rebuilding it from the log;
 - **build state**: it carries its own SHA-256;
 - **feature tables**: every file the build recorded (month files, row sidecars, the profile and
   daily tables) against its size and SHA-256, and no month file the build did not write
@@ -22,6 +25,7 @@ Checked, each finding one :class:`Problem` (one line naming the file and the fix
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import io
 from dataclasses import asdict, dataclass, field
 
@@ -30,7 +34,9 @@ import pandas as pd
 
 from usage_features.adapters.checksums import DamagedFileError
 from usage_features.adapters.duckdb_connection import connect, parquet_list
+from usage_features.adapters.event_index import EventIdIndex
 from usage_features.adapters.event_log import EventLog
+from usage_features.adapters.files import file_lock
 from usage_features.features.build import NoEventsError, check_tables
 from usage_features.features.retrieval import historical_features, served_feature_names
 from usage_features.features.state import load_state
@@ -50,7 +56,8 @@ REMATERIALIZE = "run `usage-features verify --repair` (it materializes again fro
 
 @dataclass
 class Problem:
-    #: ``event log``, ``build state``, ``feature tables``, ``online store`` or ``model``.
+    #: ``event log``, ``event index``, ``build state``, ``feature tables``, ``online store``
+    #: or ``model``.
     part: str
     #: One line: the file (or store), what is wrong, the fix.
     message: str
@@ -87,6 +94,7 @@ def verify(context: Context, repair: bool = False, sample: int = DEFAULT_SKEW_SA
     if repair:
         _record_unrecorded(log, report)
     _event_log(log, report)
+    _event_index(log, report, repair)
     stored = _tables(context, report)
     if repair and stored:
         _rebuild(context, report, stored)
@@ -104,6 +112,28 @@ def _event_log(log: EventLog, report: VerifyReport) -> None:
                             "recorded: not checked (`usage-features verify --repair` records "
                             "their checksums as they are now)")
     report.problems += [Problem("event log", str(exc), repairable=False) for exc in damaged]
+
+
+def _event_index(log: EventLog, report: VerifyReport, repair: bool) -> None:
+    """The id index, checked with no ingest under way; ``repair``: rebuilt when damaged."""
+    index = EventIdIndex(log.root)
+    with connect() as con:
+        with file_lock(log.paths.lock, fcntl.LOCK_SH, create=False), log.snapshot() as files:
+            if not files:
+                return
+            found, lacking = index.problems(con, files)
+        problems = [Problem("event index", line, repairable=True) for line in found]
+        if repair and problems:
+            with log.write_lock():
+                index.rebuild(con, log.files(), "verify --repair")
+                again, lacking = index.problems(con, log.files())
+            for problem in problems:
+                problem.repaired = not again
+    if lacking:
+        report.notes.append(f"the event index lacks {lacking} log file(s) (ingested before the "
+                            "index existed, or by an ingest stopped after its commit): the next "
+                            "ingest indexes them")
+    report.problems += problems
 
 
 def _record_unrecorded(log: EventLog, report: VerifyReport) -> None:

@@ -27,6 +27,7 @@ from usage_features.adapters.feast_offline_store.sources import (
     source_path,
 )
 from usage_features.adapters.feature_tables import StoredTable, reading, recorded_files, table_key
+from usage_features.adapters.key_index import KeyIndex, encode_keys
 from usage_features.adapters.row_sidecar import Sidecar
 
 ROW = "__entity_row"
@@ -44,6 +45,9 @@ FILE_ROW = "__file_row"
 #: Row sidecars are read when their files hold at least this many rows per entity row: a row
 #: read (~1.5 us) costs about what scanning and joining 25 Parquet rows does (~60 ns each).
 SIDECAR_ROWS_PER_ENTITY_ROW = 25
+#: With key indexes pass 1 reads no Parquet file, and reading the matched rows by row beats a
+#: scan of the feature columns until there are about as many entity rows as table rows.
+KEYED_ROWS_PER_ENTITY_ROW = 1
 
 
 @dataclass(frozen=True)
@@ -162,42 +166,40 @@ class ViewJoin:
                 f"r.{ident(KEY_ID)} AND e.{ident(TS)} >= r.{ident(FEATURE_TS)}")
 
     def sidecar_join(self, con: duckdb.DuckDBPyConnection, alias: str,
-                     bounds: tuple[str, str] | None, entity_rows: int) -> str | None:
+                     bounds: tuple[str, str] | None, entity: pa.Table) -> str | None:
         """:meth:`pruned_join` with pass 2 from the files' row sidecars
         (:mod:`~usage_features.adapters.row_sidecar`): the feature columns of just the matched
         rows, by file and row number. None, and the caller joins as usual, unless every file has
         a current sidecar holding the columns, the source renames no column, and the entity
-        rows are few enough for reads by row to beat a scan (:data:`SIDECAR_ROWS_PER_ENTITY_ROW`).
+        rows are few enough for reads by row to beat a scan (:data:`SIDECAR_ROWS_PER_ENTITY_ROW`;
+        :data:`KEYED_ROWS_PER_ENTITY_ROW` where pass 1 is answered by the files' key indexes,
+        :mod:`~usage_features.adapters.key_index`, instead of a scan).
         """
         columns = list(dict.fromkeys(c for c, _ in self.features))
         if self.mapped or not self.files:
             return None
-        recorded = None
+        recorded, keyed = None, None
         if self.table is not None:  # the build's records: the rows, and each sidecar's record
             recorded = [self._record(f) for f in self.files]
             rows = sum(r["rows"] for r in recorded)
-            if (any("sidecar" not in r for r in recorded)
-                    or SIDECAR_ROWS_PER_ENTITY_ROW * entity_rows > rows):
+            if any("sidecar" not in r for r in recorded):
                 return None
-            self.check(self.columns_read(features=False))  # what pass 1 reads, first
+            keyed = self._keyed_matches(entity, recorded, rows)
+            if keyed is None:
+                if SIDECAR_ROWS_PER_ENTITY_ROW * entity.num_rows > rows:
+                    return None
+                self.check(self.columns_read(features=False))  # what pass 1 reads, first
         cars = [Sidecar.open(f, recorded[i]["sidecar"] if recorded else None)
                 for i, f in enumerate(self.files)]
         try:
+            scanned = keyed is None
             if (any(c is None for c in cars)
-                    or SIDECAR_ROWS_PER_ENTITY_ROW * entity_rows > sum(c.rows for c in cars)
+                    or (scanned and SIDECAR_ROWS_PER_ENTITY_ROW * entity.num_rows
+                        > sum(c.rows for c in cars))
                     or any(not {*columns, self.timestamp} <= set(c.names)
                            or {FILE, "file_row_number"} & set(c.names) for c in cars)):
                 return None
-            # each file's rows with its index in self.files (a number: no path per row)
-            for i, path in enumerate(self.files):
-                con.read_parquet(literal_path(path), file_row_number=True).create_view(
-                    f"{self.alias}__file{i}", replace=True)
-            located = f"{self.alias}__located"
-            files = " UNION ALL BY NAME ".join(
-                f"SELECT *, {i} AS {ident(FILE)} FROM {ident(f'{self.alias}__file{i}')}"
-                for i in range(len(self.files)))
-            con.execute(f"CREATE OR REPLACE VIEW {ident(located)} AS {files}")
-            matches = con.sql(self.matches_sql(bounds, located)).to_arrow_table()
+            matches = keyed if not scanned else self._scanned_matches(con, bounds)
             if not all(c.is_current() for c in cars):  # a file replaced while it was read
                 return None
             files = matches.column(FILE).to_numpy()
@@ -216,6 +218,59 @@ class ViewJoin:
             for car in cars:
                 if car is not None:
                     car.close()
+
+    def _scanned_matches(self, con: duckdb.DuckDBPyConnection,
+                         bounds: tuple[str, str] | None) -> pa.Table:
+        """Pass 1 by DuckDB over the files' keys and times, with each match's file and row."""
+        # each file's rows with its index in self.files (a number: no path per row)
+        for i, path in enumerate(self.files):
+            con.read_parquet(literal_path(path), file_row_number=True).create_view(
+                f"{self.alias}__file{i}", replace=True)
+        located = f"{self.alias}__located"
+        files = " UNION ALL BY NAME ".join(
+            f"SELECT *, {i} AS {ident(FILE)} FROM {ident(f'{self.alias}__file{i}')}"
+            for i in range(len(self.files)))
+        con.execute(f"CREATE OR REPLACE VIEW {ident(located)} AS {files}")
+        return con.sql(self.matches_sql(bounds, located)).to_arrow_table()
+
+    def _keyed_matches(self, entity: pa.Table, recorded: list[dict], rows: int
+                       ) -> pa.Table | None:
+        """Pass 1 from the files' key indexes (the same rows as :meth:`_scanned_matches`, as
+        DuckDB's ``ASOF JOIN`` finds them); None where they cannot answer it: a file without
+        an index, another key or time column, entity keys that are not plain strings, or more
+        entity rows than :data:`KEYED_ROWS_PER_ENTITY_ROW` allows."""
+        if (len(self.keys) != 1 or any(not r.get("keys") for r in recorded)
+                or KEYED_ROWS_PER_ENTITY_ROW * entity.num_rows > rows):
+            return None
+        (key, column), = self.keys.items()
+        keys = encode_keys(entity.column(column))
+        if keys is None:
+            return None
+        indexes = [KeyIndex.read(path, r["keys"]) for path, r in zip(self.files, recorded)]
+        if any((i.key, i.timestamp) != (key, self.timestamp) for i in indexes):
+            return None
+        at = _floor_micros(entity.column(TS))
+        file = np.full(len(keys), -1, dtype=np.int64)
+        row = np.full(len(keys), -1, dtype=np.int64)
+        stamp = np.full(len(keys), -1, dtype=np.int64)
+        open_rows = np.arange(len(keys))
+        for number in sorted(range(len(indexes)), key=lambda n: -indexes[n].month_start_us):
+            found, times = indexes[number].latest(keys[open_rows], at[open_rows])
+            hit = found >= 0
+            file[open_rows[hit]], row[open_rows[hit]] = number, found[hit]
+            stamp[open_rows[hit]] = times[hit]
+            open_rows = open_rows[~hit]
+            if not len(open_rows):
+                break
+        matched = np.flatnonzero((file >= 0) & entity.column(column).is_valid().to_numpy(
+            zero_copy_only=False))
+        return pa.table({
+            ROW_OF: entity.column(ROW).take(matched),
+            column: entity.column(column).take(matched),
+            MATCH_TS: pa.array(stamp[matched], pa.timestamp("us", tz="UTC")),
+            FILE: pa.array(file[matched], pa.int32()),
+            FILE_ROW: pa.array(row[matched], pa.int64()),
+        })
 
     def cutoff_join(self, alias: str) -> str:
         """Feast's ``filter_by_created_timestamp``: only rows created at or before the entity
@@ -308,7 +363,7 @@ def _join(con: duckdb.DuckDBPyConnection, entity: pa.Table, views: list[ViewJoin
             view.check(view.columns_read())
             joins.append(view.cutoff_join(a))
         elif prune and view.keys and not view.created:
-            fetched = view.sidecar_join(con, a, bounds, entity.num_rows)
+            fetched = view.sidecar_join(con, a, bounds, entity)
             if fetched is None:
                 view.check(view.columns_read())
             joins.append(fetched or view.pruned_join(a, bounds))
@@ -333,6 +388,17 @@ def _join(con: duckdb.DuckDBPyConnection, entity: pa.Table, views: list[ViewJoin
         raise RuntimeError(f"point-in-time join returned {result.num_rows} rows for "
                            f"{entity.num_rows} entity rows")
     return result.drop_columns([ROW])
+
+
+def _floor_micros(times: pa.ChunkedArray) -> np.ndarray:
+    """Timestamps as int64 epoch microseconds, rounded down (a time between two microseconds
+    is after the earlier one)."""
+    unit = times.type.unit
+    raw = times.cast(pa.timestamp(unit, tz="UTC")).to_numpy().view("int64")
+    per = {"s": None, "ms": None, "us": 1, "ns": 1000}[unit]
+    if per is None:
+        return raw * {"s": 1_000_000, "ms": 1000}[unit]
+    return np.floor_divide(raw, per)
 
 
 def _entity_time_bounds(con: duckdb.DuckDBPyConnection) -> tuple[str, str] | None:
