@@ -2,14 +2,17 @@
 
     nice -n 5 python benchmarks/bench_model.py                      # 1,500 and 10,000 x 3 seeds
     python benchmarks/bench_model.py --sizes 1500 --seeds 0 --name model_quick
+    python benchmarks/bench_model.py --sizes 3000 --mechanism gradual --name ceiling_gradual
 
 For each size and seed, in a child process: simulate (365 days), ingest, load the customers,
 build (+ feast apply) and train with the project's own train path (as ``usage-features train``
 and the demo do). Then, on the validation rows train scored (its ``validation_reference``
 file), the oracle (:mod:`usage_features.simulation.oracle`, from the hidden state) is scored
 beside every row of the metrics table train wrote (read as it is: model, baselines, whatever
-train evaluates). ``--drop-each F1,F2`` also refits the model without each named feature on the
-same rows (feature selection). Writes ``benchmarks/results/NAME.{md,json}``.
+train evaluates), and so is the onset oracle (``onset_probability``: it knows only when each
+customer's decline began). ``--mechanism gradual`` simulates the second churn mechanism.
+``--drop-each F1,F2`` also refits the model without each named feature on the same rows
+(feature selection). Writes ``benchmarks/results/NAME.{md,json}``.
 """
 
 from __future__ import annotations
@@ -35,7 +38,8 @@ def _labels(customers, rows, horizon_days: int):
     return ((churned > t) & (churned <= t + pd.Timedelta(days=horizon_days))).to_numpy(int)
 
 
-def run_one(customers: int, seed: int, days: int, drop_each: list[str]) -> dict:
+def run_one(customers: int, seed: int, days: int, drop_each: list[str],
+            mechanism: str = "default") -> dict:
     import pandas as pd
 
     from usage_features.config import RepoPaths
@@ -44,10 +48,11 @@ def run_one(customers: int, seed: int, days: int, drop_each: list[str]) -> dict:
     from usage_features.ingestion import ingest_files
     from usage_features.ingestion.customers import load_customers
     from usage_features.service_layer.demo import new_feature_repo
+    from usage_features.service_layer.train import TrainConfig, train
     from usage_features.simulation import SimulationConfig, simulate, write_simulation
-    from usage_features.simulation.oracle import oracle_for_rows
+    from usage_features.simulation.oracle import onset_for_rows, oracle_for_rows
     from usage_features.training import evaluate
-    from usage_features.training.train import REFERENCE_FILE, TrainConfig, train
+    from usage_features.training.report import REFERENCE_FILE
 
     seconds = {}
     clock = time.perf_counter()
@@ -61,7 +66,8 @@ def run_one(customers: int, seed: int, days: int, drop_each: list[str]) -> dict:
     with tempfile.TemporaryDirectory() as scratch:
         repo = new_feature_repo(ROOT / "feature_repo", Path(scratch) / "repo")
         paths = RepoPaths(repo)
-        sim = simulate(SimulationConfig(customers=customers, days=days, seed=seed))
+        sim = simulate(SimulationConfig(customers=customers, days=days, seed=seed,
+                                        mechanism=mechanism))
         events_path, customers_path = write_simulation(sim, Path(scratch) / "raw")
         lap("simulate")
         ingest_files([events_path], paths)
@@ -86,9 +92,12 @@ def run_one(customers: int, seed: int, days: int, drop_each: list[str]) -> dict:
         scores["shipped (recomputed)"] = {k: shipped[k] for k in ("roc_auc", "pr_auc")}
         oracle = evaluate.metrics(y, oracle_for_rows(sim.hidden, reference, horizon))
         scores["oracle"] = {k: oracle[k] for k in ("roc_auc", "pr_auc")}
+        onset = evaluate.metrics(y, onset_for_rows(sim.hidden, reference, horizon))
+        scores["onset oracle"] = {k: onset[k] for k in ("roc_auc", "pr_auc")}
         dropped = _drop_each(repo, horizon, drop_each) if drop_each else {}
         lap("score")
-    return {"customers": customers, "seed": seed, "days": days, "events": sim.events.num_rows,
+    return {"customers": customers, "seed": seed, "days": days, "mechanism": mechanism,
+            "events": sim.events.num_rows,
             "validation_rows": len(y), "validation_positives": int(y.sum()),
             "scores": scores, "drop_each": dropped, "seconds": seconds}
 
@@ -144,12 +153,15 @@ def summarize(runs: list[dict]) -> str:
             per_seed = "; ".join(f"{a:.3f} / {b:.3f}" for a, b in zip(roc, pr))
             lines.append(f"| {name} | {_mean_sd(roc)[0]:.4f} ± {_mean_sd(roc)[1]:.4f} | "
                          f"{_mean_sd(pr)[0]:.4f} ± {_mean_sd(pr)[1]:.4f} | {per_seed} |")
-        for metric in ("roc_auc", "pr_auc"):
-            gap = [r["scores"]["oracle"][metric] - r["scores"]["shipped (recomputed)"][metric]
-                   for r in group]
-            mean, sd = _mean_sd(gap)
-            lines.append(f"\nGap oracle - shipped model, {metric}: {mean:.4f} ± {sd:.4f} "
-                         f"(per seed {', '.join(f'{g:.4f}' for g in gap)})")
+        for oracle in ("oracle", "onset oracle"):
+            for metric in ("roc_auc", "pr_auc"):
+                gap = [r["scores"][oracle][metric] - r["scores"]["shipped (recomputed)"][metric]
+                       for r in group if oracle in r["scores"]]
+                if not gap:
+                    continue
+                mean, sd = _mean_sd(gap)
+                lines.append(f"\nGap {oracle} - shipped model, {metric}: {mean:.4f} ± {sd:.4f} "
+                             f"(per seed {', '.join(f'{g:.4f}' for g in gap)})")
         if group[0].get("drop_each"):
             lines += ["", "Refit without one feature (same rows; change vs all features):", "",
                       "| dropped | ROC AUC change mean ± sd | PR AUC change mean ± sd |",
@@ -205,6 +217,7 @@ def main(argv: list[str] | None = None) -> None:
     versus.add_argument("after", type=Path)
     for p in (parser, one):
         p.add_argument("--days", type=int, default=365)
+        p.add_argument("--mechanism", default="default", choices=("default", "gradual"))
         p.add_argument("--drop-each", default="", help="comma-separated served features")
     parser.add_argument("--sizes", type=int, nargs="+", default=[1500, 10_000])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -215,13 +228,14 @@ def main(argv: list[str] | None = None) -> None:
         return
     drop = [f for f in args.drop_each.split(",") if f]
     if args.command == "one":
-        print(json.dumps(run_one(args.customers, args.seed, args.days, drop)))
+        print(json.dumps(run_one(args.customers, args.seed, args.days, drop, args.mechanism)))
         return
     runs = []
     for size in args.sizes:
         for seed in args.seeds:
             command = [sys.executable, __file__, "one", "--customers", str(size), "--seed",
-                       str(seed), "--days", str(args.days), "--drop-each", args.drop_each]
+                       str(seed), "--days", str(args.days), "--drop-each", args.drop_each,
+                       "--mechanism", args.mechanism]
             done = subprocess.run(command, capture_output=True, text=True)
             if done.returncode != 0:
                 runs.append({"customers": size, "seed": seed,
@@ -234,7 +248,8 @@ def main(argv: list[str] | None = None) -> None:
     (results / f"{args.name}.json").write_text(json.dumps(runs, indent=1) + "\n")
     header = (f"# Model quality: shipped model vs baselines vs oracle\n\n"
               f"`python benchmarks/bench_model.py --sizes {' '.join(map(str, args.sizes))} "
-              f"--seeds {' '.join(map(str, args.seeds))}` ({args.days} days simulated; "
+              f"--seeds {' '.join(map(str, args.seeds))} --mechanism {args.mechanism}` "
+              f"({args.days} days simulated, the {args.mechanism} churn mechanism; "
               "validation rows as train splits them; the machine was shared).\n\n")
     errors = [r for r in runs if "error" in r]
     tail = "".join(f"\nRun failed: {r['customers']} customers, seed {r['seed']}: {r['error']}\n"

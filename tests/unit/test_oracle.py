@@ -11,11 +11,14 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from usage_features.simulation import Behaviour, SimulationConfig, simulate
+from usage_features.simulation.config import GRADUAL
 from usage_features.simulation.oracle import (
     LOW_ADOPTION,
     NOT_MONITORING,
     HiddenState,
     churn_probability,
+    onset_for_rows,
+    onset_probability,
     oracle_for_rows,
 )
 from usage_features.simulation.population import DAY_US, NEVER
@@ -133,3 +136,51 @@ def test_the_hidden_risk_carries_information_the_events_do_not(simulated):
     y = rows.label.to_numpy()
     open_ = (p > 0) & (p < 1)
     assert roc_auc_score(y[open_], p[open_]) > roc_auc_score(y[open_], blind[open_]) + 0.01
+
+
+def test_the_onset_oracle_knows_the_onset_day_and_nothing_else():
+    # equal onsets, different churn days, hidden risk, plans and risk flags: equal scores
+    flags = np.zeros((DAYS, 3), np.uint8)
+    flags[:, 1] = 3
+    state = hidden(3, decay_start=np.array([90, 90, 90], np.int32),
+                   churn_day=np.array([115, 150, 140], np.int32),
+                   latent_risk=np.array([0.3, 3.0, 1.0]), plan_hazard=np.array([1.6, 0.45, 1.0]),
+                   risk_flags=flags)
+    scores = onset_probability(state, ["c0", "c1", "c2"], at(100, 3), 30)
+    assert scores[0] == scores[1] == scores[2]
+    # by hand: churn on day 90 + L, L in 21..63 (all after day 100); (100, 130] holds
+    # the churn days 100..129, i.e. L in 21..39
+    assert scores[0] == pytest.approx(19 / 43)
+
+
+def test_the_onset_oracle_follows_the_mechanisms_delays():
+    state = hidden(1, decay_start=np.array([90], np.int32), churn_day=np.array([200], np.int32))
+    gradual = dataclasses.replace(state, behaviour=GRADUAL)
+    # L in 14..120: churned_at after day 100 for L >= 10 (all 107), in (100, 130] for L 14..39
+    assert onset_probability(gradual, ["c0"], at(100), 30)[0] == pytest.approx(26 / 107)
+    # later in the decline: fewer lengths remain, more of them end within the window
+    late = onset_probability(gradual, ["c0"], at(150), 30)
+    # churn days 150..210 remain possible (L 60..120), 150..179 are in (150, 180] (L 60..89)
+    assert late[0] == pytest.approx(30 / 61)
+
+
+def test_the_onset_oracle_sees_no_onset_at_or_after_t():
+    state = hidden(3, decay_start=np.array([100, 120, NEVER], np.int32),
+                   churn_day=np.array([130, 150, NEVER], np.int32))
+    assert onset_probability(state, ["c0", "c1", "c2"], at(100, 3), 30).tolist() == [0, 0, 0]
+    # an hour into the onset day, the onset is seen
+    hour = at(100) + pd.Timedelta(hours=1)
+    assert onset_probability(state, ["c0"], hour, 30)[0] > 0
+
+
+def test_the_onset_oracle_ranks_churners_but_below_the_full_oracle(simulated):
+    sim, rows = simulated
+    y = rows.label.to_numpy()
+    onset = onset_for_rows(sim.hidden, rows, 30)
+    full = oracle_for_rows(sim.hidden, rows, 30)
+    assert 0.75 < roc_auc_score(y, onset) < roc_auc_score(y, full)
+    began = onset > 0
+    # where a decline began, its score is calibrated (customer-clustered z within 3.5)
+    residual = pd.Series(y[began] - onset[began])
+    per_customer = residual.groupby(rows.customer_id.to_numpy()[began]).sum()
+    assert abs(residual.sum() / np.sqrt((per_customer ** 2).sum())) < 3.5

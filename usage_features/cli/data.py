@@ -29,6 +29,13 @@ from usage_features.cli import (
 from usage_features.config import RepoPaths
 
 
+class Mechanism(str, Enum):
+    """The simulator's churn mechanisms (``usage_features.simulation.config.MECHANISMS``)."""
+
+    default = "default"
+    gradual = "gradual"
+
+
 @app.command()
 def simulate(
     out_dir: Annotated[Path, typer.Option("--out", help="Directory for events.parquet and "
@@ -46,13 +53,17 @@ def simulate(
              "usage_features.yaml declaring events.types, or the built-in N-type CRM): "
              "events.csv and accounts.csv (no event ids, no adoption score), customers.parquet "
              "and the matching usage_features.yaml.")] = None,
+    mechanism: Annotated[Mechanism, typer.Option(
+        help="The churn mechanism: default, or gradual (usage halves every 14-56 days from "
+             "the decision to leave, churn 14-120 days after it, each customer's own weekly "
+             "rhythm).")] = Mechanism.default,
 ) -> None:
     """Simulate SaaS usage events and customers with known churn dynamics."""
     # deferred: the simulator loads pandas (~0.3 s); --help must not wait
     from usage_features.simulation import SimulationConfig, simulate_to_files
 
     config = SimulationConfig(customers=customers, days=days, seed=seed, start=start.date(),
-                              dirty_fraction=dirty_fraction)
+                              dirty_fraction=dirty_fraction, mechanism=mechanism.value)
     if vocabulary is not None:
         # deferred: the simulator loads pandas (~0.3 s); --help must not wait
         from usage_features.domain.vocabulary import VocabularyError

@@ -44,6 +44,10 @@ customer per day alive; 11 per active day on average, median 6), and about a qua
 customers churn within the period. Predicting churn within 30 days, the project's own training
 (``churn_model_v1`` features, time split) reaches a holdout ROC AUC of about 0.81 (event_count_30d
 alone: about 0.71): learnable, not trivial. :class:`Behaviour` holds every knob.
+
+*A second mechanism.* ``SimulationConfig(mechanism="gradual")`` changes how leaving looks (per-
+customer halving times of usage, churn 14-120 days after the decision, each customer's own
+weekly rhythm); see :func:`usage_features.simulation.config.mechanism_behaviour`.
 """
 
 from usage_features.simulation.config import Behaviour, Simulation, SimulationConfig

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
@@ -43,6 +43,41 @@ class Behaviour:
     #: Daily probability of starting a temporary dip in usage that recovers (no churn).
     dip_probability: float = 0.0015
     dip_days: tuple[int, int] = (21, 63)
+    #: The churn mechanism: ``"default"`` (a decay of ``decay_days`` that follows
+    #: ``(1 - progress) ** 1.5`` down to 5 % at ``churned_at``; a weekly rhythm common to all,
+    #: by UTC weekday) or ``"gradual"`` (see :data:`GRADUAL`).
+    mechanism: str = "default"
+    #: ``"gradual"`` only: range (days) of a customer's own halving time of usage once it has
+    #: decided to leave (log-uniform; usage halves every that many days, down to 5 %).
+    halving_days: tuple[int, int] = (14, 56)
+    #: ``"gradual"`` only: range of the amplitude of a customer's own weekly rhythm
+    #: (``0.8 x (1 + a cos(2 pi (weekday - phase) / 7))``, its phase uniform over the week).
+    own_week_amplitude: tuple[float, float] = (0.3, 0.9)
+
+
+#: The churn mechanisms :class:`SimulationConfig` ``mechanism`` names.
+MECHANISMS = ("default", "gradual")
+
+
+def mechanism_behaviour(name: str) -> Behaviour:
+    """The behaviour of the churn mechanism ``name`` (:data:`MECHANISMS`).
+
+    ``"gradual"`` was fixed before any feature was designed for it and is never tuned to the
+    features: usage halves every 14-56 days (each customer its own halving time) from the
+    decision to leave, ``churned_at`` comes 14-120 days after it (uniform, independent of the
+    halving time), 8 % churn at once, and each customer has its own weekly rhythm instead of
+    the common UTC weekday one. The hazard is the default one.
+    """
+    if name not in MECHANISMS:
+        raise ValueError(f"mechanism must be one of {', '.join(MECHANISMS)}, got {name!r}")
+    if name == "default":
+        return Behaviour()
+    return replace(Behaviour(), mechanism="gradual", decay_days=(14, 120),
+                   sudden_churn_share=0.08)
+
+
+#: The gradual mechanism (see :func:`mechanism_behaviour`).
+GRADUAL = mechanism_behaviour("gradual")
 
 
 @dataclass(frozen=True)
@@ -60,8 +95,22 @@ class SimulationConfig:
     start: date = date(2025, 1, 1)
     dirty_fraction: float = 0.0
     behaviour: Behaviour = field(default_factory=Behaviour)
+    #: The churn mechanism (:data:`MECHANISMS`); ``None`` takes ``behaviour``'s. Naming one
+    #: with the default ``behaviour`` gives that mechanism's behaviour.
+    mechanism: str | None = None
 
     def __post_init__(self) -> None:
+        if self.mechanism is not None:
+            preset = mechanism_behaviour(self.mechanism)
+            if self.behaviour == Behaviour():
+                object.__setattr__(self, "behaviour", preset)
+            elif self.behaviour.mechanism != self.mechanism:
+                raise ValueError(f"mechanism {self.mechanism!r} but the behaviour's is "
+                                 f"{self.behaviour.mechanism!r}")
+        if self.behaviour.mechanism not in MECHANISMS:
+            raise ValueError(f"mechanism must be one of {', '.join(MECHANISMS)}, got "
+                             f"{self.behaviour.mechanism!r}")
+        object.__setattr__(self, "mechanism", self.behaviour.mechanism)
         start = self.start
         if isinstance(start, str):
             start = date.fromisoformat(start)

@@ -123,9 +123,10 @@ class DayByDay:
                                     | (state.breadth_avg[:, MONITORING] < MONITORING_FLOOR)
                                     * np.uint8(2))
             _decide(rng, state, pop, day, score, plan_hazard, behaviour)
-            multiplier, decay = _usage_multiplier(rng, state, day, behaviour)
-            counts, active = _daily_counts(rng, state, pop, day, multiplier, decay,
-                                           WEEKDAY_FACTOR[(self.first_weekday + day) % 7])
+            multiplier, decay = _usage_multiplier(rng, state, pop, day, behaviour)
+            weekday = (self.first_weekday + day) % 7
+            rhythm = WEEKDAY_FACTOR[weekday] if pop.own_week is None else pop.own_week[:, weekday]
+            counts, active = _daily_counts(rng, state, pop, day, multiplier, decay, rhythm)
             yield _events_of_day(rng, pop, state, day, self.start_us + day * DAY_US,
                                  counts, active, score)
             _update_usage(state, counts, active)
@@ -183,12 +184,22 @@ def _decide(rng: np.random.Generator, state: _State, pop: Population, day: int,
     state.dips[starts] += 1
 
 
-def _usage_multiplier(rng: np.random.Generator, state: _State, day: int,
+def _usage_multiplier(rng: np.random.Generator, state: _State, pop: Population, day: int,
                       behaviour: Behaviour) -> tuple[np.ndarray, np.ndarray]:
-    """(overall usage multiplier, decay part) for each customer today."""
+    """(overall usage multiplier, decay part) for each customer today.
+
+    The decay part of a customer who has decided to leave: by default
+    ``(1 - progress) ** 1.5`` from 1 down to ``DECAY_FLOOR`` at ``churned_at``; in the gradual
+    mechanism it halves every ``pop.halving`` days (down to ``DECAY_FLOOR``), whenever
+    ``churned_at`` comes."""
     decaying = state.status == DECAYING
-    progress = np.clip((day - state.decay_start) / state.decay_len, 0.0, 1.0)
-    decay = np.where(decaying, DECAY_FLOOR + (1.0 - DECAY_FLOOR) * (1.0 - progress) ** 1.5, 1.0)
+    if behaviour.mechanism == "gradual":
+        elapsed = np.maximum(day - state.decay_start, 0) / pop.halving
+        decay = np.where(decaying, np.maximum(DECAY_FLOOR, 0.5 ** elapsed), 1.0)
+    else:
+        progress = np.clip((day - state.decay_start) / state.decay_len, 0.0, 1.0)
+        decay = np.where(decaying, DECAY_FLOOR + (1.0 - DECAY_FLOOR) * (1.0 - progress) ** 1.5,
+                         1.0)
     in_dip = (state.dip_start <= day) & (day < state.dip_start + state.dip_len)
     phase = np.clip((day - state.dip_start) / state.dip_len, 0.0, 1.0)
     dip = np.where(in_dip, 1.0 - state.dip_depth * np.sin(np.pi * phase), 1.0)
@@ -197,9 +208,10 @@ def _usage_multiplier(rng: np.random.Generator, state: _State, day: int,
 
 
 def _daily_counts(rng: np.random.Generator, state: _State, pop: Population, day: int,
-                  multiplier: np.ndarray, decay: np.ndarray, weekday: float
+                  multiplier: np.ndarray, decay: np.ndarray, weekday: float | np.ndarray
                   ) -> tuple[np.ndarray, np.ndarray]:
-    """Event counts (active customers x types) and the active customers' indices."""
+    """Event counts (active customers x types) and the active customers' indices
+    (``weekday``: today's weekly-rhythm factor, common or per customer)."""
     alive = (state.status == ACTIVE) | (state.status == DECAYING)
     root = np.sqrt(multiplier)
     uses = rng.random(pop.size) < pop.p_active * weekday * root

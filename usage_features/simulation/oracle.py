@@ -20,6 +20,16 @@ decision made after ``t``):
 
 The oracle is the ceiling a model of these events could approach, not a reachable target:
 ``latent_risk`` and the decision day are never observable, only their consequences.
+
+The **onset oracle** (:func:`onset_probability`) knows less, only what a perfect change
+detector would: whether the customer's usage decline (a decay after a decision to leave) began
+before ``t``, and on which day. Nothing of the hazard, the risk or the decline's length. A row
+whose decline began on day ``s`` churns at ``s + L`` days and a time of day, ``L`` uniform in
+``decay_days`` and the time of day uniform (both as the simulator draws them, unknown to the
+oracle), so its score is ``P(churned_at in (t, t + horizon] | churned_at > t, s)``; a row with
+no decline begun scores 0 (no information: every such row ties, below every row with one; a
+row with a decline scores at least ``1 / len(decay_days range)`` whenever the horizon reaches the
+shortest decay). Sudden churners never show a decline.
 """
 
 from __future__ import annotations
@@ -161,6 +171,47 @@ def _undecided(hidden: HiddenState, c: np.ndarray, t: np.ndarray, end: np.ndarra
     return probability
 
 
+def onset_probability(hidden: HiddenState, customer_ids, times, horizon_days: int = 30
+                      ) -> np.ndarray:
+    """The onset oracle's score for each row (customer_ids[i], times[i]): P(churned_at in
+    (t, t + horizon] | the decline's onset day, not churned at t) when the customer's decline
+    began before ``t`` (its day's start before ``t``), 0 otherwise; see the module doc.
+    Refuses a row outside the simulated period, as :func:`churn_probability` does."""
+    if horizon_days <= 0:
+        raise ValueError("horizon_days must be positive")
+    c = hidden.index_of(customer_ids)
+    t = _microseconds(times)
+    start = hidden.start_us
+    if ((t < start) | (t >= start + hidden.days * DAY_US)).any():
+        raise ValueError("an observation time is outside the simulated period")
+    onset = hidden.decay_start[c].astype(np.int64)
+    began = (onset < NEVER) & (start + onset * DAY_US < t)
+    score = np.zeros(len(c))
+    if not began.any():
+        return score
+    lo, hi = hidden.behaviour.decay_days
+    lengths = np.arange(lo, hi + 1, dtype=np.int64)
+    tb, end = t[began][:, None], (t[began] + horizon_days * DAY_US)[:, None]
+    day_start = start + (onset[began][:, None] + lengths[None, :]) * DAY_US
+    day_end = day_start + DAY_US
+    # the share of each candidate churn day (time of day uniform) after t, and in the window
+    after = np.clip(day_end - np.maximum(tb, day_start), 0, DAY_US)
+    inside = np.clip(np.minimum(end, day_end) - np.maximum(tb, day_start), 0, DAY_US)
+    total = after.sum(axis=1)
+    if (total == 0).any():
+        raise ValueError("a row's decline ended in churn before its time: not an active "
+                         "customer at its time")
+    score[began] = inside.sum(axis=1) / total
+    return score
+
+
+def onset_for_rows(hidden: HiddenState, rows: pd.DataFrame, horizon_days: int = 30
+                   ) -> np.ndarray:
+    """:func:`onset_probability` for ``customer_id, event_timestamp`` rows (labels' rows)."""
+    return onset_probability(hidden, rows["customer_id"].to_numpy(dtype=object),
+                             rows["event_timestamp"], horizon_days)
+
+
 def oracle_for_rows(hidden: HiddenState, rows: pd.DataFrame, horizon_days: int = 30
                     ) -> np.ndarray:
     """:func:`churn_probability` for ``customer_id, event_timestamp`` rows (labels' rows)."""
@@ -168,4 +219,5 @@ def oracle_for_rows(hidden: HiddenState, rows: pd.DataFrame, horizon_days: int =
                              rows["event_timestamp"], horizon_days)
 
 
-__all__ = ["HiddenState", "churn_probability", "oracle_for_rows"]
+__all__ = ["HiddenState", "churn_probability", "onset_for_rows", "onset_probability",
+           "oracle_for_rows"]

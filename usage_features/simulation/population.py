@@ -72,6 +72,11 @@ class Population:
     tz_offset: np.ndarray  # float64, hours
     latent_risk: np.ndarray  # float64, unobserved churn hazard multiplier
     score_offset: np.ndarray  # float64, per-customer bias of the adoption score
+    #: The gradual mechanism only (``None`` otherwise): float64 days over which usage halves
+    #: once the customer has decided to leave, and float64 (customers x 7, Monday first) the
+    #: customer's own weekly rhythm.
+    halving: np.ndarray | None = None
+    own_week: np.ndarray | None = None
 
     @property
     def size(self) -> int:
@@ -97,9 +102,27 @@ def _adoption_day(rng: np.random.Generator, signup_day: np.ndarray, chance: np.n
     return np.where(adopts, signup_day + delay, NEVER).astype(np.int32)
 
 
+def _mechanism_traits(rng: np.random.Generator, customers: int,
+                      behaviour: Behaviour) -> dict[str, np.ndarray]:
+    """The gradual mechanism's own traits (halving time, weekly rhythm), from their own
+    stream, so the traits every mechanism shares are the same for a seed."""
+    if behaviour.mechanism != "gradual":
+        return {}
+    low, high = behaviour.halving_days
+    halving = np.exp(rng.uniform(np.log(low), np.log(high), customers))
+    amplitude = rng.uniform(*behaviour.own_week_amplitude, customers)
+    phase = rng.uniform(0.0, 7.0, customers)
+    weekday = np.arange(7)
+    own_week = 0.8 * (1.0 + amplitude[:, None]
+                      * np.cos(2 * np.pi * (weekday[None, :] - phase[:, None]) / 7))
+    return {"halving": halving, "own_week": own_week}
+
+
 def draw_population(rng: np.random.Generator, customers: int, days: int,
-                    behaviour: Behaviour) -> Population:
-    """Every customer's fixed traits; draws in a fixed order, so a seed fixes them all."""
+                    behaviour: Behaviour, mechanism_rng: np.random.Generator | None = None
+                    ) -> Population:
+    """Every customer's fixed traits; draws in a fixed order, so a seed fixes them all
+    (``mechanism_rng``: the stream of the gradual mechanism's own traits)."""
     signup_day, signup_tod = _signups(rng, customers, days, behaviour)
     churn_tod = rng.integers(0, DAY_US, customers).astype(np.int64)
     shares = np.array([p.share for p in PLANS])
@@ -126,4 +149,5 @@ def draw_population(rng: np.random.Generator, customers: int, days: int,
         tz_offset=rng.choice(TZ_OFFSETS, customers, p=TZ_SHARES),
         latent_risk=rng.lognormal(0.0, behaviour.latent_risk_sigma, customers),
         score_offset=rng.normal(0.0, 0.04, customers),
+        **_mechanism_traits(mechanism_rng or np.random.default_rng(0), customers, behaviour),
     )

@@ -27,11 +27,15 @@ from usage_features.simulation.writer import write_event_batches, write_simulati
 def _set_up(config: SimulationConfig):
     """What every run starts from: the behaviour stream, the id and corruption seeds, the
     first day's UTC midnight (microseconds) and the drawn population."""
-    behaviour_seed, id_seed, dirt_seed = np.random.SeedSequence(config.seed).spawn(3)
+    # A fourth stream for the gradual mechanism's traits: the first three are the same
+    # whatever the mechanism (``spawn`` numbers its children).
+    behaviour_seed, id_seed, dirt_seed, mechanism_seed = (
+        np.random.SeedSequence(config.seed).spawn(4))
     rng = np.random.default_rng(behaviour_seed)
     start = datetime.combine(config.start, time(), tzinfo=UTC)
     start_us = int(start.timestamp()) * 1_000_000
-    population = draw_population(rng, config.customers, config.days, config.behaviour)
+    population = draw_population(rng, config.customers, config.days, config.behaviour,
+                                 np.random.default_rng(mechanism_seed))
     return rng, id_seed, dirt_seed, start_us, population
 
 
