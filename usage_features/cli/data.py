@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import warnings
 from datetime import UTC, datetime
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
