@@ -31,7 +31,7 @@ def scoring_rows(model: TrainedModel, rows: int = 4000, seed: int = 1) -> np.nda
     matrix[rng.random(matrix.shape) < 0.01] = -np.inf
     on_threshold = matrix[:500].copy()
     for member in model.pipeline[-1].calibrated_classifiers_:
-        for (predictor,) in member.estimator._predictors[:40]:
+        for (predictor,) in member.estimator[-1]._predictors[:40]:
             split = predictor.nodes[~predictor.nodes["is_leaf"].astype(bool)]
             finite = split[np.isfinite(split["num_threshold"])]
             picks = rng.integers(0, len(finite), len(on_threshold))
@@ -46,7 +46,7 @@ def pipeline_probabilities(model: TrainedModel, matrix: np.ndarray) -> np.ndarra
 
 def test_the_test_model_has_splits_of_every_kind_the_compiled_form_handles(model):
     nodes = np.concatenate([p.nodes for member in model.pipeline[-1].calibrated_classifiers_
-                            for (p,) in member.estimator._predictors])
+                            for (p,) in member.estimator[-1]._predictors])
     splits = nodes[~nodes["is_leaf"].astype(bool)]
     assert splits["missing_go_to_left"].any() and not splits["missing_go_to_left"].all()
     assert np.isinf(splits["num_threshold"]).any()  # a split of missing from present values

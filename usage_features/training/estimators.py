@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
@@ -58,10 +59,43 @@ def churn_classifier(features: list[str], random_state: int = 0, rows: int | Non
     booster = HistGradientBoostingClassifier(learning_rate=0.05, max_iter=300,
                                              early_stopping=True, random_state=random_state,
                                              **sizes)
+    filled = Pipeline([("fill", SparseColumnsFilled(min_present=MIN_PRESENT)),
+                       ("booster", booster)])
     return Pipeline([
         ("select", _select(features)),
-        ("model", CalibratedClassifierCV(booster, method="isotonic", cv=3)),
+        ("model", CalibratedClassifierCV(filled, method="isotonic", cv=3)),
     ])
+
+
+#: Values a feature needs in the rows a booster is fitted on for the booster to see it: the
+#: smallest leaf the boosted model allows (:func:`boosting_regularisation`).
+MIN_PRESENT = 20
+
+
+class SparseColumnsFilled(TransformerMixin, BaseEstimator):
+    """Columns with fewer than ``min_present`` values (not NaN) in the rows it is fitted on are
+    set to 0 (the booster then has nothing to split on in them, and ignores them).
+
+    A feature that is missing everywhere in a fold (one that needs 180 days of history, on a
+    shorter history) makes scikit-learn 1.9's histogram binning fail; one with fewer values
+    than the smallest leaf can hold cannot be split on anyway. Constant columns are never
+    split on, so the booster's predictions do not depend on them: the compiled trees
+    (:mod:`~usage_features.training.compiled`) need not apply this step.
+    """
+
+    def __init__(self, min_present: int = 1):
+        self.min_present = min_present
+
+    def fit(self, X, y=None):
+        values = np.asarray(X, dtype=np.float64)
+        self.sparse_ = (~np.isnan(values)).sum(axis=0) < self.min_present
+        self.n_features_in_ = values.shape[1]
+        return self
+
+    def transform(self, X):
+        values = np.array(X, dtype=np.float64)  # a copy: the caller's matrix is left alone
+        values[:, self.sparse_] = 0.0
+        return values
 
 
 def logistic_baseline(features: list[str], using: list[str] | None = None) -> Pipeline:

@@ -72,6 +72,7 @@ TRUSTED_TYPES = frozenset({
     "sklearn.preprocessing._data.StandardScaler",
     "sklearn.preprocessing._function_transformer.FunctionTransformer",
     "sklearn.preprocessing._label.LabelEncoder",
+    "usage_features.training.estimators.SparseColumnsFilled",
     "usage_features.training.estimators._signed_log1p",
 })
 
