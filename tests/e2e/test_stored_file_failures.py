@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 from tests.conftest import copy_feature_repo
 from tests.factories import churn_dataset
 from usage_features.adapters import files
+from usage_features.adapters.feast_offline_store import point_in_time
 from usage_features.cli import app
 from usage_features.config import RepoPaths
 from usage_features.ingestion import ingest as ingest_module
@@ -114,9 +115,18 @@ def month_file(repo: Path, moment: datetime) -> Path:
     return RepoPaths(repo).customer_usage / f"{moment:%Y-%m}.parquet"
 
 
+@pytest.fixture
+def scanning(monkeypatch):
+    """Retrieval by scanning the month files, not by key index and sidecar (which read none
+    of a month file's bytes and so answer right whatever its pages hold:
+    tests/e2e/test_verified_storage.py)."""
+    monkeypatch.setattr(point_in_time, "KEYED_ROWS_PER_ENTITY_ROW", 10**9)
+
+
 class TestADamagedMonthFile:
     @pytest.mark.parametrize("command", ["train", "score", "predict"])
-    def test_flipped_data_pages_end_each_command_in_one_line_naming_it(self, copy, command):
+    def test_flipped_data_pages_end_each_command_in_one_line_naming_it(self, copy, command,
+                                                                      scanning):
         repo, customer, past, _, work = copy
         month = month_file(repo, past)
         flip_data_pages(month)
@@ -133,7 +143,7 @@ class TestADamagedMonthFile:
         assert result.exit_code == status, result.output
         assert f"repaired: {month}" in " ".join(result.output.split())
 
-    def test_post_score_answers_503_naming_it(self, copy):
+    def test_post_score_answers_503_naming_it(self, copy, scanning):
         from fastapi.testclient import TestClient
 
         from usage_features.http.app import create_app
