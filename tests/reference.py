@@ -43,6 +43,7 @@ WINDOWED_FEATURES = [
     "usage_cusum_12w",
     "weeks_since_usage_fell",
     "decay_ratio_90d_prev90d",
+    "decay_ratio_30d_prev90d",
     "active_days_30d",
     "adoption_score_latest",
     "adoption_score_mean_30d",
@@ -182,6 +183,10 @@ def _features_for_row(
         row["decay_ratio_90d_prev90d"] = count_90 / count_90_before
     else:
         row["decay_ratio_90d_prev90d"] = 1.0 if count_90 > 0 else 0.0
+    if count_90_before > 0:
+        row["decay_ratio_30d_prev90d"] = (count_30 / 30) / (count_90_before / 90)
+    else:
+        row["decay_ratio_30d_prev90d"] = 1.0 if count_30 > 0 else 0.0
 
     def advanced_share(window: pd.DataFrame) -> float:
         basic = window["event_type"].isin([EventType.LOGIN.value, EventType.DASHBOARD_VIEW.value])

@@ -196,6 +196,13 @@ class TestChangePoint:
         assert features_at([ev(D - DAY)])["decay_ratio_90d_prev90d"] == 1.0
         assert features_at([ev(D - 200 * DAY)])["decay_ratio_90d_prev90d"] == 0.0
 
+    def test_30d_over_the_30_day_rate_90_to_180_days_before(self):
+        # 30 baseline events are a 30-day rate of 10; 2 events in the last 30 days
+        row = features_at([*self.baseline()[:30], ev(D - DAY), ev(D - 29 * DAY)])
+        assert row["decay_ratio_30d_prev90d"] == pytest.approx(0.2)
+        assert features_at([ev(D - DAY)])["decay_ratio_30d_prev90d"] == 1.0
+        assert features_at([ev(D - 200 * DAY)])["decay_ratio_30d_prev90d"] == 0.0
+
 
 class TestActiveDays:
     def test_events_either_side_of_a_utc_midnight_are_two_active_days(self):
@@ -351,7 +358,7 @@ class TestOutputShape:
 
     def test_every_event_type_count_is_a_windowed_feature(self):
         assert {f"{t.value}_count_30d" for t in EventType} <= set(WINDOWED_FEATURES)
-        assert len(WINDOWED_FEATURES) + len(REQUEST_TIME_FEATURES) == 33
+        assert len(WINDOWED_FEATURES) + len(REQUEST_TIME_FEATURES) == 34
 
 
 class TestEventCountInAWindow:

@@ -480,6 +480,14 @@ def _build(vocabulary: EventVocabulary) -> FeatureSpec:
         "WHEN event_count_90d > 0 THEN 1.0 ELSE 0.0 END",
         "Last 90 days' events vs the 90 before (a slow decline); 1.0 when only the last 90 "
         "have events, 0 when neither has", derived=True, default=0.0, group=Group.DECAY))
+    windowed.append(Feature(
+        "decay_ratio_30d_prev90d", "float64",
+        "CASE WHEN event_count_prev90d > 0 "
+        "THEN CAST(3 * event_count_30d AS DOUBLE) / event_count_prev90d "
+        "WHEN event_count_30d > 0 THEN 1.0 ELSE 0.0 END",
+        "Last 30 days' events vs the customer's 30-day rate 91-180 days before (its level "
+        "before a slow decline); 1.0 when only the last 30 have events, 0 when neither has",
+        derived=True, default=0.0, group=Group.DECAY))
     windowed += adoption_derived
     request_time = [Feature(DAYS_SINCE_LAST_EVENT, "float64", "",
                             "Days from the latest event to t", group=Group.RECENCY)]
