@@ -40,10 +40,6 @@ WINDOWED_FEATURES = [
     "decay_ratio_7d_90d",
     "event_trend_4w",
     "advanced_share_ratio_7d_90d",
-    "usage_cusum_12w",
-    "weeks_since_usage_fell",
-    "decay_ratio_90d_prev90d",
-    "decay_ratio_30d_prev90d",
     "active_days_30d",
     "adoption_score_latest",
     "adoption_score_mean_30d",
@@ -156,37 +152,6 @@ def _features_for_row(
         row["event_trend_4w"] = slope / y_mean
     else:
         row["event_trend_4w"] = 0.0
-
-    # Change point: the customer's weekly rate in [D-180, D-90) is its baseline; the usage
-    # lost against it over the last k weeks, for k in 1, 2, 3, 4, 8, 12, in baseline weeks.
-    baseline_count = len(_in_window(customer_events, day - 180 * ONE_DAY, day - 90 * ONE_DAY))
-    if baseline_count > 0:
-        weekly_baseline = baseline_count * 7 / 90
-        losses = {}
-        for k in (1, 2, 3, 4, 8, 12):
-            recent = len(_in_window(customer_events, day - 7 * k * ONE_DAY, day))
-            losses[k] = (k * weekly_baseline - recent) / weekly_baseline
-        largest = max(losses.values())
-        row["usage_cusum_12w"] = largest
-        # the shortest span with the largest loss (compared on exact integers: 7kP - 90 c_k)
-        exact = {k: 7 * k * baseline_count
-                 - 90 * len(_in_window(customer_events, day - 7 * k * ONE_DAY, day))
-                 for k in losses}
-        best = max(exact.values())
-        row["weeks_since_usage_fell"] = (0.0 if best <= 0
-                                         else float(min(k for k in exact if exact[k] == best)))
-    else:
-        row["usage_cusum_12w"] = math.nan
-        row["weeks_since_usage_fell"] = math.nan
-    count_90_before = len(_in_window(customer_events, day - 180 * ONE_DAY, day - 90 * ONE_DAY))
-    if count_90_before > 0:
-        row["decay_ratio_90d_prev90d"] = count_90 / count_90_before
-    else:
-        row["decay_ratio_90d_prev90d"] = 1.0 if count_90 > 0 else 0.0
-    if count_90_before > 0:
-        row["decay_ratio_30d_prev90d"] = (count_30 / 30) / (count_90_before / 90)
-    else:
-        row["decay_ratio_30d_prev90d"] = 1.0 if count_30 > 0 else 0.0
 
     def advanced_share(window: pd.DataFrame) -> float:
         basic = window["event_type"].isin([EventType.LOGIN.value, EventType.DASHBOARD_VIEW.value])

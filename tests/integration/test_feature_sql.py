@@ -32,14 +32,12 @@ class TestTheCompiledQuery:
         rows = compiled_feature_rows(event)
         day = pd.Timestamp("2026-03-01", tz="UTC")
         assert rows.feature_timestamp.tolist() == [day + pd.Timedelta(days=k)
-                                                   for k in (1, 8, 15, 22, 29, 31, 61, 91, 181)]
+                                                   for k in (1, 8, 15, 22, 29, 31, 61, 91)]
         counts = ["event_count_7d", "event_count_14d", "event_count_30d", "event_count_prev30d",
                   "event_count_90d"]
         assert rows[counts].to_numpy().tolist() == [
             [1, 1, 1, 0, 1], [0, 1, 1, 0, 1], [0, 0, 1, 0, 1], [0, 0, 1, 0, 1], [0, 0, 1, 0, 1],
-            [0, 0, 0, 1, 1], [0, 0, 0, 0, 1], [0, 0, 0, 0, 0], [0, 0, 0, 0, 0]]
-        # the event is the baseline of the change point from day 91 to day 180
-        assert rows.usage_cusum_12w.iloc[-2] == 12.0 and pd.isna(rows.usage_cusum_12w.iloc[-1])
+            [0, 0, 0, 1, 1], [0, 0, 0, 0, 1], [0, 0, 0, 0, 0]]
         # the event walks through the four weeks behind the trend, newest (weight 6) to oldest
         assert rows.event_trend_4w.tolist()[:5] == pytest.approx([6 / 5, 2 / 5, -2 / 5, -6 / 5, 0])
 

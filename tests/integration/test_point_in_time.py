@@ -154,9 +154,8 @@ class TestLeakageAndIncrementalBuilds:
         previous = table.groupby("customer_id")[values].shift()
         unchanged = (table[values].eq(previous) | (table[values].isna() & previous.isna()))
         assert not unchanged.all(axis=1).any()
-        # after a customer's last event the rows stop once it has left the change point's
-        # baseline (days 91-180 before the as-of day)
+        # after a customer's last event the rows stop once it has left the 90-day window
         last_event_day = events.groupby("customer_id").timestamp.max().dt.floor("D")
         last_row = table.groupby("customer_id").feature_timestamp.max()
-        pd.testing.assert_series_equal(last_row, last_event_day + 181 * DAY, check_names=False,
+        pd.testing.assert_series_equal(last_row, last_event_day + 91 * DAY, check_names=False,
                                       check_dtype=False)

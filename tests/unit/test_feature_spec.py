@@ -8,7 +8,6 @@ from usage_features.features import request_time
 from usage_features.features.spec import (
     HISTORY,
     PREV_30,
-    PREV_90,
     W7,
     WINDOWED,
     Feature,
@@ -30,9 +29,6 @@ class TestWindows:
     def test_an_offset_window_ends_where_the_recent_one_starts(self):
         assert PREV_30.frame() == "RANGE BETWEEN 60 PRECEDING AND 31 PRECEDING"
 
-    def test_the_change_points_baseline_is_days_91_to_180_before(self):
-        assert PREV_90.frame() == "RANGE BETWEEN 180 PRECEDING AND 91 PRECEDING"
-
     def test_history_reaches_back_to_the_first_event(self):
         assert HISTORY.frame() == "RANGE BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING"
 
@@ -40,7 +36,7 @@ class TestWindows:
         assert Window("w", 30).change_offsets() == {1, 31}
 
     def test_features_can_only_change_on_these_days_after_an_event(self):
-        assert change_offsets() == [1, 8, 15, 22, 29, 31, 57, 61, 85, 91, 181]
+        assert change_offsets() == [1, 8, 15, 22, 29, 31, 61, 91]
 
 
 class TestTheFeatureList:

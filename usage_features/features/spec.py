@@ -113,18 +113,11 @@ W14 = Window("w14", 14)
 W21 = Window("w21", 21)
 W28 = Window("w28", 28)
 W30 = Window("w30", 30)
-W56 = Window("w56", 56)
-W84 = Window("w84", 84)
 W90 = Window("w90", 90)
 PREV_30 = Window("w_prev30", 30, offset=30)
-PREV_90 = Window("w_prev90", 90, offset=90)
 HISTORY = Window("w_history", None)
 HISTORY_30D_AGO = Window("w_history_30d_ago", None, offset=30)
-WINDOWS = (W7, W14, W21, W28, W30, W56, W84, W90, PREV_30, PREV_90, HISTORY, HISTORY_30D_AGO)
-
-#: The change-point statistic's spans: the last k weeks, each a count feature of 7k days.
-CUSUM_WEEKS = {1: "event_count_7d", 2: "event_count_14d", 3: "event_count_21d",
-               4: "event_count_28d", 8: "event_count_56d", 12: "event_count_84d"}
+WINDOWS = (W7, W14, W21, W28, W30, W90, PREV_30, HISTORY, HISTORY_30D_AGO)
 
 
 #: The type adoption scores are summed in: exact to 18 decimals (a score is in [0, 1]).
@@ -184,35 +177,6 @@ def _count(name: str, column: str, window: Window, what: str,
     return Feature(name, "int64", f"coalesce(sum({column}) OVER {window.name}, 0)",
                    f"{what} in the {window.days} days before the as-of day", default=0,
                    group=group)
-
-
-def _change_point() -> list[Feature]:
-    """A CUSUM of the weekly counts against the customer's own baseline: ``b``, its weekly rate
-    in ``[D - 180, D - 90)`` (``7 P / 90``, ``P`` = ``event_count_prev90d``); for each span of
-    the last ``k`` weeks (:data:`CUSUM_WEEKS`) the usage lost against it, ``k b - count_7k``,
-    in weeks of baseline usage. Integer numerators ``7 k P - 90 count_7k`` (exact in any
-    engine), one division."""
-    deficits = [f"{7 * k} * event_count_prev90d - 90 * {count}"
-                for k, count in CUSUM_WEEKS.items()]
-    largest = f"greatest({', '.join(deficits)})"
-    since = " ".join(f"WHEN {d} = {largest} THEN {k}"
-                     for d, k in zip(deficits, CUSUM_WEEKS, strict=True))
-    spans = ", ".join(str(k) for k in CUSUM_WEEKS)
-    return [
-        Feature("usage_cusum_12w", "float64",
-                f"CASE WHEN event_count_prev90d > 0 "
-                f"THEN CAST({largest} AS DOUBLE) / (7 * event_count_prev90d) END",
-                "Change point: the most usage lost against the customer's own baseline (its "
-                "weekly rate 90-180 days before) over the last k weeks, k in "
-                f"{spans}, in weeks of baseline usage (<= 0: no loss); null with no baseline",
-                derived=True, group=Group.DECAY),
-        Feature("weeks_since_usage_fell", "float64",
-                f"CASE WHEN event_count_prev90d > 0 THEN CASE WHEN {largest} <= 0 THEN 0 "
-                f"{since} END END",
-                "Change point: the k (weeks, of " + spans + ") over which the loss against the "
-                "baseline is largest (the shortest on ties): how long ago usage fell below it; "
-                "0 with no loss, null with no baseline", derived=True, group=Group.DECAY),
-    ]
 
 
 def _internal(feature: Feature) -> Feature:
@@ -396,17 +360,11 @@ def _build(vocabulary: EventVocabulary) -> FeatureSpec:
         _internal(_count("event_count_21d", "n_events", W21, "Events")),
         _internal(_count("event_count_28d", "n_events", W28, "Events")),
         _count(EVENT_COUNT_30D, "n_events", W30, "Events"),
-        _internal(_count("event_count_56d", "n_events", W56, "Events")),
-        _internal(_count("event_count_84d", "n_events", W84, "Events")),
         _count(EVENT_COUNT_90D, "n_events", W90, "Events"),
         Feature(EVENT_COUNT_PREV30D, "int64",
                 f"coalesce(sum(n_events) OVER {PREV_30.name}, 0)",
                 "Events in the 30 days before the last 30 (days 31-60 before the as-of day)",
                 default=0, group=Group.DECAY),
-        _internal(Feature("event_count_prev90d", "int64",
-                          f"coalesce(sum(n_events) OVER {PREV_90.name}, 0)",
-                          "Events in days 91-180 before the as-of day", default=0,
-                          served=False)),
         *(replace(_count(type_count_30d(stem), f"n_{stem}", W30, f"{name} events", group),
                   type_count=(f"n_{stem}", W30.name)) for stem, name, group in per_type),
     ]
@@ -472,22 +430,6 @@ def _build(vocabulary: EventVocabulary) -> FeatureSpec:
             "last 90 (advanced features are dropped first on the way out); null with no "
             f"events in 7 days or none beyond {basic_names} in 90", derived=True,
             group=Group.DECAY))
-    windowed += _change_point()
-    windowed.append(Feature(
-        "decay_ratio_90d_prev90d", "float64",
-        "CASE WHEN event_count_prev90d > 0 "
-        "THEN CAST(event_count_90d AS DOUBLE) / event_count_prev90d "
-        "WHEN event_count_90d > 0 THEN 1.0 ELSE 0.0 END",
-        "Last 90 days' events vs the 90 before (a slow decline); 1.0 when only the last 90 "
-        "have events, 0 when neither has", derived=True, default=0.0, group=Group.DECAY))
-    windowed.append(Feature(
-        "decay_ratio_30d_prev90d", "float64",
-        "CASE WHEN event_count_prev90d > 0 "
-        "THEN CAST(3 * event_count_30d AS DOUBLE) / event_count_prev90d "
-        "WHEN event_count_30d > 0 THEN 1.0 ELSE 0.0 END",
-        "Last 30 days' events vs the customer's 30-day rate 91-180 days before (its level "
-        "before a slow decline); 1.0 when only the last 30 have events, 0 when neither has",
-        derived=True, default=0.0, group=Group.DECAY))
     windowed += adoption_derived
     request_time = [Feature(DAYS_SINCE_LAST_EVENT, "float64", "",
                             "Days from the latest event to t", group=Group.RECENCY)]
