@@ -110,17 +110,21 @@ def features_sql(daily: str, dialect: Dialect, spec: FeatureSpec | None = None,
     derived_columns = ",\n           ".join(_typed(f) for f in derived)
     values = ", ".join(stored)
     row = dialect.row.format(values=values)
-    eve, computed, after = "", "windowed", ""
-    if since:
-        eve = (f"\n    UNION SELECT DISTINCT d.customer_id, s.first_day - 1 AS day FROM {daily} d "
-               f"JOIN {since} s ON d.customer_id = s.customer_id")
+    candidates = f"""SELECT DISTINCT customer_id, day + k AS day
+    FROM {daily} CROSS JOIN ({offsets}) AS offsets"""
+    computed, after = "windowed", ""
+    if since:  # change days from first_day - 1 on (earlier ones add nothing to any window)
+        candidates = f"""SELECT DISTINCT d.customer_id, d.day + k AS day
+    FROM {daily} d JOIN {since} s ON d.customer_id = s.customer_id CROSS JOIN ({offsets}) AS o
+    WHERE d.day + k >= s.first_day - 1
+    UNION SELECT DISTINCT d.customer_id, s.first_day - 1 AS day
+    FROM {daily} d JOIN {since} s ON d.customer_id = s.customer_id"""
         computed = (f"(SELECT w.*, s.first_day AS since_day FROM windowed w JOIN {since} s "
                     "ON w.customer_id = s.customer_id WHERE w.day >= s.first_day - 1) AS w")
         after = " AND day >= since_day"
     return f"""
 WITH {breadth}candidates AS (
-    SELECT DISTINCT customer_id, day + k AS day
-    FROM {daily} CROSS JOIN ({offsets}) AS offsets{eve}),
+    {candidates}),
 timeline AS (
     SELECT customer_id, day, {", ".join([*columns, *(f"{v} AS {k}" for k, v in packed.items())])},
            false AS is_candidate
