@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import shutil
 import sys
 import time
@@ -82,6 +83,50 @@ def phase_refresh(work: Path, days: int, sink: str | None) -> None:
            active=summary.active_customers, alarms=summary.alarms)
 
 
+def phase_build(work: Path, days: int, check: bool) -> None:
+    from usage_features.adapters.duckdb_connection import connect, parquet_list
+    from usage_features.config import RepoPaths
+    from usage_features.features.build import build_features
+    from usage_features.ingestion import ingest_files
+
+    repo = RepoPaths(work / "feature_repo_build")
+    shutil.rmtree(repo.repo, ignore_errors=True)
+    shutil.copytree(work / "prepared", repo.repo)
+    now = last_day(days) + timedelta(1)
+    ingest_files([work / "raw" / "last_day.parquet"], repo, now=now)
+    cpu = _cpu_seconds()
+    started = time.perf_counter()
+    summary = build_features(repo)
+    figures = {"seconds": round(time.perf_counter() - started, 2),
+               "cpu_seconds": round(_cpu_seconds() - cpu, 2),
+               "customers_recomputed": summary.customers_recomputed,
+               "months_rewritten": len(summary.months_rewritten)}
+    if check:
+        full = RepoPaths(work / "feature_repo_full")
+        shutil.rmtree(full.repo, ignore_errors=True)
+        shutil.copytree(work / "prepared", full.repo, ignore=shutil.ignore_patterns("data"))
+        ingest_files([work / "raw" / "history.parquet", work / "raw" / "last_day.parquet"],
+                     full, now=now)
+        build_features(full)
+        files = [parquet_list(sorted(p.customer_usage.glob("*.parquet"))) for p in (repo, full)]
+        with connect(spill_to=work / ".spill") as con:
+            (figures["differing_rows"],) = con.execute(
+                f"SELECT count(*) FROM ((SELECT * FROM read_parquet({files[0]}) EXCEPT ALL "
+                f"SELECT * FROM read_parquet({files[1]})) UNION ALL (SELECT * FROM "
+                f"read_parquet({files[1]}) EXCEPT ALL SELECT * FROM read_parquet({files[0]})))"
+            ).fetchone()
+        months = [sorted(p.name for p in r.customer_usage.glob("*.parquet")) for r in (repo, full)]
+        figures["same_month_files"] = months[0] == months[1]
+    report(phase="build", **figures)
+    if check and (figures["differing_rows"] or not figures["same_month_files"]):
+        raise SystemExit(f"the incremental build differs from the full build: {figures}")
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def phase_monitor(work: Path) -> None:
     from usage_features.service_layer.bootstrap import bootstrap
     from usage_features.service_layer.monitor import monitor
@@ -98,6 +143,8 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=10_000)
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--work", type=Path, default=Path("/tmp/bench-daily"))
+    parser.add_argument("--check", action="store_true",
+                        help="build phase: compare with a full build of every event")
     parser.add_argument("--sink", help="also deliver the scores to this PostgreSQL conninfo "
                                        "(as `refresh --sink`)")
     args = parser.parse_args()
@@ -105,6 +152,8 @@ def main() -> None:
         return phase_prepare(args.work, args.customers, args.days)
     if args.phase == "refresh":
         return phase_refresh(args.work, args.days, args.sink)
+    if args.phase == "build":
+        return phase_build(args.work, args.days, args.check)
     if args.phase == "monitor":
         return phase_monitor(args.work)
     script = str(Path(__file__).resolve())

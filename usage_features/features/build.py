@@ -5,9 +5,10 @@ The build remembers which event-log files it has folded in (``_build_state.json`
 1. finds the log files added since (none: nothing is written, nothing changes);
 2. re-aggregates only the (customer, day) pairs those files touch, from the log partitions of
    those days, and swaps them into the daily table;
-3. recomputes the feature rows of the touched customers from their daily rows, keeps only rows
-   on or after each customer's first touched day + 1, and rewrites only the month files from
-   the earliest such day on; every other row stays as it was.
+3. recomputes the feature rows of the touched customers on or after each one's first touched
+   day + 1, from their daily rows of the lookback before it and one "carry" row of the older
+   ones' aggregates (:func:`_recent`: exactly the rows the whole history gives), and rewrites
+   only the month files from the earliest such day on; every other row stays as it was.
 
 A full build is the same path with every file new. It holds the repo's write lock, so it never
 sees half an ingest.
@@ -52,7 +53,13 @@ from usage_features.adapters.spark_session import repo_spark_conf
 from usage_features.adapters.sql_engine import Engine, open_engine
 from usage_features.config import RepoPaths
 from usage_features.features.spec import EXACT_SCORE, FeatureSpec, feature_spec
-from usage_features.features.sql import DIALECTS, daily_sql, features_sql
+from usage_features.features.sql import (
+    DIALECTS,
+    carry_sql,
+    daily_sql,
+    features_sql,
+    lookback_days,
+)
 from usage_features.features.state import load_state, save_state
 from usage_features.ingestion.settings import load_vocabulary
 from usage_features.schema import CUSTOMER_SCHEMA
@@ -435,6 +442,7 @@ def _recompute(sql: Engine, repo: RepoPaths, spec: FeatureSpec, summary: BuildSu
     dialect = DIALECTS[sql.dialect]
     sql.create("starts", "SELECT customer_id, min(day) + 1 AS first_day "
                          "FROM touched GROUP BY customer_id")
+    since = None
     columns = ["customer_id", "feature_timestamp", "day", *(f.name for f in spec.stored)]
     month = dialect.month.format(ts="feature_timestamp")
     if redo:  # every customer's rows in those months, the touched ones' from their first day
@@ -446,6 +454,10 @@ def _recompute(sql: Engine, repo: RepoPaths, spec: FeatureSpec, summary: BuildSu
     else:
         affected = "(SELECT d.* FROM daily d JOIN starts s ON d.customer_id = s.customer_id)"
         kept = "JOIN starts s ON f.customer_id = s.customer_id AND f.day >= s.first_day"
+        recent = None if tables.full else _recent(spec)
+        if recent:  # the lookback's rows and a carry row, not the whole history
+            sql.create("recent", recent)
+            affected, since = "recent", "starts"
     first_day = sql.rows("SELECT min(first_day) FROM starts")[0][0]
     first_month = (None if first_day is None
                    else (EPOCH + timedelta(days=first_day)).strftime("%Y-%m"))
@@ -460,7 +472,7 @@ def _recompute(sql: Engine, repo: RepoPaths, spec: FeatureSpec, summary: BuildSu
             f"(SELECT * FROM {affected} a "
             f"WHERE {dialect.bucket.format(key='a.customer_id', n=passes)} = {k})")
         sql.stage(f"SELECT {', '.join('f.' + c for c in columns)}, {month} AS month "
-                  f"FROM ({features_sql(part, dialect, spec)}) f {kept}",
+                  f"FROM ({features_sql(part, dialect, spec, since)}) f {kept}",
                   "month", staging, part=k)
     if existing:  # the rows the touched customers' new rows do not replace
         sql.stage(f"SELECT {', '.join('e.' + c for c in columns)}, {month} AS month "
@@ -482,6 +494,33 @@ def _recompute(sql: Engine, repo: RepoPaths, spec: FeatureSpec, summary: BuildSu
     starts += [date.fromisoformat(f"{m}-01") for m in redo]
     summary.first_changed_day = str(min(starts))
     summary.months_rewritten = months
+
+
+def _recent(spec: FeatureSpec) -> str | None:
+    """The touched customers' daily rows an incremental recompute reads: those from
+    :func:`~usage_features.features.sql.lookback_days` before each one's first recomputed day
+    on, and one "carry" row the day before them holding the aggregates of the older rows that
+    the unbounded windows read (:func:`~usage_features.features.sql.carry_sql`; its other
+    columns null). None (read the whole history) when some feature's aggregate over the whole
+    history does not compose.
+
+    Exact, not an approximation: the rows from the first day on are those the whole history
+    gives (``features_sql(since=...)`` compares the first with the values in effect the day
+    before, computed from the same rows), so a day's build costs in proportion to the days
+    changed and the lookback, not the customers' history; ``tests/integration/
+    test_incremental_lookback.py`` compares every row with a full build's."""
+    carry = carry_sql(spec)
+    if carry is None:
+        return None
+    back = lookback_days(spec)
+    names = ["customer_id", "day", *spec.daily]
+    read = ", ".join(f"d.{n}" for n in names)
+    carried = ", ".join(carry.get(n, "NULL") + f" AS {n}" for n in spec.daily)
+    return (f"SELECT {read} FROM daily d JOIN starts s ON d.customer_id = s.customer_id "
+            f"WHERE d.day >= s.first_day - {back} "
+            f"UNION ALL SELECT d.customer_id, s.first_day - {back + 1} AS day, {carried} "
+            f"FROM daily d JOIN starts s ON d.customer_id = s.customer_id "
+            f"WHERE d.day < s.first_day - {back} GROUP BY d.customer_id, s.first_day")
 
 
 def _passes(sql: Engine, affected: str) -> int:

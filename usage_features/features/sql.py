@@ -12,9 +12,11 @@ The two dialects differ only in the handful of expressions in ``Dialect``.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from usage_features.features.spec import (
+    BREADTH_COLUMNS,
     BREADTH_DAYS,
     WINDOWS,
     Feature,
@@ -83,8 +85,15 @@ FROM {events}
 GROUP BY customer_id, {day}"""
 
 
-def features_sql(daily: str, dialect: Dialect, spec: FeatureSpec | None = None) -> str:
-    """Compact feature rows from the daily rows in relation ``daily`` (all days per customer)."""
+def features_sql(daily: str, dialect: Dialect, spec: FeatureSpec | None = None,
+                 since: str | None = None) -> str:
+    """Compact feature rows from the daily rows in relation ``daily`` (all days per customer).
+
+    ``since``: a relation ``(customer_id, first_day)``: only the rows from each customer's
+    ``first_day`` on, each compared (to drop a repeat) with the values in effect the day before
+    (a candidate day added there), not with the previous change day's. With the daily rows of
+    :func:`lookback_days` before ``first_day`` and a :func:`carry_sql` row, these are the rows
+    the whole history gives (see :mod:`usage_features.features.build`)."""
     spec = spec or feature_spec()
     offsets = " UNION ALL ".join(f"SELECT {k} AS k" for k in change_offsets())
     base = [f for f in spec.windowed if not f.derived]
@@ -101,10 +110,21 @@ def features_sql(daily: str, dialect: Dialect, spec: FeatureSpec | None = None) 
     derived_columns = ",\n           ".join(_typed(f) for f in derived)
     values = ", ".join(stored)
     row = dialect.row.format(values=values)
+    candidates = f"""SELECT DISTINCT customer_id, day + k AS day
+    FROM {daily} CROSS JOIN ({offsets}) AS offsets"""
+    computed, after = "windowed", ""
+    if since:  # change days from first_day - 1 on (earlier ones add nothing to any window)
+        candidates = f"""SELECT DISTINCT d.customer_id, d.day + k AS day
+    FROM {daily} d JOIN {since} s ON d.customer_id = s.customer_id CROSS JOIN ({offsets}) AS o
+    WHERE d.day + k >= s.first_day - 1
+    UNION SELECT DISTINCT d.customer_id, s.first_day - 1 AS day
+    FROM {daily} d JOIN {since} s ON d.customer_id = s.customer_id"""
+        computed = (f"(SELECT w.*, s.first_day AS since_day FROM windowed w JOIN {since} s "
+                    "ON w.customer_id = s.customer_id WHERE w.day >= s.first_day - 1) AS w")
+        after = " AND day >= since_day"
     return f"""
 WITH {breadth}candidates AS (
-    SELECT DISTINCT customer_id, day + k AS day
-    FROM {daily} CROSS JOIN ({offsets}) AS offsets),
+    {candidates}),
 timeline AS (
     SELECT customer_id, day, {", ".join([*columns, *(f"{v} AS {k}" for k, v in packed.items())])},
            false AS is_candidate
@@ -120,15 +140,15 @@ windowed AS (
     WINDOW {windows}),
 features AS (
     SELECT customer_id, day, {", ".join(f.name for f in base)},
-           {derived_columns}
-    FROM windowed WHERE is_candidate),
+           {derived_columns}{", since_day" if since else ""}
+    FROM {computed} WHERE is_candidate),
 changes AS (
     SELECT *, lag({row}) OVER (PARTITION BY customer_id ORDER BY day) AS previous
     FROM features)
 SELECT customer_id, {dialect.day_start.format(day="day")} AS feature_timestamp, day,
        {values}
 FROM changes
-WHERE {dialect.distinct.format(a="previous", b=row)}"""
+WHERE {dialect.distinct.format(a="previous", b=row)}{after}"""
 
 
 def _breadth_ctes(daily: str, spec: FeatureSpec) -> str:
@@ -209,3 +229,80 @@ def _typed(feature: Feature, sums: dict[str, str] | None = None) -> str:
     sql_type = _SQL_TYPES.get(feature.dtype)
     sql = f"CAST({sql} AS {sql_type})" if sql_type else sql
     return f"{sql} AS {feature.name}"
+
+
+# The incremental recompute's lookback (used by usage_features.features.build._recompute).
+#
+# The feature rows of a customer from day F on read, through the bounded windows, only the
+# daily rows of the ``reach`` days before F; through an unbounded window (HISTORY...), only an
+# aggregate of the rows before any cutoff that composes with the rest: the max of the maxes,
+# the sum of the sums, the latest of the latests. So the daily rows from
+# ``F - lookback_days(spec)`` on plus one "carry" row the day before, holding each such
+# aggregate of the older rows (:func:`carry_sql`), give every row from F on exactly.
+
+#: An unbounded window's aggregate of one daily column that composes: ``max(c)``, ``min(c)``,
+#: ``sum(c)``, and "the latest" ``max_by(c, CASE WHEN k > 0 THEN day END)``.
+_COMPOSABLE = re.compile(
+    r"\b(?:(?P<agg>max|min|sum)\((?P<column>\w+)\)"
+    r"|max_by\((?P<latest>\w+), CASE WHEN (?P<key>\w+) > 0 THEN day END\))"
+    r"\s+OVER\s+(?P<window>\w+)\b")
+
+
+def lookback_days(spec: FeatureSpec) -> int:
+    """How many days before a customer's first recomputed day ``F`` the recompute reads daily
+    rows from (older ones reach it only through the carry row, the day before those).
+
+    It covers the longest window's reach (``days + offset``; breadth adds ``BREADTH_DAYS``:
+    a day's breadth counts the types used in the 30 days up to it) from the day ``F - 1``,
+    whose values the row at ``F`` is compared with, and the longest change offset (an older
+    row, or the carry row, would otherwise add or miss a change day from ``F - 1`` on)."""
+    reach = max((w.days or 0) + w.offset for w in WINDOWS)
+    if spec.breadth_counts:
+        reach += BREADTH_DAYS
+    return max(reach, max(change_offsets())) + 2
+
+
+def carry_sql(spec: FeatureSpec) -> dict[str, str] | None:
+    """The carry row's aggregate of each daily column the unbounded windows read (the columns
+    missing are null in it: no bounded window reaches it); None when some feature's use of an
+    unbounded window does not compose (then the recompute reads the whole history).
+
+    Composes: each use matched by ``_COMPOSABLE`` (the same aggregate over the carry and the
+    later rows equals it over all the rows; for "the latest", the carry row, dated after every
+    row it holds and before every later one, holds the latest of the older rows and a positive
+    ``key`` if any had one); one aggregate per column; and breadth's ``sum(breadth_delta)``,
+    whose running sum counts only the types used in the ``BREADTH_DAYS`` before (a day's
+    +1/-1 are computed from the rows read, exact from ``BREADTH_DAYS`` after the first)."""
+    unbounded = {w.name for w in WINDOWS if w.days is None}
+    carry: dict[str, str] = {}
+
+    def add(column: str, aggregate: str) -> bool:
+        if column not in spec.daily or carry.get(column, aggregate) != aggregate:
+            return False
+        carry[column] = aggregate
+        return True
+
+    for feature in spec.windowed:
+        if feature.derived:
+            continue
+        uses = re.findall(r"\bOVER\s+(\w+)\b", feature.sql)
+        if not unbounded & set(uses):
+            continue
+        if feature.type_count:  # packed sums are bounded by a daily limit, not a history's
+            return None
+        matched = [m for m in _COMPOSABLE.finditer(feature.sql) if m["window"] in unbounded]
+        if len(matched) != sum(use in unbounded for use in uses):
+            return None
+        for m in matched:
+            if m["latest"]:
+                ok = (add(m["latest"], f"max_by({m['latest']}, CASE WHEN {m['key']} > 0 "
+                                       "THEN day END)")
+                      and add(m["key"], f"max({m['key']})"))
+            elif m["column"] == "breadth_delta" and spec.breadth_counts:
+                ok = m["agg"] == "sum"
+            else:
+                ok = m["column"] not in BREADTH_COLUMNS and add(
+                    m["column"], f"{m['agg']}({m['column']})")
+            if not ok:
+                return None
+    return carry
