@@ -102,6 +102,19 @@ def _microseconds(times) -> np.ndarray:
     return stamps.dt.tz_convert("UTC").astype("datetime64[us, UTC]").astype(np.int64).to_numpy()
 
 
+def _rows(hidden: HiddenState, customer_ids, times, horizon_days: int
+          ) -> tuple[np.ndarray, np.ndarray]:
+    """The rows' customer indexes and times (epoch microseconds); refuses a horizon that is
+    not positive and a time outside the simulated period."""
+    if horizon_days <= 0:
+        raise ValueError("horizon_days must be positive")
+    c = hidden.index_of(customer_ids)
+    t = _microseconds(times)
+    if ((t < hidden.start_us) | (t >= hidden.start_us + hidden.days * DAY_US)).any():
+        raise ValueError("an observation time is outside the simulated period")
+    return c, t
+
+
 def churn_probability(hidden: HiddenState, customer_ids, times, horizon_days: int = 30
                       ) -> np.ndarray:
     """The oracle's P(churned_at in (t, t + horizon]) for each row (customer_ids[i], times[i]).
@@ -110,13 +123,8 @@ def churn_probability(hidden: HiddenState, customer_ids, times, horizon_days: in
     at ``t``: the rows of :func:`usage_features.training.labels.observation_rows`) and ``t``
     within the simulated period; anything else is refused.
     """
-    if horizon_days <= 0:
-        raise ValueError("horizon_days must be positive")
-    c = hidden.index_of(customer_ids)
-    t = _microseconds(times)
+    c, t = _rows(hidden, customer_ids, times, horizon_days)
     start = hidden.start_us
-    if ((t < start) | (t >= start + hidden.days * DAY_US)).any():
-        raise ValueError("an observation time is outside the simulated period")
     signed_up = start + hidden.signup_day[c].astype(np.int64) * DAY_US + hidden.signup_tod[c]
     churn_day = hidden.churn_day[c].astype(np.int64)
     churned_at = np.where(churn_day < NEVER, start + churn_day * DAY_US + hidden.churn_tod[c],
@@ -177,13 +185,8 @@ def onset_probability(hidden: HiddenState, customer_ids, times, horizon_days: in
     (t, t + horizon] | the decline's onset day, not churned at t) when the customer's decline
     began before ``t`` (its day's start before ``t``), 0 otherwise; see the module doc.
     Refuses a row outside the simulated period, as :func:`churn_probability` does."""
-    if horizon_days <= 0:
-        raise ValueError("horizon_days must be positive")
-    c = hidden.index_of(customer_ids)
-    t = _microseconds(times)
+    c, t = _rows(hidden, customer_ids, times, horizon_days)
     start = hidden.start_us
-    if ((t < start) | (t >= start + hidden.days * DAY_US)).any():
-        raise ValueError("an observation time is outside the simulated period")
     onset = hidden.decay_start[c].astype(np.int64)
     began = (onset < NEVER) & (start + onset * DAY_US < t)
     score = np.zeros(len(c))
