@@ -59,15 +59,25 @@ def file_record(path: Path) -> dict:
     return {"size": os.path.getsize(path), "sha256": sha256_file(path)}
 
 
+#: A recorded file that is not there.
+MISSING = "missing (the build recorded it)"
+
+
 def file_problem(path: Path, record: dict) -> str | None:
     """What differs between ``path`` and its ``record`` (None: nothing)."""
     try:
         size = os.path.getsize(path)
     except FileNotFoundError:
-        return "missing (the build recorded it)"
+        return MISSING
+    return content_problem(size, lambda: sha256_file(path), record)
+
+
+def content_problem(size: int, sha256, record: dict) -> str | None:
+    """What differs between content of ``size`` bytes and its ``record`` (None: nothing);
+    ``sha256()`` gives the content's digest, computed only when the sizes agree."""
     if size != record["size"]:
         return f"{size:,} bytes where {record['size']:,} were written (truncated or changed)"
-    if sha256_file(path) != record["sha256"]:
+    if sha256() != record["sha256"]:
         return "its content differs from what was written (SHA-256 mismatch)"
     return None
 
@@ -126,7 +136,7 @@ def check_parquet(path: Path, record: dict, columns: Iterable[str] | None = None
     try:
         handle = open(path, "rb")  # noqa: SIM115 - closed below
     except FileNotFoundError:
-        raise DamagedFileError(path, "missing (the build recorded it)", fix) from None
+        raise DamagedFileError(path, MISSING, fix) from None
     with handle:
         fd = handle.fileno()
         size = os.fstat(fd).st_size

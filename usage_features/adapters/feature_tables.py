@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from usage_features.adapters.checksums import (
+    MISSING,
     DamagedFileError,
     check_parquet,
     read_checked_json,
@@ -110,7 +111,7 @@ class StoredTable:
             found = sorted(self.source.rglob("*.parquet"))
         on_disk = {table_key(self.paths, f) for f in found}
         for key in sorted(recorded - on_disk):
-            raise DamagedFileError(self.paths.features / key, "missing (the build recorded it)")
+            raise DamagedFileError(self.paths.features / key, MISSING)
         for key in sorted(on_disk - recorded):
             raise DamagedFileError(self.paths.features / key,
                                    "not written by the build (no checksum recorded)")

@@ -35,7 +35,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from usage_features.adapters.checksums import DamagedFileError
+from usage_features.adapters.checksums import MISSING, DamagedFileError, content_problem
 from usage_features.adapters.files import atomic_path
 
 _MAGIC = b"UFKEYS1\n"
@@ -128,13 +128,10 @@ class KeyIndex:
         try:
             data = path.read_bytes()
         except FileNotFoundError:
-            raise DamagedFileError(path, "missing (the build recorded it)") from None
-        if len(data) != record["size"]:
-            raise DamagedFileError(path, f"{len(data):,} bytes where {record['size']:,} were "
-                                         "written (truncated or changed)")
-        if hashlib.sha256(data).hexdigest() != record["sha256"]:
-            raise DamagedFileError(path, "its content differs from what was written "
-                                         "(SHA-256 mismatch)")
+            raise DamagedFileError(path, MISSING) from None
+        problem = content_problem(len(data), lambda: hashlib.sha256(data).hexdigest(), record)
+        if problem:
+            raise DamagedFileError(path, problem)
         (length,) = struct.unpack_from("<Q", data, len(_MAGIC))
         start = len(_MAGIC) + 8
         header = json.loads(data[start:start + length])

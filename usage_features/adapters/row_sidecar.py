@@ -33,7 +33,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from usage_features.adapters.checksums import DamagedFileError
+from usage_features.adapters.checksums import MISSING, DamagedFileError
 from usage_features.adapters.files import atomic_path
 
 _MAGIC = b"UFROWS2\n"
@@ -197,7 +197,7 @@ class Sidecar:
             handle = open(path, "rb")  # noqa: SIM115 - owned by the Sidecar
         except OSError:
             if record is not None:
-                raise DamagedFileError(path, "missing (the build recorded it)") from None
+                raise DamagedFileError(path, MISSING) from None
             return None
         try:
             size = os.fstat(handle.fileno()).st_size
