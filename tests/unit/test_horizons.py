@@ -15,7 +15,8 @@ from hypothesis.extra.numpy import arrays
 from tests.factories import FEATURES, horizon_model, training_frame
 from usage_features.domain.scores import Score, score_columns
 from usage_features.ingestion.settings import SettingsError, load_settings
-from usage_features.training.horizons import monotone
+from usage_features.training.estimators import churn_classifier
+from usage_features.training.horizons import median_agreeing, monotone
 from usage_features.training.labels import (
     LabelError,
     censor_at,
@@ -23,6 +24,8 @@ from usage_features.training.labels import (
     observation_rows,
     survival_rows,
 )
+from usage_features.training.metadata import ModelMetadata
+from usage_features.training.model import TrainedModel
 from usage_features.training.survival import fit_cox
 from usage_features.training.train import check_horizons
 
@@ -211,6 +214,46 @@ class TestTheHorizonsOrder:
         assert ((probabilities >= 0) & (probabilities <= 1)).all()
 
 
+class TestTheMedianAgreesWithTheProbabilities:
+    def test_a_median_contradicting_a_probability_beside_it_is_not_given(self):
+        horizons = (30, 60, 90)
+        days = np.array([20.0, 20.0, 75.0, 75.0, np.nan, np.nan, 90.0])
+        probabilities = np.array([
+            [0.6, 0.7, 0.8],  # within 30 days, and every horizon says so
+            [0.3, 0.7, 0.8],  # 20 days, but the 30-day classifier says below one half
+            [0.1, 0.2, 0.5],  # within 90, not within 60
+            [0.1, 0.2, 0.4],  # within 90, but the 90-day probability says not
+            [0.1, 0.2, 0.4],  # no median (the curve stays above one half): nothing claimed
+            [0.1, 0.2, 0.6],  # no median, but the 90-day probability says within 90
+            [0.1, 0.4, 0.5],  # exactly 90 days, p(90) exactly one half: agree
+        ])
+        out = median_agreeing(days, probabilities, horizons)
+        np.testing.assert_array_equal(out, [20.0, np.nan, 75.0, np.nan, np.nan, np.nan, 90.0])
+
+    @settings(max_examples=50, deadline=None)
+    @given(arrays(np.float64, (8, len(FEATURES)),
+                  elements=st.one_of(st.floats(-50, 200), st.just(np.nan))))
+    def test_every_median_a_model_gives_agrees_with_its_probabilities(self, trained, matrix):
+        frame = pd.DataFrame(matrix, columns=FEATURES)
+        out = trained.predict_frame(frame)
+        given_ = out.expected_days_to_churn.notna()
+        for horizon in (30, 60, 90, 180):
+            column = ("churn_probability" if horizon == 30
+                      else f"churn_probability_{horizon}d")
+            within = out.expected_days_to_churn[given_] <= horizon
+            assert ((out[column][given_] >= 0.5) == within).all()
+        # and what is given is the curve's own median
+        curves = trained.horizons.curves.median_days(matrix)
+        np.testing.assert_array_equal(out.expected_days_to_churn[given_], curves[given_])
+
+
+@pytest.fixture(scope="module")
+def trained(model):
+    frame, churned = training_frame(800)
+    return TrainedModel(churn_classifier(FEATURES).fit(frame, churned),
+                        ModelMetadata("churn_model_v1", FEATURES, 30, 7, {}), model)
+
+
 class TestSettingsAndRecords:
     def test_horizons_default_to_60_and_90_days_and_are_configurable(self, tmp_path):
         assert load_settings(tmp_path).horizons == (60, 90)
@@ -221,6 +264,18 @@ class TestSettingsAndRecords:
         (tmp_path / "usage_features.yaml").write_text("horizons: [60, soon]\n")
         with pytest.raises(SettingsError, match="horizons"):
             load_settings(tmp_path)
+
+    def test_models_differing_only_in_their_horizons_are_two_versions(self):
+        common = {"feature_service": "churn_model_v1", "features": FEATURES,
+                  "horizon_days": 30, "interval_days": 7, "train_window": {},
+                  "training_data_sha256": "ab" * 32}
+        before = ModelMetadata(**common)
+        versions = {before.model_version} | {
+            ModelMetadata(**common, horizons={"horizons": list(h), "survival_data_sha256": s}
+                          ).model_version
+            for h, s in [((60, 90), "cd" * 32), ((60,), "cd" * 32), ((60, 90), "ef" * 32)]}
+        assert before.model_version == "churn_model_v1-" + "ab" * 6  # as it always was
+        assert len(versions) == 4
 
     def test_a_horizon_not_longer_than_the_classifier_s_is_refused(self):
         assert check_horizons([90, 60], 30) == (60, 90)

@@ -44,7 +44,9 @@ class Score:
     #: fields ``churn_probability_<days>d``.
     horizon_probabilities: tuple[tuple[int, float | None], ...] = ()
     #: The median of the customer's time-to-churn curve, in days from ``as_of``; None where
-    #: the curve stays above one half (or not scored).
+    #: the curve stays above one half, where it contradicts a probability beside it (a
+    #: horizon's probability is at least one half exactly when the median is within it), or
+    #: not scored.
     expected_days_to_churn: float | None = None
 
     def row(self) -> dict:

@@ -119,7 +119,8 @@ class CustomerScore(BaseModel):
                                                 description="Churn within 90 days")
     expected_days_to_churn: float | None = Field(
         default=None, description="The median of the time-to-churn curve, in days; null "
-                                  "where the curve stays above one half")
+                                  "where the curve stays above one half or contradicts a "
+                                  "probability beside it")
     risk_band: str | None = None
     reasons: list[str] = []
     features_from: str = Field(description="online, or historical for a time the online "

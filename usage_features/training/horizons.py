@@ -44,6 +44,19 @@ def monotone(base: np.ndarray, horizons: np.ndarray) -> np.ndarray:
     return np.maximum.accumulate(stacked, axis=1)[:, 1:]
 
 
+def median_agreeing(days: np.ndarray, probabilities: np.ndarray, horizons) -> np.ndarray:
+    """``days`` (the survival curve's median days to churn, NaN: none) where it agrees with
+    the probability given at every horizon (one column per horizon of ``horizons``, shortest
+    first: ``p(h) >= 1/2`` exactly when the median is at most ``h`` days), else NaN.
+
+    The shortest horizon's probability always comes from the classifier, and a longer one's
+    may; a median that contradicts the probabilities beside it is not given."""
+    days = np.asarray(days, dtype=np.float64)
+    within = days[:, None] <= np.asarray(horizons, dtype=np.float64)[None, :]  # NaN: never
+    agrees = (np.asarray(probabilities, dtype=np.float64) >= 0.5) == within
+    return np.where(agrees.all(axis=1), days, np.nan)
+
+
 class HorizonModel:
     """What scores the horizons: the Cox curves and, per horizon, what ships (the curves or a
     classifier pipeline)."""

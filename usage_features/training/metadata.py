@@ -58,7 +58,15 @@ class ModelMetadata:
 
     @property
     def model_version(self) -> str:
-        return f"{self.feature_service}-{self.training_data_sha256[:12]}"
+        """The feature service and a hash of what the model was fitted on: the classifier's
+        rows and, for a model with horizons, the horizons and the survival rows (two models
+        that differ only in their horizons are two versions)."""
+        survival = self.horizons.get("survival_data_sha256") if self.horizons else None
+        if not survival:  # a model without horizons keeps the version it always had
+            return f"{self.feature_service}-{self.training_data_sha256[:12]}"
+        digest = hashlib.sha256(json.dumps(
+            [self.training_data_sha256, survival, self.horizons.get("horizons")]).encode())
+        return f"{self.feature_service}-{digest.hexdigest()[:12]}"
 
 
 def training_data_hash(frame: pd.DataFrame) -> str:

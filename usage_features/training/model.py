@@ -19,7 +19,7 @@ from sklearn.pipeline import Pipeline
 
 from usage_features.domain.vocabulary import EventVocabulary
 from usage_features.training.compiled import COMPILED_MAX_ROWS, CompiledBoosting
-from usage_features.training.horizons import HorizonModel, horizon_column
+from usage_features.training.horizons import HorizonModel, horizon_column, median_agreeing
 from usage_features.training.metadata import ModelMetadata
 
 #: Rows the pipeline predicts at a time: about this many bytes of features, so that the rows
@@ -51,10 +51,13 @@ class TrainedModel:
                          ) -> tuple[np.ndarray, np.ndarray] | None:
         """For rows of ``matrix`` (the model's features, in order) whose churn probability
         is ``base``: each longer horizon's probability (non-decreasing from ``base``) and the
-        median days to churn; None without horizons."""
+        median days to churn (:func:`median_agreeing`); None without horizons."""
         if self.horizons is None:
             return None
-        return self.horizons.predict(matrix, base, frame)
+        probabilities, days = self.horizons.predict(matrix, base, frame)
+        return probabilities, median_agreeing(
+            days, np.column_stack([base, probabilities]),
+            (self.metadata.horizon_days, *self.horizon_days))
 
     def predict_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
         """``churn_probability``, one ``churn_probability_<h>d`` per horizon and
