@@ -21,7 +21,7 @@ from usage_features.adapters.duckdb_connection import parquet_list
 from usage_features.adapters.event_index import CATALOGUE, INDEX_DIR, EventIdIndex
 from usage_features.adapters.event_log import EventLog, rows_sql
 from usage_features.config import RepoPaths
-from usage_features.ingestion import ingest_files
+from usage_features.ingestion import ingest, ingest_files
 
 NOW = datetime(2026, 3, 10, tzinfo=UTC)
 
@@ -89,6 +89,18 @@ class TestAReSentOldEvent:
                                repo, now=NOW)
         assert counts(summary) == (0, 3, 0)
         assert len(stored(repo)) == 57
+
+
+    def test_an_input_looked_up_a_few_ids_at_a_time_finds_every_stored_one(
+            self, tmp_path, repo, history, monkeypatch):
+        """A large input's hashes are looked up in parts, never gathered whole (10^8 ran out
+        of memory); a match in any part is found."""
+        monkeypatch.setattr(ingest, "LOOKUP_BATCH", 2)
+        resent = [event("2026-03-09T10:00:00Z"), dict(history["february"]),
+                  event("2026-03-09T11:00:00Z"), event("2026-03-09T12:00:00Z"),
+                  {**history["january"], "customer_id": "c8"}]
+        summary = ingest_files([write(tmp_path / "march.csv", resent)], repo, now=NOW)
+        assert counts(summary) == (3, 1, 1)
 
 
 class TestHashCollisions:

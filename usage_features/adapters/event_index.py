@@ -96,6 +96,7 @@ class EventIdIndex:
         self.runs: list[Run] = []
         #: Why the index was rebuilt from the whole log (None: it was not).
         self.rebuilt: str | None = None
+        self._checked: set[tuple[str, int]] = set()  # (run, block) found as written
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -115,6 +116,11 @@ class EventIdIndex:
                 or catalogue.get("probes") != self.probes(con)):
             raise DamagedIndexError(path, "made with another hash function")
         self.runs = [Run(**run) for run in catalogue["runs"]]
+
+    @property
+    def entries(self) -> int:
+        """The stored rows indexed."""
+        return sum(run.entries for run in self.runs)
 
     def files(self) -> dict[str, int]:
         """The indexed log files (path under the log -> size)."""
@@ -183,11 +189,16 @@ class EventIdIndex:
         return data
 
     def _check(self, run: Run, data: np.ndarray, number: int) -> None:
+        """The block as written, or :class:`DamagedIndexError`; once per lookup's object (an
+        input looked up in parts touches the same blocks again)."""
+        if (run.name, number) in self._checked:
+            return
         block = slice(number * BLOCK, (number + 1) * BLOCK)
         if _crc(data[0, block], data[1, block]) != run.blocks[number][1]:
             raise DamagedIndexError(self.dir / f"{run.name}.npy",
                                     f"block {number} differs from what was written "
                                     "(CRC-32 mismatch)")
+        self._checked.add((run.name, number))
 
     def _read(self, run: Run) -> np.ndarray:
         """A whole run (a copy), each block checked: a damaged run is never merged."""

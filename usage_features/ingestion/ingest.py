@@ -27,6 +27,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
 from usage_features.adapters.duckdb_connection import (
@@ -35,7 +36,11 @@ from usage_features.adapters.duckdb_connection import (
     run,
     sql_string,
 )
-from usage_features.adapters.event_index import DamagedIndexError, EventIdIndex
+from usage_features.adapters.event_index import (
+    DamagedIndexError,
+    EventIdIndex,
+    sorted_unique,
+)
 from usage_features.adapters.event_log import EventLog, rows_sql
 from usage_features.adapters.parquet_repository import ParquetUsageRepository
 from usage_features.adapters.stored_files import stored_files
@@ -68,6 +73,8 @@ _COMPARED = STAGED_EVENT
 _SAME_VALUES = " AND ".join(f"v.{c} IS NOT DISTINCT FROM ref_{c}" for c in EVENT_COLUMNS[1:])
 #: Accepted rows sorted and written at a time (whole days; see :func:`_commit_accepted`).
 COMMIT_ROWS = 8_000_000
+#: Staged ids whose hashes are looked up in the id index at a time (64 MiB of hashes).
+LOOKUP_BATCH = 1 << 23
 
 
 @dataclass
@@ -262,19 +269,33 @@ def _stored_matches(con: duckdb.DuckDBPyConnection, log: EventLog,
     collision is no match."""
     files = log.files()
     index.sync(con, files)
-    hashes = con.execute(f"SELECT DISTINCT {index.hash_sql.format('event_id')} AS h "
-                         "FROM staged WHERE reason IS NULL").fetchnumpy()["h"]
     try:
-        rows = index.lookup(hashes)
+        rows = _indexed_rows(con, index)
     except DamagedIndexError as exc:  # found by a block's checksum: rebuilt from the log
         index.rebuild(con, files, exc.problem)
-        rows = index.lookup(hashes)
+        rows = _indexed_rows(con, index)
     candidates = rows_sql(log.root, rows)
     if candidates is None:
         run(con, f"CREATE TABLE stored AS SELECT {_COMPARED} FROM staged WHERE false")
         return
     run(con, f"""CREATE TABLE stored AS SELECT * FROM ({candidates})
                  WHERE event_id IN (SELECT event_id FROM staged WHERE reason IS NULL)""")
+
+
+def _indexed_rows(con: duckdb.DuckDBPyConnection, index: EventIdIndex
+                  ) -> dict[str, np.ndarray]:
+    """The index's answer for every valid staged id: log file -> rows. The ids' hashes are
+    looked up :data:`LOOKUP_BATCH` at a time, never gathered whole (an input of 10^8 events
+    ran out of memory); an empty index is not asked."""
+    if not index.entries:
+        return {}
+    found: dict[str, list[np.ndarray]] = {}
+    with con.execute(f"SELECT {index.hash_sql.format('event_id')} AS h FROM staged "
+                     "WHERE reason IS NULL").to_arrow_reader(LOOKUP_BATCH) as batches:
+        for batch in batches:  # (closed on a damaged block: the connection rebuilds)
+            for name, rows in index.lookup(batch.column(0).to_numpy()).items():
+                found.setdefault(name, []).append(rows)
+    return {name: sorted_unique(np.concatenate(parts)) for name, parts in found.items()}
 
 
 def _summarise(con: duckdb.DuckDBPyConnection) -> IngestSummary:
