@@ -261,6 +261,12 @@ class TestCustomerPage:
         html = client.get(f"/customers/{quote(customer, safe='')}").text
         served = client.post("/score", json={"customer_ids": [customer]}).json()["scores"][0]
         assert f"{served['churn_probability']:.1%}" in html
+        for days in (60, 90):  # the horizons the model gives, as /score serves them
+            p = served[f"churn_probability_{days}d"]
+            assert (f"Within {days} days" in html) == (p is not None)
+            assert p is None or f"{p:.1%}" in html
+        assert ("Expected days to churn" in html) == (served["expected_days_to_churn"]
+                                                      is not None)
         assert all(unescape_reason in unescape(html) for unescape_reason in served["reasons"])
         assert 'id="weekly-events"' in html and 'id="score-history"' in html
         assert "Training median" in html and "Latest events" in html

@@ -16,7 +16,7 @@ from tests.factories import FEATURES, horizon_model, training_frame
 from usage_features.domain.scores import Score, score_columns
 from usage_features.ingestion.settings import SettingsError, load_settings
 from usage_features.training.estimators import churn_classifier
-from usage_features.training.horizons import median_agreeing, monotone
+from usage_features.training.horizons import concordance_rows, median_agreeing, monotone
 from usage_features.training.labels import (
     LabelError,
     censor_at,
@@ -399,3 +399,12 @@ def test_where_the_classifier_wins_it_ships_refitted_on_every_known_label(
     probabilities, _ = found.model.predict(matrix, np.zeros(len(rows)))
     raw = expected.predict_proba(rows)[:, 1]
     np.testing.assert_allclose(probabilities[:, 1], np.maximum(raw, probabilities[:, 0]))
+
+
+def test_the_concordance_index_is_computed_on_a_fixed_sample_of_a_large_test_period():
+    mask = np.zeros(1000, dtype=bool)
+    mask[::3] = True  # 334 rows
+    np.testing.assert_array_equal(concordance_rows(mask, 334), mask)  # all: no sample
+    sample = concordance_rows(mask, 100)
+    assert sample.sum() == 100 and not (sample & ~mask).any()
+    np.testing.assert_array_equal(sample, concordance_rows(mask, 100))  # the same each time

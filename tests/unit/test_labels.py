@@ -1,9 +1,15 @@
 from datetime import UTC, datetime
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from usage_features.training.labels import LabelError, observation_rows, time_split
+from usage_features.training.labels import (
+    LabelError,
+    observation_rows,
+    sample_customers,
+    time_split,
+)
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 DAY = pd.Timedelta(days=1)
@@ -72,3 +78,37 @@ class TestTimeSplit:
         table = customers(*[(f"c{i}", at(0), None) for i in range(3)])
         train, _, split = time_split(rows_for(table, cutoff_days=200), horizon_days=30)
         assert (train.event_timestamp + 30 * DAY <= split).all()
+
+
+class TestSampleCustomers:
+    @pytest.fixture
+    def table(self):
+        rng = np.random.default_rng(3)
+        ids = [f"acct-{i}" for i in range(400)]
+        rows = pd.DataFrame({"customer_id": np.repeat(ids, rng.integers(0, 9, 400))})
+        return pd.DataFrame({"customer_id": ids}), rows
+
+    def test_at_most_max_rows_is_no_sample(self, table):
+        customers, rows = table
+        assert sample_customers(customers, rows, len(rows)) is None
+        assert sample_customers(customers, rows, 0) is None  # 0: never
+
+    @pytest.mark.parametrize("max_rows", [1, 50, 333, 1000])
+    def test_whole_customers_at_least_max_rows_at_most_one_customer_more(self, table,
+                                                                         max_rows):
+        customers, rows = table
+        chosen = sample_customers(customers, rows, max_rows)
+        kept = rows[rows.customer_id.isin(chosen.customer_id)]
+        per_customer = rows.customer_id.value_counts()
+        last = chosen.customer_id.iloc[-1]
+        assert max_rows <= len(kept) < max_rows + per_customer.get(last, 0)
+        assert per_customer.get(last, 0) > 0  # the one whose rows reached max_rows
+        assert chosen.customer_id.is_unique
+
+    def test_the_same_customers_whatever_the_table_s_order(self, table):
+        customers, rows = table
+        once = sample_customers(customers, rows, 500)
+        shuffled = sample_customers(customers.sample(frac=1, random_state=1),
+                                    rows.sample(frac=1, random_state=2), 500)
+        assert set(once.customer_id) == set(shuffled.customer_id)
+        assert 0 < len(once) < len(customers)

@@ -24,6 +24,7 @@ from usage_features.cli import (
     utc,
 )
 from usage_features.cli.serving import model_errors, print_freshness
+from usage_features.training import DEFAULT_MAX_ROWS
 
 
 class SelectBy(str, Enum):
@@ -54,6 +55,10 @@ def train_command(
         min=0, help="Also run K rolling-origin backtest folds (each trained only on rows whose "
                     "label window ends before its test period) and report each metric's mean "
                     "and spread per candidate.")] = 0,
+    max_rows: Annotated[int, typer.Option(
+        min=0, help="Beyond this many weekly observation rows, train on the rows of a sample "
+                    "of whole customers (chosen by a fixed hash of their ids; at least this "
+                    "many rows, recorded in the model); 0: every row.")] = DEFAULT_MAX_ROWS,
     as_json: JsonOption = False,
 ) -> None:
     """Train the churn model on point-in-time features from Feast, with a report.
@@ -71,7 +76,7 @@ def train_command(
 
     config = TrainConfig(repo=repo, customers=customers, horizon_days=horizon_days,
                          train_end=utc(train_end) if train_end else None, model_out=model_out,
-                         backtest=backtest, select_by=select_by.value)
+                         backtest=backtest, select_by=select_by.value, max_rows=max_rows)
     with console.status("training") as status, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", FeatureDataWarning)
         warnings.simplefilter("always", HorizonWarning)
@@ -93,7 +98,7 @@ def train_command(
             "report_dir": str(result.report_dir), "metrics": meta.metrics,
             "ablation": result.ablation.to_dict(orient="records"), "counts": result.counts,
             "leakage_alarm": result.leakage_alarm, "selection": meta.selection,
-            "backtest": meta.backtest, "horizons": meta.horizons}))
+            "backtest": meta.backtest, "horizons": meta.horizons, "sample": meta.sample}))
         return
     capacity = meta.selection.get("capacity")
     table = Table("candidate", "ROC AUC", "PR AUC", f"precision at {capacity}",

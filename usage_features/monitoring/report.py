@@ -17,7 +17,8 @@ Six checks over the latest score snapshot (``refresh`` writes them), each with i
   never had (an undeclared name counted as "other", or a type it never saw);
 - **realized performance**: for snapshots at least ``horizon`` days old, ROC AUC, PR AUC and
   top-decile lift against the churn that then happened (the customers table), beside the
-  validation figures.
+  validation figures; the same for each longer horizon's probability once its window passed
+  (score drift too is checked per horizon).
 
 The report is ``DIR/data/reports/monitor/<date>/`` (``monitor.md`` with PNG plots, and
 ``monitor.json``).
@@ -59,8 +60,13 @@ class MonitorReport:
     freshness: dict = field(default_factory=dict)
     feature_drift: list[dict] = field(default_factory=list)
     score_psi: float | None = None
+    #: Per longer horizon's field (``churn_probability_60d``...): the PSI of today's against
+    #: the validation rows' (none for a model without horizons).
+    horizon_psi: dict[str, float] = field(default_factory=dict)
     skew: dict = field(default_factory=dict)
     realized: list[dict] = field(default_factory=list)
+    #: The same per longer horizon (``horizon_days`` in each entry), once its window passed.
+    realized_by_horizon: list[dict] = field(default_factory=list)
     #: Event names in the last NEW_NAMES_DAYS days that the model's training data never had.
     new_event_names: dict[str, int] = field(default_factory=dict)
     validation: dict = field(default_factory=dict)
@@ -117,16 +123,21 @@ def skew(store, historical: pd.DataFrame, features: list[str], as_of: datetime,
 
 
 def realized_performance(paths: RepoPaths, horizon_days: int, now: datetime,
-                         capacity: Capacity | None = None) -> list[dict]:
-    """Metrics of every snapshot whose label window ``(as_of, as_of + horizon]`` has passed
-    (precision and recall at ``capacity`` among them: the snapshot is one scoring date)."""
+                         capacity: Capacity | None = None,
+                         column: str = "churn_probability") -> list[dict]:
+    """Metrics of the snapshots' ``column`` (the probability of churn within
+    ``horizon_days``) for every snapshot whose label window ``(as_of, as_of + horizon]`` has
+    passed (precision and recall at ``capacity`` among them: the snapshot is one scoring
+    date); rows without that probability (scored before the model had it) are left out."""
     if not paths.customers.exists():
         return []
     with reading(paths.customers):
         customers = pd.read_parquet(paths.customers, columns=["customer_id", "churned_at"])
     horizon = pd.Timedelta(days=horizon_days)
     scored = read_snapshots(paths.scores).drop(columns="churned_at")  # (only active rows)
-    history = scored.merge(customers, on="customer_id", how="left")
+    if column not in scored:
+        return []
+    history = scored[scored[column].notna()].merge(customers, on="customer_id", how="left")
     out = []
     for day, rows in history.groupby("date"):
         as_of = rows.as_of.max()
@@ -137,7 +148,7 @@ def realized_performance(paths: RepoPaths, horizon_days: int, now: datetime,
         entry = {"date": str(day), "rows": len(rows), "churned": int(y.sum())}
         if 0 < y.sum() < len(y):
             entry.update({k: v for k, v in metrics(
-                y, rows.churn_probability.to_numpy(), np.full(len(y), str(day)), capacity
+                y, rows[column].to_numpy(), np.full(len(y), str(day)), capacity
             ).items() if k != "brier"})
         out.append(entry)
     return out
@@ -191,6 +202,17 @@ def markdown(report: MonitorReport) -> str:
                      f"{r.get('precision_at_capacity', nan):.3f} | "
                      f"{r.get('recall_at_capacity', nan):.3f} | "
                      f"{r.get('top_decile_lift', nan):.2f} |")
+    if report.horizon_psi:
+        lines += ["", "Longer horizons, PSI of today's against the validation period's: "
+                  + ", ".join(f"{c} {v:.3f}" for c, v in report.horizon_psi.items()) + "."]
+    if report.realized_by_horizon:
+        lines += ["", "At the longer horizons (each once its window has passed):", "",
+                  "| snapshot | horizon | rows | churned | ROC AUC | PR AUC | "
+                  "precision at capacity |", "|---|---|---|---|---|---|---|"]
+        lines += [f"| {r['date']} | {r['horizon_days']} d | {r['rows']} | {r['churned']} | "
+                  f"{r.get('roc_auc', nan):.3f} | {r.get('pr_auc', nan):.3f} | "
+                  f"{r.get('precision_at_capacity', nan):.3f} |"
+                  for r in report.realized_by_horizon]
     v = report.validation
     if v:
         lines += ["", (f"Validation: ROC AUC {v['roc_auc']:.3f}, PR AUC {v['pr_auc']:.3f}, "

@@ -11,6 +11,7 @@ import pandas as pd
 
 from usage_features.adapters.score_snapshots import read_snapshot, snapshot_days
 from usage_features.adapters.stored_files import reading, stored_files
+from usage_features.domain.scores import horizon_field
 from usage_features.features.retrieval import historical_features, store_spec
 from usage_features.ingestion.settings import load_settings
 from usage_features.monitoring.drift import PSI_ALARM, feature_drift, psi
@@ -56,7 +57,9 @@ def monitor(context: Context, now: datetime | None = None,
     with reading(reference_file):
         validation = pd.read_parquet(reference_file, columns=["customer_id", "event_timestamp"])
     reference = historical_features(store, same_weekday_and_time(validation, as_of))
-    reference["churn_probability"] = model.predict_proba(reference).to_numpy()
+    scores = model.predict_frame(reference)  # churn_probability and each horizon's
+    for column in scores.columns.drop("expected_days_to_churn", errors="ignore"):
+        reference[column] = scores[column].to_numpy()
     rows = pd.DataFrame({"customer_id": snapshot.customer_id, "event_timestamp": snapshot.as_of})
     current = historical_features(store, rows)
     trending = {f.name for f in store_spec(store).served if f.grows_with_time}
@@ -71,6 +74,15 @@ def monitor(context: Context, now: datetime | None = None,
     if report.score_psi >= PSI_ALARM:
         report.alarms.append(f"score drift: PSI {report.score_psi:.3f} of today's scores "
                              f"against the validation period's (alarm at {PSI_ALARM})")
+    for horizon in model.horizon_days:
+        column = horizon_field(horizon)
+        if column not in snapshot or snapshot[column].isna().all():
+            continue  # a snapshot scored before the model had this horizon
+        report.horizon_psi[column] = psi(reference[column], snapshot[column])
+        if report.horizon_psi[column] >= PSI_ALARM:
+            report.alarms.append(f"score drift at {horizon} days: PSI "
+                                 f"{report.horizon_psi[column]:.3f} of today's {column} "
+                                 f"against the validation period's (alarm at {PSI_ALARM})")
 
     report.skew = skew(store, current, model.metadata.features, as_of,
                        record.materialized_through, skew_sample)
@@ -86,8 +98,11 @@ def monitor(context: Context, now: datetime | None = None,
             f"event names new since training, events in the last {NEW_NAMES_DAYS} days: "
             f"{listed}; declare them in usage_features.yaml (or check the export) and retrain")
 
-    report.realized = realized_performance(paths, model.metadata.horizon_days, now,
-                                           load_settings(paths.repo).capacity)
+    capacity = load_settings(paths.repo).capacity
+    report.realized = realized_performance(paths, model.metadata.horizon_days, now, capacity)
+    report.realized_by_horizon = [
+        {"horizon_days": horizon, **entry} for horizon in model.horizon_days
+        for entry in realized_performance(paths, horizon, now, capacity, horizon_field(horizon))]
     out = paths.reports / "monitor" / report.snapshot_day
     write_report(report, reference, snapshot, out)
     report.report_dir = str(out)

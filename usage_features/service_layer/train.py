@@ -26,7 +26,12 @@ from usage_features.ingestion.customers import read_customers
 from usage_features.ingestion.settings import load_settings, load_vocabulary
 from usage_features.service_layer.build import build
 from usage_features.service_layer.load_customers import load_customers
-from usage_features.training.labels import LabelError, observation_rows, survival_rows
+from usage_features.training.labels import (
+    LabelError,
+    observation_rows,
+    sample_customers,
+    survival_rows,
+)
 from usage_features.training.train import (
     SurvivalData,
     TrainConfig,
@@ -46,9 +51,9 @@ def train(config: TrainConfig, progress: Callable[[str], None] = lambda _: None)
     if config.horizons is None:
         config = replace(config, horizons=load_settings(repo).horizons)
     check_horizons(config.horizons, config.horizon_days)  # before any work
-    frame, survival = training_data(config, progress)
+    frame, survival, sample = training_data(config, progress)
     return fit_candidates(config, frame, served_feature_names(repo),
-                          feature_spec(load_vocabulary(repo)), progress, survival)
+                          feature_spec(load_vocabulary(repo)), progress, survival, sample)
 
 
 def training_frame(config: TrainConfig, progress: Callable[[str], None] = lambda _: None
@@ -58,10 +63,14 @@ def training_frame(config: TrainConfig, progress: Callable[[str], None] = lambda
 
 
 def training_data(config: TrainConfig, progress: Callable[[str], None] = lambda _: None
-                  ) -> tuple[pd.DataFrame, SurvivalData | None]:
+                  ) -> tuple[pd.DataFrame, SurvivalData | None, dict]:
     """Labelled observation rows with their point-in-time features from Feast, and with
     ``config.horizons`` the survival rows (every observation time before the end of the
-    data, right-censored there) with theirs: one read of the features for both."""
+    data, right-censored there) with theirs: one read of the features for both.
+
+    Beyond ``config.max_rows`` observation rows, the rows of a sample of whole customers
+    (:func:`~usage_features.training.labels.sample_customers`, at least ``max_rows`` rows),
+    described in the third value (empty: no sample)."""
     customers = labels_source(config)
     cutoff = data_end(RepoPaths(config.repo))
     if config.train_end is not None:
@@ -74,13 +83,22 @@ def training_data(config: TrainConfig, progress: Callable[[str], None] = lambda 
         only = "churners" if rows.label.all() else "non-churners"
         raise LabelError(f"the customers table gives only {only} ({len(rows):,} rows): "
                          "labels need both classes")
+    chosen, sample = sample_customers(customers, rows, config.max_rows), {}
+    if chosen is not None:
+        sample = {"customers": len(chosen), "of_customers": len(customers),
+                  "grid_rows": len(rows), "max_rows": config.max_rows}
+        customers, rows = chosen, rows[rows.customer_id.isin(chosen.customer_id)]
+        sample["rows"] = len(rows)
+        progress(f"sampling {sample['customers']:,} of {sample['of_customers']:,} customers: "
+                 f"{len(rows):,} of {sample['grid_rows']:,} observation rows "
+                 f"(--max-rows {config.max_rows:,})")
     if config.customers is not None:
         progress(f"loading {config.customers} as the repo's customers table; rebuilding the "
                  "customer profile")
         adopt_customers(config)
     if not config.horizons:
         progress(f"fetching historical features for {len(rows):,} rows from Feast")
-        return historical_features(open_store(config.repo), rows), None
+        return historical_features(open_store(config.repo), rows), None, sample
     survival = survival_rows(customers, grid_start, cutoff, config.interval_days)
     progress(f"fetching historical features for {len(survival):,} rows from Feast "
              f"({len(rows):,} with the {config.horizon_days}-day label)")
@@ -90,7 +108,7 @@ def training_data(config: TrainConfig, progress: Callable[[str], None] = lambda 
                        how="left", validate="one_to_one", indicator=True)
     if (frame.pop("_merge") != "both").any():  # every labelled row is a survival row
         raise RuntimeError("labelled rows missing from the survival rows' features")
-    return frame, SurvivalData(fetched, pd.Timestamp(cutoff))
+    return frame, SurvivalData(fetched, pd.Timestamp(cutoff)), sample
 
 
 def labels_source(config: TrainConfig) -> pd.DataFrame:

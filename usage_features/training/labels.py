@@ -150,3 +150,21 @@ def censor_at(duration_days, churned, follow_up_days) -> tuple[np.ndarray, np.nd
     limit = np.asarray(follow_up_days, dtype=np.float64)
     event = np.asarray(churned, dtype=bool) & (duration <= limit)
     return np.minimum(duration, limit), event
+
+
+def sample_customers(customers: pd.DataFrame, rows: pd.DataFrame, max_rows: int
+                     ) -> pd.DataFrame | None:
+    """The customers a training run keeps when their observation ``rows`` exceed
+    ``max_rows`` (None: no sample, every customer; ``max_rows`` 0: never a sample).
+
+    Whole customers (every row of a customer, or none), in the order of a fixed hash of their
+    ids (the same sample on every run over the same table, unrelated to signup, plan or
+    churn), taken until their rows reach ``max_rows``: the sample holds at least ``max_rows``
+    observation rows and at most one customer's rows more."""
+    if not max_rows or len(rows) <= max_rows:
+        return None
+    ids = customers.customer_id.to_numpy(dtype=object)
+    ordered = customers.iloc[np.argsort(pd.util.hash_array(ids), kind="stable")]
+    counts = ordered.customer_id.map(rows.customer_id.value_counts()).fillna(0).to_numpy()
+    reached = int(np.searchsorted(np.cumsum(counts), max_rows, side="left"))
+    return ordered.iloc[:reached + 1]

@@ -51,6 +51,9 @@ class ModelMetadata:
     #: the data could not test, why), ``metrics`` (per horizon and model, on its test
     #: period). Empty for a model saved before horizons.
     horizons: dict = field(default_factory=dict)
+    #: How the training rows were sampled (``train --max-rows``): ``customers`` of
+    #: ``of_customers``, ``rows`` of ``grid_rows``, ``max_rows``. Empty: every row.
+    sample: dict = field(default_factory=dict)
 
     @property
     def event_vocabulary(self) -> EventVocabulary:

@@ -19,7 +19,7 @@ import pandas as pd
 from usage_features.config import RepoPaths
 from usage_features.domain.capacity import DEFAULT_CAPACITY, Capacity
 from usage_features.features.spec import SIGNUP_AT, TENURE_DAYS, FeatureSpec
-from usage_features.training import evaluate
+from usage_features.training import DEFAULT_MAX_ROWS, evaluate
 from usage_features.training.backtest import run_backtest
 from usage_features.training.horizons import fit_horizons
 from usage_features.training.labels import LabelError, time_split
@@ -60,6 +60,9 @@ class TrainConfig:
     #: churn probabilities for (:mod:`usage_features.training.horizons`); None: the repo's
     #: ``horizons:`` setting (60 and 90 days by default); empty: none.
     horizons: tuple[int, ...] | None = None
+    #: Observation rows beyond which a sample of whole customers is trained on (at least this
+    #: many rows; 0: every row): :func:`~usage_features.training.labels.sample_customers`.
+    max_rows: int = DEFAULT_MAX_ROWS
 
 
 @dataclass
@@ -175,10 +178,12 @@ def backtest_candidates(models: list[Candidate], periods: Periods, config: Train
 
 def fit_candidates(config: TrainConfig, frame: pd.DataFrame, features: list[str],
                    spec: FeatureSpec, progress: Callable[[str], None] = lambda _: None,
-                   survival: SurvivalData | None = None) -> TrainResult:
+                   survival: SurvivalData | None = None, sample: dict | None = None
+                   ) -> TrainResult:
     """Labelled rows with their features -> candidates compared on validation -> the best,
     refitted on every labelled row -> saved, with its report. With ``survival`` and
-    ``config.horizons``, the longer horizons too (:func:`fit_horizons`)."""
+    ``config.horizons``, the longer horizons too (:func:`fit_horizons`); ``sample``: how the
+    rows were sampled (recorded in the metadata)."""
     horizons = check_horizons(config.horizons or (), config.horizon_days)
     paths = RepoPaths(config.repo)
     config = replace(config, capacity=config.capacity or DEFAULT_CAPACITY)
@@ -202,6 +207,7 @@ def fit_candidates(config: TrainConfig, frame: pd.DataFrame, features: list[str]
     winner = {m.name: m for m in models}[selection.winner]
     shipped = winner.fit(periods.rows)
     metadata = model_metadata(config, features, periods, table, selection, backtest)
+    metadata.sample = dict(sample or {})
     by_horizon = None
     if survival is not None and horizons:
         found = fit_horizons(survival.rows, features, horizons, survival.cutoff, winner.build,
