@@ -26,6 +26,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+#: Delays (days) of the late onset oracles: how the ceiling falls with a detector's delay.
+ONSET_DELAYS = (7, 14, 28)
 sys.path.insert(0, str(ROOT))
 
 
@@ -94,6 +96,10 @@ def run_one(customers: int, seed: int, days: int, drop_each: list[str],
         scores["oracle"] = {k: oracle[k] for k in ("roc_auc", "pr_auc")}
         onset = evaluate.metrics(y, onset_for_rows(sim.hidden, reference, horizon))
         scores["onset oracle"] = {k: onset[k] for k in ("roc_auc", "pr_auc")}
+        for delay in ONSET_DELAYS:  # the same oracle seeing each decline that many days late
+            late = evaluate.metrics(y, onset_for_rows(sim.hidden, reference, horizon, delay))
+            scores[f"onset oracle, {delay} days late"] = {k: late[k] for k in ("roc_auc",
+                                                                                "pr_auc")}
         dropped = _drop_each(repo, horizon, drop_each) if drop_each else {}
         lap("score")
     return {"customers": customers, "seed": seed, "days": days, "mechanism": mechanism,

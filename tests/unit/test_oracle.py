@@ -184,3 +184,15 @@ def test_the_onset_oracle_ranks_churners_but_below_the_full_oracle(simulated):
     residual = pd.Series(y[began] - onset[began])
     per_customer = residual.groupby(rows.customer_id.to_numpy()[began]).sum()
     assert abs(residual.sum() / np.sqrt((per_customer ** 2).sum())) < 3.5
+
+
+def test_a_late_onset_oracle_sees_a_decline_only_its_delay_after_the_onset():
+    state = hidden(1, decay_start=np.array([90], np.int32), churn_day=np.array([200], np.int32))
+    at_100 = onset_probability(state, ["c0"], at(100), 30)[0]
+    assert onset_probability(state, ["c0"], at(100), 30, delay_days=9)[0] == at_100  # 90+9 < 100
+    assert onset_probability(state, ["c0"], at(100), 30, delay_days=10)[0] == 0  # not yet seen
+    # once seen, the score is the onset oracle's: the delay hides, it does not change
+    assert onset_probability(state, ["c0"], at(120), 30, delay_days=10)[0] == pytest.approx(
+        onset_probability(state, ["c0"], at(120), 30)[0])
+    with pytest.raises(ValueError, match="delay_days"):
+        onset_probability(state, ["c0"], at(100), 30, delay_days=-1)

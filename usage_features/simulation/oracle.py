@@ -179,16 +179,22 @@ def _undecided(hidden: HiddenState, c: np.ndarray, t: np.ndarray, end: np.ndarra
     return probability
 
 
-def onset_probability(hidden: HiddenState, customer_ids, times, horizon_days: int = 30
-                      ) -> np.ndarray:
+def onset_probability(hidden: HiddenState, customer_ids, times, horizon_days: int = 30,
+                      delay_days: int = 0) -> np.ndarray:
     """The onset oracle's score for each row (customer_ids[i], times[i]): P(churned_at in
     (t, t + horizon] | the decline's onset day, not churned at t) when the customer's decline
     began before ``t`` (its day's start before ``t``), 0 otherwise; see the module doc.
-    Refuses a row outside the simulated period, as :func:`churn_probability` does."""
+    Refuses a row outside the simulated period, as :func:`churn_probability` does.
+
+    ``delay_days``: a detector that sees a decline only that many days after it began (a
+    decline seen at ``t`` began before ``t - delay_days``): how the ceiling falls with a
+    detector's delay."""
+    if delay_days < 0:
+        raise ValueError("delay_days must not be negative")
     c, t = _rows(hidden, customer_ids, times, horizon_days)
     start = hidden.start_us
     onset = hidden.decay_start[c].astype(np.int64)
-    began = (onset < NEVER) & (start + onset * DAY_US < t)
+    began = (onset < NEVER) & (start + (onset + delay_days) * DAY_US < t)
     score = np.zeros(len(c))
     if not began.any():
         return score
@@ -208,11 +214,11 @@ def onset_probability(hidden: HiddenState, customer_ids, times, horizon_days: in
     return score
 
 
-def onset_for_rows(hidden: HiddenState, rows: pd.DataFrame, horizon_days: int = 30
-                   ) -> np.ndarray:
+def onset_for_rows(hidden: HiddenState, rows: pd.DataFrame, horizon_days: int = 30,
+                   delay_days: int = 0) -> np.ndarray:
     """:func:`onset_probability` for ``customer_id, event_timestamp`` rows (labels' rows)."""
     return onset_probability(hidden, rows["customer_id"].to_numpy(dtype=object),
-                             rows["event_timestamp"], horizon_days)
+                             rows["event_timestamp"], horizon_days, delay_days)
 
 
 def oracle_for_rows(hidden: HiddenState, rows: pd.DataFrame, horizon_days: int = 30
