@@ -22,17 +22,26 @@ def snapshot(day: date, probabilities: dict[str, float]) -> list[Score]:
     return [Score(c, as_of, "active", "v1", p, "low") for c, p in probabilities.items()]
 
 
-def test_only_snapshots_whose_horizon_has_passed_are_scored_against_later_churn(tmp_path):
-    paths = RepoPaths(tmp_path)
-    rng = np.random.default_rng(0)
-    ids = [f"c{i:03d}" for i in range(200)]
-    day1, day2 = date(2025, 3, 1), date(2025, 4, 20)
-    probabilities = dict(zip(ids, rng.random(200)))
-    churn = {c: (pd.Timestamp(day1, tz="UTC") + pd.Timedelta(days=int(rng.integers(1, 60))))
+def churning_customers(paths: RepoPaths, n: int, seed: int, first: date, days: int
+                       ) -> tuple[dict[str, float], dict]:
+    """``n`` customers, each with a probability and, with that probability, a churn 1 to
+    ``days`` days after ``first``: written as the repo's customers table."""
+    rng = np.random.default_rng(seed)
+    ids = [f"c{i:03d}" for i in range(n)]
+    probabilities = dict(zip(ids, rng.random(n)))
+    churn = {c: (pd.Timestamp(first, tz="UTC") + pd.Timedelta(days=int(rng.integers(1, days))))
              if rng.random() < p else pd.NaT for c, p in probabilities.items()}
     paths.customers.parent.mkdir(parents=True)
     pd.DataFrame({"customer_id": ids, "churned_at": pd.to_datetime(list(churn.values()), utc=True)
                   }).to_parquet(paths.customers)
+    return probabilities, churn
+
+
+def test_only_snapshots_whose_horizon_has_passed_are_scored_against_later_churn(tmp_path):
+    paths = RepoPaths(tmp_path)
+    day1, day2 = date(2025, 3, 1), date(2025, 4, 20)
+    probabilities, churn = churning_customers(paths, 200, 0, day1, 60)
+    ids = list(probabilities)
     ParquetSnapshots(paths.scores).write(snapshot(day1, probabilities), day1)
     ParquetSnapshots(paths.scores).write(snapshot(day2, probabilities), day2)
 
@@ -55,15 +64,9 @@ def test_each_longer_horizon_is_scored_once_its_own_window_has_passed(tmp_path):
     """A 60-day probability is checked against churn within 60 days, once 60 days passed; a
     snapshot scored before the model had the horizon (its field empty) is left out."""
     paths = RepoPaths(tmp_path)
-    rng = np.random.default_rng(1)
-    ids = [f"c{i:03d}" for i in range(300)]
     day0, day1 = date(2025, 2, 1), date(2025, 3, 1)
-    p60 = dict(zip(ids, rng.random(300)))
-    churn = {c: (pd.Timestamp(day1, tz="UTC") + pd.Timedelta(days=int(rng.integers(1, 120))))
-             if rng.random() < p else pd.NaT for c, p in p60.items()}
-    paths.customers.parent.mkdir(parents=True)
-    pd.DataFrame({"customer_id": ids, "churned_at": pd.to_datetime(list(churn.values()), utc=True)
-                  }).to_parquet(paths.customers)
+    p60, churn = churning_customers(paths, 300, 1, day1, 120)
+    ids = list(p60)
     as_of = datetime.combine(day1, datetime.min.time(), tzinfo=UTC)
     with_horizons = [Score(c, as_of, "active", "v2", p / 3, "low",
                            horizon_probabilities=((60, p), (90, min(1.0, p * 1.2))))
