@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -242,21 +243,25 @@ def main(argv: list[str] | None = None) -> None:
             command = [sys.executable, __file__, "one", "--customers", str(size), "--seed",
                        str(seed), "--days", str(args.days), "--drop-each", args.drop_each,
                        "--mechanism", args.mechanism]
+            load = round(os.getloadavg()[0], 2)  # the machine's load as the run starts
             done = subprocess.run(command, capture_output=True, text=True)
             if done.returncode != 0:
-                runs.append({"customers": size, "seed": seed,
+                runs.append({"customers": size, "seed": seed, "load_before": load,
                              "error": done.stderr.strip().splitlines()[-1:]})
             else:
-                runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+                runs.append({**json.loads(done.stdout.strip().splitlines()[-1]),
+                             "load_before": load})
             print(json.dumps(runs[-1]), flush=True)
     results = ROOT / "benchmarks" / "results"
     results.mkdir(exist_ok=True)
     (results / f"{args.name}.json").write_text(json.dumps(runs, indent=1) + "\n")
+    loads = [r["load_before"] for r in runs]
     header = (f"# Model quality: shipped model vs baselines vs oracle\n\n"
               f"`python benchmarks/bench_model.py --sizes {' '.join(map(str, args.sizes))} "
               f"--seeds {' '.join(map(str, args.seeds))} --mechanism {args.mechanism}` "
               f"({args.days} days simulated, the {args.mechanism} churn mechanism; "
-              "validation rows as train splits them; the machine was shared).\n\n")
+              "validation rows as train splits them; 1-minute load average before the runs "
+              f"{min(loads):.2f}-{max(loads):.2f}).\n\n")
     errors = [r for r in runs if "error" in r]
     tail = "".join(f"\nRun failed: {r['customers']} customers, seed {r['seed']}: {r['error']}\n"
                    for r in errors)
