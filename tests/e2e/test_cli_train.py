@@ -177,6 +177,22 @@ def test_backtest_reports_each_candidates_mean_and_spread_over_the_folds(trained
         Path(summary["report_dir"]) / "summary.md").read_text()
 
 
+def test_max_rows_trains_on_whole_customers_and_records_the_sample(trained, tmp_path):
+    _, repo, full = trained
+    assert full["sample"] == {}  # below the default limit: every row
+    summary = json.loads(invoke("train", "--repo", str(repo), "--max-rows", "3000",
+                                "--model-out", str(tmp_path / "m.skops"), "--json"))
+    sample = summary["sample"]
+    assert sample["max_rows"] == 3000 and sample["grid_rows"] > 3000
+    assert sample["rows"] >= 3000 and sample["customers"] < sample["of_customers"] == 500
+    # what was fitted and validated is the sample's rows, all of them
+    counts = summary["counts"]
+    assert counts["train"] + counts["validation"] <= sample["rows"]
+    assert summary["selection"]["refit_rows"] == sample["rows"]
+    meta = json.loads(Path(summary["model_path"] + ".json").read_text())
+    assert meta["sample"] == sample
+
+
 class TestTrainingData:
     def test_no_training_feature_comes_from_after_its_row(self, trained):
         work, repo, _ = trained
