@@ -41,6 +41,26 @@ def halved(tmp_path_factory, steady):
                                 model_from=steady))
 
 
+@pytest.fixture(scope="module")
+def brute(steady) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Brute-force features over the raw events: of the model's validation rows, each moved to
+    the snapshot's weekday and time of day, and of the snapshot's customers."""
+    paths = RepoPaths(steady.repo)
+    model = load_model(paths.model)
+    validation = pd.read_parquet(paths.reports / model.metadata.model_version / REFERENCE_FILE)
+    snapshot = read_snapshot(paths.scores, day_end(FIRST_DAILY).date())
+    rows = pd.DataFrame({"customer_id": snapshot.customer_id, "event_timestamp": snapshot.as_of})
+    delivered = steady.events[steady.events.timestamp < day_end(FIRST_DAILY)]
+    today = brute_force_features(delivered, steady.customers, rows)
+    as_of = pd.Timestamp(day_end(FIRST_DAILY))
+    moved = pd.DataFrame({"customer_id": validation.customer_id, "event_timestamp": [
+        t + pd.Timedelta(days=next(k for k in range(7)
+                                   if (t + pd.Timedelta(days=k)).weekday() == as_of.weekday()))
+        for t in validation.event_timestamp]})
+    assert (moved.event_timestamp.dt.time == as_of.time()).all()
+    return brute_force_features(delivered, steady.customers, moved), today
+
+
 def run_monitor(world):
     result = runner.invoke(app, ["monitor", "--repo", str(world.repo), "--json"])
     return result, json.loads(result.stdout)
@@ -60,31 +80,30 @@ class TestMonitor:
         tenure = next(d for d in report["feature_drift"] if d["feature"] == "tenure_days")
         assert tenure["grows_with_time"] and not tenure["alarm"]
 
-    def test_feature_psi_equals_brute_force_over_the_raw_events(self, steady):
+    def test_feature_psi_equals_brute_force_over_the_raw_events(self, steady, brute):
         _, report = run_monitor(steady)
-        paths = RepoPaths(steady.repo)
-        model = load_model(paths.model)
-        validation = pd.read_parquet(paths.reports / model.metadata.model_version /
-                                     REFERENCE_FILE)
-        snapshot = read_snapshot(paths.scores, day_end(FIRST_DAILY).date())
-        rows = pd.DataFrame({"customer_id": snapshot.customer_id,
-                             "event_timestamp": snapshot.as_of})
-        delivered = steady.events[steady.events.timestamp < day_end(FIRST_DAILY)]
-        today = brute_force_features(delivered, steady.customers, rows)
-        # the validation rows, each moved to the snapshot's weekday and time of day
-        as_of = pd.Timestamp(day_end(FIRST_DAILY))
-        moved = pd.DataFrame({"customer_id": validation.customer_id, "event_timestamp": [
-            t + pd.Timedelta(days=next(k for k in range(7)
-                                       if (t + pd.Timedelta(days=k)).weekday() == as_of.weekday()))
-            for t in validation.event_timestamp]})
-        assert (moved.event_timestamp.dt.time == as_of.time()).all()
-        reference = brute_force_features(delivered, steady.customers, moved)
+        reference, today = brute
         by_name = {d["feature"]: d["psi"] for d in report["feature_drift"]}
         for name in ("event_count_30d", "decay_ratio_7d_30d", "adoption_score_latest",
                      "days_since_last_monitoring_run"):
             expected = brute_force_psi(reference[name].to_numpy(dtype=float),
                                        today[name].to_numpy(dtype=float))
             assert by_name[name] == pytest.approx(expected, rel=1e-9, abs=1e-12), name
+
+    def test_each_horizon_s_score_psi_equals_brute_force(self, steady, brute):
+        """The model's horizon probabilities of the brute-force validation rows against the
+        snapshot's, one PSI per horizon the model gives."""
+        _, report = run_monitor(steady)
+        model = load_model(RepoPaths(steady.repo).model)
+        snapshot = read_snapshot(RepoPaths(steady.repo).scores, day_end(FIRST_DAILY).date())
+        expected = model.predict_frame(brute[0])
+        assert model.horizon_days  # the world's data tests the horizons
+        assert set(report["horizon_psi"]) == {f"churn_probability_{h}d"
+                                              for h in model.horizon_days}
+        for column, value in report["horizon_psi"].items():
+            assert value == pytest.approx(brute_force_psi(
+                expected[column].to_numpy(dtype=float), snapshot[column].to_numpy(dtype=float)),
+                rel=1e-9, abs=1e-12), column
 
     def test_usage_halved_for_a_month_raises_drift_alarms(self, halved):
         result, report = run_monitor(halved)
