@@ -17,6 +17,7 @@ from usage_features.config import RepoPaths
 from usage_features.features.retrieval import served_feature_names
 from usage_features.service_layer.train import TrainConfig, training_frame
 from usage_features.training.evaluate import LEAKAGE_ALARM_AUC
+from usage_features.training.metadata import horizons_version_sha256
 from usage_features.training.model import ModelMismatchError
 from usage_features.training.persistence import TRUSTED_TYPES, load_model, model_types, save_model
 
@@ -175,6 +176,16 @@ def test_backtest_reports_each_candidates_mean_and_spread_over_the_folds(trained
         auc.mean())
     assert "Backtest (2 rolling-origin folds)" in (
         Path(summary["report_dir"]) / "summary.md").read_text()
+
+
+def test_a_model_with_horizons_is_versioned_by_them_and_saves_its_version(trained):
+    _, _, summary = trained
+    meta = json.loads(Path(summary["model_path"] + ".json").read_text())
+    assert summary["horizons"]["shipped"]  # the data tests the horizons
+    assert meta["version_sha256"] == horizons_version_sha256(meta["training_data_sha256"],
+                                                             meta["horizons"])
+    assert summary["model_version"] == f"churn_model_v1-{meta['version_sha256'][:12]}"
+    assert Path(summary["report_dir"]).name == summary["model_version"]
 
 
 def test_max_rows_trains_on_whole_customers_and_records_the_sample(trained, tmp_path):

@@ -24,7 +24,7 @@ from usage_features.training.labels import (
     observation_rows,
     survival_rows,
 )
-from usage_features.training.metadata import ModelMetadata
+from usage_features.training.metadata import ModelMetadata, horizons_version_sha256
 from usage_features.training.model import TrainedModel
 from usage_features.training.survival import fit_cox
 from usage_features.training.train import check_horizons
@@ -270,12 +270,21 @@ class TestSettingsAndRecords:
                   "horizon_days": 30, "interval_days": 7, "train_window": {},
                   "training_data_sha256": "ab" * 32}
         before = ModelMetadata(**common)
-        versions = {before.model_version} | {
-            ModelMetadata(**common, horizons={"horizons": list(h), "survival_data_sha256": s}
-                          ).model_version
-            for h, s in [((60, 90), "cd" * 32), ((60,), "cd" * 32), ((60, 90), "ef" * 32)]}
+        versions = {before.model_version}
+        for h, s in [((60, 90), "cd" * 32), ((60,), "cd" * 32), ((60, 90), "ef" * 32)]:
+            horizons = {"horizons": list(h), "survival_data_sha256": s}
+            versions.add(ModelMetadata(**common, horizons=horizons, version_sha256=(
+                horizons_version_sha256(common["training_data_sha256"], horizons))
+            ).model_version)
         assert before.model_version == "churn_model_v1-" + "ab" * 6  # as it always was
         assert len(versions) == 4
+
+    def test_a_model_saved_with_horizons_before_keeps_its_version(self):
+        """Saved without ``version_sha256``: its version, and so its report folder, stay."""
+        saved = ModelMetadata("churn_model_v1", FEATURES, 30, 7, {},
+                              training_data_sha256="ab" * 32,
+                              horizons={"horizons": [60, 90], "survival_data_sha256": "cd" * 32})
+        assert saved.model_version == "churn_model_v1-" + "ab" * 6
 
     def test_a_horizon_not_longer_than_the_classifier_s_is_refused(self):
         assert check_horizons([90, 60], 30) == (60, 90)

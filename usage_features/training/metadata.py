@@ -54,6 +54,10 @@ class ModelMetadata:
     #: How the training rows were sampled (``train --max-rows``): ``customers`` of
     #: ``of_customers``, ``rows`` of ``grid_rows``, ``max_rows``. Empty: every row.
     sample: dict = field(default_factory=dict)
+    #: The hash behind ``model_version`` when it is not ``training_data_sha256`` alone (a
+    #: model with horizons: :func:`horizons_version_sha256`), fixed when trained, so a saved
+    #: model keeps its version and its report folder. Empty: the training data's hash.
+    version_sha256: str = ""
 
     @property
     def event_vocabulary(self) -> EventVocabulary:
@@ -61,15 +65,16 @@ class ModelMetadata:
 
     @property
     def model_version(self) -> str:
-        """The feature service and a hash of what the model was fitted on: the classifier's
-        rows and, for a model with horizons, the horizons and the survival rows (two models
-        that differ only in their horizons are two versions)."""
-        survival = self.horizons.get("survival_data_sha256") if self.horizons else None
-        if not survival:  # a model without horizons keeps the version it always had
-            return f"{self.feature_service}-{self.training_data_sha256[:12]}"
-        digest = hashlib.sha256(json.dumps(
-            [self.training_data_sha256, survival, self.horizons.get("horizons")]).encode())
-        return f"{self.feature_service}-{digest.hexdigest()[:12]}"
+        """The feature service and a hash of what the model was fitted on
+        (:attr:`version_sha256`, else the classifier's training data)."""
+        return f"{self.feature_service}-{(self.version_sha256 or self.training_data_sha256)[:12]}"
+
+
+def horizons_version_sha256(training_data_sha256: str, horizons: dict) -> str:
+    """The hash a model with horizons is versioned by: the classifier's rows, the survival
+    rows and the horizons (two models that differ only in their horizons are two versions)."""
+    return hashlib.sha256(json.dumps([training_data_sha256, horizons["survival_data_sha256"],
+                                      horizons["horizons"]]).encode()).hexdigest()
 
 
 def training_data_hash(frame: pd.DataFrame) -> str:

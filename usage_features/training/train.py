@@ -23,7 +23,7 @@ from usage_features.training import DEFAULT_MAX_ROWS, evaluate
 from usage_features.training.backtest import run_backtest
 from usage_features.training.horizons import fit_horizons
 from usage_features.training.labels import LabelError, time_split
-from usage_features.training.metadata import training_data_hash
+from usage_features.training.metadata import horizons_version_sha256, training_data_hash
 from usage_features.training.model import TrainedModel
 from usage_features.training.persistence import save_model
 from usage_features.training.report import REFERENCE_FILE, Report, write_report
@@ -222,6 +222,8 @@ def fit_candidates(config: TrainConfig, frame: pd.DataFrame, features: list[str]
                              "survival_data_sha256": training_data_hash(survival.rows[
                                  ["customer_id", "event_timestamp", "duration_days", "churned",
                                   *features]])}
+        metadata.version_sha256 = horizons_version_sha256(metadata.training_data_sha256,
+                                                          metadata.horizons)
         by_horizon, horizon_model = found.table, found.model
     else:
         horizon_model = None
