@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from usage_features.adapters.event_log import EventLog
+from usage_features.adapters.feast.bulk_materialize import materialize_in_bulk
 from usage_features.adapters.feast.online import create_online_tables, missing_online_tables
 from usage_features.adapters.stored_files import stored_files
 from usage_features.config import RepoPaths
@@ -85,7 +86,8 @@ def materialize(repo, end: datetime | None = None, config: str = DEFAULT_CONFIG,
             start = min(start, pending)
         if full:
             start = EPOCH
-        store.materialize(start, end, feature_views=[v.name for v in views])
+        if not materialize_in_bulk(store, views, start, end):
+            store.materialize(start, end, feature_views=[v.name for v in views])
         _record(paths, config, end, now)
     return MaterializeSummary(start, end, [v.name for v in views], "; ".join(warnings) or None)
 
