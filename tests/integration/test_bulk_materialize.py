@@ -107,7 +107,7 @@ def test_odd_values_are_written_as_feast_writes_them(tmp_path):
     from feast.utils import _convert_arrow_to_proto
 
     repo = copy_feature_repo(tmp_path / "odd")
-    events, customers = churn_dataset(seed=5, customers=8, days=100)
+    events, _ = churn_dataset(seed=5, customers=8, days=100)
     ingest_and_build(repo, events, datetime.now(UTC))
     apply_definitions(repo)
     store = open_store(repo)
