@@ -290,8 +290,8 @@ def _indexed_rows(con: duckdb.DuckDBPyConnection, index: EventIdIndex
     if not index.entries:
         return {}
     found: dict[str, list[np.ndarray]] = {}
-    with con.execute(f"SELECT {index.hash_sql.format('event_id')} AS h FROM staged "
-                     "WHERE reason IS NULL").to_arrow_reader(LOOKUP_BATCH) as batches:
+    with con.sql(f"SELECT {index.hash_sql.format('event_id')} AS h FROM staged "
+                 "WHERE reason IS NULL").to_arrow_reader(LOOKUP_BATCH) as batches:
         for batch in batches:  # (closed on a damaged block: the connection rebuilds)
             for name, rows in index.lookup(batch.column(0).to_numpy()).items():
                 found.setdefault(name, []).append(rows)
