@@ -26,6 +26,7 @@ from usage_features.service_layer.bootstrap import bootstrap
 from usage_features.service_layer.materialize import materialize
 from usage_features.service_layer.predict import predict
 from usage_features.service_layer.train import TrainConfig, train
+from usage_features.serving import scorer as scorer_module
 from usage_features.serving.reasons import ReasonsUnavailableWarning
 from usage_features.serving.scorer import UNKNOWN, ChurnScorer
 from usage_features.training.compiled import COMPILED_MAX_ROWS
@@ -107,6 +108,20 @@ class TestOnlineParity:
         alone = [(s.churn_probability, s.reasons) for c in ids for s in scorer.score([c], now)]
         together = [(s.churn_probability, s.reasons) for s in scorer.score(many, now)]
         assert together == alone * (len(many) // len(ids))
+
+    def test_a_batch_on_every_core_scores_as_on_one(self, trained, monkeypatch):
+        repo, customers, now = trained
+        scorer = bootstrap(repo).scorer
+        ids = customers.customer_id.tolist() * 3
+        limits = []
+        limit = scorer._threads.limit
+        monkeypatch.setattr(scorer._threads, "limit",
+                            lambda **kw: limits.append(kw["limits"]) or limit(**kw))
+        one = scorer.score(ids, now)
+        monkeypatch.setattr(scorer_module, "PARALLEL_MIN_ROWS", 2)
+        every = scorer.score(ids, now)
+        assert limits == [1, None]
+        assert every == one
 
     def test_online_reasons_equal_the_historical_paths_at_now(self, trained):
         repo, customers, now = trained
