@@ -1,7 +1,8 @@
 """Stored files checked against the checksums recorded when they were written.
 
 The event log's commits record each file with the inputs its rows came from; the build records
-every file it writes, checks them all before building, and repairs what it finds damaged: a
+every file it writes, checks them all before building (unread where a file's size and time are
+as recorded; ``verify`` reads them all), and repairs what it finds damaged: a
 damaged month file is recomputed (and only that month), a damaged sidecar rewritten, a damaged
 daily table or state rebuilt from the event log, a file it never wrote removed. Every repair
 ends in exactly the tables a clean build makes.
@@ -9,7 +10,10 @@ ends in exactly the tables a clean build makes.
 
 from __future__ import annotations
 
+import os
 import shutil
+import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -18,12 +22,13 @@ from tests.conftest import copy_feature_repo
 from tests.factories import random_events
 from tests.integration.test_event_log_crash import StoppedWriter, log_with_one_batch  # noqa: F401
 from tests.integration.test_ingest import NOW
+from usage_features.adapters import checksums
 from usage_features.adapters.checksums import DamagedFileError, sha256_file
 from usage_features.adapters.event_log import MANIFESTS, EventLog
 from usage_features.adapters.feature_tables import StoredTable, recorded_files
 from usage_features.adapters.row_sidecar import sidecar_path
 from usage_features.config import RepoPaths
-from usage_features.features.build import build_features
+from usage_features.features.build import build_features, check_tables
 from usage_features.features.state import load_state
 from usage_features.ingestion import ingest_files
 
@@ -176,6 +181,63 @@ class TestTheBuildRepairs:
         paths.build_state.write_text(text.replace('"event_files"', '"event_filez"'))
         with pytest.raises(DamagedFileError, match=r"_build_state\.json"):
             load_state(paths)
+
+
+def age(paths: RepoPaths, seconds: int = 3600) -> None:
+    """Every file of the feature tables last modified ``seconds`` before now."""
+    old = time.time_ns() - seconds * 10**9
+    for path in paths.features.rglob("*"):
+        if path.is_file():
+            os.utime(path, ns=(old, old))
+
+
+@pytest.fixture
+def reads(monkeypatch) -> list[Path]:
+    """The files whose SHA-256 is computed from now on."""
+    read = []
+    real = checksums.sha256_file
+    monkeypatch.setattr(checksums, "sha256_file", lambda path: read.append(Path(path))
+                        or real(path))
+    return read
+
+
+class TestTheBuildReadsOnlyWhatChanged:
+    """A day's build does not read the whole history's files: one whose size and time are
+    as recorded is taken as written; ``verify`` reads them all."""
+
+    def test_an_unchanged_file_is_read_once_then_not_again(self, repo, reads):
+        paths, want = repo
+        age(paths)
+        build_features(paths)  # recorded without their times: each read, its time recorded
+        table_files = [p for p in paths.features.rglob("*") if p.is_file()
+                       and not p.name.startswith("_build_state")]
+        assert set(reads) >= {p for p in table_files if not p.name.endswith(".lock")}
+        reads.clear()
+        assert build_features(paths).repaired == []
+        assert [p for p in reads if paths.features in p.parents] == []
+        assert_same_tables(paths, want)
+
+    def test_a_file_written_moments_ago_is_read_again(self, repo, reads):
+        paths, _ = repo
+        age(paths, 0)  # modified just now
+        build_features(paths)  # too recent to trust their times: read, times not recorded
+        reads.clear()
+        build_features(paths)
+        assert set(months(paths)) <= set(reads)
+
+    def test_a_change_that_keeps_the_file_s_time_is_found_by_verify(self, repo, reads):
+        paths, _ = repo
+        age(paths)
+        build_features(paths)
+        month = months(paths)[1]
+        stat = month.stat()
+        flip(month)
+        os.utime(month, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+        assert build_features(paths).repaired == []  # by time: not seen
+        found = check_tables(paths, load_state(paths)).found  # verify's check reads it
+        assert [(path, "SHA-256" in problem) for path, problem, _ in found] == [(month, True)]
+        os.utime(month)  # modified now: the next build reads and repairs it
+        assert [line.split(":")[0] for line in build_features(paths).repaired] == [str(month)]
 
 
 class TestTheEventLogRecordsItsFiles:

@@ -72,6 +72,31 @@ def file_problem(path: Path, record: dict) -> str | None:
     return content_problem(size, lambda: sha256_file(path), record)
 
 
+#: A file modified less than this long ago may be modified again within the file system's
+#: timestamp granularity without its time changing ("racy"): its time is not recorded.
+RACY_SECONDS = 2.0
+
+
+def file_problem_by_time(path: Path, record: dict, now: float) -> str | None:
+    """:func:`file_problem`, without reading a file whose size and modification time are those
+    recorded in ``record["mtime_ns"]``; a file read in full and found as written gets its time
+    recorded there, unless modified less than :data:`RACY_SECONDS` before ``now`` (epoch
+    seconds). A change that restores the file's time is not seen (``verify`` reads every
+    file)."""
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError:
+        return MISSING
+    if stat.st_size == record["size"] and stat.st_mtime_ns == record.get("mtime_ns"):
+        return None
+    problem = content_problem(stat.st_size, lambda: sha256_file(path), record)
+    if problem is None and stat.st_mtime_ns < (now - RACY_SECONDS) * 1e9:
+        record["mtime_ns"] = stat.st_mtime_ns
+    else:
+        record.pop("mtime_ns", None)
+    return problem
+
+
 def content_problem(size: int, sha256, record: dict) -> str | None:
     """What differs between content of ``size`` bytes and its ``record`` (None: nothing);
     ``sha256()`` gives the content's digest, computed only when the sizes agree."""

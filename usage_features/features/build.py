@@ -15,7 +15,9 @@ sees half an ingest.
 
 Every file it writes under ``data/features/`` is recorded in its state with its checksums
 (:mod:`usage_features.adapters.feature_tables`), and every build first checks the files against
-those records (:func:`check_tables`): a month file changed, truncated or missing is recomputed
+those records (:func:`check_tables`; a file whose size and modification time are those recorded
+when it was last read whole is not read again, ``verify`` reads them all): a month file
+changed, truncated or missing is recomputed
 from the daily table, a damaged sidecar rewritten, a file the build never wrote removed, and a
 damaged daily table or state rebuilds everything from the event log (each repair is a line of
 :attr:`BuildSummary.repaired`). The event-log files it reads are checked against the checksums
@@ -28,14 +30,17 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
+from functools import partial
 from pathlib import Path
 
 from usage_features.adapters.checksums import (
     DamagedFileError,
     file_problem,
+    file_problem_by_time,
     parquet_record,
 )
 from usage_features.adapters.duckdb_connection import (
@@ -127,7 +132,7 @@ def build_features(repo: RepoPaths, on_step: Callable[[str], None] | None = None
             summary.vocabulary_changed = True
         elif state["event_files"]:
             step("checking the feature tables against their checksums")
-            damage = check_tables(repo, state)
+            damage = check_tables(repo, state, by_time=True)
             summary.repaired += [f"{path}: {problem}; {action}"
                                  for path, problem, action in damage.found]
             if damage.full:
@@ -209,13 +214,19 @@ class Damage:
     found: list[tuple[Path, str, str]] = field(default_factory=list)
 
 
-def check_tables(repo: RepoPaths, state: dict) -> Damage:
+def check_tables(repo: RepoPaths, state: dict, by_time: bool = False) -> Damage:
     """Every file the build recorded in ``state`` against its record (size and SHA-256), and
     the month directory against the recorded months (``build`` repairs what this finds;
-    ``verify`` reports it)."""
+    ``verify`` reports it).
+
+    ``by_time`` (the build's check): a file whose size and modification time are as last
+    recorded is not read (:func:`~usage_features.adapters.checksums.file_problem_by_time`),
+    so a day's build does not read the whole history's files; ``verify`` reads them all.
+    """
     records = state.get(RECORDS, {})
     damage = Damage()
-    problem = _recorded_problem(repo, records, repo.daily)
+    problem_of = partial(file_problem_by_time, now=time.time()) if by_time else file_problem
+    problem = _recorded_problem(repo, records, repo.daily, problem_of)
     if problem:
         damage.full = True
         damage.found.append((repo.daily, problem,
@@ -225,7 +236,7 @@ def check_tables(repo: RepoPaths, state: dict) -> Damage:
     months = {key: record for key, record in records.items() if key.startswith(prefix)}
     for key, record in sorted(months.items()):
         path = repo.features / key
-        problem = file_problem(path, record)
+        problem = problem_of(path, record)
         if problem:
             damage.months.add(path.stem)
             damage.found.append((path, problem, "recomputed from the event log"))
@@ -233,7 +244,7 @@ def check_tables(repo: RepoPaths, state: dict) -> Damage:
         if KEYS not in record:  # written before key indexes: written now, not a problem
             damage.sidecars.add(path.stem)
         for name, place in COMPANIONS.items():
-            problem = file_problem(place(path), record[name]) if record.get(name) else None
+            problem = problem_of(place(path), record[name]) if record.get(name) else None
             if problem:
                 damage.sidecars.add(path.stem)
                 damage.found.append((place(path), problem, "rewritten"))
@@ -241,7 +252,7 @@ def check_tables(repo: RepoPaths, state: dict) -> Damage:
         if table_key(repo, path) not in months:
             damage.extra.append(path)
             damage.found.append((path, "not written by the build", "removed"))
-    problem = _recorded_problem(repo, records, repo.customer_profile)
+    problem = _recorded_problem(repo, records, repo.customer_profile, problem_of)
     if problem:
         damage.profile = True
         damage.found.append((repo.customer_profile, problem,
@@ -249,10 +260,12 @@ def check_tables(repo: RepoPaths, state: dict) -> Damage:
     return damage
 
 
-def _recorded_problem(repo: RepoPaths, records: dict, path: Path) -> str | None:
-    """What differs between one of the build's files and its record (None: nothing)."""
+def _recorded_problem(repo: RepoPaths, records: dict, path: Path, problem_of
+                      ) -> str | None:
+    """What differs between one of the build's files and its record (None: nothing), by
+    ``problem_of`` (:func:`file_problem` or :func:`file_problem_by_time`)."""
     record = records.get(table_key(repo, path))
-    return file_problem(path, record) if record else "not recorded"
+    return problem_of(path, record) if record else "not recorded"
 
 
 @dataclass
