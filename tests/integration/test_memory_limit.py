@@ -46,6 +46,34 @@ def test_without_the_variable_a_sixth_of_the_machines_memory(monkeypatch):
     assert dc.memory_limit_bytes() == 2**30  # never below 1 GiB
 
 
+def test_the_daily_build_works_in_less_unless_the_variable_says(monkeypatch):
+    monkeypatch.delenv(dc.MEMORY_LIMIT_VARIABLE, raising=False)
+    monkeypatch.setattr(dc, "machine_memory", lambda: 24 * 2**30)
+    assert dc.daily_memory_limit_bytes() == dc.DAILY_MEMORY_LIMIT < dc.memory_limit_bytes()
+    applied = applied_limit(dc.connect(memory_limit=dc.daily_memory_limit_bytes()))
+    assert applied == pytest.approx(dc.DAILY_MEMORY_LIMIT, rel=0.1)  # (DuckDB shows 1.1 GiB)
+    monkeypatch.setattr(dc, "machine_memory", lambda: 4 * 2**30)  # the default is smaller
+    assert dc.daily_memory_limit_bytes() == 2**30
+    monkeypatch.setenv(dc.MEMORY_LIMIT_VARIABLE, "3GiB")
+    assert dc.daily_memory_limit_bytes() == 3 * 2**30
+
+
+def test_refresh_builds_in_the_daily_limit(monkeypatch, tmp_path):
+    from usage_features.config import RepoPaths
+    from usage_features.service_layer import refresh as refresh_module
+    from usage_features.service_layer.ingest import InboxSummary
+
+    limits = []
+    monkeypatch.setattr(refresh_module, "build", lambda *a, **kw: limits.append(
+        kw["memory_limit"]) or (_ for _ in ()).throw(RuntimeError("stop")))
+    monkeypatch.setattr(refresh_module, "ingest_inbox", lambda *a: InboxSummary())
+    context = type("Context", (), {"paths": RepoPaths(tmp_path), "model": None,
+                                   "config": "feature_store.yaml"})()
+    with pytest.raises(RuntimeError, match="stop"):
+        refresh_module.refresh(context)
+    assert limits == [dc.daily_memory_limit_bytes()]
+
+
 def test_the_machines_memory_is_known():
     assert dc.machine_memory() > 2**28
 

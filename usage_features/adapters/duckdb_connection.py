@@ -17,6 +17,9 @@ from usage_features.domain.quoting import sql_string
 MEMORY_LIMIT_VARIABLE = "USAGE_FEATURES_MEMORY_LIMIT"
 #: Without the variable: this share of the machine's memory (or of the cgroup's limit).
 DEFAULT_MEMORY_SHARE = 1 / 6
+#: Without the variable, the daily job's build works in at most this much (its peak is then
+#: well under 2 GiB at 10^8 events: :func:`daily_memory_limit_bytes`).
+DAILY_MEMORY_LIMIT = 1200 * 2**20
 _UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
           "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-z]+)\s*$", re.IGNORECASE)
@@ -55,17 +58,30 @@ def memory_limit_bytes() -> int:
     return max(2**30, int(machine_memory() * DEFAULT_MEMORY_SHARE))
 
 
-def connect(database: str = ":memory:", spill_to=None) -> duckdb.DuckDBPyConnection:
+def daily_memory_limit_bytes() -> int:
+    """DuckDB's ``memory_limit`` for the daily job's build (``refresh``):
+    ``$USAGE_FEATURES_MEMORY_LIMIT`` when set, else the smaller of :data:`DAILY_MEMORY_LIMIT`
+    and :func:`memory_limit_bytes`. A day's build works on passes of bounded size; with a
+    larger limit DuckDB keeps more in memory, not finishing sooner (measured at 10^8 events:
+    the same 50 s build with 1.2 and 4 GiB, the refresh's peak 1.65 and 3.24 GiB)."""
+    if os.environ.get(MEMORY_LIMIT_VARIABLE, "").strip():
+        return memory_limit_bytes()
+    return min(DAILY_MEMORY_LIMIT, memory_limit_bytes())
+
+
+def connect(database: str = ":memory:", spill_to=None, memory_limit: int | None = None
+            ) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection whose session time zone is UTC and whose working memory is bounded
-    by :func:`memory_limit_bytes`; beyond it, DuckDB spills to ``spill_to`` (a directory; by
-    default DuckDB's own, ``.tmp`` in the working directory).
+    by ``memory_limit`` bytes (default :func:`memory_limit_bytes`); beyond it, DuckDB spills to
+    ``spill_to`` (a directory; by default DuckDB's own, ``.tmp`` in the working directory).
 
     Dates derived from timestamps (partitions, day truncation) are UTC dates everywhere.
     """
     con = duckdb.connect(database)
     try:
         run(con, "SET TimeZone = 'UTC'")
-        run(con, f"SET memory_limit = '{memory_limit_bytes() // 2**20}MiB'")
+        limit = memory_limit or memory_limit_bytes()
+        run(con, f"SET memory_limit = '{limit // 2**20}MiB'")
         if spill_to is not None:
             Path(spill_to).mkdir(parents=True, exist_ok=True)
             run(con, f"SET temp_directory = {sql_string(spill_to)}")

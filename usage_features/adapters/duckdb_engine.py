@@ -36,8 +36,8 @@ class DuckDBEngine(Engine):
     #: About 5 M events (Parquet at ~40 bytes an event) aggregated into daily rows per pass.
     event_bytes_per_pass = 200_000_000
 
-    def __init__(self, spill_to: Path | None = None) -> None:
-        self.con = connect(spill_to=spill_to)
+    def __init__(self, spill_to: Path | None = None, memory_limit: int | None = None) -> None:
+        self.con = connect(spill_to=spill_to, memory_limit=memory_limit)
         # rows are ordered explicitly where order matters (every write has an ORDER BY)
         run(self.con, "SET preserve_insertion_order = false")
 

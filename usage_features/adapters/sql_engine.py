@@ -66,13 +66,15 @@ class Engine(ABC):
         """Release what the engine holds for this build."""
 
 
-def open_engine(name: str, conf: dict[str, str] | None = None, spill_to=None) -> Engine:
-    """The engine called ``name`` (one of :data:`ENGINES`); DuckDB spills to ``spill_to``."""
+def open_engine(name: str, conf: dict[str, str] | None = None, spill_to=None,
+                memory_limit: int | None = None) -> Engine:
+    """The engine called ``name`` (one of :data:`ENGINES`); DuckDB works in ``memory_limit``
+    bytes (default its connections' limit) and spills to ``spill_to``."""
     if name == "duckdb":
         # deferred: import cycle (duckdb_engine -> sql_engine.Engine)
         from usage_features.adapters.duckdb_engine import DuckDBEngine
 
-        return DuckDBEngine(spill_to=spill_to)
+        return DuckDBEngine(spill_to=spill_to, memory_limit=memory_limit)
     if name == "spark":
         if importlib.util.find_spec("pyspark") is None:
             raise EngineUnavailable("the spark engine needs PySpark: pip install "

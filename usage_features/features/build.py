@@ -104,13 +104,14 @@ class BuildSummary:
 
 
 def build_features(repo: RepoPaths, on_step: Callable[[str], None] | None = None,
-                   engine: str = "duckdb", spark_master: str | None = None) -> BuildSummary:
+                   engine: str = "duckdb", spark_master: str | None = None,
+                   memory_limit: int | None = None) -> BuildSummary:
     """Bring the feature tables up to date with the event log (and the customers table).
 
     ``engine``: ``duckdb`` (in process) or ``spark`` (configured by the repo's
     ``feature_store.spark.yaml``; see :mod:`usage_features.adapters.spark_session`). Both run
     the same SQL and write the same tables. ``spark_master`` (spark engine only) overrides the
-    config's ``spark.master``.
+    config's ``spark.master``. ``memory_limit``: DuckDB's, in bytes (default its connections').
     """
     if spark_master and engine != "spark":
         raise ValueError(f"spark_master is for the spark engine, not {engine!r}")
@@ -149,7 +150,7 @@ def build_features(repo: RepoPaths, on_step: Callable[[str], None] | None = None
         if engine == "spark":
             conf = repo_spark_conf(repo.repo) | ({"spark.master": spark_master}
                                                  if spark_master else {})
-        sql = open_engine(engine, conf, spill_to=repo.data / ".spill")
+        sql = open_engine(engine, conf, spill_to=repo.data / ".spill", memory_limit=memory_limit)
         try:
             if new:
                 step(f"aggregating {len(new)} new event file(s) with {engine}")

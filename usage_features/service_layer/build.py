@@ -28,11 +28,14 @@ from usage_features.ingestion.settings import load_vocabulary
 @stored_files
 def build(paths: RepoPaths, config: str = DEFAULT_CONFIG, engine: str = "duckdb",
           spark_master: str | None = None,
-          progress: Callable[[str], None] | None = None) -> BuildSummary:
-    """Incremental build (``engine`` duckdb or spark), then ``feast apply`` with ``config`` if
-    the definitions changed (``summary.definitions_applied`` says whether it ran)."""
+          progress: Callable[[str], None] | None = None,
+          memory_limit: int | None = None) -> BuildSummary:
+    """Incremental build (``engine`` duckdb or spark; DuckDB in ``memory_limit`` bytes), then
+    ``feast apply`` with ``config`` if the definitions changed (``summary.definitions_applied``
+    says whether it ran)."""
     say = progress or (lambda _: None)
-    summary = build_features(paths, on_step=say, engine=engine, spark_master=spark_master)
+    summary = build_features(paths, on_step=say, engine=engine, spark_master=spark_master,
+                             memory_limit=memory_limit)
     digest = definitions_digest(paths, config)
     state = load_state(paths)
     applied = state.get("applied_definitions", {})

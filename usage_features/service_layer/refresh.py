@@ -35,6 +35,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from usage_features.adapters.duckdb_connection import daily_memory_limit_bytes
 from usage_features.config import RepoPaths
 from usage_features.service_layer.bootstrap import Context
 from usage_features.service_layer.build import build
@@ -119,7 +120,8 @@ def refresh(context: Context, inbox: Path | None = None, now: datetime | None = 
                 load_customers(customers, paths)
         with timed("build"):
             say(f"building feature tables with {engine}")
-            built = build(paths, context.config, engine, spark_master)
+            built = build(paths, context.config, engine, spark_master,
+                          memory_limit=daily_memory_limit_bytes())
             summary.feature_rows_changed = built.changed
             # a damaged stored file was repaired: served from the repair, and an alarm
             summary.alarms += [f"repaired: {line}" for line in built.repaired]
