@@ -9,6 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from usage_features.adapters import row_sidecar
 from usage_features.adapters.row_sidecar import Sidecar, sidecar_path, write_sidecar
 
 
@@ -30,7 +31,10 @@ def table(n: int = 3000) -> pa.Table:
 
 
 @pytest.mark.parametrize("taken", [500, 20])  # runs of neighbours read together; lone rows
-def test_taken_rows_equal_the_parquet_rows_in_any_order(tmp_path, taken):
+@pytest.mark.parametrize("blocks", [(1 << 18, 1 << 12), (1000, 7)])  # written in blocks of
+def test_taken_rows_equal_the_parquet_rows_in_any_order(tmp_path, taken, blocks, monkeypatch):
+    monkeypatch.setattr(row_sidecar, "_WRITE_ROWS", blocks[0])  # batches of 1000 rows, each
+    monkeypatch.setattr(row_sidecar, "_BLOCK_ROWS", blocks[1])  # filled 7 records at a time
     path = tmp_path / "2025-01.parquet"
     pq.write_table(table(), path, row_group_size=700)
     write_sidecar(path)

@@ -40,6 +40,8 @@ _MAGIC = b"UFROWS2\n"
 _CRC = 0xFFFFFFFF
 #: Rows converted at a time when writing (bounds the writer's memory).
 _WRITE_ROWS = 1 << 18
+#: Records filled at a time (about 1 MB at 200 bytes a record: they stay in the cache).
+_BLOCK_ROWS = 1 << 12
 #: Rows read by :meth:`Sidecar.take` at most this many records apart are read in one call
 #: (a call costs about what copying 8 KB does; a record is some 200 bytes).
 _GAP_RECORDS = 32
@@ -119,21 +121,28 @@ def _write_sidecar_file(parquet: Path, stamp, temporary: Path) -> dict:
         whole.update(head)
         first = 0
         for batch in source.iter_batches(batch_size=_WRITE_ROWS, columns=schema.names):
-            rows = np.zeros(batch.num_rows, dtype=record)
-            valid = np.empty((batch.num_rows, len(schema)), dtype=bool)
+            columns, valid = [], np.empty((batch.num_rows, len(schema)), dtype=bool)
             for i, field in enumerate(schema):
                 column = batch.column(field.name)
                 valid[:, i] = column.is_valid().to_numpy(zero_copy_only=False)
                 kind = _arrow_storage(field.type)
                 zero = pa.scalar(False) if kind == pa.bool_() else pa.scalar(0, kind)
-                column = column.view(kind).fill_null(zero)
-                rows[f"c{i}"] = column.to_numpy(zero_copy_only=False)
-            rows["nulls"] = np.packbits(~valid, axis=1, bitorder="little")
-            rows["check"] = _checks(rows.tobytes(), record.itemsize,
-                                    range(first, first + batch.num_rows), salt)
-            data = rows.tobytes()
-            out.write(data)
-            whole.update(data)
+                columns.append(column.view(kind).fill_null(zero).to_numpy(zero_copy_only=False))
+            nulls = np.packbits(~valid, axis=1, bitorder="little")
+            # filled a block at a time: each block's records stay in the cache while every
+            # column is written into them (a column at a time over the whole batch is a pass
+            # over all its memory per column)
+            for start in range(0, batch.num_rows, _BLOCK_ROWS):
+                end = min(start + _BLOCK_ROWS, batch.num_rows)
+                rows = np.zeros(end - start, dtype=record)
+                rows["nulls"] = nulls[start:end]
+                for i, values in enumerate(columns):
+                    rows[f"c{i}"] = values[start:end]
+                data = memoryview(rows).cast("B")
+                rows["check"] = _checks(data, record.itemsize,
+                                        range(first + start, first + end), salt)
+                out.write(data)
+                whole.update(data)
             first += batch.num_rows
     expected = len(head) + rows_in_file * record.itemsize
     if os.path.getsize(temporary) != expected:
