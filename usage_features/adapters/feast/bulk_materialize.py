@@ -48,6 +48,7 @@ def _materializing(store, view) -> Iterator[None]:
     """The view's lifecycle state as ``FeatureStore.materialize`` moves it: to
     ``MATERIALIZING`` (committed) while its rows are written, back where it was if that
     fails; ``apply_materialization`` then makes it ``AVAILABLE_ONLINE``."""
+    # deferred: Feast takes ~3 s to import; the modules that import this one do not need it
     from feast.feature_view import FeatureViewState
 
     previous = view.state
@@ -94,6 +95,7 @@ def _applies(store, views: list) -> bool:
 def _latest_rows(store, view, start: datetime, end: datetime):
     """What the local engine's plan writes for ``view``: the offline store's rows of the
     interval, each entity's latest, through the pandas backend as the engine passes them."""
+    # deferred: Feast takes ~3 s to import; the modules that import this one do not need it
     from feast.infra.compute_engines.backends.pandas_backend import PandasBackend
     from feast.utils import _get_column_names, make_tzaware
 
@@ -118,6 +120,7 @@ def _latest_rows(store, view, start: datetime, end: datetime):
 def _write(store, view, table) -> None:
     """``online_write_batch``'s rows for ``table`` (each entity's one row), in one
     ``executemany`` of its own upsert, in one transaction."""
+    # deferred: Feast takes ~3 s to import; the modules that import this one do not need it
     from feast.infra.key_encoding_utils import serialize_entity_key
     from feast.infra.online_stores.sqlite import _quote_id, _table_id
     from feast.protos.feast.types.EntityKey_pb2 import EntityKey
@@ -160,6 +163,7 @@ def _write(store, view, table) -> None:
 def _values(column, value_type) -> tuple[list[int], list[bytes], list[str | None]]:
     """Per row the code of its distinct value, and per code the serialized proto and the
     ``value_text`` Feast stores: each distinct value converted once, by Feast's function."""
+    # deferred: Feast takes ~3 s to import; the modules that import this one do not need it
     from feast.infra.online_stores.helpers import extract_text_and_num
     from feast.type_map import python_values_to_proto_values
 
@@ -173,6 +177,7 @@ def _values(column, value_type) -> tuple[list[int], list[bytes], list[str | None
 def _times(column) -> list:
     """The naive UTC datetimes ``online_write_batch`` stores for a timestamp column, each
     distinct time converted once as Feast converts it."""
+    # deferred: Feast takes ~3 s to import; the modules that import this one do not need it
     from feast.utils import _coerce_datetime, to_naive_utc
 
     values = column.to_numpy(zero_copy_only=False)
