@@ -7,6 +7,8 @@ index as by DuckDB's scan, and a damaged index is refused.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -18,12 +20,14 @@ from tests.factories import churn_dataset
 from usage_features.adapters.checksums import DamagedFileError
 from usage_features.adapters.feast_offline_store import point_in_time as pit
 from usage_features.adapters.key_index import (
+    DAY_US,
     KeyIndex,
     encode_keys,
     key_index_path,
     popcount,
     write_key_index,
 )
+from usage_features.config import RepoPaths
 from usage_features.features.retrieval import historical_features
 from usage_features.features.store import open_store
 
@@ -152,3 +156,47 @@ def test_retrieval_by_the_index_equals_retrieval_by_the_scan(built, monkeypatch)
 
     assert not used
     pd.testing.assert_frame_equal(keyed, scanned)
+
+
+def one_month_entity(repo, events) -> tuple[str, pd.DataFrame]:
+    """A middle month's name, and entity rows at its 28th day for every customer with an
+    event in the 27 days before."""
+    months = sorted(RepoPaths(repo).customer_usage.glob("*.parquet"))
+    middle = months[len(months) // 2].stem
+    moment = pd.Timestamp(f"{middle}-01", tz="UTC") + pd.Timedelta(days=27)
+    active = events[(events.timestamp >= moment - pd.Timedelta(days=27))
+                    & (events.timestamp <= moment)].customer_id.unique()
+    assert len(active) > 5
+    return middle, pd.DataFrame({"customer_id": active, "event_timestamp": moment})
+
+
+def test_only_the_months_a_retrieval_needs_are_read(built, monkeypatch):
+    """Every entity row finds its row in one month: that month's index alone is read (not
+    the later months', nor the earlier ones'), and the answer is the scan's."""
+    repo, events = built
+    middle, entity = one_month_entity(repo, events)
+    read = []
+    real = KeyIndex.read.__func__
+    monkeypatch.setattr(KeyIndex, "read", classmethod(
+        lambda cls, path, record: read.append(path.stem) or real(cls, path, record)))
+    keyed = historical_features(open_store(repo), entity)
+    assert read == [middle]
+    monkeypatch.setattr(pit, "KEYED_ROWS_PER_ENTITY_ROW", 10**9)  # never by the index
+    pd.testing.assert_frame_equal(keyed, historical_features(open_store(repo), entity))
+
+
+def test_an_index_of_another_month_than_its_file_name_says_is_not_used(built, monkeypatch):
+    repo, events = built
+    _, entity = one_month_entity(repo, events)
+    named = pit._month_start_us
+    assert named(Path("x/2025-03.parquet")) == int(
+        pd.Timestamp("2025-03-01", tz="UTC").timestamp()) * 10**6
+    assert named(Path("x/profile.parquet")) is None
+    monkeypatch.setattr(pit, "_month_start_us", lambda path: named(path) - DAY_US)
+    used = []
+    latest = KeyIndex.latest
+    monkeypatch.setattr(KeyIndex, "latest", lambda self, *a: used.append(1) or latest(self, *a))
+    got = historical_features(open_store(repo), entity)
+    assert not used  # the first index read disagrees with its name: the scan answers
+    monkeypatch.setattr(pit, "KEYED_ROWS_PER_ENTITY_ROW", 10**9)
+    pd.testing.assert_frame_equal(got, historical_features(open_store(repo), entity))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -246,16 +246,25 @@ class ViewJoin:
         keys = encode_keys(entity.column(column))
         if keys is None:
             return None
-        indexes = [KeyIndex.read(path, r["keys"]) for path, r in zip(self.files, recorded)]
-        if any((i.key, i.timestamp) != (key, self.timestamp) for i in indexes):
+        # newest month first, each index read (and checked) only when its month is reached:
+        # months after every entity time, and months older than every match, are not read
+        months = [_month_start_us(path) for path in self.files]
+        if None in months:
             return None
         at = _floor_micros(entity.column(TS))
+        latest = int(at.max()) if len(at) else -1
         file = np.full(len(keys), -1, dtype=np.int64)
         row = np.full(len(keys), -1, dtype=np.int64)
         stamp = np.full(len(keys), -1, dtype=np.int64)
         open_rows = np.arange(len(keys))
-        for number in sorted(range(len(indexes)), key=lambda n: -indexes[n].month_start_us):
-            found, times = indexes[number].latest(keys[open_rows], at[open_rows])
+        for number in sorted(range(len(months)), key=lambda n: -months[n]):
+            if months[number] > latest:  # holds no row at or before any entity time
+                continue
+            index = KeyIndex.read(self.files[number], recorded[number]["keys"])
+            if (index.key, index.timestamp, index.month_start_us) != (
+                    key, self.timestamp, months[number]):
+                return None
+            found, times = index.latest(keys[open_rows], at[open_rows])
             hit = found >= 0
             file[open_rows[hit]], row[open_rows[hit]] = number, found[hit]
             stamp[open_rows[hit]] = times[hit]
@@ -287,6 +296,16 @@ class ViewJoin:
                       f"JOIN (SELECT {rows} FROM {ident(self.alias)}) r ON {' AND '.join(on)} "
                       f"{latest}")
         return f"LEFT JOIN ({candidates}) {alias} ON {alias}.{ident(ROW_OF)} = e.{ident(ROW)}"
+
+
+def _month_start_us(path: Path) -> int | None:
+    """The start of the UTC month a month file is named after (``YYYY-MM.parquet``), in epoch
+    microseconds; None for another name."""
+    try:
+        start = datetime.strptime(Path(path).stem, "%Y-%m").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+    return int(start.timestamp()) * 1_000_000
 
 
 def plan_view(con: duckdb.DuckDBPyConnection, config: RepoConfig, view: FeatureView,
