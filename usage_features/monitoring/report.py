@@ -122,22 +122,31 @@ def skew(store, historical: pd.DataFrame, features: list[str], as_of: datetime,
             "mismatched_customers": int(mismatch.sum())}
 
 
+def scored_history(paths: RepoPaths) -> pd.DataFrame | None:
+    """Every snapshot's rows with each customer's ``churned_at`` from the customers table (None
+    without one): what :func:`realized_performance` labels."""
+    if not paths.customers.exists():
+        return None
+    with reading(paths.customers):
+        customers = pd.read_parquet(paths.customers, columns=["customer_id", "churned_at"])
+    scored = read_snapshots(paths.scores).drop(columns="churned_at")  # (only active rows)
+    return scored.merge(customers, on="customer_id", how="left")
+
+
 def realized_performance(paths: RepoPaths, horizon_days: int, now: datetime,
                          capacity: Capacity | None = None,
-                         column: str = "churn_probability") -> list[dict]:
+                         column: str = "churn_probability",
+                         history: pd.DataFrame | None = None) -> list[dict]:
     """Metrics of the snapshots' ``column`` (the probability of churn within
     ``horizon_days``) for every snapshot whose label window ``(as_of, as_of + horizon]`` has
     passed (precision and recall at ``capacity`` among them: the snapshot is one scoring
-    date); rows without that probability (scored before the model had it) are left out."""
-    if not paths.customers.exists():
+    date); rows without that probability (scored before the model had it) are left out.
+    ``history``: :func:`scored_history`, when already read (one read for every horizon)."""
+    history = scored_history(paths) if history is None else history
+    if history is None or column not in history:
         return []
-    with reading(paths.customers):
-        customers = pd.read_parquet(paths.customers, columns=["customer_id", "churned_at"])
+    history = history[history[column].notna()]
     horizon = pd.Timedelta(days=horizon_days)
-    scored = read_snapshots(paths.scores).drop(columns="churned_at")  # (only active rows)
-    if column not in scored:
-        return []
-    history = scored[scored[column].notna()].merge(customers, on="customer_id", how="left")
     out = []
     for day, rows in history.groupby("date"):
         as_of = rows.as_of.max()

@@ -23,6 +23,7 @@ from usage_features.monitoring.report import (
     new_event_names,
     realized_performance,
     same_weekday_and_time,
+    scored_history,
     skew,
     write_report,
 )
@@ -99,10 +100,13 @@ def monitor(context: Context, now: datetime | None = None,
             f"{listed}; declare them in usage_features.yaml (or check the export) and retrain")
 
     capacity = load_settings(paths.repo).capacity
-    report.realized = realized_performance(paths, model.metadata.horizon_days, now, capacity)
+    history = scored_history(paths)  # read once, labelled at each horizon
+    report.realized = realized_performance(paths, model.metadata.horizon_days, now, capacity,
+                                           history=history)
     report.realized_by_horizon = [
         {"horizon_days": horizon, **entry} for horizon in model.horizon_days
-        for entry in realized_performance(paths, horizon, now, capacity, horizon_field(horizon))]
+        for entry in realized_performance(paths, horizon, now, capacity, horizon_field(horizon),
+                                          history)]
     out = paths.reports / "monitor" / report.snapshot_day
     write_report(report, reference, snapshot, out)
     report.report_dir = str(out)
