@@ -17,6 +17,7 @@ import pytest
 
 from tests.conftest import copy_feature_repo, populate
 from tests.factories import churn_dataset
+from usage_features.adapters import key_index
 from usage_features.adapters.checksums import DamagedFileError
 from usage_features.adapters.feast_offline_store import point_in_time as pit
 from usage_features.adapters.key_index import (
@@ -188,11 +189,11 @@ def test_only_the_months_a_retrieval_needs_are_read(built, monkeypatch):
 def test_an_index_of_another_month_than_its_file_name_says_is_not_used(built, monkeypatch):
     repo, events = built
     _, entity = one_month_entity(repo, events)
-    named = pit._month_start_us
+    named = key_index.named_month_start_us
     assert named(Path("x/2025-03.parquet")) == int(
         pd.Timestamp("2025-03-01", tz="UTC").timestamp()) * 10**6
     assert named(Path("x/profile.parquet")) is None
-    monkeypatch.setattr(pit, "_month_start_us", lambda path: named(path) - DAY_US)
+    monkeypatch.setattr(pit, "named_month_start_us", lambda path: named(path) - DAY_US)
     used = []
     latest = KeyIndex.latest
     monkeypatch.setattr(KeyIndex, "latest", lambda self, *a: used.append(1) or latest(self, *a))

@@ -43,6 +43,16 @@ DAY_US = 86_400_000_000
 _NONE = -1
 
 
+def named_month_start_us(parquet: Path) -> int | None:
+    """The start of the UTC month a month file is named after (``YYYY-MM.parquet``), in epoch
+    microseconds as an index's ``month_start_us``; None for another name."""
+    try:
+        start = datetime.strptime(Path(parquet).stem, "%Y-%m").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+    return int(start.timestamp()) * 1_000_000
+
+
 def key_index_path(parquet: Path) -> Path:
     """Where ``parquet``'s key index lives (a dot file: no ``*.parquet`` glob matches it)."""
     return parquet.with_name(f".{parquet.stem}.keys")

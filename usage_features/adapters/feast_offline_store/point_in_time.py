@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import duckdb
@@ -27,7 +27,7 @@ from usage_features.adapters.feast_offline_store.sources import (
     source_path,
 )
 from usage_features.adapters.feature_tables import StoredTable, reading, recorded_files, table_key
-from usage_features.adapters.key_index import KeyIndex, encode_keys
+from usage_features.adapters.key_index import KeyIndex, encode_keys, named_month_start_us
 from usage_features.adapters.row_sidecar import Sidecar
 
 ROW = "__entity_row"
@@ -248,7 +248,7 @@ class ViewJoin:
             return None
         # newest month first, each index read (and checked) only when its month is reached:
         # months after every entity time, and months older than every match, are not read
-        months = [_month_start_us(path) for path in self.files]
+        months = [named_month_start_us(path) for path in self.files]
         if None in months:
             return None
         at = _floor_micros(entity.column(TS))
@@ -296,16 +296,6 @@ class ViewJoin:
                       f"JOIN (SELECT {rows} FROM {ident(self.alias)}) r ON {' AND '.join(on)} "
                       f"{latest}")
         return f"LEFT JOIN ({candidates}) {alias} ON {alias}.{ident(ROW_OF)} = e.{ident(ROW)}"
-
-
-def _month_start_us(path: Path) -> int | None:
-    """The start of the UTC month a month file is named after (``YYYY-MM.parquet``), in epoch
-    microseconds; None for another name."""
-    try:
-        start = datetime.strptime(Path(path).stem, "%Y-%m").replace(tzinfo=UTC)
-    except ValueError:
-        return None
-    return int(start.timestamp()) * 1_000_000
 
 
 def plan_view(con: duckdb.DuckDBPyConnection, config: RepoConfig, view: FeatureView,
