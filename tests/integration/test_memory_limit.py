@@ -58,18 +58,27 @@ def test_the_daily_build_works_in_less_unless_the_variable_says(monkeypatch):
     assert dc.daily_memory_limit_bytes() == 3 * 2**30
 
 
+class StopAfterBuild(Exception):
+    """Raised by the fake build: the refresh need not go further."""
+
+
 def test_refresh_builds_in_the_daily_limit(monkeypatch, tmp_path):
+    from types import SimpleNamespace
+
     from usage_features.config import RepoPaths
     from usage_features.service_layer import refresh as refresh_module
     from usage_features.service_layer.ingest import InboxSummary
 
     limits = []
-    monkeypatch.setattr(refresh_module, "build", lambda *a, **kw: limits.append(
-        kw["memory_limit"]) or (_ for _ in ()).throw(RuntimeError("stop")))
+
+    def build(*args, memory_limit=None, **kwargs):
+        limits.append(memory_limit)
+        raise StopAfterBuild
+
+    monkeypatch.setattr(refresh_module, "build", build)
     monkeypatch.setattr(refresh_module, "ingest_inbox", lambda *a: InboxSummary())
-    context = type("Context", (), {"paths": RepoPaths(tmp_path), "model": None,
-                                   "config": "feature_store.yaml"})()
-    with pytest.raises(RuntimeError, match="stop"):
+    context = SimpleNamespace(paths=RepoPaths(tmp_path), model=None, config="feature_store.yaml")
+    with pytest.raises(StopAfterBuild):
         refresh_module.refresh(context)
     assert limits == [dc.daily_memory_limit_bytes()]
 
