@@ -179,18 +179,60 @@ class TestRowSidecars:
         return tuple(paths)
 
     @staticmethod
-    def join(files: tuple, entity: pd.DataFrame, prune: bool = True) -> pd.DataFrame:
+    def join(files: tuple, entity: pd.DataFrame, prune: bool = True,
+             features: tuple[str, ...] = ("count", "score"), ttl=None) -> pd.DataFrame:
+        return TestRowSidecars.arrow_join(files, entity, prune, features, ttl).to_pandas()
+
+    @staticmethod
+    def arrow_join(files: tuple, entity: pd.DataFrame, prune: bool = True,
+                   features: tuple[str, ...] = ("count", "score"), ttl=None) -> pa.Table:
         con = connect()
         con.read_parquet([str(f) for f in files]).create_view("v0")
         view = pit.ViewJoin(name="v", alias="v0", keys={"cid": "customer"}, timestamp="ts",
-                            created=None, features=[("count", "count"), ("score", "score"),
-                                                    ("ts", "row_ts")], ttl=None, files=files)
+                            created=None, features=[*((f, f) for f in features),
+                                                    ("ts", "row_ts")], ttl=ttl, files=files)
         table = pa.table({
             pit.ROW: pa.array(range(len(entity)), pa.int64()),
             pit.TS: pa.array(entity.t).cast(pa.timestamp("us", tz="UTC")),
             "customer": pa.array(entity.customer), "region": pa.array(entity.region),
         })
-        return pit.join(con, table, [view], prune=prune).to_pandas()
+        return pit.join(con, table, [view], prune=prune)
+
+    @pytest.mark.parametrize("ttl", [None, timedelta(days=20)])
+    def test_rows_put_together_without_duckdb_equal_its_join_type_for_type(
+            self, tmp_path, taken, monkeypatch, ttl):
+        rows = feature_rows(4)
+        stamps = rows.ts.astype("datetime64[us, UTC]")
+        rows = rows.assign(
+            small=(rows["count"] % 100).astype("int8"), ratio=rows.score.astype("float32"),
+            flag=rows["count"] % 2 == 0, day=stamps.dt.date,
+            nanos=stamps.astype("datetime64[ns, UTC]"), naive=stamps.dt.tz_localize(None),
+            millis=stamps.astype("datetime64[ms, UTC]"))  # the last: DuckDB changes its type
+        entity = entity_rows(rows, 4)
+        if ttl is not None:  # each customer's last row exactly ttl old, and 1 µs older
+            last = rows.loc[rows.groupby("cid").ts.idxmax()]
+            entity = pd.concat([entity, *(pd.DataFrame({
+                "customer": last.cid, "region": last.region, "t": last.ts + ttl + extra})
+                for extra in (pd.Timedelta(0), US))], ignore_index=True)
+        files = self.files(rows, tmp_path)
+        features = ("count", "score", "small", "ratio", "flag", "day", "nanos", "naive")
+        assembled = []
+        real = pit._assemble
+        monkeypatch.setattr(pit, "_assemble", lambda *a: assembled.append(1) or real(*a))
+
+        together = self.arrow_join(files, entity, features=features, ttl=ttl)
+        with_millis = self.arrow_join(files, entity, features=(*features, "millis"), ttl=ttl)
+        assert len(assembled) == 1  # not with the millisecond column: joined by DuckDB
+        monkeypatch.setattr(pit, "_same_through_duckdb", lambda kind: False)
+        joined = self.arrow_join(files, entity, features=features, ttl=ttl)
+
+        assert len(assembled) == 1
+        assert together.equals(joined) and together.schema == joined.schema
+        assert with_millis.drop_columns(["millis"]).equals(joined)
+        expected = brute_force(rows, entity, ttl)
+        assert_same(together.to_pandas(), expected)
+        if ttl is not None:  # the ttl nulls rows the plain join fills
+            assert expected.row_ts.isna().sum() > brute_force(rows, entity).row_ts.isna().sum()
 
     @pytest.fixture
     def taken(self, monkeypatch) -> list[int]:

@@ -262,12 +262,14 @@ class Sidecar:
         firsts = ordered[np.r_[0, breaks]]
         lasts = ordered[np.r_[breaks - 1, len(ordered) - 1]]
         lengths = (lasts - firsts + 1) * size
-        data = b"".join(os.pread(fd, n, self._start + f * size)
-                        for f, n in zip(firsts.tolist(), lengths.tolist()))
-        if len(data) != int(lengths.sum()):
-            raise DamagedFileError(self.path, "shorter than its header says (truncated)")
+        offsets = np.cumsum(lengths) - lengths
+        data = bytearray(int(lengths.sum()))  # each run read straight into its place
+        view = memoryview(data)
+        for first, n, offset in zip(firsts.tolist(), lengths.tolist(), offsets.tolist()):
+            if os.preadv(fd, [view[offset:offset + n]], self._start + first * size) != n:
+                raise DamagedFileError(self.path, "shorter than its header says (truncated)")
         run = np.repeat(np.arange(len(firsts)), np.diff(np.r_[0, breaks, len(ordered)]))
-        at = (np.cumsum(lengths) - lengths)[run] // size + (ordered - firsts[run])
+        at = offsets[run] // size + (ordered - firsts[run])
         out = np.empty(len(rows), dtype=self._record)
         out[order] = np.frombuffer(data, dtype=self._record)[at]
         return out
@@ -282,8 +284,8 @@ class Sidecar:
         size = self._record.itemsize
         wanted = rows.tolist()
         records = self._read(rows)
-        data = records.tobytes()
-        bad = np.flatnonzero(_checks(data, size, wanted, self._salt) != records["check"])
+        bad = np.flatnonzero(_checks(memoryview(records).cast("B"), size, wanted, self._salt)
+                             != records["check"])
         if len(bad):
             raise DamagedFileError(
                 self.path, f"{len(bad):,} of the {len(wanted):,} records read differ from what "

@@ -165,11 +165,12 @@ class ViewJoin:
                 f"FROM ({entity}) e ASOF JOIN ({narrow}) r ON e.{ident(KEY_ID)} = "
                 f"r.{ident(KEY_ID)} AND e.{ident(TS)} >= r.{ident(FEATURE_TS)}")
 
-    def sidecar_join(self, con: duckdb.DuckDBPyConnection, alias: str,
-                     bounds: tuple[str, str] | None, entity: pa.Table) -> str | None:
-        """:meth:`pruned_join` with pass 2 from the files' row sidecars
+    def sidecar_rows(self, con: duckdb.DuckDBPyConnection, bounds: tuple[str, str] | None,
+                     entity: pa.Table) -> pa.Table | None:
+        """:meth:`pruned_join`'s matches with pass 2 from the files' row sidecars
         (:mod:`~usage_features.adapters.row_sidecar`): the feature columns of just the matched
-        rows, by file and row number. None, and the caller joins as usual, unless every file has
+        rows, by file and row number, each with its entity row (``ROW_OF``) and time
+        (``FEATURE_TS``). None, and the caller joins as usual, unless every file has
         a current sidecar holding the columns, the source renames no column, and the entity
         rows are few enough for reads by row to beat a scan (:data:`SIDECAR_ROWS_PER_ENTITY_ROW`;
         :data:`KEYED_ROWS_PER_ENTITY_ROW` where pass 1 is answered by the files' key indexes,
@@ -210,10 +211,7 @@ class ViewJoin:
                 part = cars[index].take(rows[at], columns)
                 parts.append(part.append_column(ROW_OF, matches.column(ROW_OF).take(at))
                              .append_column(FEATURE_TS, matches.column(MATCH_TS).take(at)))
-            fetched = f"{self.alias}__fetched"
-            con.register(fetched, pa.concat_tables(parts))
-            return (f"LEFT JOIN {ident(fetched)} {alias} "
-                    f"ON {alias}.{ident(ROW_OF)} = e.{ident(ROW)}")
+            return pa.concat_tables(parts)
         finally:
             for car in cars:
                 if car is not None:
@@ -365,17 +363,45 @@ def _join(con: duckdb.DuckDBPyConnection, entity: pa.Table, views: list[ViewJoin
           created_cutoff: bool, prune: bool) -> pa.Table:
     con.register("__entity", entity)
     bounds = _entity_time_bounds(con)
+    fetched = {view.alias: view.sidecar_rows(con, bounds, entity) for view in views
+               if prune and view.keys and not view.created}
+    # the views whose sidecar rows come out of a join as they are put together here, the rest
+    # joined by DuckDB; the columns then in the views' order
+    assembled = {alias: rows for alias, rows in fetched.items() if rows is not None and all(
+        _same_through_duckdb(rows.schema.field(c).type) for c in rows.column_names)}
+    joined = _sql_join(con, entity, [v for v in views if v.alias not in assembled], bounds,
+                       fetched, created_cutoff, prune)
+    parts = {v.alias: _assemble(entity, v, assembled[v.alias]) for v in views
+             if v.alias in assembled}
+    from_sql = iter(joined.columns)
+    columns, names = [], []
+    for view in views:
+        part = parts.get(view.alias)
+        columns += part.columns if part is not None else [next(from_sql) for _ in view.features]
+        names += [output for _, output in view.features]
+    return pa.table(columns, names=names)
+
+
+def _sql_join(con: duckdb.DuckDBPyConnection, entity: pa.Table, views: list[ViewJoin],
+              bounds: tuple[str, str] | None, fetched: dict[str, pa.Table | None],
+              created_cutoff: bool, prune: bool) -> pa.Table:
+    """The feature columns of ``views`` by one DuckDB query (the rows ``fetched`` from
+    sidecars joined by entity row); none without views."""
+    if not views:
+        return pa.table({})
     selects, joins, params = [f"e.{ident(ROW)}"], [], {}
     for view in views:
         a = ident(view.alias + "__j")
         if created_cutoff and view.created:
             view.check(view.columns_read())
             joins.append(view.cutoff_join(a))
+        elif fetched.get(view.alias) is not None:
+            con.register(f"{view.alias}__fetched", fetched[view.alias])
+            joins.append(f"LEFT JOIN {ident(view.alias + '__fetched')} {a} "
+                         f"ON {a}.{ident(ROW_OF)} = e.{ident(ROW)}")
         elif prune and view.keys and not view.created:
-            fetched = view.sidecar_join(con, a, bounds, entity)
-            if fetched is None:
-                view.check(view.columns_read())
-            joins.append(fetched or view.pruned_join(a, bounds))
+            view.check(view.columns_read())
+            joins.append(view.pruned_join(a, bounds))
         else:
             view.check(view.columns_read())
             on = [f"e.{ident(col)} = {a}.{ident(key)}" for key, col in view.keys.items()]
@@ -397,6 +423,33 @@ def _join(con: duckdb.DuckDBPyConnection, entity: pa.Table, views: list[ViewJoin
         raise RuntimeError(f"point-in-time join returned {result.num_rows} rows for "
                            f"{entity.num_rows} entity rows")
     return result.drop_columns([ROW])
+
+
+def _assemble(entity: pa.Table, view: ViewJoin, rows: pa.Table) -> pa.Table:
+    """``view``'s feature columns from its sidecar ``rows``, without DuckDB: each entity row
+    takes its fetched row (``ROW_OF``), null where there is none or, with a ``ttl``, where that
+    row is older than the entity time minus the ttl; the same types and values the SQL join
+    gives (for the types :func:`_same_through_duckdb` names)."""
+    of = rows.column(ROW_OF).to_numpy()
+    where = np.full(entity.num_rows, -1, dtype=np.int64)
+    where[of] = np.arange(len(of))
+    if view.ttl is not None:
+        oldest = _floor_micros(entity.column(TS))[of] - view.ttl // timedelta(microseconds=1)
+        where[of[_floor_micros(rows.column(FEATURE_TS)) < oldest]] = -1
+    index = pa.array(where, mask=where < 0)
+    return pa.table([rows.column(c).take(index) for c, _ in view.features],
+                    names=[output for _, output in view.features])
+
+
+def _same_through_duckdb(kind: pa.DataType) -> bool:
+    """Whether a column of ``kind`` comes out of a DuckDB join as it went in (type and values):
+    booleans, integers, 32- and 64-bit floats, ``date32``, timestamps without a time zone, and
+    UTC ones to the microsecond or nanosecond (DuckDB turns other zones and units into
+    ``timestamp[us, UTC]``, ``date64`` into ``date32``, durations into intervals)."""
+    if pa.types.is_timestamp(kind):
+        return kind.tz is None or (kind.tz == "UTC" and kind.unit in ("us", "ns"))
+    return (pa.types.is_boolean(kind) or pa.types.is_integer(kind) or pa.types.is_date32(kind)
+            or kind in (pa.float32(), pa.float64()))
 
 
 def _floor_micros(times: pa.ChunkedArray) -> np.ndarray:
