@@ -292,3 +292,68 @@ class TestRowSidecars:
         rows = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
         assert_same(got, brute_force(rows, entity))
         assert (got["count"] == -7).any()
+
+
+class TestSmallViewsInMemory:
+    """A view of at most ``MEMORY_ROWS`` rows without sidecars is joined in memory
+    (:meth:`~pit.ViewJoin.memory_rows`): the same table DuckDB's join gives, and brute force."""
+
+    @pytest.fixture
+    def used(self, monkeypatch) -> list[int]:
+        calls: list[int] = []
+        real = pit.ViewJoin.memory_rows
+        monkeypatch.setattr(pit.ViewJoin, "memory_rows",
+                            lambda self, entity: (lambda rows: calls.append(rows is not None)
+                                                  or rows)(real(self, entity)))
+        return calls
+
+    @staticmethod
+    def files(rows: pd.DataFrame, directory) -> tuple:
+        paths = []
+        for i, part in enumerate(np.array_split(np.arange(len(rows)), 2)):
+            paths.append(directory / f"part-{i}.parquet")
+            rows.iloc[part].to_parquet(paths[-1], index=False)
+        return tuple(paths)
+
+    @pytest.mark.parametrize(("seed", "ttl"), [(1, None), (2, timedelta(days=20))])
+    def test_in_memory_equals_duckdb_s_join_and_brute_force(self, tmp_path, used, monkeypatch,
+                                                           seed, ttl):
+        rows = feature_rows(seed)
+        entity = entity_rows(rows, seed)
+        entity = pd.concat([entity, pd.DataFrame({  # a null time and a null key match nothing
+            "customer": ["c001", None], "region": ["r1", "r0"],
+            "t": pd.to_datetime([pd.NaT, T0 + pd.Timedelta(days=200)], utc=True)})],
+            ignore_index=True)
+        files = self.files(rows, tmp_path)
+
+        memory = TestRowSidecars.arrow_join(files, entity, ttl=ttl)
+        monkeypatch.setattr(pit, "MEMORY_ROWS", 0)
+        duckdb_join = TestRowSidecars.arrow_join(files, entity, ttl=ttl)
+        plain = TestRowSidecars.arrow_join(files, entity, prune=False, ttl=ttl)
+
+        assert used == [True, False]
+        assert memory.equals(duckdb_join) and memory.equals(plain)
+        assert memory.schema == duckdb_join.schema
+        assert_same(memory.to_pandas(), brute_force(rows, entity, ttl))
+        assert memory.column("row_ts")[-2:].null_count == 2
+
+    def test_keys_of_another_text_type_and_tied_rows(self, tmp_path, used):
+        rows = feature_rows(3)
+        tied = rows.iloc[:5].assign(count=-1)  # the same customers and times, other values
+        files = self.files(pd.concat([rows, tied], ignore_index=True), tmp_path)
+        entity = entity_rows(rows, 3)
+        entity["customer"] = entity.customer.astype(pd.ArrowDtype(pa.large_string()))
+
+        got = TestRowSidecars.join(files, entity)
+
+        assert used == [True]
+        expected = brute_force(rows, entity)
+        for column in ("score", "row_ts"):  # tied rows differ only in their count
+            for a, b in zip(got[column], expected[column]):
+                assert (pd.isna(a) and pd.isna(b)) or a == b, (column, a, b)
+        assert got.row_ts.notna().sum() > 100
+        counts = dict(zip(zip(rows.cid, rows.ts), rows["count"]))
+        for customer, count, at in zip(entity.customer, got["count"], got.row_ts):
+            if pd.notna(at):
+                assert count == counts[(customer, at)] or (count == -1 and (
+                    (tied.cid == customer) & (tied.ts == at)).any())

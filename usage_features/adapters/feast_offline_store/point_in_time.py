@@ -16,6 +16,8 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from feast.feature_view import FeatureView
 from feast.repo_config import RepoConfig
 
@@ -48,6 +50,9 @@ SIDECAR_ROWS_PER_ENTITY_ROW = 25
 #: With key indexes pass 1 reads no Parquet file, and reading the matched rows by row beats a
 #: scan of the feature columns until there are about as many entity rows as table rows.
 KEYED_ROWS_PER_ENTITY_ROW = 1
+#: A view whose files hold at most this many rows is joined in memory (:meth:`memory_rows`):
+#: read whole, it costs less than DuckDB's plan and scan of the same rows.
+MEMORY_ROWS = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -217,6 +222,57 @@ class ViewJoin:
                 if car is not None:
                     car.close()
 
+    def memory_rows(self, entity: pa.Table) -> pa.Table | None:
+        """What :meth:`sidecar_rows` gives, for a small view (at most :data:`MEMORY_ROWS`
+        rows): its files read whole, each entity row's latest row at or before its time found
+        by binary search within its key's rows (null keys and times match nothing; of rows tied
+        on key and time, one). None, and the caller joins as usual, for a view of another
+        shape: more rows, more than one key, a renamed column, keys of different types on the
+        two sides, or a timestamp column that is not a timestamp."""
+        if self.mapped or len(self.keys) != 1 or not self.files:
+            return None
+        if self.table is not None:
+            rows = sum(self._record(f)["rows"] for f in self.files)
+        else:
+            rows = sum(pq.ParquetFile(f).metadata.num_rows for f in self.files)
+        (key, column), = self.keys.items()
+        wanted = self.columns_read()
+        if rows > MEMORY_ROWS:
+            return None
+        self.check(wanted)
+        try:
+            table = pa.concat_tables([pq.read_table(f, columns=wanted) for f in self.files])
+        except (pa.ArrowInvalid, KeyError):  # files of different schemas: DuckDB unites them
+            return None
+        keys, stamps, asked = table.column(key), table.column(self.timestamp), entity.column(column)
+        if _is_text(keys.type) and _is_text(asked.type):
+            asked = asked.cast(keys.type)
+        if keys.type != asked.type or not pa.types.is_timestamp(stamps.type):
+            return None
+        keep = np.flatnonzero(pc.and_(keys.is_valid(), stamps.is_valid()).to_numpy(
+            zero_copy_only=False))
+        table = table.take(keep)
+        codes, found = _codes(table.column(key), asked)
+        times = _floor_micros(table.column(self.timestamp))
+        order = np.lexsort((times, codes))
+        codes, times = codes[order], times[order]
+        at = _floor_micros(entity.column(TS))
+        first = np.searchsorted(codes, found, side="left")
+        low, high = first.copy(), np.searchsorted(codes, found, side="right")
+        while (searching := low < high).any():  # the first of the key's rows after `at`
+            middle = (low + high) // 2
+            after = searching & (times[np.minimum(middle, len(times) - 1)] > at)
+            high = np.where(after, middle, high)
+            low = np.where(searching & ~after, middle + 1, low)
+        valid = entity.column(TS).is_valid().to_numpy(zero_copy_only=False)
+        matched = np.flatnonzero((found >= 0) & valid & (low > first))
+        at_row = order[low[matched] - 1]
+        return pa.table({
+            **{c: table.column(c).take(at_row) for c, _ in self.features},
+            ROW_OF: entity.column(ROW).take(matched),
+            FEATURE_TS: pa.array(times[low[matched] - 1], pa.timestamp("us", tz="UTC")),
+        })
+
     def _scanned_matches(self, con: duckdb.DuckDBPyConnection,
                          bounds: tuple[str, str] | None) -> pa.Table:
         """Pass 1 by DuckDB over the files' keys and times, with each match's file and row."""
@@ -363,8 +419,9 @@ def _join(con: duckdb.DuckDBPyConnection, entity: pa.Table, views: list[ViewJoin
           created_cutoff: bool, prune: bool) -> pa.Table:
     con.register("__entity", entity)
     bounds = _entity_time_bounds(con)
-    fetched = {view.alias: view.sidecar_rows(con, bounds, entity) for view in views
-               if prune and view.keys and not view.created}
+    fetched = {view.alias: _first_of(view.sidecar_rows(con, bounds, entity),
+                                     lambda v=view: v.memory_rows(entity))
+               for view in views if prune and view.keys and not view.created}
     # the views whose sidecar rows come out of a join as they are put together here, the rest
     # joined by DuckDB; the columns then in the views' order
     assembled = {alias: rows for alias, rows in fetched.items() if rows is not None and all(
@@ -441,15 +498,34 @@ def _assemble(entity: pa.Table, view: ViewJoin, rows: pa.Table) -> pa.Table:
                     names=[output for _, output in view.features])
 
 
+def _first_of(rows: pa.Table | None, otherwise) -> pa.Table | None:
+    return rows if rows is not None else otherwise()
+
+
+def _codes(view_keys: pa.ChunkedArray, entity_keys: pa.ChunkedArray
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """The view rows' keys and the entity rows' as numbers: the same key the same number, an
+    entity key no view row has (or null) -1."""
+    distinct = pc.unique(view_keys)
+    return (pc.index_in(view_keys, value_set=distinct).to_numpy(zero_copy_only=False),
+            pc.fill_null(pc.index_in(entity_keys, value_set=distinct), -1).to_numpy(
+                zero_copy_only=False))
+
+
+def _is_text(kind: pa.DataType) -> bool:
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind)
+
+
 def _same_through_duckdb(kind: pa.DataType) -> bool:
     """Whether a column of ``kind`` comes out of a DuckDB join as it went in (type and values):
-    booleans, integers, 32- and 64-bit floats, ``date32``, timestamps without a time zone, and
-    UTC ones to the microsecond or nanosecond (DuckDB turns other zones and units into
-    ``timestamp[us, UTC]``, ``date64`` into ``date32``, durations into intervals)."""
+    booleans, integers, 32- and 64-bit floats, ``date32``, ``string``, ``binary``, timestamps
+    without a time zone, and UTC ones to the microsecond or nanosecond (DuckDB turns other
+    zones and units into ``timestamp[us, UTC]``, ``date64`` into ``date32``, ``large_string``
+    into ``string``, durations into intervals)."""
     if pa.types.is_timestamp(kind):
         return kind.tz is None or (kind.tz == "UTC" and kind.unit in ("us", "ns"))
     return (pa.types.is_boolean(kind) or pa.types.is_integer(kind) or pa.types.is_date32(kind)
-            or kind in (pa.float32(), pa.float64()))
+            or kind in (pa.float32(), pa.float64(), pa.string(), pa.binary()))
 
 
 def _floor_micros(times: pa.ChunkedArray) -> np.ndarray:
