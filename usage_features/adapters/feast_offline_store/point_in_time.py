@@ -18,14 +18,17 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from feast.data_source import DataSource
 from feast.feature_view import FeatureView
 from feast.repo_config import RepoConfig
 
 from usage_features.adapters.duckdb_connection import literal_path
 from usage_features.adapters.feast_offline_store.sources import (
     ident,
+    parquet_files,
     register_source,
     resolve_column,
+    source_columns,
     source_path,
 )
 from usage_features.adapters.feature_tables import StoredTable, reading, recorded_files, table_key
@@ -72,6 +75,13 @@ class ViewJoin:
     #: they are read (see :func:`checked`), against ``records`` (the build's, set there).
     table: StoredTable | None = None
     records: dict | None = None
+    #: Where the view's DuckDB view comes from (:meth:`register`); None: registered already.
+    source: tuple[RepoConfig, DataSource] | None = None
+
+    def register(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Make the source the DuckDB view ``alias`` (what the SQL joins read)."""
+        if self.source is not None:
+            register_source(con, *self.source, self.alias)
 
     def columns_read(self, features: bool = True) -> list[str]:
         """The source columns a join reads: keys, timestamps (and ``features``: the features)."""
@@ -205,7 +215,7 @@ class ViewJoin:
                     or any(not {*columns, self.timestamp} <= set(c.names)
                            or {FILE, "file_row_number"} & set(c.names) for c in cars)):
                 return None
-            matches = keyed if not scanned else self._scanned_matches(con, bounds)
+            matches = keyed if not scanned else self._scanned_matches(con, bounds, entity)
             if not all(c.is_current() for c in cars):  # a file replaced while it was read
                 return None
             files = matches.column(FILE).to_numpy()
@@ -274,8 +284,9 @@ class ViewJoin:
         })
 
     def _scanned_matches(self, con: duckdb.DuckDBPyConnection,
-                         bounds: tuple[str, str] | None) -> pa.Table:
+                         bounds: tuple[str, str] | None, entity: pa.Table) -> pa.Table:
         """Pass 1 by DuckDB over the files' keys and times, with each match's file and row."""
+        con.register("__entity", entity)
         # each file's rows with its index in self.files (a number: no path per row)
         for i, path in enumerate(self.files):
             con.read_parquet(literal_path(path), file_row_number=True).create_view(
@@ -352,11 +363,12 @@ class ViewJoin:
         return f"LEFT JOIN ({candidates}) {alias} ON {alias}.{ident(ROW_OF)} = e.{ident(ROW)}"
 
 
-def plan_view(con: duckdb.DuckDBPyConnection, config: RepoConfig, view: FeatureView,
-              feature_refs: list[str], full_feature_names: bool, alias: str) -> ViewJoin:
-    """Register ``view``'s source as ``alias`` and describe its join."""
+def plan_view(config: RepoConfig, view: FeatureView, feature_refs: list[str],
+              full_feature_names: bool, alias: str) -> ViewJoin:
+    """Describe ``view``'s join; its source becomes the DuckDB view ``alias`` only if a join
+    reads it by SQL (:meth:`ViewJoin.register`)."""
     source = view.batch_source
-    columns = register_source(con, config, source, alias)
+    columns = source_columns(config, source)
     prefix = view.projection.name_to_use()
     wanted = [r.split(":", 1)[1] for r in feature_refs if r.split(":", 1)[0] == prefix]
     base = view.projection.name_alias or view.name
@@ -373,15 +385,11 @@ def plan_view(con: duckdb.DuckDBPyConnection, config: RepoConfig, view: FeatureV
         features=[(resolve_column(f, columns, source, "feature"),
                    f"{base}__{f}" if full_feature_names else f) for f in wanted],
         ttl=view.ttl if view.ttl and view.ttl > timedelta(0) else None,
-        files=_parquet_files(source_path(config, source)),
+        files=parquet_files(source_path(config, source)),
         mapped=any(old != new for old, new in source.field_mapping.items()),
         table=StoredTable.of(config.repo_path, source_path(config, source)),
+        source=(config, source),
     )
-
-
-def _parquet_files(path: Path) -> tuple[Path, ...]:
-    """The Parquet files a source reads (see :func:`register_source`)."""
-    return tuple(sorted(path.rglob("*.parquet"))) if path.is_dir() else (path,)
 
 
 @contextmanager
@@ -417,8 +425,7 @@ def join(con: duckdb.DuckDBPyConnection, entity: pa.Table, views: list[ViewJoin]
 
 def _join(con: duckdb.DuckDBPyConnection, entity: pa.Table, views: list[ViewJoin],
           created_cutoff: bool, prune: bool) -> pa.Table:
-    con.register("__entity", entity)
-    bounds = _entity_time_bounds(con)
+    bounds = _entity_time_bounds(entity)
     fetched = {view.alias: _first_of(view.sidecar_rows(con, bounds, entity),
                                      lambda v=view: v.memory_rows(entity))
                for view in views if prune and view.keys and not view.created}
@@ -446,8 +453,10 @@ def _sql_join(con: duckdb.DuckDBPyConnection, entity: pa.Table, views: list[View
     sidecars joined by entity row); none without views."""
     if not views:
         return pa.table({})
+    con.register("__entity", entity)
     selects, joins, params = [f"e.{ident(ROW)}"], [], {}
     for view in views:
+        view.register(con)
         a = ident(view.alias + "__j")
         if created_cutoff and view.created:
             view.check(view.columns_read())
@@ -539,14 +548,13 @@ def _floor_micros(times: pa.ChunkedArray) -> np.ndarray:
     return np.floor_divide(raw, per)
 
 
-def _entity_time_bounds(con: duckdb.DuckDBPyConnection) -> tuple[str, str] | None:
+def _entity_time_bounds(entity: pa.Table) -> tuple[str, str] | None:
     """The entity rows' earliest and latest timestamps as SQL literals (literals, not
     parameters, so that DuckDB prunes Parquet row groups with them); None without any."""
-    low, high = con.execute(f"SELECT min({ident(TS)}), max({ident(TS)}) FROM __entity"
-                            ).fetchall()[0]
-    if low is None:
+    bounds = pc.min_max(entity.column(TS))
+    if not bounds["min"].is_valid:
         return None
-    return tuple(f"TIMESTAMPTZ '{t.isoformat()}'" for t in (low, high))
+    return tuple(f"TIMESTAMPTZ '{bounds[end].as_py().isoformat()}'" for end in ("min", "max"))
 
 
 def range_rows(con: duckdb.DuckDBPyConnection, views: list[ViewJoin], start, end,
@@ -567,6 +575,8 @@ def _range_rows(con: duckdb.DuckDBPyConnection, views: list[ViewJoin], start, en
         raise ValueError("retrieval without an entity frame needs feature views with the same "
                          f"join keys, got {sorted(key_sets)}")
     keys = list(next(iter(key_sets))) if key_sets else []
+    for view in views:
+        view.register(con)
     parts = []
     for view in keyed or views:
         by_entity = {col: key for key, col in view.keys.items()}

@@ -10,6 +10,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import duckdb
+import pyarrow.parquet as pq
 from feast.data_source import DataSource
 from feast.infra.offline_stores.file_source import FileSource
 from feast.repo_config import RepoConfig
@@ -42,6 +43,25 @@ def file_source(source: DataSource) -> FileSource:
 
 def source_path(config: RepoConfig, source: DataSource) -> Path:
     return local_path(config.repo_path, file_source(source).path)
+
+
+def parquet_files(path: Path) -> tuple[Path, ...]:
+    """The Parquet files a source at ``path`` reads (see :func:`register_source`)."""
+    return tuple(sorted(path.rglob("*.parquet"))) if path.is_dir() else (path,)
+
+
+def source_columns(config: RepoConfig, source: DataSource) -> list[str]:
+    """The column names :func:`register_source` gives the source's view (its field mapping
+    applied), from the Parquet files' footers, without DuckDB."""
+    path = source_path(config, source)
+    if not path.exists():
+        raise ValueError(f"{source.name}: source path {path} does not exist")
+    files = parquet_files(path)
+    if not files:
+        raise ValueError(f"{source.name}: no Parquet file under {path}")
+    columns = list(dict.fromkeys(name for f in files for name in pq.read_schema(f).names))
+    mapping = {old: new for old, new in source.field_mapping.items() if old in columns}
+    return [mapping.get(c, c) for c in columns]
 
 
 def register_source(con: duckdb.DuckDBPyConnection, config: RepoConfig, source: DataSource,

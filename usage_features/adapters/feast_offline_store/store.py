@@ -7,6 +7,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
+import duckdb
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -42,6 +43,23 @@ from usage_features.adapters.feature_tables import StoredTable, reading, recorde
 TYPE = "usage_features.adapters.feast_offline_store.DuckDBAsOfOfflineStore"
 
 
+class LazyConnection:
+    """A DuckDB connection (:func:`connect`) opened when first used: a retrieval answered from
+    row sidecars and in memory never opens one."""
+
+    def __init__(self) -> None:
+        self._con: duckdb.DuckDBPyConnection | None = None
+
+    def __getattr__(self, name: str):
+        if self._con is None:
+            self._con = connect()
+        return getattr(self._con, name)
+
+    def close(self) -> None:
+        if self._con is not None:
+            self._con.close()
+
+
 class DuckDBAsOfOfflineStoreConfig(FeastConfigBaseModel):
     """Config of :class:`DuckDBAsOfOfflineStore` (no options beyond the type)."""
 
@@ -61,9 +79,9 @@ class DuckDBAsOfOfflineStore(OfflineStore):
         created_cutoff = bool(kwargs.get("filter_by_created_timestamp"))
         # the connection the deferred query runs on: the job owns it (closed by its close(),
         # or when it is collected); closed here if the job is never made
-        con = connect()
+        con = LazyConnection()
         try:
-            views = [pit.plan_view(con, config, view, feature_refs, full_feature_names, f"v{i}")
+            views = [pit.plan_view(config, view, feature_refs, full_feature_names, f"v{i}")
                      for i, view in enumerate(feature_views)]
             if entity_df is None:
                 start, end = _date_range(feature_views, kwargs)
