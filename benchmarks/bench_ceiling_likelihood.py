@@ -474,9 +474,10 @@ def simulate_with_drift(config):
 def score_run(customers: int, seed: int, mechanism: str, days: int, cache: Path,
               taus: list[float], ablate: bool = False) -> dict:
     """Score train's validation rows (cached by _ceiling_prepare) for one seed."""
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
     from usage_features.simulation import SimulationConfig, simulate
     from usage_features.simulation.oracle import onset_for_rows, oracle_for_rows
-    from sklearn.metrics import average_precision_score, roc_auc_score
 
     clock = time.perf_counter()
     stem = cache / f"{mechanism}_{customers}_{seed}"
