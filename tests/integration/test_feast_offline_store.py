@@ -66,6 +66,17 @@ def fetch(store, rows, **kwargs):
 
 
 class TestDuckDBAsOfOfflineStore:
+    def test_to_df_is_feast_s_to_df_frame_for_frame(self, store):
+        from feast.infra.offline_stores.offline_store import RetrievalJob
+
+        entity = pd.DataFrame([("a", T), ("b", T), ("a", T + timedelta(days=3)), ("c", T)],
+                              columns=["user_id", "event_timestamp"]).iloc[[3, 1, 0, 2]]
+        job = store.get_historical_features(entity_df=entity,
+                                            features=["plain:score", "fresh:clicks"])
+        ours = job.to_df()
+        pd.testing.assert_frame_equal(ours, RetrievalJob.to_df(job))
+        assert isinstance(ours.index, pd.RangeIndex) and list(ours.index) == [0, 1, 2, 3]
+
     def test_takes_the_latest_row_at_or_before_each_entity_time(self, store):
         out = fetch(store, [("a", T), ("a", T + timedelta(days=1)), ("a", T + timedelta(days=3))])
         assert out.score.tolist() == [2.0, 2.0, 3.0]

@@ -67,26 +67,45 @@ def test_a_sidecar_is_not_opened_once_its_parquet_file_changes(tmp_path):
     assert Sidecar.open(tmp_path / "missing.parquet") is None
 
 
-@pytest.mark.skipif(not row_sidecar._ADVISE, reason="this OS has no posix_fadvise")
-def test_every_run_is_announced_to_the_kernel_before_the_first_is_read(tmp_path, monkeypatch):
-    """Reads from disk overlap only if the kernel hears of them all first (WILLNEED)."""
+@pytest.mark.parametrize(("cached", "half"), [(set(), set()), ({0, 2}, set()), ({0}, {3})])
+def test_runs_not_in_the_page_cache_are_announced_before_the_first_is_read(
+        tmp_path, monkeypatch, cached, half):
+    """Reads from disk overlap only if the kernel hears of them all first (WILLNEED); a run the
+    page cache holds is read at once, unannounced (a read that does not wait: RWF_NOWAIT)."""
     path = tmp_path / "2025-01.parquet"
     pq.write_table(table(), path)
     write_sidecar(path)
     car = Sidecar.open(path)
     calls: list[tuple[str, int, int]] = []
-    advise, read = row_sidecar.os.posix_fadvise, row_sidecar.os.preadv
-    monkeypatch.setattr(row_sidecar.os, "posix_fadvise", lambda fd, start, n, how: (
-        calls.append(("advise", start, n)) if how == row_sidecar.os.POSIX_FADV_WILLNEED
-        else None) or advise(fd, start, n, how))
-    monkeypatch.setattr(row_sidecar.os, "preadv", lambda fd, buffers, start: (
-        calls.append(("read", start, sum(len(b) for b in buffers)))) or read(fd, buffers, start))
+    read, runs = row_sidecar.os.preadv, []
+
+    def preadv(fd, buffers, start, flags=0):
+        n = sum(len(b) for b in buffers)
+        if flags:  # without waiting: only the cached runs (by their order), the others EAGAIN
+            runs.append(start)
+            if len(runs) - 1 in half:  # its first half cached: read, the rest waits
+                calls.append(("now", start, n // 2))
+                return read(fd, [buffers[0][:n // 2]], start)
+            if len(runs) - 1 not in cached:
+                raise BlockingIOError(11, "not in the page cache")
+        calls.append(("now" if flags else "read", start, n))
+        return read(fd, buffers, start, *([flags] if flags else []))
+
+    monkeypatch.setattr(row_sidecar, "_ADVISE", True)
+    monkeypatch.setattr(row_sidecar, "_NOWAIT", getattr(row_sidecar.os, "RWF_NOWAIT", 8))
+    monkeypatch.setattr(row_sidecar.os, "posix_fadvise",
+                        lambda fd, start, n, how: calls.append(("advise", start, n)))
+    monkeypatch.setattr(row_sidecar.os, "preadv", preadv)
 
     got = car.take(np.array([2999, 5, 6, 1500, 0, 900]), ["count"])
 
-    kinds = [kind for kind, _, _ in calls]
-    assert kinds == sorted(kinds)  # every "advise" before the first "read"
+    assert len(runs) == 4  # [0..6], 900, 1500, 2999: each tried without waiting first
+    kinds = [kind for kind, _, _ in calls if kind != "now"]
+    assert kinds == sorted(kinds)  # every "advise" before the first waiting "read"
     advised = {(s, n) for kind, s, n in calls if kind == "advise"}
-    assert advised == {(s, n) for kind, s, n in calls if kind == "read"} and len(advised) == 4
+    assert advised == {(s, n) for kind, s, n in calls if kind == "read"}
+    halves = {s: n for kind, s, n in calls if kind == "now" and s in {runs[k] for k in half}}
+    assert {s for s, _ in advised} == {s + halves.get(s, 0) for k, s in enumerate(runs)
+                                       if k not in cached}
     assert got.column("count").to_pylist() == pq.read_table(path).column("count").take(
         pa.array([2999, 5, 6, 1500, 0, 900])).to_pylist()

@@ -35,6 +35,13 @@ class DuckDBAsOfRetrievalJob(RetrievalJob):
         if self._finalizer is not None:
             self._finalizer()
 
+    def to_df(self, validation_reference=None, timeout: int | None = None) -> pd.DataFrame:
+        """Feast's ``to_df`` (``to_arrow``: the rows, on-demand views applied, validated if
+        asked) without its ``reset_index(drop=True)``, a copy of every column: Arrow's frame is
+        numbered 0..n-1 already."""
+        return self.to_arrow(validation_reference=validation_reference,
+                             timeout=timeout).to_pandas()
+
     def _to_arrow_internal(self, timeout: int | None = None) -> pa.Table:
         return self._query()
 
