@@ -17,28 +17,24 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
 def prepare(customers: int, seed: int, days: int, mechanism: str, out: Path) -> Path:
     import pandas as pd
+    from bench_model import simulated_repo
 
-    from usage_features.config import RepoPaths
     from usage_features.features.build import build_features
     from usage_features.features.store import apply_definitions
     from usage_features.ingestion import ingest_files
     from usage_features.ingestion.customers import load_customers
-    from usage_features.service_layer.demo import new_feature_repo
     from usage_features.service_layer.train import TrainConfig, train
-    from usage_features.simulation import SimulationConfig, simulate, write_simulation
     from usage_features.training.report import REFERENCE_FILE
 
     clock = time.perf_counter()
     with tempfile.TemporaryDirectory() as scratch:
-        repo = new_feature_repo(ROOT / "feature_repo", Path(scratch) / "repo")
-        paths = RepoPaths(repo)
-        sim = simulate(SimulationConfig(customers=customers, days=days, seed=seed,
-                                        mechanism=mechanism))
-        events_path, customers_path = write_simulation(sim, Path(scratch) / "raw")
+        repo, paths, _, (events_path, customers_path) = simulated_repo(
+            Path(scratch), customers, seed, days, mechanism)
         ingest_files([events_path], paths)
         load_customers(customers_path, paths)
         build_features(paths)

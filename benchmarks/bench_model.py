@@ -41,18 +41,28 @@ def _labels(customers, rows, horizon_days: int):
     return ((churned > t) & (churned <= t + pd.Timedelta(days=horizon_days))).to_numpy(int)
 
 
+def simulated_repo(scratch: Path, customers: int, seed: int, days: int, mechanism: str):
+    """A new feature repo under ``scratch``, its paths, the simulation (365-day runs of the
+    benchmarks) and its written (events, customers) files."""
+    from usage_features.config import RepoPaths
+    from usage_features.service_layer.demo import new_feature_repo
+    from usage_features.simulation import SimulationConfig, simulate, write_simulation
+
+    repo = new_feature_repo(ROOT / "feature_repo", scratch / "repo")
+    sim = simulate(SimulationConfig(customers=customers, days=days, seed=seed,
+                                    mechanism=mechanism))
+    return repo, RepoPaths(repo), sim, write_simulation(sim, scratch / "raw")
+
+
 def run_one(customers: int, seed: int, days: int, drop_each: list[str],
             mechanism: str = "default") -> dict:
     import pandas as pd
 
-    from usage_features.config import RepoPaths
     from usage_features.features.build import build_features
     from usage_features.features.store import apply_definitions
     from usage_features.ingestion import ingest_files
     from usage_features.ingestion.customers import load_customers
-    from usage_features.service_layer.demo import new_feature_repo
     from usage_features.service_layer.train import TrainConfig, train
-    from usage_features.simulation import SimulationConfig, simulate, write_simulation
     from usage_features.simulation.oracle import onset_for_rows, oracle_for_rows
     from usage_features.training import evaluate
     from usage_features.training.report import REFERENCE_FILE
@@ -67,11 +77,8 @@ def run_one(customers: int, seed: int, days: int, drop_each: list[str],
         clock = now
 
     with tempfile.TemporaryDirectory() as scratch:
-        repo = new_feature_repo(ROOT / "feature_repo", Path(scratch) / "repo")
-        paths = RepoPaths(repo)
-        sim = simulate(SimulationConfig(customers=customers, days=days, seed=seed,
-                                        mechanism=mechanism))
-        events_path, customers_path = write_simulation(sim, Path(scratch) / "raw")
+        repo, paths, sim, (events_path, customers_path) = simulated_repo(
+            Path(scratch), customers, seed, days, mechanism)
         lap("simulate")
         ingest_files([events_path], paths)
         load_customers(customers_path, paths)
