@@ -456,7 +456,8 @@ def _sql_join(con: duckdb.DuckDBPyConnection, entity: pa.Table, views: list[View
     con.register("__entity", entity)
     selects, joins, params = [f"e.{ident(ROW)}"], [], {}
     for view in views:
-        view.register(con)
+        if fetched.get(view.alias) is None:  # joined from its source: DuckDB reads it
+            view.register(con)
         a = ident(view.alias + "__j")
         if created_cutoff and view.created:
             view.check(view.columns_read())
