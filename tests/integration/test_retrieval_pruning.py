@@ -300,11 +300,16 @@ class TestSmallViewsInMemory:
 
     @pytest.fixture
     def used(self, monkeypatch) -> list[int]:
+        """Whether each call of ``memory_rows`` answered (True) or left the view to DuckDB."""
         calls: list[int] = []
         real = pit.ViewJoin.memory_rows
-        monkeypatch.setattr(pit.ViewJoin, "memory_rows",
-                            lambda self, entity: (lambda rows: calls.append(rows is not None)
-                                                  or rows)(real(self, entity)))
+
+        def memory_rows(view, entity):
+            rows = real(view, entity)
+            calls.append(rows is not None)
+            return rows
+
+        monkeypatch.setattr(pit.ViewJoin, "memory_rows", memory_rows)
         return calls
 
     @staticmethod

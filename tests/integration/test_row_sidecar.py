@@ -109,3 +109,30 @@ def test_runs_not_in_the_page_cache_are_announced_before_the_first_is_read(
                                        if k not in cached}
     assert got.column("count").to_pylist() == pq.read_table(path).column("count").take(
         pa.array([2999, 5, 6, 1500, 0, 900])).to_pylist()
+
+
+def test_a_file_system_that_cannot_read_without_waiting_reads_every_run_waiting(
+        tmp_path, monkeypatch):
+    """Where RWF_NOWAIT is refused (not EAGAIN: unsupported), reads wait, and it is not
+    asked again."""
+    path = tmp_path / "2025-01.parquet"
+    pq.write_table(table(), path)
+    write_sidecar(path)
+    car = Sidecar.open(path)
+    read, flagged = row_sidecar.os.preadv, []
+
+    def preadv(fd, buffers, start, flags=0):
+        if flags:
+            flagged.append(start)
+            raise OSError(95, "Operation not supported")
+        return read(fd, buffers, start)
+
+    monkeypatch.setattr(row_sidecar, "_NOWAIT", getattr(row_sidecar.os, "RWF_NOWAIT", 8))
+    monkeypatch.setattr(row_sidecar.os, "preadv", preadv)
+    rows = np.array([2999, 5, 1500, 0, 900])
+
+    got = car.take(rows, ["count"])
+
+    assert len(flagged) == 1 and row_sidecar._NOWAIT is None
+    assert got.column("count").to_pylist() == pq.read_table(path).column("count").take(
+        pa.array(rows)).to_pylist()

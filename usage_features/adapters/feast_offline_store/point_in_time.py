@@ -245,10 +245,10 @@ class ViewJoin:
             rows = sum(self._record(f)["rows"] for f in self.files)
         else:
             rows = sum(pq.ParquetFile(f).metadata.num_rows for f in self.files)
-        (key, column), = self.keys.items()
-        wanted = self.columns_read()
         if rows > MEMORY_ROWS:
             return None
+        (key, column), = self.keys.items()
+        wanted = self.columns_read()
         self.check(wanted)
         try:
             table = pa.concat_tables([pq.read_table(f, columns=wanted) for f in self.files])
@@ -426,9 +426,11 @@ def join(con: duckdb.DuckDBPyConnection, entity: pa.Table, views: list[ViewJoin]
 def _join(con: duckdb.DuckDBPyConnection, entity: pa.Table, views: list[ViewJoin],
           created_cutoff: bool, prune: bool) -> pa.Table:
     bounds = _entity_time_bounds(entity)
-    fetched = {view.alias: _first_of(view.sidecar_rows(con, bounds, entity),
-                                     lambda v=view: v.memory_rows(entity))
-               for view in views if prune and view.keys and not view.created}
+    fetched: dict[str, pa.Table | None] = {}
+    for view in views:  # pass 2 by row where the view allows it: from sidecars, else in memory
+        if prune and view.keys and not view.created:
+            rows = view.sidecar_rows(con, bounds, entity)
+            fetched[view.alias] = rows if rows is not None else view.memory_rows(entity)
     # the views whose sidecar rows come out of a join as they are put together here, the rest
     # joined by DuckDB; the columns then in the views' order
     assembled = {alias: rows for alias, rows in fetched.items() if rows is not None and all(
@@ -506,10 +508,6 @@ def _assemble(entity: pa.Table, view: ViewJoin, rows: pa.Table) -> pa.Table:
     index = pa.array(where, mask=where < 0)
     return pa.table([rows.column(c).take(index) for c, _ in view.features],
                     names=[output for _, output in view.features])
-
-
-def _first_of(rows: pa.Table | None, otherwise) -> pa.Table | None:
-    return rows if rows is not None else otherwise()
 
 
 def _codes(view_keys: pa.ChunkedArray, entity_keys: pa.ChunkedArray
