@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import subprocess
 import sys
 import time
@@ -45,6 +44,7 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from usage_features.domain.value_objects import (  # noqa: E402
     EARLY_LIFE_DAYS,
@@ -474,6 +474,7 @@ def simulate_with_drift(config):
 def score_run(customers: int, seed: int, mechanism: str, days: int, cache: Path,
               taus: list[float], ablate: bool = False) -> dict:
     """Score train's validation rows (cached by _ceiling_prepare) for one seed."""
+    from bench_model import _labels
     from sklearn.metrics import average_precision_score, roc_auc_score
 
     from usage_features.simulation import SimulationConfig, simulate
@@ -491,9 +492,7 @@ def score_run(customers: int, seed: int, mechanism: str, days: int, cache: Path,
     config = SimulationConfig(customers=customers, days=days, seed=seed, mechanism=mechanism)
     sim = simulate(config)
     table = sim.customers.to_pandas()
-    churned = reference.customer_id.map(table.set_index("customer_id").churned_at)
-    t = reference.event_timestamp
-    y = ((churned > t) & (churned <= t + pd.Timedelta(days=horizon))).to_numpy(int)
+    y = _labels(table, reference, horizon)
     if int(y.sum()) != meta["validation_positives"]:
         raise RuntimeError("the validation rows' labels differ from train's")
     start_us = int(pd.Timestamp(config.start, tz="UTC").value // 1000)
@@ -558,8 +557,9 @@ def score_run(customers: int, seed: int, mechanism: str, days: int, cache: Path,
 
 
 def _mean_sd(values: list[float]) -> str:
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.fmean(values):.3f} ± {sd:.3f}"
+    from bench_model import _mean_sd as mean_sd
+
+    return "{:.3f} ± {:.3f}".format(*mean_sd(values))
 
 
 def summarize(runs: list[dict], tau: float) -> str:
