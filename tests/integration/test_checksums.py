@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from usage_features.adapters import row_sidecar
 from usage_features.adapters.checksums import (
     DamagedFileError,
     check_parquet,
@@ -140,6 +141,38 @@ class TestSidecarRecords:
                 opened.take(np.array([10]), ["score"])
         finally:
             opened.close()
+
+    def test_every_byte_of_a_record_and_a_zeroed_record_are_checked(self, car):
+        parquet, _ = car
+        path = sidecar_path(parquet)
+        start, size = self.layout(path)
+        clean = path.read_bytes()
+        for offset in [*range(size), "zeroed"]:
+            data = bytearray(clean)
+            at = start + 77 * size
+            if offset == "zeroed":
+                data[at:at + size] = bytes(size)
+            else:
+                data[at + offset] ^= 0x10
+            path.write_bytes(bytes(data))
+            opened = Sidecar.open(parquet)
+            try:
+                with pytest.raises(DamagedFileError, match="row 77"):
+                    opened.take(np.array([76, 77]), ["count"])
+                assert opened.take(np.array([76, 78]), ["count"]).num_rows == 2
+            finally:
+                opened.close()
+
+    def test_a_sidecar_of_the_earlier_format_is_not_read(self, car):
+        parquet, record = car
+        path = sidecar_path(parquet)
+        assert not row_sidecar.is_older_version(path)
+        data = bytearray(path.read_bytes())
+        data[:8] = row_sidecar._OLDER[0]
+        path.write_bytes(bytes(data))
+        record = {**record, "header": hashlib.sha256(data[:self.layout(path)[0]]).hexdigest()}
+        assert row_sidecar.is_older_version(path)
+        assert Sidecar.open(parquet) is None and Sidecar.open(parquet, record) is None
 
     def test_a_truncated_sidecar_is_refused(self, car):
         parquet, _ = car

@@ -10,6 +10,7 @@ ends in exactly the tables a clean build makes.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import time
@@ -22,14 +23,14 @@ from tests.conftest import copy_feature_repo
 from tests.factories import random_events
 from tests.integration.test_event_log_crash import StoppedWriter, log_with_one_batch  # noqa: F401
 from tests.integration.test_ingest import NOW
-from usage_features.adapters import checksums
+from usage_features.adapters import checksums, row_sidecar
 from usage_features.adapters.checksums import DamagedFileError, sha256_file
 from usage_features.adapters.event_log import MANIFESTS, EventLog
-from usage_features.adapters.feature_tables import StoredTable, recorded_files
+from usage_features.adapters.feature_tables import RECORDS, StoredTable, recorded_files
 from usage_features.adapters.row_sidecar import sidecar_path
 from usage_features.config import RepoPaths
 from usage_features.features.build import build_features, check_tables
-from usage_features.features.state import load_state
+from usage_features.features.state import load_state, save_state
 from usage_features.ingestion import ingest_files
 
 
@@ -109,6 +110,28 @@ class TestTheBuildRepairs:
         assert summary.months_rewritten == [] and len(summary.repaired) == 1
         assert summary.repaired[0].startswith(str(car))
         record = recorded_files(paths)[f"customer_usage/{months(paths)[1].name}"]["sidecar"]
+        assert sha256_file(car) == record["sha256"]
+        assert_same_tables(paths, want)
+
+    def test_a_sidecar_of_the_earlier_format_is_rewritten_and_not_reported(self, repo):
+        paths, want = repo
+        month = months(paths)[1]
+        car = sidecar_path(month)
+        data = bytearray(car.read_bytes())  # as the earlier version wrote it, and recorded it
+        data[:8] = row_sidecar._OLDER[0]
+        car.write_bytes(bytes(data))
+        header = 16 + int.from_bytes(data[8:16], "little")
+        state = load_state(paths)
+        state[RECORDS][f"customer_usage/{month.name}"]["sidecar"] = {
+            "size": len(data), "sha256": sha256_file(car),
+            "header": hashlib.sha256(data[:header]).hexdigest()}
+        save_state(paths, state)
+
+        summary = build_features(paths)
+
+        assert summary.months_rewritten == [] and summary.repaired == []
+        assert not row_sidecar.is_older_version(car)
+        record = recorded_files(paths)[f"customer_usage/{month.name}"]["sidecar"]
         assert sha256_file(car) == record["sha256"]
         assert_same_tables(paths, want)
 

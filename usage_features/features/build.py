@@ -53,7 +53,7 @@ from usage_features.adapters.event_log import EventLog
 from usage_features.adapters.feature_tables import RECORDS, publishing, table_key
 from usage_features.adapters.files import fsync_dir
 from usage_features.adapters.key_index import key_index_path, write_key_index
-from usage_features.adapters.row_sidecar import sidecar_path, write_sidecar
+from usage_features.adapters.row_sidecar import is_older_version, sidecar_path, write_sidecar
 from usage_features.adapters.spark_session import repo_spark_conf
 from usage_features.adapters.sql_engine import Engine, open_engine
 from usage_features.config import RepoPaths
@@ -242,7 +242,9 @@ def check_tables(repo: RepoPaths, state: dict, by_time: bool = False) -> Damage:
             damage.months.add(path.stem)
             damage.found.append((path, problem, "recomputed from the event log"))
             continue
-        if KEYS not in record:  # written before key indexes: written now, not a problem
+        if KEYS not in record or is_older_version(sidecar_path(path)):
+            # written before key indexes, or a sidecar of an earlier format: written now, not
+            # a problem (a reader reads the Parquet file meanwhile)
             damage.sidecars.add(path.stem)
         for name, place in COMPANIONS.items():
             problem = problem_of(place(path), record[name]) if record.get(name) else None
