@@ -332,7 +332,10 @@ def main() -> None:
               "refresh-recent": lambda: phase_refresh(args.work, args.days, True, args.sink),
               "monitor": lambda: phase_monitor(args.work),
               "build": lambda: phase_build(args.work, args.days, args.check)}
-    if args.phase:
+    if args.phase:  # in a process of its own, set as the console script sets its process
+        from usage_features.adapters.feast.typechecks import skip_feast_typechecks
+
+        skip_feast_typechecks()
         return phases[args.phase]()
     if args.fresh:
         shutil.rmtree(args.work, ignore_errors=True)
