@@ -59,8 +59,15 @@ class Engine(ABC):
 
     @abstractmethod
     def stage(self, query: str, key: str, directory: Path, part: int) -> None:
-        """Add the rows of ``query`` to ``<directory>/<key>=<value>/`` by the value of its
-        column ``key`` (left out of the files), in files named after ``part``, unsorted."""
+        """Add the rows of ``query`` to the staged rows (part 0 starts them anew), unsorted,
+        by the value of its column ``key``; here to ``<directory>/<key>=<value>/`` (the
+        column left out of the files), in files named after ``part``."""
+
+    def staged(self, key: str, directory: Path) -> dict[str, str]:
+        """The rows :meth:`stage` added, by the value of ``key``: a relation over each value's
+        rows (without the column ``key``)."""
+        return {d.name.split("=", 1)[1]: self.files(sorted(d.glob("*.parquet")))
+                for d in sorted(directory.glob(f"{key}=*"))}
 
     def close(self) -> None:  # noqa: B027 - optional: an engine that holds nothing keeps it
         """Release what the engine holds for this build."""

@@ -32,6 +32,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
 from functools import partial
@@ -332,14 +333,21 @@ def _publish(repo: RepoPaths, state: dict, tables: Tables) -> None:
     records = state.setdefault(RECORDS, {})
     if tables.full:
         records.clear()
-    for value in tables.months:
+
+    def written(value: str) -> dict:
         staged = tables.month(value)
-        record = parquet_record(staged)
-        record.update(_companions(staged))
-        records[table_key(repo, repo.customer_usage / staged.name)] = record
-    for value in sorted(tables.sidecars):
-        month = repo.customer_usage / f"{value}.parquet"
-        records[table_key(repo, month)].update(_companions(month, tables.out))
+        return {**parquet_record(staged), **_companions(staged)}
+
+    def rewritten(value: str) -> dict:
+        return _companions(repo.customer_usage / f"{value}.parquet", tables.out)
+
+    # a thread per core: hashing, writing and most of NumPy's work let go of the GIL
+    with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+        for value, record in zip(tables.months, pool.map(written, tables.months)):
+            records[table_key(repo, repo.customer_usage / f"{value}.parquet")] = record
+        repaired = sorted(tables.sidecars)
+        for value, record in zip(repaired, pool.map(rewritten, repaired)):
+            records[table_key(repo, repo.customer_usage / f"{value}.parquet")].update(record)
     for target in tables.singles:
         records[table_key(repo, target)] = parquet_record(tables.out / target.name)
     repo.customer_usage.mkdir(parents=True, exist_ok=True)
@@ -496,11 +504,11 @@ def _recompute(sql: Engine, repo: RepoPaths, spec: FeatureSpec, summary: BuildSu
                   "ON e.customer_id = s.customer_id "
                   "WHERE s.first_day IS NULL OR e.day < s.first_day", "month", staging,
                   part=passes)
-    months = sorted(d.name.split("=", 1)[1] for d in staging.glob("month=*"))
+    staged = sql.staged("month", staging)
+    months = sorted(staged)
     tables.month("").parent.mkdir(parents=True, exist_ok=True)
     for value in months:
-        parts = sorted((staging / f"month={value}").glob("*.parquet"))
-        sql.write(f"SELECT * FROM {sql.files(parts)}", tables.month(value),
+        sql.write(f"SELECT * FROM {staged[value]}", tables.month(value),
                   order_by="customer_id, day")
     shutil.rmtree(staging, ignore_errors=True)
     tables.months = months
