@@ -148,9 +148,13 @@ class EventIdIndex:
             wanted, first, last = queries[held], first[held], last[held]
             if not len(wanted):
                 continue
-            needed = sorted_unique(np.concatenate(
-                [first, last] if (last - first).max() <= 1 else
-                [np.arange(a, b + 1) for a, b in zip(first, last)]))  # (a tiny hash only)
+            if (last - first).max() <= 1:  # marked, not sorted: a day's ids touch every block
+                marked = np.zeros(len(fences), dtype=bool)
+                marked[first] = marked[last] = True
+                needed = np.flatnonzero(marked)
+            else:  # (a tiny hash only)
+                needed = sorted_unique(np.concatenate(
+                    [np.arange(a, b + 1) for a, b in zip(first, last)]))
             data = self._open(run)
             for number in needed:
                 self._check(run, data, int(number))
