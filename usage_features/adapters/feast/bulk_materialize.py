@@ -26,6 +26,8 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
+from usage_features.adapters.feast.online import string_entity_keys
+
 
 def materialize_in_bulk(store, views: list, start: datetime, end: datetime) -> bool:
     """Materialize ``views`` (from the registry) over ``[start, end]`` as
@@ -125,17 +127,24 @@ def _write(store, view, table) -> None:
     from feast.infra.online_stores.sqlite import _quote_id, _table_id
     from feast.protos.feast.types.EntityKey_pb2 import EntityKey
     from feast.type_map import python_values_to_proto_values
+    from feast.value_type import ValueType
 
     config = store.config
+    version = config.entity_key_serialization_version
     join_types = {e.name: e.dtype.to_value_type() for e in view.entity_columns}
-    key_values = {name: python_values_to_proto_values(
-        table.column(name).to_numpy(zero_copy_only=False), value_type)
-        for name, value_type in join_types.items()}
-    keys = [serialize_entity_key(
-        EntityKey(join_keys=list(join_types), entity_values=[key_values[k][i]
-                                                             for k in join_types]),
-        entity_key_serialization_version=config.entity_key_serialization_version)
-        for i in range(table.num_rows)]
+    (join_key, value_type), *others = join_types.items()
+    keys = None
+    if not others and value_type == ValueType.STRING:
+        keys = string_entity_keys(join_key, table.column(join_key).to_pylist(), version)
+    if keys is None:
+        key_values = {name: python_values_to_proto_values(
+            table.column(name).to_numpy(zero_copy_only=False), value_type)
+            for name, value_type in join_types.items()}
+        keys = [serialize_entity_key(
+            EntityKey(join_keys=list(join_types), entity_values=[key_values[k][i]
+                                                                 for k in join_types]),
+            entity_key_serialization_version=version)
+            for i in range(table.num_rows)]
     event = _times(table.column(view.batch_source.timestamp_field))
     created_column = view.batch_source.created_timestamp_column
     created = _times(table.column(created_column)) if created_column \

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import sqlite3
+import struct
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -139,11 +140,18 @@ def _sqlite_values(online_store, config, view, keys: list):
 
     if type(online_store) is not SqliteOnlineStore:
         return None
+    version = config.entity_key_serialization_version
+    serialized = None
+    if keys and all(len(k.join_keys) == 1 and k.entity_values[0].WhichOneof("val") == "string_val"
+                    and k.join_keys[0] == keys[0].join_keys[0] for k in keys):
+        serialized = string_entity_keys(keys[0].join_keys[0],
+                                        [k.entity_values[0].string_val for k in keys], version)
+    if serialized is None:
+        serialized = [serialize_entity_key(k, entity_key_serialization_version=version)
+                      for k in keys]
     rows: dict[bytes, list[int]] = {}
-    for i, key in enumerate(keys):
-        rows.setdefault(serialize_entity_key(
-            key, entity_key_serialization_version=config.entity_key_serialization_version),
-            []).append(i)
+    for i, key in enumerate(serialized):
+        rows.setdefault(key, []).append(i)
     table = _quote_id(_table_id(config.project, view,
                                 config.registry.enable_online_feature_view_versioning))
     connection, unique = online_store._get_conn(config), list(rows)
@@ -165,6 +173,35 @@ def _sqlite_values(online_store, config, view, keys: list):
                     yield i, name, blob
 
     return values()
+
+
+def string_entity_keys(join_key: str, values: Sequence[str], version: int
+                       ) -> list[bytes] | None:
+    """Feast's ``serialize_entity_key`` of ``{join_key: value}`` for each string of ``values``,
+    without a proto per value (for 10^5 customers, 2 s of the daily refresh): Feast's own bytes
+    for the empty string, its length field replaced by each value's (its layout since version
+    3). None, for Feast's function on each, where that layout does not give Feast's own bytes
+    for a probe (another version, another layout)."""
+    # deferred: Feast takes ~3 s to import; the modules that import this one do not need it
+    from feast.infra.key_encoding_utils import serialize_entity_key
+    from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+    from feast.protos.feast.types.Value_pb2 import Value
+
+    def feast_s(value: str) -> bytes:
+        return serialize_entity_key(
+            EntityKey(join_keys=[join_key], entity_values=[Value(string_val=value)]),
+            entity_key_serialization_version=version)
+
+    head = feast_s("")[:-4]  # ... the value's length (0), then its bytes (none)
+
+    def laid_out(value: str) -> bytes:
+        encoded = value.encode("utf8")
+        return head + struct.pack("<I", len(encoded)) + encoded
+
+    if (version < 3 or not all(isinstance(v, str) for v in values)
+            or any(laid_out(p) != feast_s(p) for p in ("cust-1", "é\x00", ""))):
+        return None
+    return [laid_out(v) for v in values]
 
 
 def _python_number(value) -> float | None:
