@@ -333,9 +333,9 @@ def main() -> None:
               "monitor": lambda: phase_monitor(args.work),
               "build": lambda: phase_build(args.work, args.days, args.check)}
     if args.phase:  # in a process of its own, set as the console script sets its process
-        from usage_features.adapters.feast.typechecks import skip_feast_typechecks
+        from usage_features.cli import set_up_process
 
-        skip_feast_typechecks()
+        set_up_process()
         return phases[args.phase]()
     if args.fresh:
         shutil.rmtree(args.work, ignore_errors=True)

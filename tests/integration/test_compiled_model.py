@@ -110,12 +110,14 @@ def test_a_matrix_of_the_wrong_width_is_refused(model):
         model.compiled.predict(np.zeros((1, 4)))
 
 
-def test_many_rows_scored_in_blocks_equal_the_pipeline_at_once(model, monkeypatch):
-    import usage_features.training.model as trained
+@pytest.mark.parametrize("cores", [1, 2])
+def test_many_rows_scored_in_blocks_equal_the_pipeline_at_once(model, monkeypatch, cores):
+    import usage_features.training.blocks as blocks
 
-    monkeypatch.setattr(trained, "PREDICT_BLOCK_BYTES", 1)  # blocks of the minimum, 1,024 rows
     matrix = scoring_rows(model, rows=3000, seed=4)  # 3,500 rows: four blocks
     expected = pipeline_probabilities(model, matrix)
+    monkeypatch.setattr(blocks, "PREDICT_BLOCK_BYTES", 1)  # blocks of the minimum, 1,024 rows
+    monkeypatch.setattr(blocks.os, "cpu_count", lambda: cores)  # a block per thread, or one
     np.testing.assert_array_equal(model.predict_matrix(matrix), expected)
     frame = pd.DataFrame(matrix, columns=FEATURES)
     np.testing.assert_array_equal(model.predict_proba(frame).to_numpy(),

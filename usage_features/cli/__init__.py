@@ -68,8 +68,9 @@ def plain(text: object) -> str:
     return escape(shown)
 
 
-def main() -> None:
-    """The ``usage-features`` console script: the process's settings, then the app."""
+def set_up_process() -> None:
+    """The console script's process settings, made before any command imports what they
+    affect (the daily benchmark's phases make them too)."""
     # scikit-learn's OpenMP threads spin while they wait; beside DuckDB's threads on a small
     # machine that spinning starves everyone (the train end-to-end test: 140 s spinning, 30 s
     # passive). Set before libgomp loads (the commands import scikit-learn lazily); a value the
@@ -77,6 +78,11 @@ def main() -> None:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     # Feast's import without typeguard's instrumentation: 1.5 s instead of 5 (see the module)
     skip_feast_typechecks()
+
+
+def main() -> None:
+    """The ``usage-features`` console script: the process's settings, then the app."""
+    set_up_process()
     try:
         app(prog_name="usage-features")
     except MissingExtraError as exc:  # an optional dependency a command needs is not installed

@@ -27,6 +27,7 @@ from usage_features.domain.scores import DEFAULT_HORIZONS
 from usage_features.domain.scores import horizon_field as horizon_column
 from usage_features.features.retrieval import TIMESTAMP
 from usage_features.training import evaluate
+from usage_features.training.blocks import in_blocks
 from usage_features.training.compiled import COMPILED_MAX_ROWS, CompiledBoosting
 from usage_features.training.labels import censor_at, horizon_labels
 from usage_features.training.selection import select
@@ -114,7 +115,7 @@ class HorizonModel:
         pipeline = self.classifiers[horizon]
         if frame is not None:
             return pipeline.predict_proba(frame)[:, 1]
-        return pipeline[1:].predict_proba(matrix)[:, 1]
+        return in_blocks(pipeline[1:].predict_proba, matrix, matrix.shape[1])
 
 
 def _compile(pipeline: Pipeline, n_features: int) -> CompiledBoosting | None:
