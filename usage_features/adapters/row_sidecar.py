@@ -16,8 +16,9 @@ and the row's number (:func:`_checks`), so a reader checks exactly the records i
 byte, a record copied from another row or another sidecar, fails its check
 (:class:`~usage_features.adapters.checksums.DamagedFileError` names the sidecar). The hash is
 NumPy arithmetic over whole records (a CRC-32 per record, the previous version's, cost a Python
-call each: the largest month's sidecar at 10^8 events, 2.1 M records, took 3.8 s, now 2.2 s). A sidecar of that version is not read (the
-Parquet file is) until the build rewrites it (:func:`is_older_version`).
+call each: the largest month's sidecar at 10^8 events, 2.1 M records, took 3.8 s, now 2.2 s).
+A sidecar of that version is not read (the Parquet file is) until the build rewrites it
+(:func:`is_older_version`).
 
 The writer returns the sidecar's size, SHA-256 and its header's SHA-256 for the build to record
 (:func:`write_sidecar`); a reader given that record refuses a sidecar that is missing, stale or
