@@ -98,9 +98,22 @@ class RepoPaths:
 
     @property
     def daily(self) -> Path:
-        """Internal: per (customer, day) aggregates the incremental build starts from.
+        """Internal: per (customer, day) aggregates the incremental build starts from, one
+        Parquet file per month of days (``YYYY-MM.parquet``): a day's build rewrites its
+        month's, not the whole history's.
 
         (Not ``_``-prefixed: Spark and Hadoop readers skip such files as hidden.)"""
+        return self.features / "daily_aggregates"
+
+    @property
+    def daily_files(self) -> list[Path]:
+        """The daily table's month files, in order."""
+        return sorted(self.daily.glob("*.parquet"))
+
+    @property
+    def single_file_daily(self) -> Path:
+        """Where versions before the month files kept the daily table, as one file (the next
+        build splits it: :func:`usage_features.features.build.build_features`)."""
         return self.features / "daily_aggregates.parquet"
 
     @property

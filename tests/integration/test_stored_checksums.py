@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from tests.conftest import copy_feature_repo
@@ -24,7 +26,7 @@ from tests.factories import random_events
 from tests.integration.test_event_log_crash import StoppedWriter, log_with_one_batch  # noqa: F401
 from tests.integration.test_ingest import NOW
 from usage_features.adapters import checksums, row_sidecar
-from usage_features.adapters.checksums import DamagedFileError, sha256_file
+from usage_features.adapters.checksums import DamagedFileError, parquet_record, sha256_file
 from usage_features.adapters.event_log import MANIFESTS, EventLog
 from usage_features.adapters.feature_tables import RECORDS, StoredTable, recorded_files
 from usage_features.adapters.row_sidecar import sidecar_path
@@ -51,6 +53,17 @@ def assert_same_tables(paths: RepoPaths, want: dict[str, pd.DataFrame]) -> None:
     got = tables(paths)
     for name in want:
         pd.testing.assert_frame_equal(got[name], want[name], check_dtype=False)
+
+
+def clean_build(paths: RepoPaths, tmp_path) -> RepoPaths:
+    """A repo of the same event log, built once from nothing."""
+    clean = RepoPaths(copy_feature_repo(tmp_path / "clean"))
+    for part in sorted(paths.events.rglob("*.parquet")):
+        target = clean.events / part.relative_to(paths.events)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(part, target)
+    build_features(clean)
+    return clean
 
 
 @pytest.fixture(scope="module")
@@ -138,7 +151,7 @@ class TestTheBuildRepairs:
     @pytest.mark.parametrize("which", ["daily", "state"])
     def test_a_damaged_daily_table_or_state_rebuilds_everything(self, repo, which):
         paths, want = repo
-        flip(paths.daily if which == "daily" else paths.build_state)
+        flip(paths.daily_files[-1] if which == "daily" else paths.build_state)
 
         summary = build_features(paths)
 
@@ -184,20 +197,62 @@ class TestTheBuildRepairs:
 
         summary = build_features(paths)
 
-        clean = RepoPaths(copy_feature_repo(tmp_path / "clean"))
-        for part in sorted(paths.events.rglob("*.parquet")):  # the same log, built once
-            target = clean.events / part.relative_to(paths.events)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(part, target)
-        build_features(clean)
         assert str(month) in summary.repaired[0] and summary.new_event_files > 0
-        assert_same_tables(paths, tables(clean))
+        assert_same_tables(paths, tables(clean_build(paths, tmp_path)))
+
+    def test_a_day_s_events_rewrite_the_daily_table_of_their_month_alone(self, repo, tmp_path):
+        paths, _ = repo
+        stamps = {f.name: f.stat().st_mtime_ns for f in paths.daily_files}
+        events = random_events(seed=7, customers=30, days=150)
+        day = events.timestamp.dt.floor("D").iloc[len(events) // 2]  # a day mid-history
+        late = events[events.timestamp.dt.floor("D") == day].assign(
+            event_id=lambda f: "late-" + f.event_id)
+        late.to_parquet(tmp_path / "late.parquet", index=False)
+        ingest_files([tmp_path / "late.parquet"], paths)
+
+        build_features(paths)
+
+        changed = {f.name for f in paths.daily_files if f.stat().st_mtime_ns != stamps[f.name]}
+        assert set(stamps) == {f.name for f in paths.daily_files}
+        assert changed == {f"{day:%Y-%m}.parquet"}
+        assert_same_tables(paths, tables(clean_build(paths, tmp_path)))
+
+    @pytest.mark.parametrize("recorded", ["as written", "damaged"])
+    def test_a_one_file_daily_table_of_an_earlier_version_is_split_by_month(self, repo,
+                                                                            recorded):
+        paths, want = repo
+        months_before = {f.name: pq.read_table(f) for f in paths.daily_files}
+        single = paths.single_file_daily  # the daily table as the version before wrote it
+        pq.write_table(pa.concat_tables(months_before.values()), single)
+        state = load_state(paths)
+        for f in paths.daily_files:
+            del state[RECORDS][f"daily_aggregates/{f.name}"]
+            f.unlink()
+        state[RECORDS]["daily_aggregates.parquet"] = parquet_record(single)
+        save_state(paths, state)
+        if recorded == "damaged":
+            flip(single)
+
+        summary = build_features(paths)
+
+        assert not single.exists() and "daily_aggregates.parquet" not in recorded_files(paths)
+        assert {f.name for f in paths.daily_files} == set(months_before)
+        if recorded == "damaged":
+            assert summary.repaired[0].startswith(f"{single}: ")
+        else:
+            assert summary.repaired == [] and summary.months_rewritten == []
+            for f in paths.daily_files:
+                assert pq.read_table(f).equals(months_before[f.name])
+        assert check_tables(paths, load_state(paths)).found == []
+        assert_same_tables(paths, want)
 
     def test_every_file_of_the_tables_is_recorded_and_the_state_checks_itself(self, repo):
         paths, _ = repo
         records = recorded_files(paths)
-        assert set(records) == {f"customer_usage/{m.name}" for m in months(paths)} | {
-            "daily_aggregates.parquet", "customer_profile.parquet"}
+        assert paths.daily_files and set(records) == {
+            *(f"customer_usage/{m.name}" for m in months(paths)),
+            *(f"daily_aggregates/{m.name}" for m in paths.daily_files),
+            "customer_profile.parquet"}
         assert all("sidecar" in r for k, r in records.items() if k.startswith("customer_"
                                                                               "usage/"))
         text = paths.build_state.read_text()

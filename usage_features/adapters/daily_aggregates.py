@@ -1,11 +1,12 @@
 """Reads for the web pages: the build's per-(customer, day) aggregates
-(``data/features/daily_aggregates.parquet``) and one customer's events on given days.
+(``data/features/daily_aggregates/``, a file per month) and one customer's events on given days.
 
 The daily table has ``customer_id``, ``day`` (days since the epoch, UTC) and one column per
 daily aggregate of the feature spec (its names are the spec's, passed in: an adapter names
-none). It is sorted by customer and day, so one customer's rows are read from the row groups
-whose statistics hold it, not from the whole file. A build replaces the file atomically: a read
-sees the old table or the new one.
+none). Each month's file is sorted by customer and day, so one customer's rows are read from the
+row groups whose statistics hold them, not from the whole file; a read of the days of some
+months reads only those months' files. A build replaces a month's file atomically: a read sees
+its old rows or its new ones.
 
 Each function takes a DuckDB connection (a cursor of one long-lived connection: opening a
 connection costs 10 to 20 ms, more than the reads themselves).
@@ -18,7 +19,7 @@ import json
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
@@ -42,16 +43,29 @@ def day_number(day: date) -> int:
     return (day - EPOCH).days
 
 
+def month_files(daily: Path, first_day: int | None = None,
+                last_day: int | None = None) -> list[Path]:
+    """The daily table's files (``daily``: its directory), those of the months of days
+    ``first_day`` to ``last_day`` when given."""
+    def month(day: int) -> str:
+        return (EPOCH + timedelta(days=day)).strftime("%Y-%m")
+
+    low = month(first_day) if first_day is not None else ""
+    high = month(last_day) if last_day is not None else "~"
+    return [f for f in sorted(Path(daily).glob("*.parquet")) if low <= f.stem <= high]
+
+
 def latest_per_customer(con: duckdb.DuckDBPyConnection, daily: Path, column: str,
                         before_day: int) -> pd.DataFrame:
     """``customer_id`` and the largest ``column`` of its rows on days before ``before_day``
     (an empty frame without the table)."""
-    if not Path(daily).exists():
+    files = month_files(daily, last_day=before_day - 1)
+    if not files:
         return pd.DataFrame({"customer_id": pd.Series(dtype=object), column: pd.Series(
             dtype="datetime64[us, UTC]")})
     name = sql_identifier(column)
     return con.execute(
-        f"SELECT customer_id, max({name}) AS {name} FROM read_parquet({parquet_list([daily])}) "
+        f"SELECT customer_id, max({name}) AS {name} FROM read_parquet({parquet_list(files)}) "
         "WHERE day < $day GROUP BY customer_id", {"day": before_day}).df()
 
 
@@ -59,12 +73,13 @@ def customer_rows(con: duckdb.DuckDBPyConnection, daily: Path, customer_id: str,
                   columns: Sequence[str], first_day: int, last_day: int) -> pd.DataFrame:
     """``day`` and ``columns`` of one customer's rows on days ``first_day`` to ``last_day``
     (inclusive), by day."""
-    if not Path(daily).exists():
+    files = month_files(daily, first_day, last_day)
+    if not files:
         return pd.DataFrame({"day": pd.Series(dtype="int32"),
                              **{c: pd.Series(dtype="int64") for c in columns}})
     selected = "".join(f", {sql_identifier(c)}" for c in columns)
     return con.execute(
-        f"SELECT day{selected} FROM read_parquet({parquet_list([daily])}) "
+        f"SELECT day{selected} FROM read_parquet({parquet_list(files)}) "
         "WHERE customer_id = $customer AND day BETWEEN $first AND $last ORDER BY day",
         {"customer": customer_id, "first": first_day, "last": last_day}).df()
 
@@ -119,9 +134,10 @@ def latest_events(con: duckdb.DuckDBPyConnection, paths: RepoPaths, customer_id:
 
 def table_days(con: duckdb.DuckDBPyConnection, daily: Path) -> int | None:
     """The table's latest ``day`` (None: no table, or empty)."""
-    if not Path(daily).exists():
+    files = month_files(daily)
+    if not files:
         return None
-    return con.execute(f"SELECT max(day) FROM read_parquet({parquet_list([daily])})"
+    return con.execute(f"SELECT max(day) FROM read_parquet({parquet_list(files[-1:])})"
                        ).fetchall()[0][0]
 
 

@@ -124,6 +124,8 @@ def build_features(repo: RepoPaths, on_step: Callable[[str], None] | None = None
             raise NoEventsError(f"no events in {log.root}; run `usage-features ingest` first")
         summary = BuildSummary()
         state = _state_or_rebuild(repo, step, summary)
+        if repo.single_file_daily.exists():
+            _split_single_file_daily(repo, state, step, summary)
         vocabulary = load_vocabulary(repo.repo)
         spec = feature_spec(vocabulary)
         built_with = state.get("vocabulary_sha256", feature_spec().vocabulary.sha256)
@@ -156,11 +158,10 @@ def build_features(repo: RepoPaths, on_step: Callable[[str], None] | None = None
             if new:
                 step(f"aggregating {len(new)} new event file(s) with {engine}")
                 touched_days = _aggregate_touched(sql, repo, log, [files[n] for n in new],
-                                                  spec, full=full)
+                                                  spec, tables)
                 step(f"recomputing {touched_days} touched customer-day(s) with {engine}")
                 _recompute(sql, repo, spec, summary, tables, damage.months)
-                sql.write("SELECT * FROM daily", tables.staged(repo.daily),
-                          order_by="customer_id, day")
+                _write_daily(sql, repo, tables)
             elif damage.months:
                 step(f"recomputing {len(damage.months)} damaged month file(s) with {engine}")
                 _daily_from_table(sql, repo, spec)
@@ -228,12 +229,17 @@ def check_tables(repo: RepoPaths, state: dict, by_time: bool = False) -> Damage:
     records = state.get(RECORDS, {})
     damage = Damage()
     problem_of = partial(file_problem_by_time, now=time.time()) if by_time else file_problem
-    problem = _recorded_problem(repo, records, repo.daily, problem_of)
-    if problem:
-        damage.full = True
-        damage.found.append((repo.daily, problem,
-                             "rebuilt every feature table from the event log"))
-        return damage
+    daily_prefix = table_key(repo, repo.daily) + "/"
+    # each month recorded and each month file there (one the build never wrote would be read)
+    daily = sorted({*(k for k in records if k.startswith(daily_prefix)),
+                    *(table_key(repo, f) for f in repo.daily_files)})
+    for key in daily or [table_key(repo, repo.daily)]:  # none: the table is not recorded
+        path = repo.features / key
+        problem = _recorded_problem(repo, records, path, problem_of)
+        if problem:
+            damage.full = True
+            damage.found.append((path, problem, "rebuilt every feature table from the event log"))
+            return damage
     prefix = table_key(repo, repo.customer_usage) + "/"
     months = {key: record for key, record in records.items() if key.startswith(prefix)}
     for key, record in sorted(months.items()):
@@ -285,8 +291,11 @@ class Tables:
     #: Sound months whose sidecar is rewritten.
     sidecars: set[str] = field(default_factory=set)
     extra: list[Path] = field(default_factory=list)
-    #: Single tables written (daily, profile): their places.
+    #: Single tables written (the daily table's months, the profile): their places.
     singles: list[Path] = field(default_factory=list)
+    #: The months (``YYYY-MM``) whose daily rows the engine's ``daily`` table holds (None:
+    #: every month); the stored files hold the others.
+    daily_months: set[str] | None = None
 
     def month(self, value: str) -> Path:
         return self.out / "months" / f"{value}.parquet"
@@ -351,8 +360,10 @@ def _publish(repo: RepoPaths, state: dict, tables: Tables) -> None:
     for target in tables.singles:
         records[table_key(repo, target)] = parquet_record(tables.out / target.name)
     repo.customer_usage.mkdir(parents=True, exist_ok=True)
+    repo.daily.mkdir(parents=True, exist_ok=True)
     existing = {p.stem for p in repo.customer_usage.glob("*.parquet")}
     stale = (tables.stale | (existing if tables.full else set())) - set(tables.months)
+    stale_daily = [f for f in repo.daily_files if f not in tables.singles] if tables.full else []
     with publishing(repo):
         for value in tables.months:
             staged, month = tables.month(value), repo.customer_usage / f"{value}.parquet"
@@ -365,6 +376,8 @@ def _publish(repo: RepoPaths, state: dict, tables: Tables) -> None:
                 _move_in(tables.out / place(month).name, place(month))
         for target in tables.singles:
             os.replace(tables.out / target.name, target)
+        for path in stale_daily:  # (their records went with every other's)
+            path.unlink()
         for value in stale:
             month = repo.customer_usage / f"{value}.parquet"
             month.unlink(missing_ok=True)
@@ -373,24 +386,92 @@ def _publish(repo: RepoPaths, state: dict, tables: Tables) -> None:
             records.pop(table_key(repo, month), None)
         for path in tables.extra:
             path.unlink(missing_ok=True)
-        for directory in {repo.customer_usage, repo.features}:
+        for directory in {repo.customer_usage, repo.daily, repo.features}:
             fsync_dir(directory)
         save_state(repo, state)
+
+
+def _split_single_file_daily(repo: RepoPaths, state: dict, step, summary: BuildSummary
+                             ) -> None:
+    """An earlier version's one-file daily table as month files, recorded, and the file
+    removed; one that is damaged or not recorded is removed and every table rebuilt."""
+    single, records = repo.single_file_daily, state.setdefault(RECORDS, {})
+    record = records.pop(table_key(repo, single), None)
+    problem = file_problem(single, record) if record else "not recorded"
+    if problem or not state["event_files"]:
+        if state["event_files"]:
+            summary.repaired.append(f"{single}: {problem}; rebuilt every feature table from "
+                                    "the event log")
+            state["event_files"] = []
+        single.unlink()
+        return
+    step("splitting the daily table into a file per month (one file: an earlier version's)")
+    out = repo.data / ".build-daily"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    source, month = f"read_parquet({parquet_list([single])})", _month_of_day(DIALECTS["duckdb"])
+    with connect() as con:
+        months = [m for (m,) in con.execute(f"SELECT DISTINCT {month} FROM {source}").fetchall()]
+        for value in months:
+            copy_atomically(con, f"SELECT * FROM {source} WHERE {month} = {sql_string(value)} "
+                                 "ORDER BY customer_id, day", out / f"{value}.parquet")
+    for value in months:
+        records[table_key(repo, repo.daily / f"{value}.parquet")] = parquet_record(
+            out / f"{value}.parquet")
+    repo.daily.mkdir(parents=True, exist_ok=True)
+    with publishing(repo):
+        for value in months:
+            os.replace(out / f"{value}.parquet", repo.daily / f"{value}.parquet")
+        fsync_dir(repo.daily)
+        save_state(repo, state)
+        single.unlink()
+    shutil.rmtree(out, ignore_errors=True)
 
 
 def _daily_from_table(sql: Engine, repo: RepoPaths, spec: FeatureSpec) -> None:
     """The engine's ``daily`` and (empty) ``touched`` tables from the stored daily table, for a
     build that only recomputes damaged months."""
-    names = ["customer_id", "day", *spec.daily]
-    stored = ", ".join(f"CAST(score_sum AS {EXACT_SCORE}) AS score_sum" if n == "score_sum"
-                       else n for n in names)
-    sql.create("daily", f"SELECT {stored} FROM {sql.files([repo.daily])}")
+    sql.create("daily", f"SELECT {_stored_daily(spec)} FROM {sql.files(repo.daily_files)}")
     sql.create("touched", "SELECT customer_id, day FROM daily WHERE false")
 
 
+def _stored_daily(spec: FeatureSpec) -> str:
+    """The columns of the stored daily table as the build reads them (a table from before the
+    exact score sum holds doubles: read as the exact type)."""
+    return ", ".join(f"CAST(score_sum AS {EXACT_SCORE}) AS score_sum" if n == "score_sum"
+                     else n for n in ["customer_id", "day", *spec.daily])
+
+
+def _month_of_day(dialect) -> str:
+    """SQL of the ``YYYY-MM`` of the column ``day`` (a day number)."""
+    return dialect.month.format(ts=dialect.day_start.format(day="day"))
+
+
+def _history(sql: Engine, repo: RepoPaths, spec: FeatureSpec, tables: Tables) -> str:
+    """Every daily row: the engine's ``daily`` table and the stored months it does not hold."""
+    others = ([] if tables.daily_months is None else
+              [f for f in repo.daily_files if f.stem not in tables.daily_months])
+    if not others:
+        return "daily"
+    return (f"(SELECT * FROM daily UNION ALL "
+            f"SELECT {_stored_daily(spec)} FROM {sql.files(others)})")
+
+
+def _write_daily(sql: Engine, repo: RepoPaths, tables: Tables) -> None:
+    """The months of the engine's ``daily`` table, a file each (to ``tables``)."""
+    month = _month_of_day(DIALECTS[sql.dialect])
+    months = tables.daily_months
+    if months is None:
+        months = {m for (m,) in sql.rows(f"SELECT DISTINCT {month} FROM daily")}
+    for value in sorted(months):
+        sql.write(f"SELECT * FROM daily WHERE {month} = {sql_string(value)}",
+                  tables.staged(repo.daily / f"{value}.parquet"), order_by="customer_id, day")
+
+
 def _aggregate_touched(sql: Engine, repo: RepoPaths, log: EventLog, new_files,
-                       spec: FeatureSpec, full: bool) -> int:
-    """Daily rows for every (customer, day) the new files touch, merged into ``daily``.
+                       spec: FeatureSpec, tables: Tables) -> int:
+    """Daily rows for every (customer, day) the new files touch, merged into ``daily`` with the
+    other rows of their months (:attr:`Tables.daily_months`; every month in a full build).
 
     A day's events all lie in its ``event_date`` partition, so the partitions are aggregated in
     batches of whole days (:func:`_day_batches`): each batch's groups are complete on their own.
@@ -399,7 +480,7 @@ def _aggregate_touched(sql: Engine, repo: RepoPaths, log: EventLog, new_files,
     columns = ", ".join(names)
     dialect = DIALECTS[sql.dialect]
     day = dialect.day_of
-    kept = ""
+    kept, full = "", tables.full
     # what is read is what was ingested: a damaged log file names its inputs to ingest again
     if full:  # every pair is touched: every partition, once
         partitions = log.files()
@@ -412,12 +493,11 @@ def _aggregate_touched(sql: Engine, repo: RepoPaths, log: EventLog, new_files,
                 for (d,) in sql.rows("SELECT DISTINCT day FROM touched")]
         partitions = [p for d in days for p in (log.root / f"event_date={d}").glob("*.parquet")]
         log.check(partitions)
-        # a daily table from before the exact score sum holds doubles: read as the exact type
-        stored = ", ".join(f"CAST(score_sum AS {EXACT_SCORE}) AS score_sum" if n == "score_sum"
-                           else n for n in names)
-        kept = (f"SELECT {stored} FROM {sql.files([repo.daily])} d WHERE NOT EXISTS "
+        tables.daily_months = {d.strftime("%Y-%m") for d in days}
+        stored = [f for f in repo.daily_files if f.stem in tables.daily_months]
+        kept = (f"SELECT {_stored_daily(spec)} FROM {sql.files(stored)} d WHERE NOT EXISTS "
                 "(SELECT 1 FROM touched t WHERE t.customer_id = d.customer_id AND t.day = d.day)"
-                " UNION ALL " if repo.daily.exists() else "")
+                " UNION ALL " if stored else "")
     for k, batch in enumerate(_day_batches(partitions, sql.event_bytes_per_pass)):
         source = sql.files(batch) if full else (
             f"(SELECT e.* FROM {sql.files(batch)} e JOIN touched t "
@@ -469,16 +549,18 @@ def _recompute(sql: Engine, repo: RepoPaths, spec: FeatureSpec, summary: BuildSu
     since = None
     columns = ["customer_id", "feature_timestamp", "day", *(f.name for f in spec.stored)]
     month = dialect.month.format(ts="feature_timestamp")
+    history = _history(sql, repo, spec, tables)
     if redo:  # every customer's rows in those months, the touched ones' from their first day
-        affected = "daily"
+        affected = history
         months_redone = ", ".join(sql_string(m) for m in sorted(redo))
         kept = (f"LEFT JOIN starts s ON f.customer_id = s.customer_id WHERE f.day >= "
                 f"s.first_day OR {dialect.month.format(ts='f.feature_timestamp')} "
                 f"IN ({months_redone})")
     else:
-        affected = "(SELECT d.* FROM daily d JOIN starts s ON d.customer_id = s.customer_id)"
+        affected = (f"(SELECT d.* FROM {history} d "
+                    "JOIN starts s ON d.customer_id = s.customer_id)")
         kept = "JOIN starts s ON f.customer_id = s.customer_id AND f.day >= s.first_day"
-        recent = None if tables.full else _recent(spec)
+        recent = None if tables.full else _recent(spec, history)
         if recent:  # the lookback's rows and a carry row, not the whole history
             sql.create("recent", recent)
             affected, since = "recent", "starts"
@@ -520,8 +602,9 @@ def _recompute(sql: Engine, repo: RepoPaths, spec: FeatureSpec, summary: BuildSu
     summary.months_rewritten = months
 
 
-def _recent(spec: FeatureSpec) -> str | None:
-    """The touched customers' daily rows an incremental recompute reads: those from
+def _recent(spec: FeatureSpec, history: str) -> str | None:
+    """The touched customers' daily rows (of the relation ``history``, every daily row) an
+    incremental recompute reads: those from
     :func:`~usage_features.features.sql.lookback_days` before each one's first recomputed day
     on, and one "carry" row the day before them holding the aggregates of the older rows that
     the unbounded windows read (:func:`~usage_features.features.sql.carry_sql`; its other
@@ -540,10 +623,10 @@ def _recent(spec: FeatureSpec) -> str | None:
     names = ["customer_id", "day", *spec.daily]
     read = ", ".join(f"d.{n}" for n in names)
     carried = ", ".join(carry.get(n, "NULL") + f" AS {n}" for n in spec.daily)
-    return (f"SELECT {read} FROM daily d JOIN starts s ON d.customer_id = s.customer_id "
+    return (f"SELECT {read} FROM {history} d JOIN starts s ON d.customer_id = s.customer_id "
             f"WHERE d.day >= s.first_day - {back} "
             f"UNION ALL SELECT d.customer_id, s.first_day - {back + 1} AS day, {carried} "
-            f"FROM daily d JOIN starts s ON d.customer_id = s.customer_id "
+            f"FROM {history} d JOIN starts s ON d.customer_id = s.customer_id "
             f"WHERE d.day < s.first_day - {back} GROUP BY d.customer_id, s.first_day")
 
 
