@@ -46,6 +46,7 @@ def events() -> pd.DataFrame:
 def one_pass(events, tmp_path_factory) -> dict[str, pd.DataFrame]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(DuckDBEngine, "rows_per_pass", None)
+        patch.setattr(DuckDBEngine, "lookback_rows_per_pass", None)
         patch.setattr(DuckDBEngine, "event_bytes_per_pass", None)
         return built(events, tmp_path_factory.mktemp("one"), batches=1)
 
@@ -56,6 +57,7 @@ def test_a_build_in_many_passes_equals_a_build_in_one(events, one_pass, tmp_path
     passes, appended = [], []
     stage, append = DuckDBEngine.stage, DuckDBEngine.append
     monkeypatch.setattr(DuckDBEngine, "rows_per_pass", 300)  # ~4,000 daily rows: 10+ passes
+    monkeypatch.setattr(DuckDBEngine, "lookback_rows_per_pass", 300)  # and each day's build
     monkeypatch.setattr(DuckDBEngine, "event_bytes_per_pass", 20_000)  # days in many batches
     monkeypatch.setattr(DuckDBEngine, "stage", lambda self, query, key, directory, part: (
         passes.append(part), stage(self, query, key, directory, part)))

@@ -34,6 +34,9 @@ class Engine(ABC):
     #: every pass fits in memory and costs the same per row); None: one pass, the engine
     #: partitions the work itself.
     rows_per_pass: int | None = None
+    #: The same for a day's incremental recompute, whose rows are the touched customers'
+    #: lookback (None: :attr:`rows_per_pass`).
+    lookback_rows_per_pass: int | None = None
     #: Bytes of event-log files aggregated per pass (whole days); None: one pass.
     event_bytes_per_pass: int | None = None
 

@@ -572,7 +572,8 @@ def _recompute(sql: Engine, repo: RepoPaths, spec: FeatureSpec, summary: BuildSu
         if p.stem >= first_month and p.stem not in redo)
     staging = repo.data / ".build"
     shutil.rmtree(staging, ignore_errors=True)
-    passes = _passes(sql, affected)
+    passes = _passes(sql, affected, (sql.lookback_rows_per_pass or sql.rows_per_pass) if since
+                     else sql.rows_per_pass)
     for k in range(passes):  # each customer in one pass: windows never cross passes
         part = affected if passes == 1 else (
             f"(SELECT * FROM {affected} a "
@@ -630,13 +631,13 @@ def _recent(spec: FeatureSpec, history: str) -> str | None:
             f"WHERE d.day < s.first_day - {back} GROUP BY d.customer_id, s.first_day")
 
 
-def _passes(sql: Engine, affected: str) -> int:
-    """How many passes turn the ``affected`` daily rows into feature rows (see
-    :attr:`~usage_features.adapters.sql_engine.Engine.rows_per_pass`)."""
-    if not sql.rows_per_pass:
+def _passes(sql: Engine, affected: str, rows_per_pass: int | None) -> int:
+    """How many passes of at most ``rows_per_pass`` rows turn the ``affected`` daily rows into
+    feature rows (see :attr:`~usage_features.adapters.sql_engine.Engine.rows_per_pass`)."""
+    if not rows_per_pass:
         return 1
     (rows,), = sql.rows(f"SELECT count(*) FROM {affected} a")
-    return max(1, -(-rows // sql.rows_per_pass))
+    return max(1, -(-rows // rows_per_pass))
 
 
 def _refresh_profile(repo: RepoPaths, state: dict, tables: Tables, damaged: bool) -> int | None:
