@@ -4,7 +4,7 @@ every Score field stored as it was, and a table of the first version migrated.""
 from __future__ import annotations
 
 import uuid
-from dataclasses import astuple
+from dataclasses import astuple, replace
 from datetime import UTC, date, datetime
 
 import pandas as pd
@@ -143,6 +143,17 @@ class TestPostgresScoreSink:
                 for s in scores]
         assert rows[0][columns.index("churn_probability_90d")] == pytest.approx(0.79)
         assert rows[0][columns.index("expected_days_to_churn")] == 45.5
+
+    def test_reasons_of_any_text_are_stored_as_given(self, sink):
+        odd = [(), ("",), ("NULL",), ('say "hi"', "back\\slash", "a,b", "{braces}"),
+               ("tab\tnew\nline", "ünïcödé ✓", " padded ", "\\N"), ('"', "\\", "NULL")]
+        scores = [replace(score, customer_id=f"c{i}", reasons=reasons) for i, (score, reasons)
+                  in enumerate(zip(make_scores({f"c{i}": 0.5 for i in range(len(odd))}), odd))]
+        sink.write(scores + [replace(scores[3], customer_id="same reasons as c3")],
+                   AS_OF.date())
+        got = {row[0]: tuple(row[4]) for row in stored(sink)}
+        assert got == {**{f"c{i}": reasons for i, reasons in enumerate(odd)},
+                       "same reasons as c3": odd[3]}
 
     def test_writing_a_day_twice_equals_writing_it_once(self, sink):
         scores = make_scores({"a": 0.7, "b": 0.1})

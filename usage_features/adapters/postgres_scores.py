@@ -59,6 +59,14 @@ def table_columns(horizons=()) -> tuple[str, ...]:
     return ("customer_id", "score_date", *score_columns(horizons)[1:])
 
 
+def text_array(values: Sequence[str]) -> str:
+    """``values`` as PostgreSQL's array literal, the input of a ``TEXT[]`` column: each
+    element double-quoted, its quotes and backslashes escaped (so ``NULL``, commas and braces
+    are text)."""
+    quoted = ('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values)
+    return "{" + ",".join(quoted) + "}"
+
+
 class PostgresScoreSink(ScoreSink):
     """Upserts a day's scores into ``table`` (created or migrated if needed) over
     ``conninfo``."""
@@ -92,9 +100,14 @@ class PostgresScoreSink(ScoreSink):
         """Make ``day``'s rows equal ``scores``, in one transaction."""
         horizons = sorted({*DEFAULT_HORIZONS, *scores_horizons(scores)})
         names = table_columns(horizons)
-        rows = []
+        rows, arrays = [], {}
         for s in scores:
             values = s.row()
+            # reasons repeat: each distinct list formatted once, as the text COPY reads it
+            # (psycopg's list dumper is Python, per value: 0.8 s for 74,000 scores)
+            if (array := arrays.get(s.reasons)) is None:
+                array = arrays[s.reasons] = text_array(s.reasons)
+            values["reasons"] = array
             rows.append((s.customer_id, day, *(values.get(c) for c in names[2:])))
         columns = sql.SQL(", ").join(map(sql.Identifier, names))
         staging = sql.Identifier("churn_scores_incoming")

@@ -19,6 +19,7 @@ Feast (:func:`materialize_in_bulk` returns False). Like
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -147,22 +148,29 @@ def _write(store, view, table) -> None:
             for i in range(table.num_rows)]
     event = _times(table.column(view.batch_source.timestamp_field))
     created_column = view.batch_source.created_timestamp_column
-    created = _times(table.column(created_column)) if created_column \
-        else [None] * table.num_rows
-    columns = [(f.name, *_values(table.column(f.name), f.dtype.to_value_type()))
-               for f in view.features]
+    created = _times(table.column(created_column)) if created_column else None
+    # in the primary key's order (the keys', then the names'), each page of the table's
+    # B-tree is visited once; the same key twice keeps its order (the last row wins)
+    columns = sorted((f.name, *_values(table.column(f.name), f.dtype.to_value_type()))
+                     for f in view.features)
+    order = np.argsort(np.array(keys, dtype=object), kind="stable").tolist()
     table_id = _quote_id(_table_id(config.project, view,
                                    config.registry.enable_online_feature_view_versioning))
     upsert = (f"INSERT INTO {table_id} (entity_key, feature_name, value, value_text, event_ts, "
-              "created_ts) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(entity_key, feature_name) DO "
-              "UPDATE SET value = excluded.value, value_text = excluded.value_text, "
-              "event_ts = excluded.event_ts, created_ts = excluded.created_ts;")
+              f"created_ts) VALUES (?, ?, ?, ?, ?, {'?' if created else 'NULL'}) ON "
+              "CONFLICT(entity_key, feature_name) DO UPDATE SET value = excluded.value, "
+              "value_text = excluded.value_text, event_ts = excluded.event_ts, "
+              "created_ts = excluded.created_ts;")
 
-    def rows():
-        for i, key in enumerate(keys):
+    def rows():  # (no created column: one parameter fewer, a literal NULL, per row)
+        for i in order:
+            key, at = keys[i], event[i]
             for name, codes, blobs, texts in columns:
                 code = codes[i]
-                yield key, name, blobs[code], texts[code], event[i], created[i]
+                if created is None:
+                    yield key, name, blobs[code], texts[code], at
+                else:
+                    yield key, name, blobs[code], texts[code], at, created[i]
 
     connection = store._get_provider().online_store._get_conn(config)
     with connection:
@@ -184,15 +192,23 @@ def _values(column, value_type) -> tuple[list[int], list[bytes], list[str | None
 
 
 def _times(column) -> list:
-    """The naive UTC datetimes ``online_write_batch`` stores for a timestamp column, each
-    distinct time converted once as Feast converts it."""
+    """What ``online_write_batch`` stores for a timestamp column: each distinct time converted
+    once as Feast converts it (a naive UTC datetime), then as SQLite's adapter registered for
+    it (Feast's: Unix seconds) turns it into a parameter."""
     # deferred: Feast takes ~3 s to import; the modules that import this one do not need it
     from feast.utils import _coerce_datetime, to_naive_utc
 
     values = column.to_numpy(zero_copy_only=False)
     codes, first = _distinct(values)
-    converted = [to_naive_utc(_coerce_datetime(v)) for v in pd.to_datetime(values[first])]
+    converted = [_as_parameter(to_naive_utc(_coerce_datetime(v)))
+                 for v in pd.to_datetime(values[first])]
     return [converted[c] for c in codes.tolist()]
+
+
+def _as_parameter(value):
+    """``value`` as :mod:`sqlite3` binds it: through the adapter registered for its type."""
+    adapt = sqlite3.adapters.get((type(value), sqlite3.PrepareProtocol))
+    return value if adapt is None else adapt(value)
 
 
 def _distinct(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
