@@ -289,8 +289,8 @@ def targets_met(runs: dict[str, dict], customers: int) -> list[dict]:
 def markdown(runs: dict[str, dict], met: list[dict], about: dict, customers: int) -> str:
     events = runs.get("simulate", {}).get("events")
     lines = [f"{customers:,} customers x 365 days ({events or '?':,} events); machine: "
-             f"{about['cpus']} CPUs ({about.get('cpu')}), {about['memory_gib']} GiB, DuckDB {about['duckdb']}, "
-             f"Feast {about['feast']}; {about['date']}.", "",
+             f"{about['cpus']} CPUs ({about.get('cpu')}), {about['memory_gib']} GiB, "
+             f"DuckDB {about['duckdb']}, Feast {about['feast']}; {about['date']}.", "",
              "| phase | wall | peak memory | load average before (1 min) | notes |",
              "|---|---|---|---|---|"]
     for name, r in runs.items():

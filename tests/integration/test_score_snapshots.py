@@ -149,7 +149,7 @@ class TestPostgresScoreSink:
                ("tab\tnew\nline", "ünïcödé ✓", " padded ", "\\N"), ('"', "\\", "NULL")]
         scores = [replace(score, customer_id=f"c{i}", reasons=reasons) for i, (score, reasons)
                   in enumerate(zip(make_scores({f"c{i}": 0.5 for i in range(len(odd))}), odd))]
-        sink.write(scores + [replace(scores[3], customer_id="same reasons as c3")],
+        sink.write([*scores, replace(scores[3], customer_id="same reasons as c3")],
                    AS_OF.date())
         got = {row[0]: tuple(row[4]) for row in stored(sink)}
         assert got == {**{f"c{i}": reasons for i, reasons in enumerate(odd)},
