@@ -157,7 +157,7 @@ def _write(store, view, table) -> None:
     table_id = _quote_id(_table_id(config.project, view,
                                    config.registry.enable_online_feature_view_versioning))
     upsert = (f"INSERT INTO {table_id} (entity_key, feature_name, value, value_text, event_ts, "
-              f"created_ts) VALUES (?, ?, ?, ?, ?, {'?' if created else 'NULL'}) ON "
+              f"created_ts) VALUES (?, ?, ?, ?, ?, {'NULL' if created is None else '?'}) ON "
               "CONFLICT(entity_key, feature_name) DO UPDATE SET value = excluded.value, "
               "value_text = excluded.value_text, event_ts = excluded.event_ts, "
               "created_ts = excluded.created_ts;")

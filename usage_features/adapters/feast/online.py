@@ -90,7 +90,8 @@ def read_online_store(store, views: tuple, join_key: str,
     for view, names in views:
         columns = {name: np.full(len(keys), math.nan) for name in names}
         chunks = _sqlite_values(provider.online_store, config, view, keys)
-        if chunks is None:  # another store: Feast's online_read, value by value
+        if chunks is None:  # another store: Feast's online_read, value by value (a fresh
+            # list of names: some stores, Redis, append to the one they are given)
             chunks = _one_chunk(provider.online_read(
                 config=config, table=view, entity_keys=keys, requested_features=list(names)))
         for rows, found, stored in chunks:
