@@ -98,6 +98,9 @@ def as_floats(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 class TestSparkBuild:
+    # 37 s; run with `make test-all` (passed 2026-12-06): in CI the cluster's full build
+    # (test_spark_cluster.py) and the incremental one below stand for it
+    @pytest.mark.slow
     def test_spark_build_equals_duckdb_build_row_for_row(self, simulated):
         events, customers, work = simulated
         duckdb = build(events, customers, work / "duckdb", "duckdb")
@@ -142,6 +145,9 @@ class TestSparkBuild:
         assert "other_count_30d" in tables(duckdb)["customer_usage"]
         assert_tables_equal(tables(spark), tables(duckdb))
 
+    # 34 s; run with `make test-all` (passed 2026-12-06): in CI the path test above builds
+    # incrementally in Spark too, and the cluster's refresh (test_spark_cluster.py) a day
+    @pytest.mark.slow
     def test_incremental_spark_builds_equal_a_full_duckdb_build(self, simulated):
         events, customers, work = simulated
         full = build(events, customers, work / "full", "duckdb")
