@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import gc
 import json
 
 import pandas as pd
@@ -135,6 +136,42 @@ class TestRefresh:
             ("active", "online", day_end(d))}
         assert summary.delivered == {context.sinks[0].name: len(delivered),
                                      sink.name: len(delivered)}
+
+    def test_the_cyclic_collector_is_paused_for_the_steps_and_restored_after(self, world,
+                                                                            monkeypatch):
+        import usage_features.service_layer.refresh as refresh_module
+
+        d = FIRST_DAILY + 4
+        collecting = []
+
+        class Sink(ListScoreSink):
+            def write(self, scores, day):
+                collecting.append(gc.isenabled())
+                return super().write(scores, day)
+
+        context = bootstrap(world.repo)
+        context.extra_sinks.append(Sink())
+        assert gc.isenabled()
+        refresh_module.refresh(context, inbox=world.work / "inbox", now=day_end(d))
+        assert collecting == [False] and gc.isenabled()
+
+        def killed(*args, **kwargs):
+            assert not gc.isenabled()
+            raise RuntimeError("killed")
+
+        monkeypatch.setattr(refresh_module, "materialize", killed)
+        with pytest.raises(RuntimeError, match="killed"):
+            refresh_module.refresh(bootstrap(world.repo), inbox=world.work / "inbox",
+                                   now=day_end(d))
+        assert gc.isenabled()
+        gc.disable()  # a caller's own choice is kept
+        try:
+            monkeypatch.undo()
+            refresh_module.refresh(bootstrap(world.repo), inbox=world.work / "inbox",
+                                   now=day_end(d))
+            assert not gc.isenabled()
+        finally:
+            gc.enable()
 
     def test_score_wants_customers_or_all_but_not_both(self, world):
         from typer.testing import CliRunner

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import gc
 import io
 import time
 from collections.abc import Callable, Iterator
@@ -99,7 +100,7 @@ def refresh(context: Context, inbox: Path | None = None, now: datetime | None = 
     paths = context.paths
     now = now or datetime.now(UTC)
     summary = RefreshSummary(now=now)
-    with _exclusive(paths), _timer(summary) as timed:
+    with _exclusive(paths), _cyclic_gc_paused(), _timer(summary) as timed:
         with timed("load model"):  # first: a missing or refused model changes nothing
             say("loading the model")
             context.model  # noqa: B018 (loads and checks it)
@@ -162,6 +163,24 @@ def _exclusive(paths: RepoPaths) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextmanager
+def _cyclic_gc_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector paused for the day's steps, as it was after them.
+
+    They allocate millions of small objects that form no cycles (the online store's rows, the
+    scores and their reasons, the rows written to SQLite), and the collector's passes over
+    them, each longer as they pile up, cost 3.5-4 s of a 62 s refresh at 10^8 events (the
+    peak memory the same with or without it). Reference counting still frees each object.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 @contextmanager
