@@ -59,6 +59,22 @@ def test_compiled_probabilities_equal_the_pipeline_bit_for_bit(model):
     np.testing.assert_array_equal(compiled.predict(matrix), pipeline_probabilities(model, matrix))
 
 
+def test_binned_trees_give_the_pipelines_probabilities_bit_for_bit(model):
+    matrix = scoring_rows(model, rows=6000, seed=6)
+    churn = model.compiled.predict_proba(matrix)
+    np.testing.assert_array_equal(churn[:, 1], pipeline_probabilities(model, matrix))
+    np.testing.assert_array_equal(churn[:, 0], 1.0 - churn[:, 1])
+    # in particular a value exactly on a bin's upper threshold, just above it and just below
+    member = model.pipeline[-1].calibrated_classifiers_[0].estimator[-1]
+    for feature, thresholds in enumerate(member._bin_mapper.bin_thresholds_[:len(FEATURES)]):
+        edges = np.concatenate([thresholds, np.nextafter(thresholds, np.inf),
+                                np.nextafter(thresholds, -np.inf)])
+        rows = np.repeat(matrix[:1], len(edges), axis=0)
+        rows[:, feature] = edges
+        np.testing.assert_array_equal(model.compiled.predict_proba(rows)[:, 1],
+                                      pipeline_probabilities(model, rows))
+
+
 def test_each_row_scored_alone_equals_the_pipeline_bit_for_bit(model):
     matrix = scoring_rows(model, rows=300, seed=2)
     expected = pipeline_probabilities(model, matrix)

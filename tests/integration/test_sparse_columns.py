@@ -40,7 +40,9 @@ def test_the_compiled_trees_equal_the_pipeline_with_the_step():
     probe = rows(n=300, seed=3)[0].to_numpy()
     probe[::7, 2] = 5.0  # values where training had none
 
-    np.testing.assert_array_equal(compiled.predict(probe), model[1:].predict_proba(probe)[:, 1])
+    expected = model[1:].predict_proba(probe)[:, 1]
+    np.testing.assert_array_equal(compiled.predict(probe), expected)
+    np.testing.assert_array_equal(compiled.predict_proba(probe)[:, 1], expected)  # binned
 
 
 @pytest.mark.parametrize("present", [0, 19, 20])

@@ -1,7 +1,9 @@
 """Compiled trees: a fitted calibrated gradient-boosting model as flat NumPy arrays.
 
 The online path scores a few rows at a time; :class:`CompiledBoosting` gives the pipeline's
-probabilities bit for bit without scikit-learn's per-tree Python calls.
+probabilities bit for bit without scikit-learn's per-tree Python calls. Many rows at a time (a
+day's scores and their reasons) it walks scikit-learn's own trees over binned rows instead
+(:meth:`CompiledBoosting.predict_proba`), the same probabilities again.
 """
 
 from __future__ import annotations
@@ -12,11 +14,18 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.isotonic import IsotonicRegression
 from sklearn.pipeline import Pipeline
 
+try:  # private: the threads scikit-learn's own predict would use (threadpoolctl's limit)
+    from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
+except ImportError:  # pragma: no cover (a later release: a thread per walk, still right)
+    def _openmp_effective_n_threads() -> int:
+        return 1
+
 from usage_features.training.estimators import SparseColumnsFilled
 
 #: Batches up to this size are scored by :class:`CompiledBoosting` (measured: 0.3 ms instead of
-#: 9 ms for one row, 5 ms instead of 11 ms for 100). Larger ones go through the pipeline: its
-#: per-tree Python calls are spread over many rows, and its compiled tree walk beats NumPy's
+#: 9 ms for one row, 5 ms instead of 11 ms for 100). Larger ones go through scikit-learn's
+#: compiled trees over binned rows (:meth:`CompiledBoosting.predict_proba`): their per-tree
+#: Python calls are spread over many rows, and a compiled tree walk beats NumPy's
 #: level-by-level one there (29 ms against 50 ms for 1,000 rows).
 COMPILED_MAX_ROWS = 128
 
@@ -41,7 +50,9 @@ class CompiledBoosting:
     first, so step ``k`` touches only the trees still deeper than ``k``.
     """
 
-    def __init__(self, column, threshold, right, value, roots, tree_depth, models, n_features):
+    def __init__(self, column, threshold, right, value, roots, tree_depth, models, n_features,
+                 boosters=()):
+        self.boosters = list(boosters)  # each model's fitted booster (predict_proba's trees)
         self.column, self.threshold, self.right, self.value = column, threshold, right, value
         self.n_features = n_features
         order = np.argsort(-tree_depth, kind="stable")
@@ -66,6 +77,7 @@ class CompiledBoosting:
         if not calibrated or len(classifier.classes_) != 2:
             return None
         columns, thresholds, rights, values, roots, depths, models = [], [], [], [], [], [], []
+        boosters = []
         offset = 0
         for member in calibrated:
             booster = _booster(member.estimator)
@@ -91,12 +103,15 @@ class CompiledBoosting:
                 depths.append(int(nodes["depth"].max()))
                 offset += len(nodes)
             baseline = float(np.asarray(booster._baseline_prediction).ravel()[0])
+            booster._bin_mapper.missing_values_bin_idx_  # noqa: B018 (the binned walk's)
+            boosters.append(booster)
             models.append((first, len(roots), baseline, _calibration(member.calibrators[0])))
         if not roots:
             return None
         return cls(np.concatenate(columns), np.concatenate(thresholds),
                    np.concatenate(rights), np.concatenate(values),
-                   np.array(roots, dtype=np.intp), np.array(depths), models, n_features)
+                   np.array(roots, dtype=np.intp), np.array(depths), models, n_features,
+                   boosters)
 
     def leaves(self, matrix: np.ndarray) -> np.ndarray:
         """The leaf each row reaches in each tree: (trees, rows), in the models' tree order."""
@@ -126,19 +141,67 @@ class CompiledBoosting:
             raws.append(np.add.accumulate(terms, axis=0)[-1])
         return raws
 
+    def raw_binned(self, matrix: np.ndarray) -> list[np.ndarray]:
+        """:meth:`raw` by scikit-learn's own trees over the rows' bins: the same numbers.
+
+        A booster's rows are binned once (``_BinMapper.transform``: a value's bin is the first
+        whose upper threshold it does not exceed, NaN the missing values' bin), and each tree
+        walks bins (bytes) with its bin thresholds (``TreePredictor.predict_binned``, what
+        early stopping scores with) instead of float64 values with the float thresholds
+        those bins end at: for every value the same side of every split, so the same leaf.
+        The leaf values are added as :meth:`raw` adds them, so the sums are bit for bit
+        equal. For 520,000 rows of 28 features and 900 trees: 6.3 s against 8.1 s.
+        """
+        threads = _openmp_effective_n_threads()
+        raws = []
+        for booster, (_, _, baseline, _) in zip(self.boosters, self.models):
+            mapper = booster._bin_mapper
+            binned = mapper.transform(matrix)
+            raw = np.zeros(len(matrix))
+            raw += baseline
+            for (predictor,) in booster._predictors:
+                raw += predictor.predict_binned(binned, mapper.missing_values_bin_idx_, threads)
+            raws.append(raw)
+        return raws
+
     def predict(self, matrix: np.ndarray) -> np.ndarray:
-        """Calibrated churn probability per row, as ``CalibratedClassifierCV.predict_proba``."""
-        matrix = np.asarray(matrix, dtype=np.float64)
+        """Calibrated churn probability per row, as ``CalibratedClassifierCV.predict_proba``
+        (for a few rows: many go faster through :meth:`predict_proba`)."""
+        return self._calibrated(self.raw(self._checked(matrix)))
+
+    def predict_proba(self, matrix: np.ndarray) -> np.ndarray:
+        """(rows, 2) as ``CalibratedClassifierCV.predict_proba``, by the binned trees: column 1
+        its churn probabilities bit for bit, column 0 one minus them."""
+        churn = self._calibrated(self.raw_binned(self._checked(matrix)))
+        return np.column_stack([1.0 - churn, churn])
+
+    def _checked(self, matrix: np.ndarray) -> np.ndarray:
+        matrix = np.ascontiguousarray(matrix, dtype=np.float64)
         if matrix.ndim != 2 or matrix.shape[1] != self.n_features:
             raise ValueError(f"expected a matrix of {self.n_features} columns, "
                              f"got shape {matrix.shape}")
-        total = np.zeros(len(matrix))
-        for raw, (*_, calibrate) in zip(self.raw(matrix), self.models):
+        return matrix
+
+    def _calibrated(self, raws: list[np.ndarray]) -> np.ndarray:
+        total = np.zeros(len(raws[0]))
+        for raw, (*_, calibrate) in zip(raws, self.models):
             probability = calibrate(raw)
             probability[(probability > 1.0) & (probability <= 1.0 + 1e-5)] = 1.0
             total += probability
         total /= len(self.models)
         return total
+
+
+def compile_pipeline(pipeline: Pipeline, n_features: int) -> CompiledBoosting | None:
+    """The compiled form of a fitted pipeline of column selection and classifier, or None
+    (another pipeline; or scikit-learn's private tree arrays changed in a later release: the
+    pipeline then scores, slower, never different)."""
+    if len(pipeline) != 2:
+        return None
+    try:
+        return CompiledBoosting.from_classifier(pipeline[-1], n_features)
+    except (AttributeError, KeyError, ValueError, TypeError, IndexError):
+        return None
 
 
 def _calibration(calibrator):

@@ -28,7 +28,7 @@ from usage_features.domain.scores import horizon_field as horizon_column
 from usage_features.features.retrieval import TIMESTAMP
 from usage_features.training import evaluate
 from usage_features.training.blocks import in_blocks
-from usage_features.training.compiled import COMPILED_MAX_ROWS, CompiledBoosting
+from usage_features.training.compiled import COMPILED_MAX_ROWS, compile_pipeline
 from usage_features.training.labels import censor_at, horizon_labels
 from usage_features.training.selection import select
 from usage_features.training.survival import CoxCurves, concordance, fit_cox
@@ -71,7 +71,7 @@ class HorizonModel:
         self.curves = curves
         self.classifiers = dict(classifiers)
         self.n_features = n_features
-        self.compiled = {h: _compile(p, n_features) for h, p in self.classifiers.items()}
+        self.compiled = {h: compile_pipeline(p, n_features) for h, p in self.classifiers.items()}
 
     def to_dict(self) -> dict:
         """The saved form: NumPy arrays, strings and pipelines only."""
@@ -109,22 +109,14 @@ class HorizonModel:
         return monotone(base, out), self.curves.median_days(matrix, risk)
 
     def _classify(self, horizon: int, matrix: np.ndarray, frame) -> np.ndarray:
-        compiled = self.compiled[horizon]
-        if frame is None and compiled is not None and len(matrix) <= COMPILED_MAX_ROWS:
-            return compiled.predict(matrix)
-        pipeline = self.classifiers[horizon]
+        compiled, pipeline = self.compiled[horizon], self.classifiers[horizon]
         if frame is not None:
             return pipeline.predict_proba(frame)[:, 1]
-        return in_blocks(pipeline[1:].predict_proba, matrix, matrix.shape[1])
-
-
-def _compile(pipeline: Pipeline, n_features: int) -> CompiledBoosting | None:
-    if len(pipeline) != 2:
-        return None
-    try:
-        return CompiledBoosting.from_classifier(pipeline[-1], n_features)
-    except (AttributeError, KeyError, ValueError, TypeError, IndexError):
-        return None
+        if compiled is None:
+            return in_blocks(pipeline[1:].predict_proba, matrix, matrix.shape[1])
+        if len(matrix) <= COMPILED_MAX_ROWS:
+            return compiled.predict(matrix)
+        return in_blocks(compiled.predict_proba, matrix, matrix.shape[1])
 
 
 @dataclass

@@ -19,7 +19,11 @@ from sklearn.pipeline import Pipeline
 
 from usage_features.domain.vocabulary import EventVocabulary
 from usage_features.training.blocks import in_blocks
-from usage_features.training.compiled import COMPILED_MAX_ROWS, CompiledBoosting
+from usage_features.training.compiled import (
+    COMPILED_MAX_ROWS,
+    CompiledBoosting,
+    compile_pipeline,
+)
 from usage_features.training.horizons import HorizonModel, horizon_column, median_agreeing
 from usage_features.training.metadata import ModelMetadata
 
@@ -85,32 +89,24 @@ class TrainedModel:
 
         Skips the pipeline's column selection (the matrix is already in its order): the online
         path, with no DataFrame to build. Up to :data:`COMPILED_MAX_ROWS` rows go through
-        :class:`CompiledBoosting` (the same probabilities, bit for bit), more through the
-        pipeline.
+        :class:`CompiledBoosting`'s NumPy walk, more through its binned trees (both the
+        pipeline's probabilities, bit for bit); a model it does not cover through the pipeline.
         """
         matrix = np.asarray(matrix, dtype=np.float64)
-        if self.compiled is not None and len(matrix) <= COMPILED_MAX_ROWS:
+        if self.compiled is None:
+            return self._in_blocks(self.pipeline[1:].predict_proba, matrix)
+        if len(matrix) <= COMPILED_MAX_ROWS:
             return self.compiled.predict(matrix)
-        return self._in_blocks(self.pipeline[1:].predict_proba, matrix)
+        return self._in_blocks(self.compiled.predict_proba, matrix)
 
     def _in_blocks(self, predict_proba, rows) -> np.ndarray:
         return in_blocks(predict_proba, rows, len(self.metadata.features))
 
     @cached_property
     def compiled(self) -> CompiledBoosting | None:
-        """The pipeline's model as :class:`CompiledBoosting`; None for a model it cannot run.
-
-        Only for a pipeline of column selection and classifier, no transformer between. It
-        reads scikit-learn's private tree arrays: should a future release change them, the
-        model falls back to the pipeline (slower, never different).
-        """
-        if len(self.pipeline) != 2:
-            return None
-        try:
-            return CompiledBoosting.from_classifier(self.pipeline[-1],
-                                                    len(self.metadata.features))
-        except (AttributeError, KeyError, ValueError, TypeError, IndexError):
-            return None
+        """The pipeline's model as :class:`CompiledBoosting`; None for a model it cannot run
+        (:func:`~usage_features.training.compiled.compile_pipeline`)."""
+        return compile_pipeline(self.pipeline, len(self.metadata.features))
 
     def check_vocabulary(self, vocabulary: EventVocabulary) -> None:
         """Raise unless the model was trained on features of ``vocabulary`` (the repo's)."""
