@@ -149,8 +149,9 @@ class CompiledBoosting:
         walks bins (bytes) with its bin thresholds (``TreePredictor.predict_binned``, what
         early stopping scores with) instead of float64 values with the float thresholds
         those bins end at: for every value the same side of every split, so the same leaf.
-        The leaf values are added as :meth:`raw` adds them, so the sums are bit for bit
-        equal. For 520,000 rows of 28 features and 900 trees: 6.3 s against 8.1 s.
+        The leaf values are added as scikit-learn adds them (the baseline, then tree by tree),
+        so the sums are bit for bit equal. A day's reasons at 10^8 events (520,000 rows, 28
+        features, 900 trees): 6.6 s against 8.9 s through the pipeline.
         """
         threads = _openmp_effective_n_threads()
         raws = []
