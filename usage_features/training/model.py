@@ -18,7 +18,7 @@ import pandas as pd
 from sklearn.pipeline import Pipeline
 
 from usage_features.domain.vocabulary import EventVocabulary
-from usage_features.training.blocks import in_blocks
+from usage_features.training.blocks import BINNED_BLOCK_ROWS, in_blocks
 from usage_features.training.compiled import (
     COMPILED_MAX_ROWS,
     CompiledBoosting,
@@ -97,7 +97,8 @@ class TrainedModel:
             return self._in_blocks(self.pipeline[1:].predict_proba, matrix)
         if len(matrix) <= COMPILED_MAX_ROWS:
             return self.compiled.predict(matrix)
-        return self._in_blocks(self.compiled.predict_proba, matrix)
+        return in_blocks(self.compiled.predict_proba, matrix, len(self.metadata.features),
+                         BINNED_BLOCK_ROWS)
 
     def _in_blocks(self, predict_proba, rows) -> np.ndarray:
         return in_blocks(predict_proba, rows, len(self.metadata.features))
