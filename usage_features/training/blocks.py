@@ -16,18 +16,10 @@ from threadpoolctl import threadpool_limits
 PREDICT_BLOCK_BYTES = 3 * 2**20
 
 
-#: Rows per block for the binned trees (:meth:`~usage_features.training.compiled.
-#: CompiledBoosting.predict_proba`), whose walk reads a byte per value, not eight: a day's
-#: 520,000 rows of reasons at 10^8 events took 6.1-6.4 s in blocks of 65,536 rows, 6.7-7.0 s in
-#: blocks of 14,043 (what :data:`PREDICT_BLOCK_BYTES` gives 28 float features); its 74,000
-#: rows of horizons 1.9 s in two blocks of 37,000, 2.1-2.2 s in six.
-BINNED_BLOCK_ROWS = 1 << 16
-
-
 def in_blocks(predict_proba: Callable, rows, n_features: int,
               block_rows: int | None = None) -> np.ndarray:
-    """``predict_proba(rows)[:, 1]``, :data:`PREDICT_BLOCK_BYTES` of rows at a time, or
-    ``block_rows`` rows, and no more than an equal share per core (the same values: each row
+    """``predict_proba(rows)[:, 1]``, :data:`PREDICT_BLOCK_BYTES` of rows at a time (or
+    ``block_rows`` rows), and no more than an equal share per core (the same values: each row
     is scored on its own).
 
     Blocks are scored a core each, in threads (the trees' walk lets go of the GIL), OpenMP kept

@@ -27,8 +27,7 @@ from usage_features.domain.scores import DEFAULT_HORIZONS
 from usage_features.domain.scores import horizon_field as horizon_column
 from usage_features.features.retrieval import TIMESTAMP
 from usage_features.training import evaluate
-from usage_features.training.blocks import BINNED_BLOCK_ROWS, in_blocks
-from usage_features.training.compiled import COMPILED_MAX_ROWS, compile_pipeline
+from usage_features.training.compiled import compile_pipeline, predict_churn
 from usage_features.training.labels import censor_at, horizon_labels
 from usage_features.training.selection import select
 from usage_features.training.survival import CoxCurves, concordance, fit_cox
@@ -112,11 +111,7 @@ class HorizonModel:
         compiled, pipeline = self.compiled[horizon], self.classifiers[horizon]
         if frame is not None:
             return pipeline.predict_proba(frame)[:, 1]
-        if compiled is None:
-            return in_blocks(pipeline[1:].predict_proba, matrix, matrix.shape[1])
-        if len(matrix) <= COMPILED_MAX_ROWS:
-            return compiled.predict(matrix)
-        return in_blocks(compiled.predict_proba, matrix, matrix.shape[1], BINNED_BLOCK_ROWS)
+        return predict_churn(pipeline, compiled, matrix)
 
 
 @dataclass

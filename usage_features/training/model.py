@@ -18,12 +18,8 @@ import pandas as pd
 from sklearn.pipeline import Pipeline
 
 from usage_features.domain.vocabulary import EventVocabulary
-from usage_features.training.blocks import BINNED_BLOCK_ROWS, in_blocks
-from usage_features.training.compiled import (
-    COMPILED_MAX_ROWS,
-    CompiledBoosting,
-    compile_pipeline,
-)
+from usage_features.training.blocks import in_blocks
+from usage_features.training.compiled import CompiledBoosting, compile_pipeline, predict_churn
 from usage_features.training.horizons import HorizonModel, horizon_column, median_agreeing
 from usage_features.training.metadata import ModelMetadata
 
@@ -88,17 +84,13 @@ class TrainedModel:
         """Churn probabilities for a float matrix whose columns are ``metadata.features``.
 
         Skips the pipeline's column selection (the matrix is already in its order): the online
-        path, with no DataFrame to build. Up to :data:`COMPILED_MAX_ROWS` rows go through
+        path, with no DataFrame to build. Up to ``COMPILED_MAX_ROWS`` rows go through
         :class:`CompiledBoosting`'s NumPy walk, more through its binned trees (both the
-        pipeline's probabilities, bit for bit); a model it does not cover through the pipeline.
+        pipeline's probabilities, bit for bit); a model it does not cover through the pipeline
+        (:func:`~usage_features.training.compiled.predict_churn`).
         """
-        matrix = np.asarray(matrix, dtype=np.float64)
-        if self.compiled is None:
-            return self._in_blocks(self.pipeline[1:].predict_proba, matrix)
-        if len(matrix) <= COMPILED_MAX_ROWS:
-            return self.compiled.predict(matrix)
-        return in_blocks(self.compiled.predict_proba, matrix, len(self.metadata.features),
-                         BINNED_BLOCK_ROWS)
+        return predict_churn(self.pipeline, self.compiled,
+                             np.asarray(matrix, dtype=np.float64))
 
     def _in_blocks(self, predict_proba, rows) -> np.ndarray:
         return in_blocks(predict_proba, rows, len(self.metadata.features))
