@@ -130,7 +130,8 @@ def test_a_matrix_of_the_wrong_width_is_refused(model):
 def test_many_rows_scored_in_blocks_equal_the_pipeline_at_once(model, monkeypatch, cores):
     import usage_features.training.blocks as blocks
 
-    matrix = scoring_rows(model, rows=3000, seed=4)  # 3,500 rows: four blocks
+    matrix = scoring_rows(model, rows=3000, seed=4)  # 3,500 rows: four blocks in the pipeline,
+    # two (an equal share per core) of the binned trees
     expected = pipeline_probabilities(model, matrix)
     monkeypatch.setattr(blocks, "PREDICT_BLOCK_BYTES", 1)  # blocks of the minimum, 1,024 rows
     monkeypatch.setattr(blocks.os, "cpu_count", lambda: cores)  # a block per thread, or one
