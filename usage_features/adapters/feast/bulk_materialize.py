@@ -162,9 +162,13 @@ def _write(store, view, table) -> None:
               "value_text = excluded.value_text, event_ts = excluded.event_ts, "
               "created_ts = excluded.created_ts;")
 
+    # blobs as bytearrays: sqlite3 binds them as the same BLOBs, but passes a bytes object
+    # through its adapter lookup first (two per row: 1.4 s of 2.2 M rows' 10.8 s, measured)
+    blob_keys = [bytearray(key) for key in keys]
+
     def rows():  # (no created column: one parameter fewer, a literal NULL, per row)
         for i in order:
-            key, at = keys[i], event[i]
+            key, at = blob_keys[i], event[i]
             for name, codes, blobs, texts in columns:
                 code = codes[i]
                 if created is None:
@@ -177,9 +181,10 @@ def _write(store, view, table) -> None:
         connection.executemany(upsert, rows())
 
 
-def _values(column, value_type) -> tuple[list[int], list[bytes], list[str | None]]:
-    """Per row the code of its distinct value, and per code the serialized proto and the
-    ``value_text`` Feast stores: each distinct value converted once, by Feast's function."""
+def _values(column, value_type) -> tuple[list[int], list[bytearray], list[str | None]]:
+    """Per row the code of its distinct value, and per code the serialized proto (as a
+    bytearray: see :func:`_write`) and the ``value_text`` Feast stores: each distinct value
+    converted once, by Feast's function."""
     # deferred: Feast takes ~3 s to import; the modules that import this one do not need it
     from feast.infra.online_stores.helpers import extract_text_and_num
     from feast.type_map import python_values_to_proto_values
@@ -187,7 +192,7 @@ def _values(column, value_type) -> tuple[list[int], list[bytes], list[str | None
     values = column.to_numpy(zero_copy_only=False)  # as _convert_arrow_to_proto reads it
     codes, first = _distinct(values)
     protos = python_values_to_proto_values(values[first], value_type)
-    return (codes.tolist(), [p.SerializeToString() for p in protos],
+    return (codes.tolist(), [bytearray(p.SerializeToString()) for p in protos],
             [extract_text_and_num(p, False)[0] for p in protos])
 
 
