@@ -81,3 +81,36 @@ def test_a_daily_count_beyond_the_packed_range_stops_the_build_instead_of_overfl
         con.execute(f"UPDATE daily SET n_search = {PACK_DAILY_LIMIT + 1}")
         with pytest.raises(duckdb.Error, match="beyond the packed counts"):
             con.execute(features_sql("daily", DUCKDB, spec)).fetchall()
+
+
+def test_a_ninety_day_count_past_31_bits_is_exact_in_its_wider_pack():
+    # 30 M events a day (within the 31-bit packs' daily limit) for 90 days: 2.7 G in 90 days,
+    # past what a 31-bit pack could hold, so the 90-day counts need the 42-bit packs
+    spec = feature_spec(parse_vocabulary({"search": {"role": "lock_in"}, "login": {}}))
+    days = pd.date_range("2026-01-01 12:00", periods=90, freq="D", tz="UTC")
+    events = pd.DataFrame({"event_id": [f"e{i}" for i in range(90)], "customer_id": "c1",
+                           "timestamp": days, "event_type": "search",
+                           "feature_adoption_score": None})
+    daily_count = 30_000_000
+    with duckdb.connect() as con:
+        con.register("events", events)
+        con.execute(f"CREATE TABLE daily AS {daily_sql('events', DUCKDB, spec)}")
+        con.execute(f"UPDATE daily SET n_events = {daily_count}, n_search = {daily_count}")
+        rows = con.execute(f"{features_sql('daily', DUCKDB, spec)} ORDER BY day").df()
+    after = rows[rows.feature_timestamp == pd.Timestamp("2026-04-01", tz="UTC")].iloc[0]
+    assert after.event_count_90d == 90 * daily_count
+    assert after.lock_in_event_count_90d == 90 * daily_count
+    assert after.event_count_30d == after.search_count_30d == 30 * daily_count
+    assert after.event_count_prev30d == 30 * daily_count
+
+
+def test_a_window_aggregate_with_no_running_form_is_refused():
+    from dataclasses import replace
+
+    from usage_features.features.spec import Feature
+
+    spec = feature_spec()
+    bounded_max = Feature("most_in_a_day_7d", "int64", "max(n_events) OVER w7", "refused",
+                          stored=False, served=False)
+    with pytest.raises(ValueError, match="no running form"):
+        features_sql("daily", DUCKDB, replace(spec, windowed=(*spec.windowed, bounded_max)))

@@ -23,14 +23,16 @@ T = pd.Timestamp("2026-03-15 12:00", tz="UTC")
 
 
 class TestWindows:
-    def test_a_window_frame_excludes_the_as_of_day_itself(self):
-        assert W7.frame() == "RANGE BETWEEN 7 PRECEDING AND 1 PRECEDING"
+    def test_a_window_excludes_the_as_of_day_itself(self):
+        # an event of day d is in [D - 7, D) for D = d + 1 ... d + 7
+        assert (W7.enters, W7.leaves) == (1, 8)
 
     def test_an_offset_window_ends_where_the_recent_one_starts(self):
-        assert PREV_30.frame() == "RANGE BETWEEN 60 PRECEDING AND 31 PRECEDING"
+        # [D - 60, D - 30): from D = d + 31 to d + 60
+        assert (PREV_30.enters, PREV_30.leaves) == (31, 61)
 
     def test_history_reaches_back_to_the_first_event(self):
-        assert HISTORY.frame() == "RANGE BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING"
+        assert (HISTORY.enters, HISTORY.leaves) == (1, None)
 
     def test_an_event_enters_the_day_after_and_leaves_after_n_days(self):
         assert Window("w", 30).change_offsets() == {1, 31}

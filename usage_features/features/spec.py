@@ -97,15 +97,19 @@ class Window:
     days: int | None
     offset: int = 0
 
-    def frame(self) -> str:
-        """The frame over integer day numbers: a day ``d`` holds events in ``[d, d + 1)``."""
-        start = "UNBOUNDED" if self.days is None else str(self.days + self.offset)
-        return f"RANGE BETWEEN {start} PRECEDING AND {self.offset + 1} PRECEDING"
+    @property
+    def enters(self) -> int:
+        """Days after an event's day on which the event enters this window."""
+        return self.offset + 1
+
+    @property
+    def leaves(self) -> int | None:
+        """Days after an event's day on which it leaves this window (None: never)."""
+        return None if self.days is None else self.enters + self.days
 
     def change_offsets(self) -> set[int]:
         """Days after an event's day on which it enters (and leaves) this window."""
-        enters = self.offset + 1
-        return {enters} if self.days is None else {enters, enters + self.days}
+        return {self.enters} if self.leaves is None else {self.enters, self.leaves}
 
 
 W7 = Window("w7", 7)

@@ -13,7 +13,7 @@ The two dialects differ only in the handful of expressions in ``Dialect``.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from usage_features.features.spec import (
     BREADTH_COLUMNS,
@@ -21,6 +21,7 @@ from usage_features.features.spec import (
     WINDOWS,
     Feature,
     FeatureSpec,
+    Window,
     change_offsets,
     feature_spec,
 )
@@ -89,62 +90,66 @@ def features_sql(daily: str, dialect: Dialect, spec: FeatureSpec | None = None,
                  since: str | None = None) -> str:
     """Compact feature rows from the daily rows in relation ``daily`` (all days per customer).
 
+    The window aggregates are running aggregates over the change days (:func:`_running`): a
+    daily row's value is added on the day it enters a window and, for a sum, taken off on the
+    day it leaves, so each is one pass in day order instead of a frame per row and window.
+
     ``since``: a relation ``(customer_id, first_day)``: only the rows from each customer's
     ``first_day`` on, each compared (to drop a repeat) with the values in effect the day before
     (a candidate day added there), not with the previous change day's. With the daily rows of
     :func:`lookback_days` before ``first_day`` and a :func:`carry_sql` row, these are the rows
     the whole history gives (see :mod:`usage_features.features.build`)."""
     spec = spec or feature_spec()
-    offsets = " UNION ALL ".join(f"SELECT {k} AS k" for k in change_offsets())
     base = [f for f in spec.windowed if not f.derived]
     derived = [f for f in spec.windowed if f.derived]
     stored = [f.name for f in spec.stored]
-    columns = spec.timeline_columns
     breadth, source = (_breadth_ctes(daily, spec), "with_breadth") if spec.breadth_counts else (
         "", daily)
-    windows = ",\n       ".join(
-        f"{w.name} AS (PARTITION BY customer_id ORDER BY day {w.frame()})" for w in WINDOWS
-    )
-    packed, sums = _packed_counts(spec, dialect)
-    base_columns = ",\n           ".join(_typed(f, sums) for f in base)
-    derived_columns = ",\n           ".join(_typed(f) for f in derived)
+    running = _running(base, spec, dialect)
+    base_columns = ",\n           ".join(_typed(f, running.sql[f.name]) for f in base)
+    derived_columns = ",\n           ".join(_typed(f, f.sql) for f in derived)
     values = ", ".join(stored)
     row = dialect.row.format(values=values)
-    candidates = f"""SELECT DISTINCT customer_id, day + k AS day
-    FROM {daily} CROSS JOIN ({offsets}) AS offsets"""
-    computed, after = "windowed", ""
-    if since:  # change days from first_day - 1 on (earlier ones add nothing to any window)
-        candidates = f"""SELECT DISTINCT d.customer_id, d.day + k AS day
-    FROM {daily} d JOIN {since} s ON d.customer_id = s.customer_id CROSS JOIN ({offsets}) AS o
-    WHERE d.day + k >= s.first_day - 1
-    UNION SELECT DISTINCT d.customer_id, s.first_day - 1 AS day
-    FROM {daily} d JOIN {since} s ON d.customer_id = s.customer_id"""
-        computed = (f"(SELECT w.*, s.first_day AS since_day FROM windowed w JOIN {since} s "
-                    "ON w.customer_id = s.customer_id WHERE w.day >= s.first_day - 1) AS w")
-        after = " AND day >= since_day"
-    return f"""
-WITH {breadth}candidates AS (
-    {candidates}),
-timeline AS (
-    SELECT customer_id, day, {", ".join([*columns, *(f"{v} AS {k}" for k, v in packed.items())])},
-           false AS is_candidate
-    FROM {source} AS d
+    deltas = ", ".join(f"{shift} AS {name}" for name, (shift, _) in running.deltas.items())
+    offsets = " UNION ALL ".join(f"SELECT {k} AS k" for k in change_offsets())
+    from_daily = "from_daily" if spec.breadth_counts else "true"
+    joined = f"{source} d CROSS JOIN ({offsets}) AS o"
+    computed, after, first_rows = "running", "", ""
+    if since:  # change days from first_day - 1 on: what the earlier ones added, added there
+        joined = (f"{source} d JOIN {since} s ON d.customer_id = s.customer_id "
+                  f"CROSS JOIN ({offsets}) AS o WHERE d.day + o.k >= s.first_day")
+        bases = ", ".join(f"{base} AS {name}" for name, (_, base) in running.deltas.items())
+        first_rows = f"""
     UNION ALL
-    SELECT customer_id, day, {", ".join(f"NULL AS {c}" for c in [*columns, *packed])},
-           true AS is_candidate
-    FROM candidates),
-windowed AS (
-    SELECT customer_id, day, is_candidate,
-           {base_columns}
-    FROM timeline
-    WINDOW {windows}),
+    SELECT d.customer_id, s.first_day - 1 AS change_day, true AS from_daily, {bases}
+    FROM {source} d JOIN {since} s ON d.customer_id = s.customer_id"""
+        computed = (f"(SELECT w.*, s.first_day AS since_day FROM running w JOIN {since} s "
+                    "ON w.customer_id = s.customer_id) AS w")
+        after = " AND day >= since_day"
+    aggregates = ", ".join(f"{sql} AS {name}" for name, sql in running.by_day.items())
+    windows = ", ".join(f"{sql} OVER r AS {name}" for name, sql in running.over.items())
+    return f"""
+WITH {breadth}shifted AS (
+    SELECT d.customer_id, d.day + o.k AS change_day, {from_daily} AS from_daily, {deltas}
+    FROM {joined}{first_rows}),
+by_day AS (
+    SELECT customer_id, change_day AS day, bool_or(from_daily) AS is_candidate, {aggregates}
+    FROM shifted GROUP BY customer_id, change_day),
+running AS (
+    SELECT customer_id, day, is_candidate, {windows}
+    FROM by_day
+    WINDOW r AS (PARTITION BY customer_id ORDER BY day
+                 ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)),
 features AS (
-    SELECT customer_id, day, {", ".join(f.name for f in base)},
-           {derived_columns}{", since_day" if since else ""}
+    SELECT customer_id, day,
+           {base_columns}{", since_day" if since else ""}
     FROM {computed} WHERE is_candidate),
+features_derived AS (
+    SELECT *, {derived_columns}
+    FROM features),
 changes AS (
     SELECT *, lag({row}) OVER (PARTITION BY customer_id ORDER BY day) AS previous
-    FROM features)
+    FROM features_derived)
 SELECT customer_id, {dialect.day_start.format(day="day")} AS feature_timestamp, day,
        {values}
 FROM changes
@@ -181,51 +186,207 @@ deltas AS (
 with_breadth AS (
     SELECT *, n_events * sum(breadth_delta) OVER (PARTITION BY customer_id ORDER BY day
         RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS breadth_weight
-    FROM (SELECT customer_id, day, {", ".join(spec.daily)}, 0 AS breadth_delta FROM {daily}
+    FROM (SELECT customer_id, day, {", ".join(spec.daily)}, 0 AS breadth_delta,
+                 true AS from_daily FROM {daily}
           UNION ALL
-          SELECT customer_id, day, {nulls}, breadth_delta FROM deltas) AS unioned),
+          SELECT customer_id, day, {nulls}, breadth_delta, false AS from_daily
+          FROM deltas) AS unioned),
 """
 
 
-#: Packed per-type counts: bits per count, counts per 128-bit sum, and the largest daily count
-#: that keeps a 30-day sum within its bits (a larger one stops the build, never overflows).
+@dataclass
+class Running:
+    """The window aggregates of the features as running aggregates over the change days.
+
+    ``deltas``: each column's SQL for what a source row (``d``, of day ``d.day``) adds on the
+    change day ``o.k`` days after its own, and for what it has added by the day before a
+    ``since`` relation's (``s``) first day; ``by_day``: each column's aggregate over a change
+    day's rows; ``over``: its running aggregate (over the window ``r``); ``sql``: each base
+    feature's SQL over those."""
+
+    deltas: dict[str, tuple[str, str]] = field(default_factory=dict)
+    by_day: dict[str, str] = field(default_factory=dict)
+    over: dict[str, str] = field(default_factory=dict)
+    sql: dict[str, str] = field(default_factory=dict)
+
+
+#: Packed sums (engines with 128-bit integers): a window sum costs the same whatever it sums,
+#: so the integer sums of windows up to 31 days are summed four at a time, 31 bits each, and
+#: those of longer windows three at a time, 42 bits each, then taken apart: exact integers, a
+#: fraction of the running sums. A daily value beyond the pack's limit (a window's sum would
+#: not fit its bits) stops the build, never overflows.
 PACK_BITS, PACK_WIDTH = 31, 4
+LONG_PACK_BITS, LONG_PACK_WIDTH = 42, 3
 PACK_DAILY_LIMIT = (2**PACK_BITS - 1) // 31
+_SHORT_DAYS = 31
+
+_CALL = re.compile(r"\b(sum|max|min|max_by)\(")
+_OVER = re.compile(r"\s+OVER\s+(\w+)\b")
+_INTEGRAL_WORDS = frozenset({"CASE", "WHEN", "THEN", "ELSE", "END", "AND", "OR", "NOT"})
 
 
-def _packed_counts(spec: FeatureSpec, dialect: Dialect) -> tuple[dict[str, str], dict[str, str]]:
-    """(packed timeline columns, each per-type count's SQL from them). A window sum costs the
-    same whatever it sums, so on an engine with 128-bit integers the per-type counts of one
-    window are summed four at a time, 31 bits each, and taken apart after: exact integers,
-    a quarter of the aggregates (a 50-type vocabulary's build is ~2x faster)."""
-    if not dialect.packs_counts:
-        return {}, {}
-    by_window: dict[str, list[Feature]] = {}
-    for feature in spec.windowed:
-        if feature.type_count:
-            by_window.setdefault(feature.type_count[1], []).append(feature)
-    packed, sums = {}, {}
-    for window, features in by_window.items():
-        for start in range(0, len(features), PACK_WIDTH):
-            name = f"packed_{window}_{start // PACK_WIDTH}"
-            group = features[start:start + PACK_WIDTH]
-            packed[name] = " + ".join(
-                f"(CAST(CASE WHEN coalesce({f.type_count[0]}, 0) <= {PACK_DAILY_LIMIT} "
-                f"THEN {f.type_count[0]} "
-                f"ELSE error('a daily count of ' || {f.type_count[0]} || ' events of one type "
-                f"is beyond the packed counts'' range') END AS HUGEINT) << {PACK_BITS * j})"
-                for j, f in enumerate(group))
-            for j, f in enumerate(group):
-                sums[f.name] = (f"coalesce((sum({name}) OVER {window} >> {PACK_BITS * j}) "
-                                f"& {2**PACK_BITS - 1}, 0)")
-    return packed, sums
+def _window_calls(sql: str) -> list[tuple[int, int, str, str, str]]:
+    """Each ``agg(args) OVER window`` of ``sql``: (start, end, agg, args, window name)."""
+    calls = []
+    for match in _CALL.finditer(sql):
+        depth, i = 1, match.end()
+        while depth:
+            depth += {"(": 1, ")": -1}.get(sql[i], 0)
+            i += 1
+        over = _OVER.match(sql, i)
+        if over:
+            calls.append((match.start(), over.end(), match[1], sql[match.end():i - 1], over[1]))
+    return calls
+
+
+def _integral(expression: str, spec: FeatureSpec) -> bool:
+    """Whether ``expression`` is an integer by its syntax alone: integer literals and the
+    daily counts (``count(...)`` columns) under arithmetic, comparisons and CASE."""
+    counts = {name for name, sql in spec.daily.items() if sql.startswith("count(")}
+    words = re.findall(r"[A-Za-z_][A-Za-z_0-9]*", expression)
+    return (not re.search(r"[^\w\s+*<>=()-]|\d\.\d", expression)
+            and all(w in counts or w.upper() in _INTEGRAL_WORDS for w in words))
+
+
+def _running(base: list[Feature], spec: FeatureSpec, dialect: Dialect) -> Running:
+    """Each window aggregate of the ``base`` features' SQL as a running aggregate.
+
+    A sum over a window of ``days`` after ``offset`` adds a daily row's value on
+    ``enters`` and takes it off on ``leaves`` (:class:`~usage_features.features.spec.Window`):
+    the running sum on day D is the sum over ``[D - offset - days, D - offset)``, exactly. A
+    sum's SQL null over an empty window is kept with a running count of its non-null values,
+    except inside ``coalesce(..., 0)``. ``max``, ``min`` and ``max_by`` are running ones over
+    an unbounded window (a bounded one has no running form: refused)."""
+    windows = {w.name: w for w in WINDOWS}
+    out = Running()
+    slots: dict[tuple[str, str, str], str] = {}  # (agg, args, window) -> its column's SQL
+    packable: list[tuple[str, str, Window]] = []  # (slot, checked-value SQL, window)
+
+    def slot(agg: str, args: str, window: Window) -> str:
+        key = (agg, args, window.name)
+        if key in slots:
+            return slots[key]
+        name = f"r{len(slots)}"
+        if agg in ("sum", "count"):
+            value, minus = (f"({args})", f"-({args})") if agg == "sum" else (
+                f"CASE WHEN ({args}) IS NOT NULL THEN 1 END",
+                f"CASE WHEN ({args}) IS NOT NULL THEN -1 END")
+            if (dialect.packs_counts and window.leaves is not None
+                    and (agg == "count" or _integral(args, spec))):
+                packable.append((name, agg, args, window))
+                slots[key] = name  # replaced by its pack's decoding below
+                return name
+            out.deltas[name] = _change(window, value, minus)
+            out.by_day[name] = f"sum({name})"
+            out.over[name] = f"sum({name})"
+            slots[key] = f"coalesce({name}, 0)"
+        elif window.leaves is not None:
+            raise ValueError(f"{agg}(...) OVER {window.name}: a bounded window's {agg} has no "
+                             "running form")
+        elif agg in ("max", "min"):
+            out.deltas[name] = _change(window, args, None)
+            out.by_day[name] = out.over[name] = f"{agg}({name})"
+            slots[key] = name
+        else:  # max_by(value, key)
+            value, by = _split_arguments(args)
+            out.deltas[name] = _change(window, value, None)
+            out.deltas[f"{name}_by"] = _change(window, by, None)
+            out.by_day[name] = out.over[name] = f"max_by({name}, {name}_by)"
+            out.by_day[f"{name}_by"] = f"max({name}_by)"
+            slots[key] = name
+        return slots[key]
+
+    uses: dict[str, list[tuple[int, int, str]]] = {}
+    for feature in base:
+        replaced = []
+        for start, end, agg, args, window_name in _window_calls(feature.sql):
+            if window_name not in windows:
+                raise ValueError(f"feature {feature.name!r}: no window {window_name!r}")
+            window = windows[window_name]
+            if agg != "sum":
+                replaced.append((start, end, slot(agg, args, window)))
+                continue
+            total = slot("sum", args, window)
+            zero = (feature.sql[:start].endswith("coalesce(")
+                    and feature.sql[end:].startswith(", 0)"))
+            if zero:
+                replaced.append((start - len("coalesce("), end + len(", 0)"), total))
+            else:
+                count = slot("count", args, window)
+                replaced.append((start, end, f"CASE WHEN {count} > 0 THEN {total} END"))
+        uses[feature.name] = replaced
+    decoded = _packs(packable, out)
+    for feature in base:
+        sql = feature.sql
+        for start, end, text in reversed(uses[feature.name]):
+            for name, expression in decoded.items():
+                text = re.sub(rf"\b{name}\b", expression, text)
+            sql = sql[:start] + text + sql[end:]
+        if _OVER.search(sql):
+            raise ValueError(f"feature {feature.name!r}: a window aggregate with no running "
+                             f"form in {feature.sql!r}")
+        out.sql[feature.name] = sql
+    return out
+
+
+def _packs(packable: list[tuple[str, str, str, Window]], out: Running) -> dict[str, str]:
+    """The packable sums and counts summed in packs (into ``out``); each one's decoding."""
+    decoded = {}
+    short = [p for p in packable if p[3].days <= _SHORT_DAYS]
+    long = [p for p in packable if p[3].days > _SHORT_DAYS]
+    groups = [(short, PACK_BITS, PACK_WIDTH, PACK_DAILY_LIMIT),
+              (long, LONG_PACK_BITS, LONG_PACK_WIDTH,
+               (2**LONG_PACK_BITS - 1) // max((p[3].days for p in long), default=1))]
+    for members, bits, width, limit in groups:
+        for start in range(0, len(members), width):
+            pack = f"p{len(out.deltas)}"
+            terms = []
+            for j, (name, agg, args, window) in enumerate(members[start:start + width]):
+                if agg == "sum":  # each daily value within the limit: a window's sum fits
+                    value = (f"CASE WHEN ({args}) IS NULL OR ({args}) BETWEEN 0 AND {limit} "
+                             f"THEN ({args}) ELSE error('a daily count of ' || ({args}) || "
+                             "' is beyond the packed counts'' range') END")
+                    minus = f"-({args})"
+                else:
+                    value = f"CASE WHEN ({args}) IS NOT NULL THEN 1 END"
+                    minus = f"CASE WHEN ({args}) IS NOT NULL THEN -1 END"
+                # (a leaving value is negative: shifted by a multiplication, not ``<<``)
+                terms.append([f"CAST(coalesce({sql}, 0) AS HUGEINT) "
+                              f"* CAST('{2**(bits * j)}' AS HUGEINT)"
+                              for sql in _change(window, value, minus)])
+                decoded[name] = f"coalesce(({pack} >> {bits * j}) & {2**bits - 1}, 0)"
+            out.deltas[pack] = (" + ".join(t[0] for t in terms), " + ".join(t[1] for t in terms))
+            out.by_day[pack] = out.over[pack] = f"sum({pack})"
+    return decoded
+
+
+def _change(window: Window, value: str, minus: str | None) -> tuple[str, str]:
+    """A source row's change to a running aggregate of ``window``: ``value`` on the day it
+    enters, ``minus`` on the day it leaves (a sum's); and what it has added by the day before
+    the first day of ``s``."""
+    before = "s.first_day - 1"
+    if window.leaves is None:
+        return (f"CASE WHEN o.k = {window.enters} THEN {value} END",
+                f"CASE WHEN d.day + {window.enters} <= {before} THEN {value} END")
+    return (f"CASE o.k WHEN {window.enters} THEN {value} WHEN {window.leaves} THEN {minus} END",
+            f"CASE WHEN d.day + {window.enters} <= {before} AND d.day + {window.leaves} > {before}"
+            f" THEN {value} END")
+
+
+def _split_arguments(args: str) -> tuple[str, str]:
+    """``a, b`` -> (a, b), at the top-level comma."""
+    depth = 0
+    for i, char in enumerate(args):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if char == "," and not depth:
+            return args[:i].strip(), args[i + 1:].strip()
+    raise ValueError(f"expected two arguments: {args!r}")
 
 
 _SQL_TYPES = {"int64": "BIGINT", "float64": "DOUBLE"}
 
 
-def _typed(feature: Feature, sums: dict[str, str] | None = None) -> str:
-    sql = (sums or {}).get(feature.name, feature.sql)
+def _typed(feature: Feature, sql: str) -> str:
     sql_type = _SQL_TYPES.get(feature.dtype)
     sql = f"CAST({sql} AS {sql_type})" if sql_type else sql
     return f"{sql} AS {feature.name}"
