@@ -217,8 +217,8 @@ class Running:
 #: not fit its bits) stops the build, never overflows.
 PACK_BITS, PACK_WIDTH = 31, 4
 LONG_PACK_BITS, LONG_PACK_WIDTH = 42, 3
-PACK_DAILY_LIMIT = (2**PACK_BITS - 1) // 31
 _SHORT_DAYS = 31
+PACK_DAILY_LIMIT = (2**PACK_BITS - 1) // _SHORT_DAYS
 
 _CALL = re.compile(r"\b(sum|max|min|max_by)\(")
 _OVER = re.compile(r"\s+OVER\s+(\w+)\b")
@@ -260,7 +260,7 @@ def _running(base: list[Feature], spec: FeatureSpec, dialect: Dialect) -> Runnin
     windows = {w.name: w for w in WINDOWS}
     out = Running()
     slots: dict[tuple[str, str, str], str] = {}  # (agg, args, window) -> its column's SQL
-    packable: list[tuple[str, str, Window]] = []  # (slot, checked-value SQL, window)
+    packable: list[tuple[str, str, str, Window]] = []  # (slot, agg, args, window)
 
     def slot(agg: str, args: str, window: Window) -> str:
         key = (agg, args, window.name)
@@ -268,15 +268,12 @@ def _running(base: list[Feature], spec: FeatureSpec, dialect: Dialect) -> Runnin
             return slots[key]
         name = f"r{len(slots)}"
         if agg in ("sum", "count"):
-            value, minus = (f"({args})", f"-({args})") if agg == "sum" else (
-                f"CASE WHEN ({args}) IS NOT NULL THEN 1 END",
-                f"CASE WHEN ({args}) IS NOT NULL THEN -1 END")
             if (dialect.packs_counts and window.leaves is not None
                     and (agg == "count" or _integral(args, spec))):
                 packable.append((name, agg, args, window))
                 slots[key] = name  # replaced by its pack's decoding below
                 return name
-            out.deltas[name] = _change(window, value, minus)
+            out.deltas[name] = _change(window, *_entering(agg, args))
             out.by_day[name] = f"sum({name})"
             out.over[name] = f"sum({name})"
             slots[key] = f"coalesce({name}, 0)"
@@ -342,22 +339,28 @@ def _packs(packable: list[tuple[str, str, str, Window]], out: Running) -> dict[s
             pack = f"p{len(out.deltas)}"
             terms = []
             for j, (name, agg, args, window) in enumerate(members[start:start + width]):
-                if agg == "sum":  # each daily value within the limit: a window's sum fits
-                    value = (f"CASE WHEN ({args}) IS NULL OR ({args}) BETWEEN 0 AND {limit} "
-                             f"THEN ({args}) ELSE error('a daily count of ' || ({args}) || "
-                             "' is beyond the packed counts'' range') END")
-                    minus = f"-({args})"
-                else:
-                    value = f"CASE WHEN ({args}) IS NOT NULL THEN 1 END"
-                    minus = f"CASE WHEN ({args}) IS NOT NULL THEN -1 END"
                 # (a leaving value is negative: shifted by a multiplication, not ``<<``)
                 terms.append([f"CAST(coalesce({sql}, 0) AS HUGEINT) "
                               f"* CAST('{2**(bits * j)}' AS HUGEINT)"
-                              for sql in _change(window, value, minus)])
+                              for sql in _change(window, *_entering(agg, args, limit))])
                 decoded[name] = f"coalesce(({pack} >> {bits * j}) & {2**bits - 1}, 0)"
             out.deltas[pack] = (" + ".join(t[0] for t in terms), " + ".join(t[1] for t in terms))
             out.by_day[pack] = out.over[pack] = f"sum({pack})"
     return decoded
+
+
+def _entering(agg: str, args: str, limit: int | None = None) -> tuple[str, str]:
+    """What a daily row adds to a running ``sum`` of ``args``, or ``count`` of its non-null
+    values, on the day it enters a window and on the day it leaves. ``limit``: a packed sum's,
+    each daily value checked against it (within it, a window's sum fits the pack's bits)."""
+    if agg == "count":
+        return (f"CASE WHEN ({args}) IS NOT NULL THEN 1 END",
+                f"CASE WHEN ({args}) IS NOT NULL THEN -1 END")
+    if limit is None:
+        return f"({args})", f"-({args})"
+    return (f"CASE WHEN ({args}) IS NULL OR ({args}) BETWEEN 0 AND {limit} THEN ({args}) "
+            f"ELSE error('a daily count of ' || ({args}) || ' is beyond the packed counts'' "
+            "range') END", f"-({args})")
 
 
 def _change(window: Window, value: str, minus: str | None) -> tuple[str, str]:
