@@ -63,9 +63,12 @@ def churn_classifier(features: list[str], random_state: int = 0, rows: int | Non
                        ("booster", booster)])
     return Pipeline([
         ("select", _select(features)),
-        ("model", CalibratedClassifierCV(filled, method="isotonic", cv=3)),
+        ("model", CalibratedClassifierCV(filled, method="isotonic", cv=CALIBRATION_FOLDS)),
     ])
 
+
+#: The calibrated models' cross-validation folds: each class needs at least this many rows.
+CALIBRATION_FOLDS = 3
 
 #: Values a feature needs in the rows a booster is fitted on for the booster to see it: the
 #: smallest leaf the boosted model allows (:func:`boosting_regularisation`).

@@ -21,6 +21,7 @@ from usage_features.domain.capacity import DEFAULT_CAPACITY, Capacity
 from usage_features.features.spec import SIGNUP_AT, TENURE_DAYS, FeatureSpec
 from usage_features.training import DEFAULT_MAX_ROWS, evaluate
 from usage_features.training.backtest import run_backtest
+from usage_features.training.estimators import CALIBRATION_FOLDS
 from usage_features.training.horizons import fit_horizons
 from usage_features.training.labels import LabelError, time_split
 from usage_features.training.metadata import horizons_version_sha256, training_data_hash
@@ -163,6 +164,15 @@ def split_periods(frame: pd.DataFrame, features: list[str], config: TrainConfig)
             only = "churners" if len(y) and y.all() else "non-churners"
             raise LabelError(f"the {period} period has only {only} ({len(y):,} rows): "
                              "labels need both classes")
+    y = train_rows.label.to_numpy()
+    churners = int(y.sum())
+    fewest, which = min((churners, "churners"), (len(y) - churners, "non-churners"))
+    if fewest < CALIBRATION_FOLDS:
+        raise LabelError(f"the training period has only {fewest} rows of {which} "
+                         f"({len(y):,} rows in all): "
+                         f"the models are calibrated on {CALIBRATION_FOLDS} folds, which needs "
+                         f"at least {CALIBRATION_FOLDS} rows of each class; train on more "
+                         "history or more customers")
     return Periods(frame, train_rows, validate, split)
 
 
