@@ -118,7 +118,7 @@ def features_sql(daily: str, dialect: Dialect, spec: FeatureSpec | None = None,
     if since:  # change days from first_day - 1 on: what the earlier ones added, added there
         joined = (f"{source} d JOIN {since} s ON d.customer_id = s.customer_id "
                   f"CROSS JOIN ({offsets}) AS o WHERE d.day + o.k >= s.first_day")
-        bases = ", ".join(f"{base} AS {name}" for name, (_, base) in running.deltas.items())
+        bases = ", ".join(f"{added} AS {name}" for name, (_, added) in running.deltas.items())
         first_rows = f"""
     UNION ALL
     SELECT d.customer_id, s.first_day - 1 AS change_day, true AS from_daily, {bases}
