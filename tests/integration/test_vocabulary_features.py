@@ -114,3 +114,23 @@ def test_a_window_aggregate_with_no_running_form_is_refused():
                           stored=False, served=False)
     with pytest.raises(ValueError, match="no running form"):
         features_sql("daily", DUCKDB, replace(spec, windowed=(*spec.windowed, bounded_max)))
+
+
+def test_a_sum_outside_coalesce_is_null_over_an_empty_window_as_in_sql():
+    # a window's running sum is 0 once its values have left; SQL's sum over no rows is null,
+    # which the running count of non-null values keeps (only coalesce(..., 0) makes it 0)
+    from dataclasses import replace
+
+    from usage_features.features.spec import Feature
+
+    spec = feature_spec()
+    raw = Feature("raw_sum_7d", "int64", "sum(n_events) OVER w7", "SQL's sum", served=False)
+    spec = replace(spec, windowed=(*spec.windowed, raw))
+    event = pd.DataFrame({"event_id": ["e1"], "customer_id": ["c1"],
+                          "timestamp": [pd.Timestamp("2026-03-01 10:00", tz="UTC")],
+                          "event_type": ["login"], "feature_adoption_score": [0.5]})
+    rows = compiled_rows(event, spec).set_index("feature_timestamp")
+    day = pd.Timestamp("2026-03-01", tz="UTC")
+    assert rows.raw_sum_7d[day + pd.Timedelta(days=1)] == 1
+    assert pd.isna(rows.raw_sum_7d[day + pd.Timedelta(days=8)])
+    assert rows.event_count_7d[day + pd.Timedelta(days=8)] == 0
