@@ -12,7 +12,8 @@ own; the load average is noted before each phase):
    history (every day but the last), the last day (one inbox file) and the 36 days before it;
 2. ``prepare``: a repo of the history (ingest, customers, build and ``feast apply``,
    materialize to the last day's start); ``train`` on it (timed: a target of its own);
-3. ``prepare-recent``: a repo of the 36 days only, the same customers;
+3. ``prepare-recent``: a repo of the 36 days only, the same customers (declared complete from
+   the simulation's start, so that its refresh scores them all, as the full repo's does);
 4. ``refresh`` of the last day with ``--model`` (ingest, incremental build, materialize, score
    every active customer, snapshot), on a copy of each prepared repo: the ratio of the two is
    what grows with history;
@@ -100,6 +101,7 @@ def phase_prepare(work: Path, days: int, recent: bool) -> None:
     from usage_features.config import RepoPaths
     from usage_features.ingestion import ingest_files
     from usage_features.ingestion.customers import load_customers
+    from usage_features.ingestion.settings import settings_path
     from usage_features.service_layer.build import build
     from usage_features.service_layer.demo import new_feature_repo
     from usage_features.service_layer.materialize import materialize
@@ -110,6 +112,13 @@ def phase_prepare(work: Path, days: int, recent: bool) -> None:
     seconds = {}
     started = time.perf_counter()
     new_feature_repo(ROOT / "feature_repo", repo)
+    if recent:
+        # Its history starts 36 days before the last day, after every customer's signup: the
+        # scorer would call them all incomplete (their 90-day windows reach before it) and
+        # score none. Declared complete from the simulation's start, it scores every active
+        # customer as the full repo does: the same work, from 36 days of events (its scores
+        # are not meant to be right; only its time is compared).
+        settings_path(repo).write_text(f"events:\n  complete_from: {START}\n")
     paths = RepoPaths(repo)
     ingest_files([work / "raw" / ("recent.parquet" if recent else "history.parquet")], paths,
                  now=cut)

@@ -67,16 +67,23 @@ def random_events(seed: int, customers: int = 25, days: int = 200, start=T0):
 
 
 def customers_for(events, seed: int = 0):
-    """A customers table for ``events``' customers, plus one with no events at all."""
+    """A customers table for ``events``' customers, plus one with no events at all.
+
+    Signups come up to five days before a customer's first event, never before the day of the
+    first of ``events``: the event history is complete (a customer who signed up before it
+    would not be scored for 90 days, :mod:`usage_features.domain.status`)."""
     import numpy as np
     import pandas as pd
 
     rng = np.random.default_rng(seed)
     first = events.groupby("customer_id")["timestamp"].min()
     signup = first - pd.to_timedelta(rng.integers(0, 5 * 86_400, len(first)), "s")
+    history = pd.Timestamp(events.timestamp.min()).floor("D")
+    signup = signup.clip(lower=history)
     table = pd.DataFrame({"customer_id": first.index, "signup_at": signup.to_numpy(),
                           "churned_at": pd.NaT, "plan": "pro"})
-    never_active = pd.DataFrame({"customer_id": ["cust-silent"], "signup_at": [pd.Timestamp(T0)],
+    never_active = pd.DataFrame({"customer_id": ["cust-silent"],
+                                 "signup_at": [max(pd.Timestamp(T0), history)],
                                  "churned_at": [pd.NaT], "plan": ["free"]})
     table = pd.concat([table, never_active], ignore_index=True)
     table["signup_at"] = pd.to_datetime(table["signup_at"], utc=True)

@@ -195,6 +195,81 @@ class TestChurnedAndUnknownCustomers:
         assert online.churn_probability.isna().all()
 
 
+@pytest.fixture(scope="module")
+def older_than_history(trained):
+    """A copy of the trained repo in which one live customer signed up 42 days before the
+    event history starts (the log's first day), its features built and materialized again."""
+    work, repo, events, customers, _ = trained
+    copy = work / "older_repo"
+    shutil.copytree(repo, copy)
+    history = events.timestamp.min().floor("D")
+    customer = customers.customer_id[customers.churned_at.isna()
+                                     & (customers.signup_at < history + timedelta(days=20))
+                                     ].iloc[0]
+    table = customers.copy()
+    # six weeks: the weekly observation grid, from the earliest signup, keeps its days
+    table.loc[table.customer_id == customer, "signup_at"] = history - timedelta(days=42)
+    table.to_csv(work / "older.csv", index=False)
+    invoke("load-customers", str(work / "older.csv"), "--repo", str(copy))
+    invoke("build", "--repo", str(copy))
+    now = datetime.now(UTC)
+    invoke("materialize", "--repo", str(copy), "--end", now.isoformat())
+    return work, copy, customer, history.to_pydatetime(), now
+
+
+class TestCustomersOlderThanTheHistory:
+    """Signed up before the event log starts: not scored (and not trained on) until the 90-day
+    windows lie in the log; never a probability from windows that miss part of them."""
+
+    def test_predict_and_score_as_of_refuse_until_the_longest_window_fits(
+            self, older_than_history):
+        work, repo, customer, history, _ = older_than_history
+        fits = history + timedelta(days=90)
+        times = [history + timedelta(days=30), fits - timedelta(seconds=1), fits]
+        rows = pd.DataFrame({"customer_id": customer,
+                             "event_timestamp": [t.isoformat() for t in times]})
+        scored = predicted(work, repo, rows, name="older.csv")
+        assert scored.status.tolist() == ["incomplete", "incomplete", "active"]
+        assert scored.churn_probability[:2].isna().all() and scored.churn_probability[2] >= 0
+        assert scored.error[0].startswith(
+            f"incomplete history: signed up before the event history starts ({history.date()})")
+        assert f"scored from {fits.date()} on" in scored.error[0] and pd.isna(scored.error[2])
+        online = scored_online(repo, [customer], times[0])  # (the historical path: a past time)
+        assert online.status.tolist() == ["incomplete"]
+        assert online.error[0] == scored.error[0]
+
+    def test_training_leaves_out_the_same_rows(self, older_than_history, trained):
+        _, repo, customer, history, _ = older_than_history
+        fits = history + timedelta(days=90)
+        frame = training_frame(TrainConfig(repo=repo))
+        mine = frame[frame.customer_id == customer].event_timestamp
+        assert len(mine) and mine.min() >= fits  # observed from then on
+        before = training_frame(TrainConfig(repo=trained[1]))
+        theirs = before[before.customer_id == customer].event_timestamp
+        assert theirs.min() < fits  # where it signed up within the history, it was observed
+        others = frame[frame.customer_id != customer]
+        pd.testing.assert_frame_equal(  # the other customers' rows are untouched
+            others.reset_index(drop=True),
+            before[before.customer_id != customer].reset_index(drop=True))
+
+    def test_the_online_scorer_follows_a_declared_history_start(self, older_than_history):
+        _, repo, customer, history, now = older_than_history
+        scorer = bootstrap(repo).scorer
+        assert scorer.score([customer], now)[0].status == "active"
+        declared = (now - timedelta(days=10)).date()
+        settings = repo / "usage_features.yaml"
+        settings.write_text(f"events:\n  complete_from: {declared}\n")
+        try:
+            score = scorer.score([customer], now)[0]  # the same scorer: it rereads settings
+            assert score.status == "incomplete" and score.churn_probability is None
+            assert f"scored from {declared + timedelta(days=90)} on" in score.error
+            earlier = (history - timedelta(days=42)).date()
+            settings.write_text(f"events:\n  complete_from: {earlier}\n")
+            assert scorer.score([customer], now)[0].status == "active"
+        finally:
+            settings.unlink()
+
+
 class TestEntityTimestamps:
     def test_every_form_ingest_accepts_parses_to_the_same_time_and_score(self, trained):
         work, repo, _, customers, now = trained

@@ -18,6 +18,7 @@ from usage_features.serving.status import statuses
 from usage_features.training.train import FeatureDataError, FeatureDataWarning, check_features
 
 NAN = np.nan
+DAY = 86_400.0
 T = datetime(2026, 3, 10, 15, 30, tzinfo=UTC)
 
 
@@ -27,8 +28,23 @@ class TestStatus:
         got = statuses(days_since_last_event=np.array([2.0, NAN, NAN, 5.0, 5.0]),
                        tenure_days=np.array([NAN, 40.0, NAN, 10.0, 10.0]),
                        churned_at=np.array([NAN, NAN, NAN, t, t + 1]),
-                       as_of=np.full(5, t))
+                       as_of=np.full(5, t), history_from=t - 100 * DAY)
         assert got.tolist() == ["active", "active", "unknown", "churned", "active"]
+
+    def test_signed_up_before_the_history_is_incomplete_until_its_longest_window_fits(self):
+        t = T.timestamp()
+
+        def status(tenure: float, history_days_ago: float, churned_at: float = NAN) -> str:
+            return statuses(np.array([2.0]), np.array([tenure]), np.array([churned_at]),
+                            np.array([t]), t - history_days_ago * DAY)[0]
+
+        assert status(tenure=60.0, history_days_ago=50.0) == "incomplete"
+        assert status(tenure=100.0, history_days_ago=89.99) == "incomplete"
+        assert status(tenure=100.0, history_days_ago=90.0) == "active"  # the 90 days fit
+        assert status(tenure=50.0, history_days_ago=50.0) == "active"  # signed up that day
+        assert status(tenure=NAN, history_days_ago=50.0) == "active"  # no signup known
+        assert status(tenure=60.0, history_days_ago=NAN) == "active"  # no history
+        assert status(tenure=60.0, history_days_ago=50.0, churned_at=t) == "churned"
 
 
 def record(through: datetime | None, pending: date | None = None) -> Freshness:

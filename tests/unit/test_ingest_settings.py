@@ -1,6 +1,6 @@
 """A repo's ingestion settings: --map flags, the stored mapping, the limits."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -72,6 +72,12 @@ class TestTheSettingsFile:
         assert settings.limits == Limits(datetime(2019, 12, 31, 22, tzinfo=UTC),
                                          timedelta(hours=1.5), 64)
 
+    def test_the_history_s_declared_start_is_a_day(self, tmp_path):
+        assert load_settings(tmp_path).complete_from is None  # default: the log's first day
+        for text in ("2025-03-01", "'2025-03-01'"):
+            settings = self.write(tmp_path, f"events:\n  complete_from: {text}\n")
+            assert settings.complete_from == date(2025, 3, 1)
+
     def test_a_date_is_midnight_utc(self, tmp_path):
         settings = self.write(tmp_path, "limits:\n  earliest_timestamp: 2000-01-01\n")
         assert settings.limits.earliest_timestamp == datetime(2000, 1, 1, tzinfo=UTC)
@@ -86,6 +92,8 @@ class TestTheSettingsFile:
         ("events:\n  columns: [a, b]\n", "must map source column names"),
         ("events: [\n", "not valid YAML"),
         ("- a\n", "mapping at the top level"),
+        ("events:\n  complete_from: 2025-03-01T06:00:00Z\n", "must be a UTC day"),
+        ("events:\n  complete_from: March\n", "must be a UTC day, e.g. 2025-03-01, got 'March'"),
     ])
     def test_a_bad_file_is_an_error_that_says_why(self, tmp_path, text, message):
         with pytest.raises(SettingsError, match=message):

@@ -6,6 +6,7 @@ import pytest
 
 from usage_features.training.labels import (
     LabelError,
+    complete_rows,
     observation_rows,
     sample_customers,
     time_split,
@@ -26,6 +27,22 @@ def at(days: float):
 def rows_for(table, cutoff_days=100, horizon=30, interval=7):
     return observation_rows(table, START, at(cutoff_days), horizon_days=horizon,
                             interval_days=interval)
+
+
+class TestCompleteRows:
+    def test_rows_before_the_longest_window_fits_are_left_out_for_earlier_signups(self):
+        rng = np.random.default_rng(7)
+        history = at(60)
+        table = customers(*[(f"c{i}", at(rng.uniform(0, 120)), None) for i in range(300)])
+        grid = rows_for(table, cutoff_days=300)
+        kept = complete_rows(grid, table, history, window_days=90)
+        # brute force: a customer who signed up before the history (to the second, as the
+        # scorer sees it) is observed only from 90 days after the history's start on
+        signup = grid.customer_id.map(table.set_index("customer_id").signup_at.dt.floor("s"))
+        expected = grid[(signup >= history) | (grid.event_timestamp >= history + 90 * DAY)]
+        pd.testing.assert_frame_equal(kept, expected)
+        assert 0 < len(kept) < len(grid)
+        assert complete_rows(grid, table, None, window_days=90) is grid
 
 
 class TestObservationRows:

@@ -83,6 +83,13 @@ class EventLog:
         """Whether the log has no file (under :meth:`write_lock`; readers use :meth:`snapshot`)."""
         return not any(self.root.glob(PARTITION_GLOB))
 
+    def first_day(self) -> date | None:
+        """The UTC day of the log's oldest event (its oldest ``event_date=`` partition's name;
+        no file is read); None for an empty log."""
+        files = self.files()
+        return date.fromisoformat(min(files).parent.name.removeprefix("event_date=")) \
+            if files else None
+
     def latest_event_at(self) -> datetime | None:
         """The latest event timestamp in the log, in UTC (reads only its newest day partition);
         None for an empty log."""

@@ -24,7 +24,8 @@ class Score:
 
     customer_id: str
     as_of: datetime
-    #: ``active`` (scored), ``churned``, ``unknown`` or ``invalid`` (no probability).
+    #: ``active`` (scored), ``churned``, ``incomplete``, ``unknown`` or ``invalid`` (no
+    #: probability).
     status: str
     model_version: str
     churn_probability: float | None = None

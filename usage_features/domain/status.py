@@ -1,4 +1,4 @@
-"""Whether a customer at time t can be scored: active, churned or unknown.
+"""Whether a customer at time t can be scored: active, churned, incomplete or unknown.
 
 One rule for the online scorer and for ``predict``, from the served features and the repo's
 customers table:
@@ -8,6 +8,11 @@ customers table:
 - ``unknown``: no event before t's UTC day and no signup at or before t (the served days since
   the latest event and tenure are both missing): nothing is known of the customer at t, so no
   probability is given.
+- ``incomplete``: signed up before the event log's history starts (its first UTC day, or the
+  day the settings declare it complete from) and scored before that day plus the longest
+  feature window: the windows would count only the events since the history starts, an
+  undercount that reads like decay. No probability; training drops such rows for the same
+  reason.
 - ``active``: anything else; scored.
 
 ``predict`` adds ``invalid`` for an entity row it cannot read (see its ``error`` column).
@@ -23,7 +28,9 @@ from __future__ import annotations
 ACTIVE = "active"
 CHURNED = "churned"
 UNKNOWN = "unknown"
+INCOMPLETE = "incomplete"
 INVALID = "invalid"
+DAY_SECONDS = 86_400.0
 
 
 def is_unknown(days_since_last_event, tenure_days):
@@ -38,3 +45,14 @@ def is_churned(churned_at, as_of):
     """Churned at or before ``as_of`` (epoch seconds; a NaN ``churned_at``, never churned,
     compares false). Takes precedence over :func:`is_unknown`."""
     return churned_at <= as_of
+
+
+def is_incomplete(tenure_days, as_of, history_from, window_days):
+    """Signed up before ``history_from`` (epoch seconds of the day the event history starts;
+    NaN: no history, compares false) and ``as_of`` before ``window_days`` (the longest window)
+    after it: some of its windows reach back before the history.
+
+    Signed up before: a tenure longer than the time since the history starts (NaN tenure, an
+    unknown signup, compares false), the same float operations as tenure's own."""
+    return ((tenure_days > (as_of - history_from) / DAY_SECONDS)
+            & (as_of < history_from + window_days * DAY_SECONDS))

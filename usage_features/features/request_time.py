@@ -6,8 +6,8 @@ the time passed by the caller, or now). The functions take NumPy arrays of secon
 epoch (NaN for "none"), so the on-demand view (a DataFrame) and the online scorer (plain arrays,
 no DataFrame on the hot path) run the very same code. Nothing here reads the clock except
 :func:`compute`, and only when the request carries no time. A row's status at ``t`` (active,
-churned or unknown: :func:`statuses`, the domain's rule) is computed from the same arrays, for
-the online scorer and ``predict`` alike.
+churned, incomplete or unknown: :func:`statuses`, the domain's rule) is computed from the same
+arrays, for the online scorer and ``predict`` alike.
 """
 
 from __future__ import annotations
@@ -17,12 +17,22 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 
-from usage_features.domain.status import ACTIVE, CHURNED, UNKNOWN, is_churned, is_unknown
+from usage_features.domain.status import (
+    ACTIVE,
+    CHURNED,
+    DAY_SECONDS,
+    INCOMPLETE,
+    UNKNOWN,
+    is_churned,
+    is_incomplete,
+    is_unknown,
+)
 from usage_features.domain.value_objects import early_life_churn_signal, is_early_life
 from usage_features.features.spec import (
     ADOPTION_SCORE_LATEST,
     DECAY_RATIO_7D_30D,
     IS_FIRST_90_DAYS,
+    LONGEST_WINDOW_DAYS,
     LOW_ADOPTION_EARLY_LIFE,
     SIGNUP_AT,
     TENURE_DAYS,
@@ -35,7 +45,6 @@ AS_OF_COLUMN = "event_timestamp"
 #: The stored features the request-time features are computed from, beside the recency times
 #: (see :func:`is_recency_time`).
 INPUTS = (SIGNUP_AT, ADOPTION_SCORE_LATEST, DECAY_RATIO_7D_30D)
-DAY_SECONDS = 86_400.0
 
 
 def is_input(name: str) -> bool:
@@ -81,12 +90,14 @@ def compute_arrays(inputs: dict[str, np.ndarray], as_of: np.ndarray) -> dict[str
 
 
 def statuses(days_since_last_event: np.ndarray, tenure_days: np.ndarray,
-             churned_at: np.ndarray, as_of: np.ndarray) -> np.ndarray:
-    """The status of each row (:mod:`usage_features.domain.status`: active, churned or
-    unknown) from its request-time recency and tenure, its ``churned_at`` and ``as_of`` (epoch
-    seconds, NaN for "none"), as an object array."""
+             churned_at: np.ndarray, as_of: np.ndarray, history_from: float) -> np.ndarray:
+    """The status of each row (:mod:`usage_features.domain.status`: active, churned,
+    incomplete or unknown) from its request-time recency and tenure, its ``churned_at``,
+    ``as_of`` and the day the event history starts, ``history_from`` (epoch seconds, NaN for
+    "none"), as an object array."""
     out = np.full(len(as_of), ACTIVE, dtype=object)
     out[is_unknown(days_since_last_event, tenure_days)] = UNKNOWN
+    out[is_incomplete(tenure_days, as_of, history_from, LONGEST_WINDOW_DAYS)] = INCOMPLETE
     out[is_churned(churned_at, as_of)] = CHURNED
     return out
 

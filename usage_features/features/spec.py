@@ -122,6 +122,9 @@ PREV_30 = Window("w_prev30", 30, offset=30)
 HISTORY = Window("w_history", None)
 HISTORY_30D_AGO = Window("w_history_30d_ago", None, offset=30)
 WINDOWS = (W7, W14, W21, W28, W30, W90, PREV_30, HISTORY, HISTORY_30D_AGO)
+#: Days before the as-of day the bounded windows reach back (90): a customer's features are
+#: complete once its history covers them (:func:`usage_features.domain.status.is_incomplete`).
+LONGEST_WINDOW_DAYS = max(w.offset + w.days for w in WINDOWS if w.days is not None)
 
 
 #: The type adoption scores are summed in: exact to 18 decimals (a score is in [0, 1]).

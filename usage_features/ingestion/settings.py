@@ -12,6 +12,9 @@ The file is optional; every key in it is optional::
       unlisted: reject            # or other
       adoption: breadth           # or score (the feature_adoption_score column)
       key: [session_id]           # without an event_id column: more columns of an event's id
+      complete_from: 2025-03-01   # every event from this UTC day on is in the log (default:
+                                  # the log's first day); customers who signed up before it
+                                  # are scored from it + 90 days on (the longest window)
     customers:
       columns:                    # source column: customers column (`load-customers --map`)
         account_id: customer_id
@@ -77,6 +80,7 @@ class IngestSettings:
     capacity: Capacity = DEFAULT_CAPACITY
     #: The longer horizons, in days, ``train`` gives churn probabilities for ([] for none).
     horizons: tuple[int, ...] = DEFAULT_HORIZONS
+    complete_from: date | None = None
 
 
 def settings_path(repo: Path) -> Path:
@@ -95,7 +99,7 @@ def load_settings(repo: Path) -> IngestSettings:
     events = raw.get("events") or {}
     if not isinstance(events, dict):
         raise SettingsError(f"{path}: events must be a mapping")
-    unknown = set(events) - {"columns", "types", "unlisted", "adoption", "key"}
+    unknown = set(events) - {"columns", "types", "unlisted", "adoption", "key", "complete_from"}
     if unknown:
         raise SettingsError(f"{path}: unknown events key(s): {', '.join(sorted(unknown))}")
     return IngestSettings(
@@ -106,7 +110,19 @@ def load_settings(repo: Path) -> IngestSettings:
         event_key=_key(path, events.get("key")),
         capacity=_capacity(path, raw.get("capacity")),
         horizons=_horizons(path, raw["horizons"]) if "horizons" in raw else DEFAULT_HORIZONS,
+        complete_from=_day(path, events.get("complete_from"), "events.complete_from"),
     )
+
+
+def _day(path: Path, raw, name: str) -> date | None:
+    if raw is None or (isinstance(raw, date) and not isinstance(raw, datetime)):
+        return raw
+    try:
+        if isinstance(raw, str):
+            return date.fromisoformat(raw)
+    except ValueError:
+        pass
+    raise SettingsError(f"{path}: {name} must be a UTC day, e.g. 2025-03-01, got {raw!r}")
 
 
 def _horizons(path: Path, raw) -> tuple[int, ...]:

@@ -1,12 +1,13 @@
 """Batch scoring of (customer, time) rows through Feast's historical path: any time, each row
 its own; rows that cannot be read are kept, marked ``invalid`` with their reason.
 
-Adds to each row ``status`` (``active``, ``churned``, ``unknown``, ``invalid``; see
+Adds to each row ``status`` (``active``, ``churned``, ``incomplete``, ``unknown``,
+``invalid``; see
 :mod:`usage_features.domain.status`), ``churn_probability``, ``churn_probability_<days>d`` for
 each longer horizon and ``expected_days_to_churn`` (each null unless active; the horizons' null
 for a model without them),
 ``beyond_data`` (the row's time is after the latest ingested event: its features assume no
-activity since) and ``error``.
+activity since) and ``error`` (why an incomplete or invalid row has no probability).
 """
 
 from __future__ import annotations
@@ -21,14 +22,14 @@ from usage_features.adapters.customers_table import ChurnDates
 from usage_features.adapters.event_log import EventLog
 from usage_features.adapters.stored_files import stored_files
 from usage_features.domain.scores import horizon_field
-from usage_features.domain.status import ACTIVE, INVALID
+from usage_features.domain.status import ACTIVE, INCOMPLETE, INVALID
 from usage_features.features.request_time import epoch_seconds, statuses
 from usage_features.features.retrieval import TIMESTAMP, historical_features
 from usage_features.features.spec import DAYS_SINCE_LAST_EVENT, TENURE_DAYS
 from usage_features.service_layer.bootstrap import Context
 from usage_features.serving.entities import read_entities
-from usage_features.serving.freshness import Freshness, freshness
-from usage_features.serving.scorer import repo_horizons
+from usage_features.serving.freshness import Freshness, day_seconds, freshness, history_start
+from usage_features.serving.scorer import incomplete_history, repo_horizons
 
 
 class NoValidRows(ValueError):
@@ -58,7 +59,6 @@ def predict_file(context: Context, entities: Path, out: Path) -> PredictResult:
     if valid.empty:
         raise NoValidRows(f"{entities}: no valid entity rows ({len(read.errors):,} rejected)")
     scored = predict(context, valid)
-    scored["error"] = pd.Series(pd.NA, index=scored.index, dtype="string")
     missing = [pd.NA] * int((~read.valid).sum())
     rejected = read.rows[~read.valid].assign(
         status=INVALID, churn_probability=float("nan"),
@@ -84,9 +84,11 @@ def predict(context: Context, entities: pd.DataFrame) -> pd.DataFrame:
     frame = historical_features(context.store, entities)
     moments = epoch_seconds(times)
     ids = entities["customer_id"].astype(str).tolist()
+    history_from = history_start(paths)
     status = statuses(frame[DAYS_SINCE_LAST_EVENT].to_numpy(dtype=float),
                       frame[TENURE_DAYS].to_numpy(dtype=float),
-                      ChurnDates(paths.customers).seconds(ids), moments)
+                      ChurnDates(paths.customers).seconds(ids), moments,
+                      day_seconds(history_from))
     # NaN (null in Parquet, empty in CSV) for a customer not scored
     predicted = model.predict_frame(frame)
     active = status == ACTIVE
@@ -101,4 +103,7 @@ def predict(context: Context, entities: pd.DataFrame) -> pd.DataFrame:
         out[column] = np.where(active, values, np.nan)
     out["beyond_data"] = pd.array((times > latest).to_numpy() if latest is not None
                                   else [True] * len(out), dtype="boolean")
+    out["error"] = pd.Series(pd.NA, index=out.index, dtype="string")
+    if (status == INCOMPLETE).any():  # (a history, then)
+        out.loc[status == INCOMPLETE, "error"] = incomplete_history(history_from)
     return out

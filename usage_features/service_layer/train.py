@@ -20,14 +20,16 @@ from usage_features.adapters.event_log import EventLog
 from usage_features.adapters.stored_files import stored_files
 from usage_features.config import RepoPaths
 from usage_features.features.retrieval import historical_features, served_feature_names
-from usage_features.features.spec import SIGNUP_AT, feature_spec
+from usage_features.features.spec import LONGEST_WINDOW_DAYS, SIGNUP_AT, feature_spec
 from usage_features.features.store import open_store
 from usage_features.ingestion.customers import read_customers
 from usage_features.ingestion.settings import load_settings, load_vocabulary
 from usage_features.service_layer.build import build
 from usage_features.service_layer.load_customers import load_customers
+from usage_features.serving.freshness import history_start
 from usage_features.training.labels import (
     LabelError,
+    complete_rows,
     observation_rows,
     sample_customers,
     survival_rows,
@@ -76,9 +78,25 @@ def training_data(config: TrainConfig, progress: Callable[[str], None] = lambda 
     if config.train_end is not None:
         cutoff = min(cutoff, config.train_end)
     grid_start = customers[SIGNUP_AT].min().floor("D")
+    history_from = history_start(RepoPaths(config.repo))
+    history_from = None if history_from is None else pd.Timestamp(history_from, tz="UTC")
     progress("labelling observation rows")
-    rows = observation_rows(customers, grid_start, cutoff, config.horizon_days,
+    grid = observation_rows(customers, grid_start, cutoff, config.horizon_days,
                             config.interval_days)
+    rows = complete_rows(grid, customers, history_from, LONGEST_WINDOW_DAYS)
+    if len(rows) < len(grid):
+        complete = history_from + pd.Timedelta(days=LONGEST_WINDOW_DAYS)
+        progress(f"leaving out {len(grid) - len(rows):,} of {len(grid):,} observation rows: "
+                 f"customers who signed up before the event history starts "
+                 f"({history_from:%Y-%m-%d}) are observed from {complete:%Y-%m-%d} on")
+        if rows.empty:
+            raise LabelError(
+                f"no observation row has complete features: the customers active at the "
+                f"observation times signed up before the event history starts "
+                f"({history_from:%Y-%m-%d}), and their {LONGEST_WINDOW_DAYS}-day windows reach "
+                f"before it until {complete:%Y-%m-%d}. Ingest earlier events, or declare "
+                "`events: complete_from` in usage_features.yaml if every event since signup is "
+                "in the log")
     if rows.label.nunique() < 2:
         only = "churners" if rows.label.all() else "non-churners"
         raise LabelError(f"the customers table gives only {only} ({len(rows):,} rows): "
@@ -99,7 +117,8 @@ def training_data(config: TrainConfig, progress: Callable[[str], None] = lambda 
     if not config.horizons:
         progress(f"fetching historical features for {len(rows):,} rows from Feast")
         return historical_features(open_store(config.repo), rows), None, sample
-    survival = survival_rows(customers, grid_start, cutoff, config.interval_days)
+    survival = complete_rows(survival_rows(customers, grid_start, cutoff, config.interval_days),
+                             customers, history_from, LONGEST_WINDOW_DAYS)
     progress(f"fetching historical features for {len(survival):,} rows from Feast "
              f"({len(rows):,} with the {config.horizon_days}-day label)")
     fetched = historical_features(open_store(config.repo), survival)

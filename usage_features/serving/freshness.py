@@ -3,6 +3,8 @@
 Where each time is recorded:
 
 - the latest event: the event log itself (its newest ``event_date=`` partition);
+- the day the event history starts (:func:`history_start`): the settings' ``complete_from``,
+  else the log's oldest partition;
 - the last build: the feature tables' files (a build that changes nothing writes nothing), and
   ``_build_state.json`` for the event-log files the tables fold in;
 - the last materialize: Feast's registry (each online view's ``most_recent_end_time``, what
@@ -27,6 +29,7 @@ from usage_features.adapters.stored_files import stored_files
 from usage_features.config import RepoPaths
 from usage_features.features.state import load_state
 from usage_features.features.store import DEFAULT_CONFIG, open_store
+from usage_features.ingestion.settings import load_settings
 
 #: Default for how far the latest event may lie before the scoring time without a warning.
 DEFAULT_MAX_LAG_HOURS = 36.0
@@ -53,6 +56,18 @@ def latest_event_at(paths: RepoPaths) -> datetime | None:
     return EventLog(paths).latest_event_at()
 
 
+def history_start(paths: RepoPaths) -> date | None:
+    """The UTC day from which the event log holds every event: the settings' ``events:
+    complete_from``, else the log's first day (None: no events, no declaration)."""
+    return load_settings(paths.repo).complete_from or EventLog(paths).first_day()
+
+
+def day_seconds(day: date | None) -> float:
+    """Epoch seconds of ``day``'s start (UTC); NaN for None."""
+    return float("nan") if day is None else datetime(day.year, day.month, day.day,
+                                                       tzinfo=UTC).timestamp()
+
+
 def days_past_data(end: datetime, latest_event: datetime | None) -> int:
     """How many whole days ``end``'s UTC day lies past the day after the latest event's (0: the
     data describes that day; more: its features assume days of no activity nobody has seen)."""
@@ -74,6 +89,7 @@ class Freshness:
     last_materialize_at: datetime | None = None
     unmaterialized_since: date | None = None
     online: bool = True  # whether the answer comes from the online store
+    history_from: date | None = None  # :func:`history_start`
     extra: list[str] = field(default_factory=list)
 
     @property
@@ -149,7 +165,7 @@ def freshness(repo, as_of: datetime | None = None, config: str = DEFAULT_CONFIG,
         latest_event_at=latest_event_at(paths),
         last_build_at=datetime.fromtimestamp(max(stamps), UTC) if stamps else None,
         unbuilt_event_files=len(logged - set(state.get("event_files", []))),
-        online=online)
+        online=online, history_from=history_start(paths))
     if not online:
         return record
     ran = state.get("materialized", {}).get(config, {}).get("at")

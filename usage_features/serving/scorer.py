@@ -6,7 +6,7 @@ request time on another day (``as_of`` in the past, say) is refused with
 through Feast's historical path instead (what ``predict`` reads). Without a time, the answer is
 given now when the online store holds now's features, else as of the online store's own time
 (:meth:`ChurnScorer.online_time`): never recency at one time over the windows of another day.
-Churned and unknown customers get a ``status`` and no probability (see
+Churned, incomplete and unknown customers get a ``status`` and no probability (see
 :mod:`usage_features.serving.status`).
 """
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -28,21 +28,40 @@ from usage_features.features.retrieval import (
     online_refs,
     read_online,
 )
-from usage_features.features.spec import DAYS_SINCE_LAST_EVENT, TENURE_DAYS, feature_spec
+from usage_features.features.spec import (
+    DAYS_SINCE_LAST_EVENT,
+    LONGEST_WINDOW_DAYS,
+    TENURE_DAYS,
+    feature_spec,
+)
 from usage_features.features.store import (
     DEFAULT_CONFIG,
     OnlineStoreNotMaterialized,
     check_online_tables,
 )
-from usage_features.ingestion.settings import load_settings
-from usage_features.serving.freshness import Freshness, freshness, online_day_problem
+from usage_features.ingestion.settings import load_settings, settings_path
+from usage_features.serving.freshness import (
+    Freshness,
+    day_seconds,
+    freshness,
+    online_day_problem,
+)
 from usage_features.serving.reasons import GroupReasons
-from usage_features.serving.status import ACTIVE, CHURNED, ChurnDates, statuses
+from usage_features.serving.status import ACTIVE, CHURNED, INCOMPLETE, ChurnDates, statuses
 from usage_features.serving.status import UNKNOWN as UNKNOWN_STATUS
 from usage_features.training.model import ModelMismatchError, TrainedModel
 
 UNKNOWN = ("unknown customer: no events before the scoring day and not in the customers table "
            "(or not signed up yet)")
+
+
+def incomplete_history(history_from: date) -> str:
+    """Why a customer who signed up before the event history starts is not scored yet."""
+    complete = history_from + timedelta(days=LONGEST_WINDOW_DAYS)
+    return (f"incomplete history: signed up before the event history starts ({history_from}), "
+            f"so its {LONGEST_WINDOW_DAYS}-day windows would count only the events since: "
+            f"scored from {complete} on (or declare an earlier `events: complete_from` in "
+            "usage_features.yaml if every event since signup is in the log)")
 
 
 #: Batches of at least this many active customers are predicted on every core (each counts
@@ -113,9 +132,11 @@ class ChurnScorer(Scorer):
 
     def _online_state(self) -> Freshness:
         """What the online store holds (its materialize end, pending builds), re-read only
-        when the build state or the registry file changed: an explicit ``as_of`` is checked
-        against it on every call, so the check must cost next to nothing."""
-        key = (_mtime(self._build_state), _mtime(self._registry_file()))
+        when the build state, the registry file or the settings (``complete_from``) changed: an
+        explicit ``as_of`` is checked against it on every call, so the check must cost next to
+        nothing."""
+        key = (_mtime(self._build_state), _mtime(self._registry_file()),
+               _mtime(settings_path(self.repo)))
         if key[1] is None or key != self._state_key:  # (a registry not in a local file)
             self._state, self._state_key = self.freshness(), key
         return self._state
@@ -191,12 +212,13 @@ class ChurnScorer(Scorer):
                 days_since_last_event: np.ndarray, tenure_days: np.ndarray,
                 as_of: datetime, record: Freshness) -> list[Score]:
         """Probability and reasons for each active customer's row of ``matrix`` (the model's
-        features), all in one batch through the model (see :class:`GroupReasons`); churned and
-        unknown customers are not scored."""
+        features), all in one batch through the model (see :class:`GroupReasons`); churned,
+        incomplete and unknown customers are not scored."""
         version = self.model.metadata.model_version
         churned_at = self.churn_dates.seconds(customer_ids)
         status = statuses(days_since_last_event, tenure_days, churned_at,
-                          np.full(len(customer_ids), as_of.timestamp()))
+                          np.full(len(customer_ids), as_of.timestamp()),
+                          day_seconds(record.history_from))
         common = {"as_of": as_of.astimezone(UTC), "model_version": version,
                   "features_from": ONLINE if record.online else HISTORICAL,
                   "latest_event_at": record.latest_event_at, "fresh": not record.warnings()}
@@ -218,6 +240,10 @@ class ChurnScorer(Scorer):
                                     **empty))
             elif state == UNKNOWN_STATUS:
                 scores.append(Score(customer, status=UNKNOWN_STATUS, error=UNKNOWN, **common,
+                                    **empty))
+            elif state == INCOMPLETE:
+                scores.append(Score(customer, status=INCOMPLETE,
+                                    error=incomplete_history(record.history_from), **common,
                                     **empty))
             else:
                 p, reasons, (horizons, days) = next(scored)

@@ -1,4 +1,4 @@
-"""Whether a customer at time t can be scored: active, churned or unknown.
+"""Whether a customer at time t can be scored: active, churned, incomplete or unknown.
 
 The rule is the domain's (:mod:`usage_features.domain.status`), run over arrays by
 :func:`usage_features.features.request_time.statuses`; the customers table is read by
@@ -9,8 +9,8 @@ serving code has always used.
 from __future__ import annotations
 
 from usage_features.adapters.customers_table import ChurnDates, active_customers
-from usage_features.domain.status import ACTIVE, CHURNED, INVALID, UNKNOWN
+from usage_features.domain.status import ACTIVE, CHURNED, INCOMPLETE, INVALID, UNKNOWN
 from usage_features.features.request_time import statuses
 
-__all__ = ["ACTIVE", "CHURNED", "INVALID", "UNKNOWN", "ChurnDates",
+__all__ = ["ACTIVE", "CHURNED", "INCOMPLETE", "INVALID", "UNKNOWN", "ChurnDates",
            "active_customers", "statuses"]

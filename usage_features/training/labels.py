@@ -4,6 +4,7 @@ A customer is observed at regular times ``t`` on a global grid (every ``interval
 ``grid_start``) while active (``signup_at <= t`` and not yet churned at ``t``). The label is
 whether the customer churned within ``(t, t + horizon]``. A row is kept only if its whole label
 window is observed (``t + horizon <= cutoff``); otherwise "did not churn" would be a guess.
+Nor is a row kept whose features the event history does not cover (:func:`complete_rows`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from datetime import datetime
 
 import numpy as np
 import pandas as pd
+
+from usage_features.domain.status import DAY_SECONDS, is_incomplete
 
 REQUIRED = ("customer_id", "signup_at", "churned_at")
 
@@ -71,6 +74,23 @@ def observation_rows(customers: pd.DataFrame, grid_start: datetime, cutoff: date
     if out.empty:
         raise LabelError("no customer is active at any observation time")
     return out.sort_values(["event_timestamp", "customer_id"], ignore_index=True)
+
+
+def complete_rows(rows: pd.DataFrame, customers: pd.DataFrame, history_from: datetime | None,
+                  window_days: int) -> pd.DataFrame:
+    """``rows`` (``customer_id, event_timestamp, ...``) without those the scorer would call
+    incomplete (:func:`usage_features.domain.status.is_incomplete`): a customer who signed up
+    before the event history starts (``history_from``, a UTC day start; None: every row is
+    kept), observed before ``window_days`` after it. Their windows would count only the
+    events since the history starts: an undercount that reads like decay."""
+    if history_from is None:
+        return rows
+    signup = customers.set_index("customer_id").signup_at.dt.floor("s")
+    as_of = rows.event_timestamp.astype("datetime64[us, UTC]").astype("int64") / 1e6
+    signed = rows.customer_id.map(signup).astype("datetime64[us, UTC]").astype("int64") / 1e6
+    tenure = ((as_of - signed) / DAY_SECONDS).to_numpy()
+    start = pd.Timestamp(history_from).timestamp()
+    return rows[~is_incomplete(tenure, as_of.to_numpy(), start, window_days)]
 
 
 def time_split(rows: pd.DataFrame, horizon_days: int, validation_share: float = 0.25
