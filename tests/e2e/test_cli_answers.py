@@ -252,6 +252,16 @@ class TestCustomersOlderThanTheHistory:
             others.reset_index(drop=True),
             before[before.customer_id != customer].reset_index(drop=True))
 
+    def test_train_says_how_many_rows_it_left_out(self, older_than_history):
+        work, repo, _, history, _ = older_than_history
+        kept = len(training_frame(TrainConfig(repo=repo)))
+        result = json.loads(invoke("train", "--repo", str(repo), "--json", "--model-out",
+                                   str(work / "older_model.skops")))
+        left = result["incomplete_history"]
+        assert left["history_from"] == str(history.date())
+        assert left["observed_from"] == str((history + timedelta(days=90)).date())
+        assert left["rows"] > 0 and left["of_rows"] == kept + left["rows"]
+
     def test_the_online_scorer_follows_a_declared_history_start(self, older_than_history):
         _, repo, customer, history, now = older_than_history
         scorer = bootstrap(repo).scorer

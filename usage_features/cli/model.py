@@ -98,8 +98,14 @@ def train_command(
             "report_dir": str(result.report_dir), "metrics": meta.metrics,
             "ablation": result.ablation.to_dict(orient="records"), "counts": result.counts,
             "leakage_alarm": result.leakage_alarm, "selection": meta.selection,
-            "backtest": meta.backtest, "horizons": meta.horizons, "sample": meta.sample}))
+            "backtest": meta.backtest, "horizons": meta.horizons, "sample": meta.sample,
+            "incomplete_history": meta.incomplete_history}))
         return
+    if meta.incomplete_history:
+        left = meta.incomplete_history
+        out.print(f"left out {left['rows']:,} of {left['of_rows']:,} observation rows: customers "
+                  f"who signed up before the event history starts ({left['history_from']}) are "
+                  f"observed from {left['observed_from']} on")
     capacity = meta.selection.get("capacity")
     table = Table("candidate", "ROC AUC", "PR AUC", f"precision at {capacity}",
                   f"recall at {capacity}", "Brier", "top-decile lift", "ECE",

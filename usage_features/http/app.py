@@ -107,7 +107,8 @@ class CustomerScore(BaseModel):
 
     customer_id: str
     as_of: datetime
-    status: str = Field(description="active (scored), churned, incomplete or unknown (no probability)")
+    status: str = Field(
+        description="active (scored), churned, incomplete or unknown (no probability)")
     model_version: str
     model_config = ConfigDict(extra="allow")  # a configured horizon beyond the defaults
 

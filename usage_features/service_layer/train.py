@@ -53,9 +53,10 @@ def train(config: TrainConfig, progress: Callable[[str], None] = lambda _: None)
     if config.horizons is None:
         config = replace(config, horizons=load_settings(repo).horizons)
     check_horizons(config.horizons, config.horizon_days)  # before any work
-    frame, survival, sample = training_data(config, progress)
+    frame, survival, sample, incomplete = training_data(config, progress)
     return fit_candidates(config, frame, served_feature_names(repo),
-                          feature_spec(load_vocabulary(repo)), progress, survival, sample)
+                          feature_spec(load_vocabulary(repo)), progress, survival, sample,
+                          incomplete)
 
 
 def training_frame(config: TrainConfig, progress: Callable[[str], None] = lambda _: None
@@ -65,14 +66,16 @@ def training_frame(config: TrainConfig, progress: Callable[[str], None] = lambda
 
 
 def training_data(config: TrainConfig, progress: Callable[[str], None] = lambda _: None
-                  ) -> tuple[pd.DataFrame, SurvivalData | None, dict]:
+                  ) -> tuple[pd.DataFrame, SurvivalData | None, dict, dict]:
     """Labelled observation rows with their point-in-time features from Feast, and with
     ``config.horizons`` the survival rows (every observation time before the end of the
     data, right-censored there) with theirs: one read of the features for both.
 
     Beyond ``config.max_rows`` observation rows, the rows of a sample of whole customers
     (:func:`~usage_features.training.labels.sample_customers`, at least ``max_rows`` rows),
-    described in the third value (empty: no sample)."""
+    described in the third value (empty: no sample). The fourth: the rows left out because
+    their windows reach before the event history
+    (:func:`~usage_features.training.labels.complete_rows`; empty: none)."""
     customers = labels_source(config)
     cutoff = data_end(RepoPaths(config.repo))
     if config.train_end is not None:
@@ -83,9 +86,12 @@ def training_data(config: TrainConfig, progress: Callable[[str], None] = lambda 
     progress("labelling observation rows")
     grid = observation_rows(customers, grid_start, cutoff, config.horizon_days,
                             config.interval_days)
-    rows = complete_rows(grid, customers, history_from, LONGEST_WINDOW_DAYS)
+    rows, incomplete = complete_rows(grid, customers, history_from, LONGEST_WINDOW_DAYS), {}
     if len(rows) < len(grid):
         complete = history_from + pd.Timedelta(days=LONGEST_WINDOW_DAYS)
+        incomplete = {"history_from": f"{history_from:%Y-%m-%d}",
+                      "observed_from": f"{complete:%Y-%m-%d}",
+                      "rows": len(grid) - len(rows), "of_rows": len(grid)}
         progress(f"leaving out {len(grid) - len(rows):,} of {len(grid):,} observation rows: "
                  f"customers who signed up before the event history starts "
                  f"({history_from:%Y-%m-%d}) are observed from {complete:%Y-%m-%d} on")
@@ -116,7 +122,7 @@ def training_data(config: TrainConfig, progress: Callable[[str], None] = lambda 
         adopt_customers(config)
     if not config.horizons:
         progress(f"fetching historical features for {len(rows):,} rows from Feast")
-        return historical_features(open_store(config.repo), rows), None, sample
+        return historical_features(open_store(config.repo), rows), None, sample, incomplete
     survival = complete_rows(survival_rows(customers, grid_start, cutoff, config.interval_days),
                              customers, history_from, LONGEST_WINDOW_DAYS)
     progress(f"fetching historical features for {len(survival):,} rows from Feast "
@@ -127,7 +133,7 @@ def training_data(config: TrainConfig, progress: Callable[[str], None] = lambda 
                        how="left", validate="one_to_one", indicator=True)
     if (frame.pop("_merge") != "both").any():  # every labelled row is a survival row
         raise RuntimeError("labelled rows missing from the survival rows' features")
-    return frame, SurvivalData(fetched, pd.Timestamp(cutoff)), sample
+    return frame, SurvivalData(fetched, pd.Timestamp(cutoff)), sample, incomplete
 
 
 def labels_source(config: TrainConfig) -> pd.DataFrame:

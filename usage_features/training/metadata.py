@@ -54,6 +54,11 @@ class ModelMetadata:
     #: How the training rows were sampled (``train --max-rows``): ``customers`` of
     #: ``of_customers``, ``rows`` of ``grid_rows``, ``max_rows``. Empty: every row.
     sample: dict = field(default_factory=dict)
+    #: The observation rows left out because their windows reach before the event history
+    #: (:func:`~usage_features.training.labels.complete_rows`): ``history_from`` (the day it
+    #: starts), ``observed_from`` (the day its customers are observed from), ``rows`` left out
+    #: of ``of_rows``. Empty: none.
+    incomplete_history: dict = field(default_factory=dict)
     #: The hash behind ``model_version`` when it is not ``training_data_sha256`` alone (a
     #: model with horizons: :func:`horizons_version_sha256`), fixed when trained, so a saved
     #: model keeps its version and its report folder. Empty: the training data's hash.

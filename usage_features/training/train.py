@@ -188,12 +188,13 @@ def backtest_candidates(models: list[Candidate], periods: Periods, config: Train
 
 def fit_candidates(config: TrainConfig, frame: pd.DataFrame, features: list[str],
                    spec: FeatureSpec, progress: Callable[[str], None] = lambda _: None,
-                   survival: SurvivalData | None = None, sample: dict | None = None
-                   ) -> TrainResult:
+                   survival: SurvivalData | None = None, sample: dict | None = None,
+                   incomplete_history: dict | None = None) -> TrainResult:
     """Labelled rows with their features -> candidates compared on validation -> the best,
     refitted on every labelled row -> saved, with its report. With ``survival`` and
-    ``config.horizons``, the longer horizons too (:func:`fit_horizons`); ``sample``: how the
-    rows were sampled (recorded in the metadata)."""
+    ``config.horizons``, the longer horizons too (:func:`fit_horizons`); ``sample`` and
+    ``incomplete_history``: how the rows were sampled and which were left out (recorded in the
+    metadata)."""
     horizons = check_horizons(config.horizons or (), config.horizon_days)
     paths = RepoPaths(config.repo)
     config = replace(config, capacity=config.capacity or DEFAULT_CAPACITY)
@@ -218,6 +219,7 @@ def fit_candidates(config: TrainConfig, frame: pd.DataFrame, features: list[str]
     shipped = winner.fit(periods.rows)
     metadata = model_metadata(config, features, periods, table, selection, backtest)
     metadata.sample = dict(sample or {})
+    metadata.incomplete_history = dict(incomplete_history or {})
     by_horizon = None
     if survival is not None and horizons:
         found = fit_horizons(survival.rows, features, horizons, survival.cutoff, winner.build,
