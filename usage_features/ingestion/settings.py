@@ -32,6 +32,7 @@ source or the same target.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -115,13 +116,12 @@ def load_settings(repo: Path) -> IngestSettings:
 
 
 def _day(path: Path, raw, name: str) -> date | None:
+    """A day as YAML reads one (unquoted) or as an ISO string; never a date-time."""
+    if isinstance(raw, str):
+        with suppress(ValueError):
+            raw = date.fromisoformat(raw)
     if raw is None or (isinstance(raw, date) and not isinstance(raw, datetime)):
         return raw
-    try:
-        if isinstance(raw, str):
-            return date.fromisoformat(raw)
-    except ValueError:
-        pass
     raise SettingsError(f"{path}: {name} must be a UTC day, e.g. 2025-03-01, got {raw!r}")
 
 
